@@ -1,0 +1,21 @@
+"""Error types users can catch. Each message names the file or value and the problem."""
+
+
+class DferError(Exception):
+    """Base class of every error dfer raises on purpose."""
+
+
+class WeightsError(DferError):
+    """Pretrained weights are missing, unreadable or do not match the model."""
+
+
+class VideoError(DferError):
+    """A video (or frame folder) cannot be opened or decoded."""
+
+
+class DatasetError(DferError):
+    """A dataset root, split file or manifest is missing or malformed."""
+
+
+class CheckpointError(DferError):
+    """A file is not a dfer checkpoint, or it cannot be loaded safely."""

@@ -1,0 +1,144 @@
+"""The paper's network: R(2+1)D-18 -> spatio-temporal attention -> CE head + sparse-center-loss head."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from dfer.models.attention import SpatioTemporalAttention
+from dfer.models.backbone import STAGE_CHANNELS, R2Plus1DBackbone, WeightsSpec, load_backbone_weights
+from dfer.models.heads import CenterLossHead, ClassifierHead
+
+ATTENTION_STAGES = ("layer3", "layer4", "none")
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild the network; stored in every checkpoint."""
+
+    num_classes: int = 7
+    attention_stage: str = "layer4"  # one of ATTENTION_STAGES
+    attention_reduction: int = 8  # Q/K channels = C / reduction
+    embed_dim: int = 256
+    attn_grid: tuple[int, int, int] = (1, 2, 2)  # pooled grid fed to the weight network
+    attn_hidden: tuple[int, int, int] = (512, 256, 64)  # FC1..FC3
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.attention_stage not in ATTENTION_STAGES:
+            raise ValueError(f"attention_stage must be one of {ATTENTION_STAGES}, got {self.attention_stage!r}")
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
+        self.attn_grid = tuple(int(v) for v in self.attn_grid)
+        self.attn_hidden = tuple(int(v) for v in self.attn_hidden)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+class DferOutput(NamedTuple):
+    logits: torch.Tensor  # (B, K)
+    embedding: torch.Tensor  # (B, D)
+    weights: torch.Tensor  # (B, D), center-loss attention weights in (0, 1)
+
+
+class DferNet(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = R2Plus1DBackbone()
+        stage = config.attention_stage
+        self.attention = (
+            SpatioTemporalAttention(STAGE_CHANNELS[stage], config.attention_reduction) if stage != "none" else None
+        )
+        c = self.backbone.out_channels
+        self.pool = nn.AdaptiveAvgPool3d(1)
+        self.classifier = ClassifierHead(c, config.num_classes, config.dropout)
+        self.center_head = CenterLossHead(c, config.embed_dim, config.attn_grid, config.attn_hidden)
+
+    def _attend(self, x: torch.Tensor, stage: str) -> torch.Tensor:
+        return self.attention(x) if self.config.attention_stage == stage else x
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) -> feature map (B, 512, T/8, H/16, W/16) after attention."""
+        b = self.backbone
+        x = b.layer2(b.layer1(b.stem(x)))
+        x = self._attend(b.layer3(x), "layer3")
+        return self._attend(b.layer4(x), "layer4")
+
+    def forward_head(self, fmap: torch.Tensor) -> DferOutput:
+        pooled = self.pool(fmap).flatten(1)  # (B, 512)
+        logits = self.classifier(pooled)
+        embedding, weights = self.center_head(fmap, pooled)
+        return DferOutput(logits, embedding, weights)
+
+    def forward(self, x: torch.Tensor) -> DferOutput:
+        return self.forward_head(self.forward_features(x))
+
+
+def build_model(
+    *,
+    num_classes: int = 7,
+    attention_stage: str = "layer4",
+    attention_reduction: int = 8,
+    embed_dim: int = 256,
+    attn_grid: tuple[int, int, int] = (1, 2, 2),
+    attn_hidden: tuple[int, int, int] = (512, 256, 64),
+    dropout: float = 0.0,
+    weights: WeightsSpec = None,
+) -> DferNet:
+    """Build the paper's network. `weights`: backbone weights (torchvision enum, its name, or a file)."""
+    config = ModelConfig(
+        num_classes=num_classes,
+        attention_stage=attention_stage,
+        attention_reduction=attention_reduction,
+        embed_dim=embed_dim,
+        attn_grid=attn_grid,
+        attn_hidden=attn_hidden,
+        dropout=dropout,
+    )
+    return build_from_config(config, weights=weights)
+
+
+def build_from_config(config: ModelConfig, *, weights: WeightsSpec = None) -> DferNet:
+    model = DferNet(config)
+    load_backbone_weights(model.backbone, weights)
+    return model
+
+
+# The registry keeps names stable for checkpoints and the CLI.
+_REGISTRY = {"dfer_r2plus1d_18": build_model}
+
+
+def create_model(name: str = "dfer_r2plus1d_18", **kwargs: Any) -> DferNet:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; available: {sorted(_REGISTRY)}")
+    return _REGISTRY[name](**kwargs)
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+__all__ = [
+    "ATTENTION_STAGES",
+    "DferNet",
+    "DferOutput",
+    "ModelConfig",
+    "build_from_config",
+    "build_model",
+    "create_model",
+    "list_models",
+]
