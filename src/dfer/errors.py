@@ -19,3 +19,7 @@ class DatasetError(DferError):
 
 class CheckpointError(DferError):
     """A file is not a dfer checkpoint, or it cannot be loaded safely."""
+
+
+class NoFaceError(DferError):
+    """No face was found in a video."""

@@ -1,0 +1,161 @@
+"""The clip cache: face frames of every clip on disk, ready for training.
+
+Layout (documented in README.md):
+
+    CACHE/meta.json        dataset name, class names, face settings, dfer version
+    CACHE/index.csv        one row per clip: id,label,subject,source,num_frames,src_frames,fps,status,reason
+    CACHE/failures.csv     clip,source,reason for every clip that could not be prepared
+    CACHE/splits.json      cross-validation folds (see dfer.data.splits)
+    CACHE/clips/<id>.npy   uint8 (N, S, S, 3) RGB face crops, N <= max_frames, S = size
+    CACHE/clips/<id>.json  the clip's index row; written last, so its presence means "finished"
+
+Every file is written to a temporary name and renamed into place (atomic on POSIX), so a
+killed job leaves no half-written clip and a rerun resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from dfer.errors import DatasetError
+
+INDEX_FIELDS = ["id", "label", "subject", "source", "num_frames", "src_frames", "fps", "status", "reason"]
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_id(text: str) -> str:
+    return _SAFE.sub("_", text).strip("_") or "clip"
+
+
+@dataclass
+class ClipRow:
+    id: str
+    label: int
+    subject: str
+    source: str
+    num_frames: int = 0
+    src_frames: int = 0
+    fps: float = 0.0
+    status: str = "ok"  # ok | failed
+    reason: str = ""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+
+def _csv_text(header: list[str], rows: Iterable[list[Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+class ClipCache:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.clips_dir = self.root / "clips"
+
+    # -- writing -------------------------------------------------------------------------
+    def init(self, meta: dict[str, Any]) -> None:
+        self.clips_dir.mkdir(parents=True, exist_ok=True)
+        path = self.root / "meta.json"
+        if path.exists():
+            old = json.loads(path.read_text())
+            for key in ("class_names", "face"):
+                if key in old and old[key] != meta.get(key):
+                    raise DatasetError(
+                        f"{self.root}: cache was prepared with a different {key} "
+                        f"({old[key]} vs {meta.get(key)}); use a new --out folder"
+                    )
+        atomic_write_json(path, meta)
+
+    def frames_path(self, clip_id: str) -> Path:
+        return self.clips_dir / f"{clip_id}.npy"
+
+    def row_path(self, clip_id: str) -> Path:
+        return self.clips_dir / f"{clip_id}.json"
+
+    def write_clip(self, row: ClipRow, frames: np.ndarray | None) -> None:
+        """Frames first, then the row: a row on disk means the clip is complete."""
+        if frames is not None:
+            buf = io.BytesIO()
+            np.save(buf, np.ascontiguousarray(frames, dtype=np.uint8))
+            atomic_write_bytes(self.frames_path(row.id), buf.getvalue())
+        atomic_write_json(self.row_path(row.id), asdict(row))
+
+    def finished(self) -> dict[str, ClipRow]:
+        rows = {}
+        if not self.clips_dir.is_dir():
+            return rows
+        for p in self.clips_dir.glob("*.json"):
+            try:
+                rows[p.stem] = ClipRow(**json.loads(p.read_text()))
+            except (ValueError, TypeError):
+                continue  # a foreign or damaged file: treat the clip as not done
+        return rows
+
+    def write_index(self, rows: Iterable[ClipRow]) -> tuple[int, int]:
+        rows = sorted(rows, key=lambda r: r.id)
+        atomic_write_text(self.root / "index.csv", _csv_text(INDEX_FIELDS, ([getattr(r, f) for f in INDEX_FIELDS] for r in rows)))
+        failed = [r for r in rows if r.status != "ok"]
+        atomic_write_text(self.root / "failures.csv", _csv_text(["clip", "source", "reason"], ([r.id, r.source, r.reason] for r in failed)))
+        return len(rows) - len(failed), len(failed)
+
+    # -- reading -------------------------------------------------------------------------
+    @property
+    def meta(self) -> dict[str, Any]:
+        path = self.root / "meta.json"
+        if not path.is_file():
+            raise DatasetError(f"{self.root}: not a dfer clip cache (no meta.json); create one with `dfer prepare`")
+        return json.loads(path.read_text())
+
+    def index(self, status: str | None = "ok") -> list[ClipRow]:
+        path = self.root / "index.csv"
+        if not path.is_file():
+            raise DatasetError(f"{self.root}: no index.csv; run `dfer prepare` to (re)build it")
+        with path.open(newline="") as f:
+            out = []
+            for r in csv.DictReader(f):
+                row = ClipRow(
+                    id=r["id"], label=int(r["label"]), subject=r["subject"], source=r["source"],
+                    num_frames=int(r["num_frames"]), src_frames=int(r["src_frames"]), fps=float(r["fps"]),
+                    status=r["status"], reason=r["reason"],
+                )
+                if status is None or row.status == status:
+                    out.append(row)
+        return out
+
+    def load_frames(self, clip_id: str, mmap: bool = True) -> np.ndarray:
+        path = self.frames_path(clip_id)
+        try:
+            return np.load(path, mmap_mode="r" if mmap else None)
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"{path}: cannot read cached frames ({exc})") from None

@@ -1,0 +1,162 @@
+"""`dfer prepare`: every clip of a dataset through the face pipeline into the clip cache.
+
+One bad video never stops the run: its failure is recorded (index.csv status, failures.csv)
+and the rest goes on. Finished clips are skipped on a rerun; `--shard I/N` splits the work
+across machines that share the cache folder.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from dfer.data.adapters import ClipRecord, DatasetSpec
+from dfer.data.cache import ClipCache, ClipRow, atomic_write_json
+from dfer.data.extract import FaceSettings, extract_face_clip
+from dfer.data.faces import make_detector
+from dfer.data.splits import make_splits
+from dfer.errors import DatasetError, DferError
+
+
+@dataclass
+class PrepareSummary:
+    total: int
+    processed: int
+    skipped: int
+    ok: int
+    failed: int
+    seconds: float
+    decoded_frames: int
+    cache: str
+    splits_note: str = ""
+
+    def line(self) -> str:
+        text = (
+            f"prepared {self.processed} clips ({self.ok} ok in cache, {self.failed} failed, "
+            f"{self.skipped} already done) of {self.total} in {self.seconds:.1f}s -> {self.cache}"
+        )
+        return text + (f"\nsplits.json not written: {self.splits_note}" if self.splits_note else "")
+
+
+_worker_detector = None
+_worker_settings: FaceSettings | None = None
+
+
+def _init_worker(settings: dict[str, Any]) -> None:
+    global _worker_detector, _worker_settings
+    _worker_settings = FaceSettings(**settings)
+    _worker_detector = make_detector(
+        _worker_settings.detector, detect_size=_worker_settings.detect_size, upsample=_worker_settings.upsample
+    )
+
+
+def _process(args: tuple[ClipRecord, str]) -> tuple[ClipRow, int]:
+    rec, cache_root = args
+    cache = ClipCache(cache_root)
+    row = ClipRow(rec.clip_id, rec.label, rec.subject, rec.source)
+    frames, decoded = None, 0
+    try:
+        clip = extract_face_clip(rec.source, _worker_detector, _worker_settings)
+        frames, decoded = clip.frames, clip.decoded_frames
+        row.num_frames, row.src_frames, row.fps = len(clip.frames), clip.decoded_frames, round(clip.info.fps, 4)
+    except DferError as exc:
+        row.status, row.reason = "failed", str(exc)
+    except Exception as exc:  # anything unexpected is recorded too, never fatal to the run
+        row.status, row.reason = "failed", f"{rec.source}: unexpected {exc.__class__.__name__}: {exc}"
+    cache.write_clip(row, frames)
+    return row, decoded
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    if not text:
+        return 0, 1
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must look like I/N, got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise ValueError(f"--shard I/N needs 0 <= I < N, got {text!r}")
+    return i, n
+
+
+def prepare_dataset(
+    spec: DatasetSpec,
+    out: str | Path,
+    settings: FaceSettings,
+    *,
+    workers: int = 1,
+    shard: tuple[int, int] = (0, 1),
+    retry_failed: bool = False,
+    folds: int = 5,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    progress: bool = True,
+    on_clip: Callable[[ClipRow], None] | None = None,
+) -> PrepareSummary:
+    start = time.perf_counter()
+    cache = ClipCache(out)
+    cache.init({
+        "dataset": spec.name,
+        "class_names": spec.class_names,
+        "face": asdict(settings),
+        "grouped": spec.grouped,
+        "format": "clips/<id>.npy uint8 (N, size, size, 3) RGB",
+    })
+    # Duplicate ids: the first wins, later ones are recorded as failures.
+    seen: dict[str, ClipRecord] = {}
+    dup_rows = []
+    for rec in spec.records:
+        if rec.clip_id in seen:
+            dup_rows.append(ClipRow(rec.clip_id + "__dup", rec.label, rec.subject, rec.source, status="failed",
+                                    reason=f"{rec.source}: duplicate clip id {rec.clip_id!r} (also {seen[rec.clip_id].source})"))
+        else:
+            seen[rec.clip_id] = rec
+    records = list(seen.values())
+    si, sn = shard
+    mine = [r for k, r in enumerate(records) if k % sn == si]
+    done = cache.finished()
+    todo = [r for r in mine if r.clip_id not in done or (retry_failed and done[r.clip_id].status != "ok")]
+    decoded = 0
+    jobs = [(r, str(cache.root)) for r in todo]
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(jobs), desc=f"prepare {spec.name}", unit="clip", disable=not progress)
+    if workers > 1 and len(jobs) > 1:
+        ctx = mp.get_context("spawn")  # dlib and av are not fork-safe with threads
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(asdict(settings),)) as pool:
+            for row, n in pool.imap_unordered(_process, jobs, chunksize=1):
+                decoded += n
+                bar.update(1)
+                if on_clip:
+                    on_clip(row)
+    else:
+        _init_worker(asdict(settings))
+        for job in jobs:
+            row, n = _process(job)
+            decoded += n
+            bar.update(1)
+            if on_clip:
+                on_clip(row)
+    bar.close()
+    rows = list(cache.finished().values()) + dup_rows
+    ok, failed = cache.write_index(rows)
+    note = ""
+    try:
+        splits = make_splits(spec.name, rows, spec.official, k=folds, seed=seed, val_fraction=val_fraction,
+                             grouped=spec.grouped)
+        atomic_write_json(cache.root / "splits.json", splits)
+    except DatasetError as exc:
+        note = str(exc)
+    return PrepareSummary(len(records), len(todo), len(mine) - len(todo), ok, failed,
+                          time.perf_counter() - start, decoded, str(cache.root), note)
+
+
+def load_splits(cache_root: str | Path) -> dict[str, Any]:
+    path = Path(cache_root) / "splits.json"
+    if not path.is_file():
+        raise DatasetError(f"{path}: no splits.json; run `dfer prepare` first")
+    return json.loads(path.read_text())

@@ -1,0 +1,124 @@
+"""Cross-validation splits, saved as `splits.json` beside the cache.
+
+    {"dataset": ..., "seed": 0, "val_fraction": 0.1, "default": "official" | "kfold",
+     "protocols": {"kfold": {"folds": [{"name": "1", "train": [ids], "val": [ids], "test": [ids]}, ...]},
+                   "official": {...}}}
+
+- DFEW: `official` = the dataset's 5 folds (default).
+- AFEW: `kfold` = stratified k-fold over train+val (default); `official` = Train_AFEW vs Val_AFEW.
+- DAiSEE: `kfold` = subject-grouped stratified k-fold (default); `official` = train/validation/test.
+- folder / manifest: `kfold` (grouped by subject when the manifest gives one).
+Every training part gets a validation part carved out of it (stratified, subject-grouped
+where subjects are known) that model selection uses; test folds are never looked at.
+Only clips prepared successfully take part. Seeded, so the same cache gives the same splits.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
+
+from dfer.data.cache import ClipRow
+from dfer.errors import DatasetError
+
+
+def _sgkf_parts(labels: np.ndarray, groups: np.ndarray, n_splits: int, seed: int) -> list[np.ndarray]:
+    """Test index sets of a stratified group k-fold (groups never straddle parts)."""
+    n_groups = len(np.unique(groups))
+    if n_groups < n_splits:
+        raise DatasetError(f"cannot make {n_splits} folds from {n_groups} clips/subjects; prepare more data or use fewer folds")
+    if np.bincount(np.unique(labels, return_inverse=True)[1]).max() < n_splits:
+        labels = np.zeros_like(labels)  # every class smaller than the part count: group split only
+    cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # small classes: sklearn warns, still splits
+        return [test for _, test in cv.split(np.zeros(len(labels)), labels, groups)]
+
+
+def carve_validation(
+    ids: Sequence[str], rows: dict[str, ClipRow], fraction: float, seed: int, grouped: bool
+) -> tuple[list[str], list[str]]:
+    """Split a training part into (train, val)."""
+    ids = list(ids)
+    if fraction <= 0 or len(ids) < 4:
+        return ids, []
+    labels = np.array([rows[i].label for i in ids])
+    groups = np.array([rows[i].subject if grouped and rows[i].subject else i for i in ids])
+    n_groups = len(np.unique(groups))
+    # Small sets: fewer, larger parts rather than no validation at all.
+    n_splits = min(max(2, int(round(1 / fraction))), n_groups)
+    if n_splits < 2:
+        return ids, []
+    val_idx = set(_sgkf_parts(labels, groups, n_splits, seed)[0].tolist())
+    train = [i for k, i in enumerate(ids) if k not in val_idx]
+    val = [i for k, i in enumerate(ids) if k in val_idx]
+    return train, val
+
+
+def kfold(rows: dict[str, ClipRow], k: int, seed: int, grouped: bool) -> list[dict[str, Any]]:
+    ids = sorted(rows)
+    labels = np.array([rows[i].label for i in ids])
+    groups = np.array([rows[i].subject if grouped and rows[i].subject else i for i in ids])
+    parts = _sgkf_parts(labels, groups, k, seed)
+    folds = []
+    for n, test_idx in enumerate(parts, start=1):
+        test_set = set(test_idx.tolist())
+        folds.append({"name": str(n), "test": [ids[j] for j in sorted(test_set)],
+                      "train": [ids[j] for j in range(len(ids)) if j not in test_set]})
+    return folds
+
+
+def make_splits(
+    dataset: str,
+    rows: Sequence[ClipRow],
+    official: dict[str, list[dict[str, list[str]]]] | None = None,
+    *,
+    k: int = 5,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    grouped: bool = False,
+) -> dict[str, Any]:
+    ok = {r.id: r for r in rows if r.status == "ok"}
+    if not ok:
+        raise DatasetError("no clip was prepared successfully; nothing to split")
+    protocols: dict[str, Any] = {}
+    for name, folds in (official or {}).items():
+        out = []
+        for f in folds:
+            train = [i for i in f.get("train", []) if i in ok]
+            test = [i for i in f.get("test", []) if i in ok]
+            if f.get("val"):
+                val = [i for i in f["val"] if i in ok]
+            else:
+                train, val = carve_validation(train, ok, val_fraction, seed, grouped)
+            out.append({"name": f["name"], "train": train, "val": val, "test": test})
+        protocols[name] = {"folds": out}
+    if "official" not in protocols or len(protocols["official"]["folds"]) == 1:
+        try:
+            folds = kfold(ok, k, seed, grouped)
+        except DatasetError:
+            if not protocols:
+                raise
+            folds = []
+        for f in folds:
+            f["train"], f["val"] = carve_validation(f["train"], ok, val_fraction, seed, grouped)
+        if folds:
+            protocols["kfold"] = {"folds": [{"name": f["name"], "train": f["train"], "val": f["val"], "test": f["test"]} for f in folds]}
+    default = "official" if "official" in protocols and len(protocols["official"]["folds"]) > 1 else (
+        "kfold" if "kfold" in protocols else "official")
+    return {"dataset": dataset, "seed": seed, "k": k, "val_fraction": val_fraction, "grouped": grouped,
+            "default": default, "protocols": protocols}
+
+
+def get_fold(splits: dict[str, Any], fold: int | str, protocol: str | None = None) -> dict[str, list[str]]:
+    protocol = protocol or splits["default"]
+    if protocol not in splits["protocols"]:
+        raise DatasetError(f"split protocol {protocol!r} not in splits.json (have {sorted(splits['protocols'])})")
+    folds = splits["protocols"][protocol]["folds"]
+    for f in folds:
+        if f["name"] == str(fold):
+            return f
+    raise DatasetError(f"fold {fold} not in protocol {protocol!r} (folds {[f['name'] for f in folds]})")

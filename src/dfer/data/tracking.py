@@ -1,0 +1,136 @@
+"""Face tracking between detections.
+
+The detector runs on every k-th frame. Detections are associated with tracks by IoU
+(greedy, highest overlap first). Between two detections of a track its box is linearly
+interpolated; before the first and after the last detection it is held for up to k-1
+frames; gaps longer than `max_gap` frames end the track. Boxes are then smoothed with a
+centred moving average. The main face is the track with the largest sum of box areas
+over frames (size x persistence).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dfer.data.faces import Box, FaceDetector, iou
+
+
+@dataclass
+class Track:
+    track_id: int
+    detections: dict[int, Box] = field(default_factory=dict)  # frame index -> detected box
+    boxes: dict[int, Box] = field(default_factory=dict)  # frame index -> box for every covered frame
+
+    @property
+    def first(self) -> int:
+        return min(self.boxes) if self.boxes else min(self.detections)
+
+    @property
+    def last(self) -> int:
+        return max(self.boxes) if self.boxes else max(self.detections)
+
+    @property
+    def score(self) -> float:
+        """Size x persistence: the sum of box areas over the frames the track covers."""
+        return float(sum(b.area for b in self.boxes.values()))
+
+    def box_at(self, frame_index: int) -> Box | None:
+        return self.boxes.get(frame_index)
+
+
+class FaceTracker:
+    """Feed frames in order with `update`; `finish()` returns the tracks with a box per covered frame."""
+
+    def __init__(
+        self,
+        detector: FaceDetector,
+        *,
+        detect_every: int = 3,
+        iou_threshold: float = 0.3,
+        max_gap: int | None = None,
+        smooth: int = 5,
+        min_detections: int = 1,
+    ) -> None:
+        if detect_every < 1:
+            raise ValueError("detect_every must be >= 1")
+        self.detector = detector
+        self.detect_every = detect_every
+        self.iou_threshold = iou_threshold
+        # A face may be missed by a few detection rounds before its track is closed.
+        self.max_gap = max_gap if max_gap is not None else 4 * detect_every
+        self.smooth = smooth
+        self.min_detections = min_detections
+        self._tracks: list[Track] = []
+        self._next_id = 0
+        self.num_frames = 0
+        self.frames_detected = 0
+
+    def _active(self, frame_index: int) -> list[Track]:
+        return [t for t in self._tracks if frame_index - max(t.detections) <= self.max_gap]
+
+    def should_detect(self, frame_index: int) -> bool:
+        return frame_index % self.detect_every == 0
+
+    def update(self, frame_index: int, frame: np.ndarray, force: bool = False) -> list[Box] | None:
+        """Process one frame; returns the raw detections when the detector ran on it."""
+        self.num_frames = max(self.num_frames, frame_index + 1)
+        if not (force or self.should_detect(frame_index)):
+            return None
+        dets = self.detector(frame)
+        self.frames_detected += 1
+        self.associate(frame_index, dets)
+        return dets
+
+    def associate(self, frame_index: int, dets: list[Box]) -> None:
+        active = self._active(frame_index)
+        pairs = sorted(
+            ((iou(t.detections[max(t.detections)], d), ti, di) for ti, t in enumerate(active) for di, d in enumerate(dets)),
+            reverse=True,
+        )
+        used_t, used_d = set(), set()
+        for overlap, ti, di in pairs:
+            if overlap < self.iou_threshold or ti in used_t or di in used_d:
+                continue
+            active[ti].detections[frame_index] = dets[di]
+            used_t.add(ti)
+            used_d.add(di)
+        for di, d in enumerate(dets):
+            if di not in used_d:
+                self._tracks.append(Track(self._next_id, {frame_index: d}))
+                self._next_id += 1
+
+    def finish(self) -> list[Track]:
+        tracks = [t for t in self._tracks if len(t.detections) >= self.min_detections]
+        for t in tracks:
+            t.boxes = self._fill(t)
+        # Stable ids in order of appearance.
+        tracks.sort(key=lambda t: (t.first, t.track_id))
+        return tracks
+
+    def _fill(self, track: Track) -> dict[int, Box]:
+        keys = sorted(track.detections)
+        arr = np.stack([track.detections[k].as_array() for k in keys])  # (D, 4)
+        hold = self.detect_every - 1
+        start = max(0, keys[0] - hold)
+        end = min(self.num_frames - 1, keys[-1] + hold) if self.num_frames else keys[-1]
+        frames = np.arange(start, end + 1)
+        boxes = np.stack([np.interp(frames, keys, arr[:, j]) for j in range(4)], axis=1)  # (F, 4); holds at ends
+        if self.smooth > 1 and len(frames) > 2:
+            boxes = _moving_average(boxes, self.smooth)
+        scores = np.interp(frames, keys, [track.detections[k].score for k in keys])
+        return {int(f): Box.from_array(b, float(s)) for f, b, s in zip(frames, boxes, scores)}
+
+
+def _moving_average(x: np.ndarray, k: int) -> np.ndarray:
+    """Centred moving average along axis 0 with edge padding; shape kept."""
+    k = min(k, len(x))
+    pad_l, pad_r = k // 2, k - 1 - k // 2
+    padded = np.pad(x, ((pad_l, pad_r), (0, 0)), mode="edge")
+    kernel = np.ones(k) / k
+    return np.stack([np.convolve(padded[:, j], kernel, mode="valid") for j in range(x.shape[1])], axis=1)
+
+
+def main_track(tracks: list[Track]) -> Track | None:
+    return max(tracks, key=lambda t: t.score) if tracks else None

@@ -1,0 +1,157 @@
+"""A procedural cartoon face with expression controls, drawn with OpenCV.
+
+The drawing has the structure dlib's HOG frontal detector looks for (head outline, hair,
+brows, eyes, nose, mouth), so synthetic videos go through the real face pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Expression:
+    """Facial action controls, each in about [-1, 1] (0 = neutral)."""
+
+    smile: float = 0.0  # mouth corners up (+) or down (-)
+    mouth_open: float = 0.0  # jaw drop, 0..1
+    mouth_width: float = 0.0  # lips stretched (+) or pursed (-)
+    brow_raise: float = 0.0  # whole brow up (+) / down (-)
+    brow_inner: float = 0.0  # inner ends up (+, sad/fear) or down (-, anger)
+    eye_open: float = 0.0  # wide (+) or squinting (-)
+    nose_wrinkle: float = 0.0  # 0..1, disgust
+    lip_raise: float = 0.0  # upper lip raised asymmetrically, 0..1 (disgust)
+
+    def blend(self, other: "Expression", t: float) -> "Expression":
+        """(1 - t) * self + t * other."""
+        return Expression(**{k: (1 - t) * getattr(self, k) + t * getattr(other, k) for k in self.__dataclass_fields__})
+
+    def scaled(self, t: float) -> "Expression":
+        return NEUTRAL.blend(self, t)
+
+
+NEUTRAL = Expression()
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Per-subject look: face shape and colours."""
+
+    face_w: float = 46.0  # half-width of the head, in units of a 160-pixel face box
+    face_h: float = 60.0
+    skin: tuple[int, int, int] = (205, 170, 150)
+    hair: tuple[int, int, int] = (45, 32, 24)
+    eye_gap: float = 18.0
+    eye_y: float = -12.0
+    mouth_y: float = 28.0
+
+    @classmethod
+    def random(cls, rng: np.random.Generator) -> "Identity":
+        tone = rng.uniform(0.35, 1.0)
+        skin = tuple(int(v) for v in np.array([225, 190, 165]) * tone + rng.integers(-12, 12, 3))
+        hair = tuple(int(v) for v in rng.integers(10, 120, 3))
+        return cls(
+            face_w=rng.uniform(42, 50), face_h=rng.uniform(56, 64), skin=skin, hair=hair,
+            eye_gap=rng.uniform(16, 20), eye_y=rng.uniform(-14, -10), mouth_y=rng.uniform(25, 31),
+        )
+
+
+def draw_face(
+    canvas: np.ndarray,
+    center: tuple[float, float],
+    scale: float,
+    expr: Expression = NEUTRAL,
+    ident: Identity = Identity(),
+    roll_deg: float = 0.0,
+) -> np.ndarray:
+    """Draw a face onto an RGB uint8 canvas (in place) and return it.
+
+    `scale` = 1 draws a face about 120 x 150 pixels; `roll_deg` tilts the head in plane.
+    """
+    # Draw upright on a local patch, then rotate and paste, so roll is exact.
+    s = scale
+    half = int(np.ceil(95 * s))
+    patch = np.zeros((2 * half, 2 * half, 3), np.uint8)
+    mask = np.zeros((2 * half, 2 * half), np.uint8)
+    c = (half, half)
+
+    def P(x: float, y: float) -> tuple[int, int]:
+        return int(round(c[0] + x * s)), int(round(c[1] + y * s))
+
+    def L(v: float) -> int:
+        return max(1, int(round(v * s)))
+
+    i, e = ident, expr
+    dark = (25, 18, 18)
+    # hair behind the head, then the head
+    cv2.ellipse(patch, P(0, -10), (L(i.face_w + 6), L(i.face_h + 4)), 0, 180, 360, i.hair, -1, cv2.LINE_AA)
+    cv2.ellipse(mask, P(0, -10), (L(i.face_w + 6), L(i.face_h + 4)), 0, 180, 360, 255, -1)
+    jaw = i.face_h + 6 * e.mouth_open
+    cv2.ellipse(patch, P(0, 0), (L(i.face_w), L(jaw)), 0, 0, 360, i.skin, -1, cv2.LINE_AA)
+    cv2.ellipse(mask, P(0, 0), (L(i.face_w), L(jaw)), 0, 0, 360, 255, -1)
+    # eyes
+    eye_h = 5 * (1 + 0.6 * e.eye_open)
+    for side in (-1, 1):
+        ex, ey = side * i.eye_gap, i.eye_y
+        cv2.ellipse(patch, P(ex, ey), (L(9), L(max(1.0, eye_h))), 0, 0, 360, (245, 245, 245), -1, cv2.LINE_AA)
+        cv2.circle(patch, P(ex, ey), L(min(4.0, max(1.5, eye_h - 0.5))), dark, -1, cv2.LINE_AA)
+        # brows: outer and inner end heights
+        base = ey - 12 - 6 * e.brow_raise
+        inner = base - 5 * e.brow_inner
+        outer = base + 1.5 * e.brow_inner
+        cv2.line(patch, P(ex + side * 11, outer), P(ex - side * 9, inner), dark, L(3), cv2.LINE_AA)
+    # nose, with wrinkles for disgust
+    nose_c = (150, 105, 95)
+    cv2.line(patch, P(0, -8), P(-5, 10), nose_c, L(2), cv2.LINE_AA)
+    cv2.line(patch, P(-5, 10), P(3, 12), nose_c, L(2), cv2.LINE_AA)
+    if e.nose_wrinkle > 0.05:
+        for k in range(2):
+            y = -4 + 4 * k
+            cv2.line(patch, P(-9, y), P(-4, y - 2 * e.nose_wrinkle), nose_c, L(1 + e.nose_wrinkle), cv2.LINE_AA)
+            cv2.line(patch, P(4, y - 2 * e.nose_wrinkle), P(9, y), nose_c, L(1 + e.nose_wrinkle), cv2.LINE_AA)
+    # mouth: corners, upper and lower lip curves
+    my = i.mouth_y
+    half_w = 15 * (1 + 0.35 * e.mouth_width)
+    corner_y = my - 7 * e.smile
+    upper_mid = my - 1.5 - 5 * e.lip_raise
+    lower_mid = my + 1.5 + 14 * e.mouth_open + 3 * max(0.0, e.smile)
+    xs = np.linspace(-half_w, half_w, 15)
+    tt = 1 - (xs / half_w) ** 2
+    skew = 1 + 0.6 * e.lip_raise * (xs / half_w)  # lip raised more on one side
+    upper = corner_y + (upper_mid - corner_y) * tt * skew
+    lower = corner_y + (lower_mid - corner_y) * tt
+    pts = np.concatenate([np.stack([xs, upper], 1), np.stack([xs[::-1], lower[::-1]], 1)])
+    poly = np.array([P(x, y) for x, y in pts], np.int32)
+    if e.mouth_open > 0.1 or e.smile > 0.3:
+        cv2.fillPoly(patch, [poly], (90, 25, 35), cv2.LINE_AA)
+        if e.smile > 0.3 and e.mouth_open < 0.6:
+            teeth = np.array([P(x, y + 1) for x, y in zip(xs[2:-2], upper[2:-2])] +
+                             [P(x, y + 4) for x, y in zip(xs[2:-2][::-1], upper[2:-2][::-1])], np.int32)
+            cv2.fillPoly(patch, [teeth], (240, 240, 235), cv2.LINE_AA)
+    cv2.polylines(patch, [poly], True, (120, 40, 50), L(2.5), cv2.LINE_AA)
+
+    if abs(roll_deg) > 1e-3:
+        rot = cv2.getRotationMatrix2D((half, half), roll_deg, 1.0)
+        patch = cv2.warpAffine(patch, rot, patch.shape[1::-1], flags=cv2.INTER_LINEAR)
+        mask = cv2.warpAffine(mask, rot, mask.shape[1::-1], flags=cv2.INTER_LINEAR)
+    _paste(canvas, patch, mask, int(round(center[0])) - half, int(round(center[1])) - half)
+    return canvas
+
+
+def _paste(canvas: np.ndarray, patch: np.ndarray, mask: np.ndarray, x0: int, y0: int) -> None:
+    h, w = canvas.shape[:2]
+    ph, pw = patch.shape[:2]
+    sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(w, x0 + pw), min(h, y0 + ph)
+    if sx1 <= sx0 or sy1 <= sy0:
+        return
+    p = patch[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0].astype(np.float32)
+    a = (mask[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0].astype(np.float32) / 255.0)[..., None]
+    region = canvas[sy0:sy1, sx0:sx1].astype(np.float32)
+    canvas[sy0:sy1, sx0:sx1] = (region * (1 - a) + p * a).astype(np.uint8)
+
+
+def with_changes(expr: Expression, **kw: float) -> Expression:
+    return replace(expr, **kw)
