@@ -115,3 +115,42 @@ def make_bad_inputs(folder) -> dict[str, Path]:
     out["no_face"] = write_face_video(folder / "no_face.mp4", n=10, face=False)
     out["good"] = good
     return out
+
+
+def toy_clip(label: int, rng: np.random.Generator, frames: int = 8, size: int = 40) -> np.ndarray:
+    """(frames, size, size, 3) uint8: a bright block moving right (0), moving left (1) or still (2),
+    on a noisy background of random tint. Classes 0 and 1 differ only in the order of their frames."""
+    bg = rng.integers(20, 90, 3)
+    clip = np.empty((frames, size, size, 3), np.uint8)
+    y = int(rng.integers(4, size - 16))
+    start = int(rng.integers(0, 4))
+    for t in range(frames):
+        img = (bg + rng.normal(0, 8, (size, size, 3))).clip(0, 255)
+        x = start + (t * (size - 16) // max(1, frames - 1) if label != 2 else (size - 16) // 2)
+        if label == 1:
+            x = start + (size - 16) - t * (size - 16) // max(1, frames - 1)
+        img[y : y + 12, min(x, size - 12) : min(x, size - 12) + 12] = (230, 220, 120)
+        clip[t] = img.astype(np.uint8)
+    return clip
+
+
+def make_toy_cache(root, per_class: int = 12, classes: int = 3, frames: int = 8, size: int = 40, seed: int = 0,
+                   folds: int = 3) -> Path:
+    """A clip cache (the on-disk format of `dfer prepare`) of a learnable 3-class motion task, with splits."""
+    from dfer.data.cache import ClipCache, ClipRow, atomic_write_json
+    from dfer.data.splits import make_splits
+
+    root = Path(root)
+    cache = ClipCache(root)
+    cache.init({"dataset": "toy", "class_names": ["right", "left", "still"][:classes],
+                "face": {"detector": "none", "size": size}, "grouped": False})
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in range(classes):
+        for j in range(per_class):
+            row = ClipRow(f"c{k}_{j:03d}", k, "", "toy", frames, frames, 25.0)
+            cache.write_clip(row, toy_clip(k, rng, frames, size))
+            rows.append(row)
+    cache.write_index(rows)
+    atomic_write_json(root / "splits.json", make_splits("toy", rows, k=folds, seed=seed, val_fraction=0.2))
+    return root

@@ -71,6 +71,112 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+# Shortcut flags for the most used config keys; anything else goes through --set key=value.
+_SHORTCUTS = {
+    "epochs": "optim.epochs", "lr": "optim.lr", "batch_size": "data.batch_size", "workers": "data.workers",
+    "weights": "weights", "devices": "runtime.devices", "seed": "runtime.seed", "protocol": "data.protocol",
+    "precision": "runtime.precision", "accelerator": "runtime.accelerator", "clip_frames": "data.num_frames",
+    "clip_size": "data.size", "lam": "loss.lam", "patience": "eval.patience",
+}
+_FLAGS = {"balanced": "data.balanced", "class_weighted": "loss.class_weighted", "quiet": None,
+          "peer_best_on_test": "eval.peer_best_on_test"}
+
+
+def _train_config(args: argparse.Namespace):
+    from dfer.engine.config import load_config
+
+    overrides = [f"{key}={getattr(args, name)}" for name, key in _SHORTCUTS.items() if getattr(args, name, None) is not None]
+    overrides += [f"{key}=true" for name, key in _FLAGS.items() if key and getattr(args, name, False)]
+    if getattr(args, "quiet", False):
+        overrides.append("runtime.progress=false")
+    return load_config(args.config, overrides + list(args.set or []))
+
+
+def _default_out(data: str, suffix: str) -> str:
+    from pathlib import Path
+
+    return str(Path("runs") / f"{Path(data).resolve().name}-{suffix}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from dfer.engine import train_fold
+
+    cfg = _train_config(args)
+    out = args.out or _default_out(args.data, f"fold{args.fold}")
+    m = train_fold(cfg, args.data, args.fold, out, resume=args.resume)
+    _print_fold(m, out)
+    return 0
+
+
+def _print_fold(m, out) -> None:
+    def pct(r, k):
+        return "n/a" if not r or r.get(k) is None else f"{100 * r[k]:.2f}"
+
+    sel, last = m["selected"], m["last"]
+    print(f"fold {m['fold']}: test WAR {pct(sel['test'], 'war')} UAR {pct(sel['test'], 'uar')} "
+          f"(selected on validation, epoch {sel['epoch']}); last epoch WAR {pct(last['test'], 'war')} "
+          f"UAR {pct(last['test'], 'uar')}")
+    print(f"report: {out}/report.md")
+
+
+def cmd_cv(args: argparse.Namespace) -> int:
+    from dfer.engine import run_cv
+
+    cfg = _train_config(args)
+    out = args.out or _default_out(args.data, "cv")
+    folds = [f.strip() for f in args.folds.split(",") if f.strip()] if args.folds else None
+    cv = run_cv(cfg, args.data, out, folds=folds, resume=args.resume)
+    sel, last = cv["selected"], cv["last"]
+    print(f"{len(cv['folds'])}-fold CV, selected on validation: WAR {100 * sel['war']['mean']:.2f} ± {100 * sel['war']['std']:.2f}, "
+          f"UAR {100 * sel['uar']['mean']:.2f} ± {100 * sel['uar']['std']:.2f}; last epoch: WAR {100 * last['war']['mean']:.2f}, "
+          f"UAR {100 * last['uar']['mean']:.2f}")
+    print(f"report: {out}/report.md")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from dfer.engine import evaluate_checkpoint
+
+    r = evaluate_checkpoint(args.checkpoint, args.data, split=args.split, fold=args.fold, protocol=args.protocol,
+                            out=args.out, frame_order=args.frame_order, device=args.device,
+                            batch_size=args.batch_size, workers=args.workers)
+    rep = r["report"]
+    print(f"{args.split} of fold {r['fold']} ({r['protocol']}), frames {args.frame_order}: "
+          f"WAR {100 * rep['war']:.2f} UAR {100 * rep['uar']:.2f} macro-F1 {100 * rep['macro_f1']:.2f} "
+          f"on {rep['num_samples']} clips")
+    if not r["split_matches_training"]:
+        print("note: this split differs from the one the checkpoint was trained on")
+    print(f"report: {r['out']}/report.md")
+    return 0
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="clip cache made by `dfer prepare`")
+    p.add_argument("--config", help="YAML config file (keys of dfer.engine.TrainConfig)")
+    p.add_argument("--out", help="run folder (default runs/<cache>-...)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last.pt")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--workers", type=int, help="data loader processes")
+    p.add_argument("--weights", help="backbone init: KINETICS400_V1 (torchvision download), a state-dict file, or none")
+    p.add_argument("--devices", type=int, help="processes on this node (DDP through Lightning Fabric)")
+    p.add_argument("--accelerator", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--precision", help="auto | 32-true | bf16-mixed | 16-mixed")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--protocol", help="split protocol of splits.json (default: the cache's default)")
+    p.add_argument("--clip-frames", type=int, help="T of the input clips (default 16)")
+    p.add_argument("--clip-size", type=int, help="H = W of the input clips (default 112)")
+    p.add_argument("--lam", type=float, help="weight of the sparse center loss (default 0.01)")
+    p.add_argument("--patience", type=int, help="early stopping patience in epochs (0: off)")
+    p.add_argument("--balanced", action="store_true", help="class-balanced sampling")
+    p.add_argument("--class-weighted", action="store_true", help="inverse-frequency weighted cross-entropy")
+    p.add_argument("--peer-best-on-test", action="store_true",
+                   help="also report the best epoch picked on test (peers' optimistic protocol), labelled as such")
+    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="any config key, e.g. optim.schedule=step data.flip=0")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from dfer import __version__
 
@@ -107,6 +213,30 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--retry-failed", action="store_true", help="retry clips that failed in an earlier run")
     pp.add_argument("--quiet", action="store_true", help="no progress bar")
     pp.set_defaults(func=cmd_prepare)
+
+    pt = sub.add_parser("train", help="train one fold (model selection on its validation part)")
+    _add_train_args(pt)
+    pt.add_argument("--fold", default="1", help="fold name in splits.json (default 1)")
+    pt.set_defaults(func=cmd_train)
+
+    pc = sub.add_parser("cv", help="k-fold cross-validation with reports")
+    _add_train_args(pc)
+    pc.add_argument("--folds", help="comma-separated fold names (default: all)")
+    pc.set_defaults(func=cmd_cv)
+
+    pe = sub.add_parser("evaluate", help="metrics, confusion matrices and report of a checkpoint on a split")
+    pe.add_argument("checkpoint")
+    pe.add_argument("--data", required=True, help="clip cache")
+    pe.add_argument("--split", default="test", choices=["train", "val", "test"])
+    pe.add_argument("--fold", help="default: the fold the checkpoint was trained on")
+    pe.add_argument("--protocol", help="default: the checkpoint's protocol")
+    pe.add_argument("--out", help="default: <checkpoint folder>/eval_<split>")
+    pe.add_argument("--frame-order", default="natural", choices=["natural", "shuffled", "reversed"],
+                    help="reorder each clip's frames (temporal ablation)")
+    pe.add_argument("--device", default="auto")
+    pe.add_argument("--batch-size", type=int, default=32)
+    pe.add_argument("--workers", type=int, default=2)
+    pe.set_defaults(func=cmd_evaluate)
     return p
 
 

@@ -23,3 +23,7 @@ class CheckpointError(DferError):
 
 class NoFaceError(DferError):
     """No face was found in a video."""
+
+
+class ConfigError(DferError):
+    """A training config file or override is invalid."""

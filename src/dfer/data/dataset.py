@@ -27,11 +27,15 @@ def _item_seed(seed: int, epoch: int, index: int) -> int:
     return (seed * 1_000_003 + epoch * 7_919 + index * 104_729) % (2**31 - 1)
 
 
+FRAME_ORDERS = ("natural", "shuffled", "reversed")
+
+
 class ClipDataset(Dataset):
     """Items: (clip (3, T, S, S) float normalised, label int, clip id str).
 
     `train=True`: segment sampling (temporal jitter) and spatial/colour augmentation;
-    otherwise uniform sampling and a deterministic resize.
+    otherwise uniform sampling and a deterministic resize. `frame_order="shuffled"` or
+    `"reversed"` reorders the sampled frames of every clip, for temporal ablations.
     """
 
     def __init__(
@@ -44,6 +48,7 @@ class ClipDataset(Dataset):
         transform_config: ClipTransformConfig | None = None,
         sampler: ClipSampler | None = None,
         seed: int = 0,
+        frame_order: str = "natural",
     ) -> None:
         self.cache = cache if isinstance(cache, ClipCache) else ClipCache(cache)
         rows = {r.id: r for r in self.cache.index("ok")}
@@ -60,6 +65,9 @@ class ClipDataset(Dataset):
         self.transform = TrainTransform(self.cfg, raw=True) if train else EvalTransform(self.cfg, raw=True)
         self.seed = seed
         self.epoch = 0
+        if frame_order not in FRAME_ORDERS:
+            raise ValueError(f"frame_order must be one of {FRAME_ORDERS}, got {frame_order!r}")
+        self.frame_order = frame_order
 
     def set_epoch(self, epoch: int) -> None:
         """For direct indexing; loaders from `make_loader` carry the epoch in their sampler."""
@@ -81,6 +89,10 @@ class ClipDataset(Dataset):
             g = torch.Generator().manual_seed(_item_seed(self.seed, self.epoch if epoch is None else epoch, i))
             rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (), generator=g)))
         idx = self.sampler(len(frames), rng).indices
+        if self.frame_order == "shuffled":  # temporal ablation: same frames, order destroyed (fixed per clip)
+            idx = np.random.default_rng(_item_seed(self.seed, 0, i)).permutation(idx)
+        elif self.frame_order == "reversed":
+            idx = idx[::-1]
         return self.transform(frames[idx], g)
 
     def __getitem__(self, i: int):
@@ -217,6 +229,9 @@ def make_loader(
         sampler=sampler,
         num_workers=workers,
         persistent_workers=workers > 0,
+        # Its own generator: creating an iterator then leaves torch's global RNG (dropout) untouched,
+        # which keeps a resumed run bit-identical to an uninterrupted one.
+        generator=torch.Generator().manual_seed(seed),
         pin_memory=torch.cuda.is_available(),
         prefetch_factor=2 if workers > 0 else None,
     )

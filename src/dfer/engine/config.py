@@ -1,0 +1,162 @@
+"""Training configuration: dataclasses with the paper's defaults, a YAML file, command-line overrides.
+
+Parsing and type checking are OmegaConf's (structured configs): a YAML file and `key=value`
+overrides (`optim.lr=1e-4`, `data.balanced=true`) are merged onto the dataclass defaults, unknown
+keys and wrong types are refused with the offending key named. The resolved config is saved as
+`config.yaml` in every run folder and as a plain dict in every checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from dfer.errors import ConfigError
+from dfer.models import ModelConfig
+
+SCHEDULES = ("cosine", "step", "constant")
+MONITORS = ("uar", "war", "loss")
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
+
+
+@dataclass
+class DataConfig:
+    protocol: str | None = None  # protocol of splits.json; None: the cache's default
+    num_frames: int = 16  # T of the input clip
+    size: int = 112  # H = W of the input clip
+    batch_size: int = 32
+    eval_batch_size: int = 0  # 0: same as batch_size
+    workers: int = 2  # loader processes
+    balanced: bool = False  # class-balanced sampling (with replacement), for imbalanced sets such as DAiSEE
+    augment: bool = True  # random resized crop, flip, colour jitter, temporal jitter
+    crop_scale: tuple[float, float] = (0.7, 1.0)  # area fraction of the random resized crop
+    flip: float = 0.5
+    color_jitter: float = 0.3  # brightness, contrast and saturation strength
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3  # Adam, as the paper
+    weight_decay: float = 0.0
+    epochs: int = 30
+    schedule: str = "cosine"  # cosine | step | constant, stepped per iteration
+    warmup_epochs: float = 0.0  # linear warm-up from 0
+    step_epochs: int = 10  # step schedule: multiply lr by step_gamma every step_epochs
+    step_gamma: float = 0.1
+    grad_clip: float = 0.0  # max global grad norm; 0: off
+
+
+@dataclass
+class LossConfig:
+    lam: float = 0.01  # CE + lam * sparse center loss; DACL's 0.01, 1.0 is the paper's eq. (6) literally
+    center_lr: float = 0.5  # the centers' own SGD rate (alpha)
+    class_weighted: bool = False  # CE weighted by inverse class frequency of the training part
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class RuntimeConfig:
+    seed: int = 0
+    accelerator: str = "auto"  # auto | cpu | cuda
+    devices: int = 1  # processes (GPUs, or CPU processes with gloo) on this node
+    num_nodes: int = 1
+    strategy: str = "auto"  # auto (ddp when devices > 1) | ddp | ddp_spawn
+    precision: str = "auto"  # auto: bf16-mixed on a GPU that has it, else 32-true
+    channels_last: bool = False  # channels_last_3d memory format (GPU)
+    compile: bool = False  # torch.compile the network
+    threads: int = 0  # torch CPU threads per process; 0: torch's default
+    checkpoint_every: int = 0  # also save last.pt every N optimizer steps (0: at epoch ends only)
+    progress: bool = True
+    tensorboard: bool = True
+
+
+@dataclass
+class EvalConfig:
+    monitor: str = "uar"  # validation metric that selects the checkpoint: uar | war | loss
+    patience: int = 0  # early stopping: epochs without validation improvement (0: off)
+    peer_best_on_test: bool = False  # also score the test part every epoch (peers' optimistic protocol)
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    weights: str | None = None  # backbone init: KINETICS400_V1 (torchvision, downloads), a file, or None
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.optim.schedule in SCHEDULES, f"optim.schedule must be one of {SCHEDULES}"),
+            (self.eval.monitor in MONITORS, f"eval.monitor must be one of {MONITORS}"),
+            (self.runtime.precision in PRECISIONS, f"runtime.precision must be one of {PRECISIONS}"),
+            (self.optim.epochs >= 1, "optim.epochs must be >= 1"),
+            (self.data.batch_size >= 1, "data.batch_size must be >= 1"),
+            (self.data.num_frames >= 1 and self.data.size >= 16, "data.num_frames >= 1 and data.size >= 16"),
+            (self.runtime.devices >= 1, "runtime.devices must be >= 1"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(msg)
+        if self.weights in ("", "none", "None"):
+            self.weights = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(asdict(self))
+
+
+def _plain(x: Any) -> Any:
+    """Tuples to lists, recursively, so the dict is YAML/JSON and torch.load(weights_only) friendly."""
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+def load_config(
+    path: str | Path | None = None, overrides: Sequence[str] = (), base: dict[str, Any] | None = None
+) -> TrainConfig:
+    """Defaults <- `base` (e.g. a checkpoint's config) <- YAML file <- `key=value` overrides."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        cfg = OmegaConf.structured(TrainConfig)
+        if base:
+            cfg = OmegaConf.merge(cfg, base)
+        if path is not None:
+            p = Path(path)
+            if not p.is_file():
+                raise ConfigError(f"{p}: config file not found")
+            try:
+                loaded = OmegaConf.load(p)
+            except Exception as exc:
+                raise ConfigError(f"{p}: not a readable YAML config ({exc})") from None
+            cfg = OmegaConf.merge(cfg, loaded)
+        bad = [o for o in overrides if "=" not in o]
+        if bad:
+            raise ConfigError(f"overrides must look like key=value (e.g. optim.lr=1e-4), got {bad}")
+        if overrides:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+        out = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as exc:
+        where = f" in {path}" if path else ""
+        raise ConfigError(f"invalid training config{where}: {str(exc).splitlines()[0]} "
+                          f"(key: {getattr(exc, 'full_key', '?')})") from None
+    except ValueError as exc:  # ModelConfig's own checks
+        raise ConfigError(f"invalid training config: {exc}") from None
+    return out
+
+
+def config_from_dict(d: dict[str, Any]) -> TrainConfig:
+    return load_config(base=d)
+
+
+def dump_yaml(cfg: TrainConfig) -> str:
+    import yaml
+
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

@@ -1,0 +1,82 @@
+"""K-fold cross-validation: one FoldTrainer per fold, then mean/std over folds and a pooled confusion.
+
+    RUN/fold_<k>/     one fold's run folder (see dfer.engine.trainer)
+    RUN/metrics.json  per-fold and aggregated test metrics (selected and last checkpoints)
+    RUN/report.md, RUN/confusion*.png
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from dfer.data.cache import atomic_write_json
+from dfer.data.prepare import load_splits
+from dfer.engine.config import TrainConfig
+from dfer.engine.trainer import Callback, _json_safe, make_fabric, train_fold
+from dfer.errors import DatasetError
+from dfer.metrics import aggregate_folds
+
+
+def fold_names(data: str | Path, protocol: str | None = None) -> tuple[str, list[str]]:
+    splits = load_splits(data)
+    protocol = protocol or splits["default"]
+    if protocol not in splits["protocols"]:
+        raise DatasetError(f"{data}: split protocol {protocol!r} not in splits.json (have {sorted(splits['protocols'])})")
+    return protocol, [f["name"] for f in splits["protocols"][protocol]["folds"]]
+
+
+def aggregate(fold_metrics: list[dict[str, Any]]) -> dict[str, Any]:
+    first = fold_metrics[0]
+    out: dict[str, Any] = {"class_names": first["class_names"], "protocol": first["protocol"],
+                           "dataset": first["split"].get("dataset", ""), "folds": [m["fold"] for m in fold_metrics]}
+    for key in ("selected", "last"):
+        reports = [m[key]["test"] for m in fold_metrics if m[key]["test"]]
+        if not reports:
+            raise DatasetError("no fold has a test part; nothing to aggregate")
+        out[key] = aggregate_folds(reports)
+    peers = [m["peer_best_on_test"] for m in fold_metrics if "peer_best_on_test" in m]
+    if peers:
+        out["peer_best_on_test"] = {
+            k: {"mean": float(np.mean([p[k] for p in peers])), "std": float(np.std([p[k] for p in peers], ddof=1)) if len(peers) > 1 else 0.0}
+            for k in ("war", "uar")
+        }
+        out["peer_best_on_test"]["note"] = peers[0]["note"]
+    out["per_fold"] = [{"fold": m["fold"], "selected_epoch": m["selected"]["epoch"],
+                        "selected": {k: m["selected"]["test"][k] for k in ("war", "uar", "macro_f1")},
+                        "last": {k: m["last"]["test"][k] for k in ("war", "uar", "macro_f1")}} for m in fold_metrics]
+    return out
+
+
+def run_cv(
+    cfg: TrainConfig,
+    data: str | Path,
+    out: str | Path,
+    *,
+    folds: Sequence[str] | None = None,
+    resume: bool = False,
+    callbacks: Sequence[Callback] = (),
+) -> dict[str, Any]:
+    """Train and test every fold (or `folds`) into out/fold_<k>; aggregate into out/metrics.json."""
+    out = Path(out)
+    protocol, names = fold_names(data, cfg.data.protocol)
+    cfg.data.protocol = protocol
+    chosen = [str(f) for f in folds] if folds else names
+    unknown = [f for f in chosen if f not in names]
+    if unknown:
+        raise DatasetError(f"{data}: folds {unknown} not in protocol {protocol!r} (folds {names})")
+    fabric = make_fabric(cfg)
+    results = []
+    for name in chosen:
+        fabric.print(f"== fold {name} ({chosen.index(name) + 1}/{len(chosen)}) ==")
+        results.append(train_fold(cfg, data, name, out / f"fold_{name}", resume=resume, fabric=fabric, callbacks=callbacks))
+    cv = aggregate(results)
+    if fabric.is_global_zero:
+        from dfer.engine.report import write_cv_report
+
+        atomic_write_json(out / "metrics.json", _json_safe(cv))
+        write_cv_report(out, cv, results)
+    fabric.barrier()
+    return cv

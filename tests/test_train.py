@@ -1,0 +1,184 @@
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dfer.checkpoint import load_checkpoint, model_from_checkpoint
+from dfer.cli import main
+from dfer.engine import load_config, run_cv, train_fold
+from dfer.engine.trainer import class_weights, lr_at
+from dfer.errors import CheckpointError, ConfigError
+from synthetic import make_toy_cache
+
+TINY = ["data.num_frames=4", "data.size=32", "data.batch_size=4", "data.workers=0", "data.flip=0",
+        "runtime.progress=false"]
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    return make_toy_cache(tmp_path_factory.mktemp("toy") / "cache", per_class=16)
+
+
+def test_config_defaults_file_and_overrides(tmp_path):
+    cfg = load_config()
+    assert cfg.optim.lr == 1e-3 and cfg.data.batch_size == 32 and cfg.loss.lam == 0.01 and cfg.loss.center_lr == 0.5
+    f = tmp_path / "c.yaml"
+    f.write_text("optim:\n  epochs: 3\n  schedule: step\nmodel:\n  attention_stage: layer3\n")
+    cfg = load_config(f, ["optim.lr=1e-4", "data.balanced=true", "model.attn_grid=[1,1,1]"])
+    assert (cfg.optim.epochs, cfg.optim.schedule, cfg.optim.lr) == (3, "step", 1e-4)
+    assert cfg.data.balanced and cfg.model.attention_stage == "layer3" and cfg.model.attn_grid == (1, 1, 1)
+    with pytest.raises(ConfigError, match="optim.lrr"):
+        load_config(overrides=["optim.lrr=1"])
+    with pytest.raises(ConfigError, match="data.batch_size"):
+        load_config(overrides=["data.batch_size=many"])
+    with pytest.raises(ConfigError, match="schedule"):
+        load_config(overrides=["optim.schedule=zigzag"])
+    with pytest.raises(ConfigError, match="attention_stage"):
+        load_config(overrides=["model.attention_stage=layer9"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_lr_schedule_and_class_weights():
+    cfg = load_config(overrides=["optim.epochs=10", "optim.warmup_epochs=1"])
+    lrs = [lr_at(s, 100, 10, cfg) for s in range(100)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)  # linear warm-up
+    assert lrs[10] == pytest.approx(1e-3) and lrs[-1] < 1e-5 and all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
+    step = load_config(overrides=["optim.schedule=step", "optim.step_epochs=2", "optim.step_gamma=0.5"])
+    assert [lr_at(s, 60, 10, step) for s in (0, 19, 20, 45)] == pytest.approx([1e-3, 1e-3, 5e-4, 2.5e-4])
+    w = class_weights([0, 0, 0, 1], 3)
+    assert w.tolist() == pytest.approx([4 / 9, 4 / 3, 0.0])
+
+
+def test_training_learns_the_toy_set_and_writes_reports(toy, tmp_path):
+    cfg = load_config(overrides=TINY + ["optim.epochs=8"])
+    out = tmp_path / "run"
+    m = train_fold(cfg, toy, 1, out)
+    hist = m["history"]
+    assert hist[-1]["train_loss"] < 0.5 * hist[0]["train_loss"]
+    # 3 balanced classes: chance is 1/3
+    assert m["selected"]["test"]["war"] >= 0.7 and m["last"]["test"]["war"] >= 0.7, m["selected"]["test"]
+    for name in ("best.pt", "last.pt", "config.yaml", "split.json", "log.csv", "metrics.json", "report.md",
+                 "confusion.png", "confusion_normalized.png", "curves.png"):
+        assert (out / name).is_file(), name
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert any((out / "tb").iterdir())
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["selected"]["test"]["confusion"] == m["selected"]["test"]["confusion"]
+    assert saved["cost"]["paper_clip"]["gmacs"] > 38 and saved["cost"]["run"]["clip"] == [4, 32, 32]
+    report = (out / "report.md").read_text()
+    assert "| model | right (" in report and "UAR" in report and "selected (epoch" in report
+    assert len((out / "log.csv").read_text().strip().splitlines()) == 9
+    split = json.loads((out / "split.json").read_text())
+    assert not set(split["test"]) & set(split["train"] + split["val"])
+
+    # checkpoint round trip: rebuilt from the file alone, it regenerates the reported test metrics
+    ckpt = load_checkpoint(out / "best.pt")
+    assert ckpt["class_names"] == ["right", "left", "still"]
+    assert ckpt["preprocess"]["num_frames"] == 4 and ckpt["preprocess"]["size"] == 32
+    assert ckpt["versions"]["torch"] == str(torch.__version__) and "state" not in ckpt
+    model, _ = model_from_checkpoint(out / "best.pt")
+    assert not model.training
+    rc = main(["evaluate", str(out / "best.pt"), "--data", str(toy), "--workers", "0", "--out", str(tmp_path / "ev")])
+    assert rc == 0
+    ev = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert ev["split_matches_training"] and ev["report"]["war"] == pytest.approx(m["selected"]["test"]["war"])
+    assert ev["report"]["confusion"] == m["selected"]["test"]["confusion"]
+    # the run folder is not overwritten by accident
+    with pytest.raises(CheckpointError, match="--resume"):
+        train_fold(cfg, toy, 1, out)
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_resume_mid_epoch_matches_uninterrupted(toy, tmp_path):
+    cfg = load_config(overrides=TINY + ["optim.epochs=2", "runtime.checkpoint_every=2", "model.dropout=0.3",
+                                        "runtime.tensorboard=false"])
+    full = train_fold(cfg, toy, 2, tmp_path / "a")
+
+    def kill_at_step_5(event, info):
+        if event == "step_end" and info["global_step"] == 5:
+            raise _Killed
+
+    cfg_b = load_config(base=cfg.to_dict())
+    with pytest.raises(_Killed):
+        train_fold(cfg_b, toy, 2, tmp_path / "b", callbacks=[kill_at_step_5])
+    state = load_checkpoint(tmp_path / "b" / "last.pt")["state"]
+    assert state["global_step"] == 4 and state["epoch"] == 0 and state["next_batch"] == 4  # killed mid-epoch 1
+    resumed = train_fold(load_config(base=cfg.to_dict()), toy, 2, tmp_path / "b", resume=True)
+    a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
+    for k, v in a["model"]["state_dict"].items():
+        assert torch.equal(v, b["model"]["state_dict"][k]), k
+    assert torch.equal(a["state"]["centers"], b["state"]["centers"])
+    for key in ("selected", "last"):
+        assert full[key]["test"]["confusion"] == resumed[key]["test"]["confusion"]
+        assert full[key]["epoch"] == resumed[key]["epoch"]
+    strip = [{k: v for k, v in h.items() if "per_s" not in k} for h in full["history"]]
+    assert strip == [{k: v for k, v in h.items() if "per_s" not in k} for h in resumed["history"]]
+
+
+def test_two_process_cpu_ddp(toy, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, "-m", "dfer.cli", "train", "--data", str(toy), "--fold", "1", "--out", str(out),
+                        "--devices", "2", "--accelerator", "cpu", "--epochs", "1", "--quiet",
+                        "--set", *TINY, "runtime.threads=1"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["world_size"] == 2
+    # each of the 2 processes saw half of the epoch (full batches of 4), not all of it
+    per_rank = int(np.ceil(m["split"]["sizes"]["train"] / 2))
+    assert load_checkpoint(out / "last.pt")["state"]["global_step"] == per_rank // 4
+    assert m["selected"]["test"]["num_samples"] == m["split"]["sizes"]["test"]
+
+
+def test_cv_end_to_end_with_cli(toy, tmp_path, capsys):
+    out = tmp_path / "cv"
+    rc = main(["cv", "--data", str(toy), "--out", str(out), "--epochs", "1", "--quiet", "--set", *TINY,
+               "runtime.tensorboard=false"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "3-fold CV" in printed and "report:" in printed
+    cv = json.loads((out / "metrics.json").read_text())
+    assert cv["folds"] == ["1", "2", "3"] and len(cv["selected"]["war"]["folds"]) == 3
+    assert sum(cv["selected"]["pooled"]["support"]) == 48  # every clip tested exactly once
+    assert (out / "confusion.png").is_file() and "mean over folds" in (out / "report.md").read_text()
+    assert all((out / f"fold_{k}" / "report.md").is_file() for k in "123")
+    # a rerun with --resume finds every fold finished and only re-aggregates
+    rc = main(["cv", "--data", str(toy), "--out", str(out), "--epochs", "1", "--quiet", "--resume", "--set", *TINY])
+    assert rc == 0 and "already finished" in capsys.readouterr().out
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_foreign_and_malicious_checkpoints_are_refused(tmp_path, capsys):
+    plain = tmp_path / "plain.pt"
+    torch.save({"weights": torch.zeros(2)}, plain)
+    with pytest.raises(CheckpointError, match="not a dfer checkpoint"):
+        load_checkpoint(plain)
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "dfer-checkpoint", "x": _Payload()}, evil, pickle_module=pickle)
+    with pytest.raises(CheckpointError, match="refused"):
+        load_checkpoint(evil)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(CheckpointError, match="not a readable"):
+        load_checkpoint(junk)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "none.pt")
+    rc = main(["evaluate", str(evil), "--data", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "refused" in err and "Traceback" not in err
