@@ -15,3 +15,24 @@ def media_dir() -> Path:
     if not MEDIA.is_dir():
         pytest.skip("../shared/media is not present")
     return MEDIA
+
+
+# Settings of a tiny but real training run on the toy motion set (see synthetic.make_toy_cache).
+TINY = ["data.num_frames=4", "data.size=32", "data.batch_size=4", "data.workers=0", "data.flip=0",
+        "runtime.progress=false"]
+
+
+@pytest.fixture(scope="session")
+def toy_cache(tmp_path_factory) -> Path:
+    from synthetic import make_toy_cache
+
+    return make_toy_cache(tmp_path_factory.mktemp("toy") / "cache", per_class=16)
+
+
+@pytest.fixture(scope="session")
+def toy_run(toy_cache, tmp_path_factory):
+    """(metrics, run folder) of an 8-epoch training on fold 1 of the toy set; shared by several tests."""
+    from dfer.engine import load_config, train_fold
+
+    out = tmp_path_factory.mktemp("toyrun") / "run"
+    return train_fold(load_config(overrides=TINY + ["optim.epochs=8"]), toy_cache, 1, out), out

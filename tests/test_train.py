@@ -14,15 +14,12 @@ from dfer.cli import main
 from dfer.engine import load_config, run_cv, train_fold
 from dfer.engine.trainer import class_weights, lr_at
 from dfer.errors import CheckpointError, ConfigError
-from synthetic import make_toy_cache
-
-TINY = ["data.num_frames=4", "data.size=32", "data.batch_size=4", "data.workers=0", "data.flip=0",
-        "runtime.progress=false"]
+from conftest import TINY
 
 
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    return make_toy_cache(tmp_path_factory.mktemp("toy") / "cache", per_class=16)
+@pytest.fixture
+def toy(toy_cache):
+    return toy_cache
 
 
 def test_config_defaults_file_and_overrides(tmp_path):
@@ -56,10 +53,8 @@ def test_lr_schedule_and_class_weights():
     assert w.tolist() == pytest.approx([4 / 9, 4 / 3, 0.0])
 
 
-def test_training_learns_the_toy_set_and_writes_reports(toy, tmp_path):
-    cfg = load_config(overrides=TINY + ["optim.epochs=8"])
-    out = tmp_path / "run"
-    m = train_fold(cfg, toy, 1, out)
+def test_training_learns_the_toy_set_and_writes_reports(toy, toy_run, tmp_path):
+    m, out = toy_run
     hist = m["history"]
     assert hist[-1]["train_loss"] < 0.5 * hist[0]["train_loss"]
     # 3 balanced classes: chance is 1/3
@@ -93,7 +88,7 @@ def test_training_learns_the_toy_set_and_writes_reports(toy, tmp_path):
     assert ev["report"]["confusion"] == m["selected"]["test"]["confusion"]
     # the run folder is not overwritten by accident
     with pytest.raises(CheckpointError, match="--resume"):
-        train_fold(cfg, toy, 1, out)
+        train_fold(load_config(overrides=TINY), toy, 1, out)
 
 
 class _Killed(Exception):

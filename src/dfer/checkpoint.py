@@ -37,6 +37,7 @@ class Preprocess:
     mean: tuple[float, float, float] = (0.43216, 0.394666, 0.37645)
     std: tuple[float, float, float] = (0.22803, 0.22145, 0.216989)
     face: dict[str, Any] = field(default_factory=dict)  # FaceSettings of the cache the model was trained on
+    clip_seconds: float = 0.0  # median duration of the training clips (inference window); 0: unknown
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -47,7 +48,7 @@ class Preprocess:
     def from_dict(cls, d: dict[str, Any]) -> "Preprocess":
         return cls(
             num_frames=int(d["num_frames"]), size=int(d["size"]), mean=tuple(d["mean"]), std=tuple(d["std"]),
-            face=dict(d.get("face") or {}),
+            face=dict(d.get("face") or {}), clip_seconds=float(d.get("clip_seconds", 0.0)),
         )
 
 

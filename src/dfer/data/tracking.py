@@ -134,3 +134,72 @@ def _moving_average(x: np.ndarray, k: int) -> np.ndarray:
 
 def main_track(tracks: list[Track]) -> Track | None:
     return max(tracks, key=lambda t: t.score) if tracks else None
+
+
+class OnlineTracker:
+    """Faces followed as frames arrive (videos of any length, live streams).
+
+    The detector runs on every k-th frame; detections are matched to tracks greedily by IoU;
+    a matched box is smoothed with an exponential moving average (`smooth` = weight of the old
+    box); boxes are held between detections; a track missed by more than `max_missed`
+    detection rounds ends. Track ids are never reused, so they stay stable over the video.
+    """
+
+    def __init__(
+        self,
+        detector: FaceDetector,
+        *,
+        detect_every: int = 3,
+        iou_threshold: float = 0.25,
+        max_missed: int = 2,
+        smooth: float = 0.4,
+        min_hits: int = 1,
+    ) -> None:
+        if detect_every < 1:
+            raise ValueError("detect_every must be >= 1")
+        self.detector = detector
+        self.detect_every = detect_every
+        self.iou_threshold = iou_threshold
+        self.max_missed = max_missed
+        self.smooth = smooth
+        self.min_hits = min_hits
+        self._boxes: dict[int, Box] = {}
+        self._hits: dict[int, int] = {}
+        self._missed: dict[int, int] = {}
+        self._next_id = 0
+        self.frames_detected = 0
+
+    def update(self, frame_index: int, frame: np.ndarray) -> dict[int, Box]:
+        """Boxes of the confirmed tracks on this frame, by track id."""
+        if frame_index % self.detect_every == 0:
+            self._associate(self.detector(frame))
+            self.frames_detected += 1
+        # A track missed by a detection round keeps its last box until it is re-found or ends.
+        return {k: b for k, b in self._boxes.items() if self._hits[k] >= self.min_hits}
+
+    def _associate(self, dets: list[Box]) -> None:
+        ids = list(self._boxes)
+        pairs = sorted(((iou(self._boxes[k], d), k, j) for k in ids for j, d in enumerate(dets)), reverse=True)
+        used_t, used_d = set(), set()
+        for overlap, k, j in pairs:
+            if overlap < self.iou_threshold or k in used_t or j in used_d:
+                continue
+            a, s = self.smooth, self._boxes[k]
+            d = dets[j]
+            self._boxes[k] = Box(a * s.x0 + (1 - a) * d.x0, a * s.y0 + (1 - a) * d.y0,
+                                 a * s.x1 + (1 - a) * d.x1, a * s.y1 + (1 - a) * d.y1, d.score)
+            self._hits[k] += 1
+            self._missed[k] = 0
+            used_t.add(k)
+            used_d.add(j)
+        for k in ids:
+            if k not in used_t:
+                self._missed[k] += 1
+                if self._missed[k] > self.max_missed:
+                    del self._boxes[k], self._hits[k], self._missed[k]
+        for j, d in enumerate(dets):
+            if j not in used_d:
+                self._boxes[self._next_id] = d
+                self._hits[self._next_id] = 1
+                self._missed[self._next_id] = 0
+                self._next_id += 1

@@ -170,7 +170,9 @@ class FoldTrainer:
         self.fd = load_fold_data(cfg, data, fold)
         cfg.model.num_classes = len(self.fd.class_names)
         meta = self.fd.cache.meta
-        self.preprocess = Preprocess(num_frames=cfg.data.num_frames, size=cfg.data.size, face=dict(meta.get("face", {})))
+        durations = [r.src_frames / r.fps for r in self.fd.train.rows if r.fps > 0 and r.src_frames > 0]
+        self.preprocess = Preprocess(num_frames=cfg.data.num_frames, size=cfg.data.size, face=dict(meta.get("face", {})),
+                                     clip_seconds=round(float(np.median(durations)), 3) if durations else 0.0)
         self.split_info = {"cache": self.data_path, "dataset": meta.get("dataset", ""), "protocol": self.fd.protocol,
                            "fold": self.fold_name, "sha256": split_digest(self.fd.fold),
                            "sizes": {k: len(self.fd.fold.get(k, [])) for k in ("train", "val", "test")}}

@@ -1,0 +1,166 @@
+"""Export to ONNX (fp32, or int8 by ONNX Runtime static quantisation) with dfer metadata inside.
+
+The exported graph maps normalised clips (B, 3, T, S, S) to `logits` (B, K) and `embedding`
+(B, 256); the center-loss weight network is a training device and is left out. The model's
+`metadata_props["dfer"]` holds JSON with the class names, the preprocessing (clip size, mean,
+std, face settings), the model config, versions and the parity measured at export.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from dfer.checkpoint import Preprocess, model_from_checkpoint, versions
+from dfer.data.cache import atomic_write_bytes
+from dfer.errors import CheckpointError
+
+METADATA_KEY = "dfer"
+QUANTIZE = (None, "int8")
+
+
+class InferenceHead(nn.Module):
+    """The deployable part of DferNet: clips -> (logits, embedding)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        fmap = self.net.forward_features(clips)  # (B, 512, T/8, H/16, W/16)
+        pooled = self.net.pool(fmap).flatten(1)  # (B, 512)
+        return self.net.classifier(pooled), self.net.center_head.embed(pooled)  # (B, K), (B, D)
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The dfer metadata of an exported ONNX model (CheckpointError if it has none)."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: ONNX model not found")
+    try:
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a loadable ONNX model ({exc.__class__.__name__}: {str(exc)[:200]})") from None
+    meta = sess.get_modelmeta().custom_metadata_map
+    if METADATA_KEY not in meta:
+        raise CheckpointError(f"{path}: an ONNX model without dfer metadata; export it with `dfer export`")
+    return json.loads(meta[METADATA_KEY])
+
+
+def calibration_clips(preprocess: Preprocess, *, data: str | Path | None = None, count: int = 32, seed: int = 0) -> np.ndarray:
+    """(N, 3, T, S, S) float32 normalised clips for int8 calibration and parity checks.
+
+    From a prepared clip cache when given (use your own data for the best int8 accuracy),
+    else synthetic rendered faces (dfer.synth) with varied identities and expressions.
+    """
+    from dfer.data.transforms import resize_frames, to_tensor
+
+    t, s = preprocess.num_frames, preprocess.size
+    if data is not None:
+        from dfer.data.dataset import ClipDataset
+        from dfer.data.transforms import ClipTransformConfig
+
+        cfg = ClipTransformConfig(size=s, mean=tuple(preprocess.mean), std=tuple(preprocess.std))
+        ds = ClipDataset(data, num_frames=t, transform_config=cfg)
+        idx = np.random.default_rng(seed).permutation(len(ds))[:count]
+        return np.stack([ds[int(i)][0].numpy() for i in sorted(idx)])
+    from dfer.synth.clips import face_clips
+
+    raw = face_clips(count, t, int(preprocess.face.get("size", 128)), seed=seed)  # (N, T, S0, S0, 3) uint8
+    return np.stack([to_tensor(resize_frames(c, s), preprocess.mean, preprocess.std).numpy() for c in raw])
+
+
+def _export_fp32(head: nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
+    batch = torch.export.Dim("batch", min=1, max=256)
+    with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its progress
+        prog = torch.onnx.export(head, (example,), dynamo=True, input_names=["clips"], output_names=["logits", "embedding"],
+                                 dynamic_shapes=({0: batch},), opset_version=opset, verbose=False)
+    prog.save(str(path))
+
+
+def _quantize_int8(fp32: Path, out: Path, clips: np.ndarray) -> None:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it: Iterator[np.ndarray] = iter(clips)
+
+        def get_next(self):
+            x = next(self.it, None)
+            return None if x is None else {"clips": x[None]}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(fp32), str(pre))
+        # QDQ with per-channel int8 weights and uint8 activations: runs as integer kernels in ORT.
+        quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+
+
+def _set_metadata(path: Path, meta: dict[str, Any]) -> bytes:
+    import onnx
+
+    m = onnx.load(str(path))
+    del m.metadata_props[:]
+    p = m.metadata_props.add()
+    p.key, p.value = METADATA_KEY, json.dumps(meta)
+    return m.SerializeToString()
+
+
+def parity(torch_logits: np.ndarray, onnx_logits: np.ndarray) -> dict[str, float]:
+    a, b = torch_logits.astype(np.float64), onnx_logits.astype(np.float64)
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
+    return {"max_abs_diff": float(np.abs(a - b).max()), "top1_agreement": float((a.argmax(1) == b.argmax(1)).mean()),
+            "min_cosine": float(cos.min()), "clips": int(len(a))}
+
+
+def export_onnx(
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    quantize: str | None = None,
+    calibration: str | Path | None = None,
+    calibration_clips_count: int = 32,
+    opset: int = 18,
+) -> dict[str, Any]:
+    """Write an ONNX model (fp32 or int8) of a dfer checkpoint; returns the metadata, parity included."""
+    if quantize not in QUANTIZE:
+        raise CheckpointError(f"--quantize must be int8 or absent, got {quantize!r}")
+    model, ckpt = model_from_checkpoint(checkpoint)
+    pre = Preprocess.from_dict(ckpt["preprocess"])
+    head = InferenceHead(model).eval()
+    clips = calibration_clips(pre, data=calibration, count=calibration_clips_count)
+    check_clips = calibration_clips(pre, data=calibration, count=16, seed=1)  # parity on clips not used to calibrate
+    with torch.inference_mode():
+        ref_check = head(torch.from_numpy(check_clips))[0].numpy()  # (N, K) fp32 torch logits
+    out = Path(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        _export_fp32(head, torch.from_numpy(clips[:1]), fp32, opset)
+        path = fp32
+        if quantize == "int8":
+            path = Path(tmp) / "int8.onnx"
+            _quantize_int8(fp32, path, clips)
+        from dfer.inference.backends import OnnxBackend
+
+        check = parity(ref_check, OnnxBackend(path)(check_clips))
+        meta = {
+            "format": "dfer-onnx", "class_names": ckpt["class_names"], "preprocess": pre.to_dict(),
+            "model": {"name": ckpt["model"]["name"], "config": ckpt["model"]["config"]},
+            "quantization": quantize or "fp32",
+            "calibration": str(calibration) if calibration else "synthetic faces (dfer.synth)",
+            "parity_vs_torch_fp32": check, "source_checkpoint": Path(checkpoint).name, "versions": versions(),
+        }
+        atomic_write_bytes(out, _set_metadata(path, meta))
+    return meta

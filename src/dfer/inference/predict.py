@@ -1,0 +1,160 @@
+"""`dfer predict`: many inputs -> one output folder each, with a failures list; live sources too.
+
+    OUT/<input stem>/predictions.csv   one row per (face track, window)
+    OUT/<input stem>/summary.json      per-track summary, timing, settings
+    OUT/<input stem>/annotated.mp4     every input frame with boxes, ids, labels, probability bars
+    OUT/<input stem>/timeline.png      class probabilities over time per track
+    OUT/failures.csv                   input,reason for every input that could not be processed
+
+An input whose summary.json exists is skipped (rerun after a kill loses nothing); `overwrite`
+redoes it. Each file is written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from dfer.data.cache import atomic_write_json, atomic_write_text
+from dfer.data.video import IMAGE_EXTS, VIDEO_EXTS
+from dfer.errors import DferError
+from dfer.inference.recognizer import Recognizer, VideoPrediction
+from dfer.inference.render import VideoWriter, draw_track, plot_timeline, render_annotated
+from dfer.inference.sources import is_webcam, open_source
+
+
+@dataclass
+class PredictRun:
+    done: list[str] = field(default_factory=list)  # output folders written
+    skipped: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (input, reason)
+    results: dict[str, VideoPrediction] = field(default_factory=dict)
+
+
+def expand_inputs(inputs: Iterable[str]) -> list[str]:
+    """Files, frame folders, webcam indices and URLs as given; a folder of videos becomes its videos."""
+    out = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            videos = sorted(c for c in p.iterdir() if c.is_file() and c.suffix.lower() in VIDEO_EXTS)
+            has_images = any(c.suffix.lower() in IMAGE_EXTS for c in p.iterdir())
+            if videos and not has_images:
+                out.extend(str(v) for v in videos)
+                continue
+        out.append(str(item))
+    return out
+
+
+def _unique_dirs(inputs: list[str], out: Path) -> list[Path]:
+    seen: dict[str, int] = {}
+    dirs = []
+    for item in inputs:
+        stem = f"webcam{item}" if is_webcam(item) else (Path(item).stem or "input")
+        n = seen.get(stem, 0) + 1
+        seen[stem] = n
+        dirs.append(out / (stem if n == 1 else f"{stem}-{n}"))
+    return dirs
+
+
+def write_outputs(result: VideoPrediction, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    result.to_dataframe().to_csv(buf, index=False)
+    atomic_write_text(folder / "predictions.csv", buf.getvalue())
+    plot_timeline(result, folder / "timeline.png")
+    atomic_write_json(folder / "summary.json", result.summary())  # last: its presence marks the input done
+
+
+def predict_inputs(
+    recognizer: Recognizer,
+    inputs: Iterable[str],
+    out: str | Path,
+    *,
+    annotate: bool = True,
+    overwrite: bool = False,
+    max_seconds: float | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> PredictRun:
+    out = Path(out)
+    items = expand_inputs(inputs)
+    run = PredictRun()
+    from tqdm.auto import tqdm
+
+    for item, folder in tqdm(list(zip(items, _unique_dirs(items, out))), desc="inputs", unit="video",
+                             disable=not progress or len(items) < 2):
+        if (folder / "summary.json").is_file() and not overwrite:
+            run.skipped.append(str(folder))
+            continue
+        try:
+            src = open_source(item)
+            if src.live:
+                result = predict_live(recognizer, src, folder, max_seconds=max_seconds, log=log)
+            else:
+                max_frames = int(max_seconds * src.fps) if max_seconds else None
+                result = recognizer.predict_video(src, max_frames=max_frames, progress=progress)
+                if annotate:
+                    render_annotated(src, result, folder / "annotated.mp4")
+            write_outputs(result, folder)
+        except DferError as exc:
+            run.failed.append((item, str(exc)))
+            log(f"failed: {exc}")
+            continue
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # recorded, never fatal to the other inputs
+            run.failed.append((item, f"{item}: unexpected {exc.__class__.__name__}: {exc}"))
+            log(f"failed: {item}: unexpected {exc.__class__.__name__}: {exc}")
+            continue
+        run.done.append(str(folder))
+        run.results[str(folder)] = result
+        s = result.summary()
+        faces = ", ".join(f"#{t['track_id']} {t['label']}" for t in s["tracks"]) or s.get("message", "")
+        log(f"{item}: {len(s['tracks'])} face track(s) [{faces}], {len(result.windows)} windows, "
+            f"{s['realtime_factor']:.2f}x real time -> {folder}")
+    if run.failed:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["input", "reason"])
+        w.writerows(run.failed)
+        atomic_write_text(out / "failures.csv", buf.getvalue())
+    return run
+
+
+def predict_live(recognizer: Recognizer, src, folder: Path, *, max_seconds: float | None = None,
+                 log: Callable[[str], None] = print) -> VideoPrediction:
+    """Webcam or stream: one pass, annotated frames written as they come (each face shows its latest
+    window), new windows printed live. Ends with the stream, after `max_seconds`, or on Ctrl-C."""
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = VideoWriter(folder / "annotated.mp4", src.fps, src.width, src.height)
+    result = VideoPrediction(src.name, src.fps, 0, src.width, src.height, recognizer.class_names,
+                             backend=recognizer.backend.name, settings=recognizer._resolved(src.fps))
+    latest: dict[int, object] = {}
+    t0 = time.perf_counter()
+    max_frames = int(max_seconds * src.fps) if max_seconds else None
+    try:
+        for ev in recognizer.iter_source(src, max_frames=max_frames):
+            for w in ev.new_windows:
+                latest[w.track_id] = w
+                result.windows.append(w)
+                log(f"{w.end_time:8.2f}s  face #{w.track_id}: {w.label} ({100 * w.confidence:.0f}%)")
+            if ev.frame is None:
+                continue
+            frame = ev.frame.copy()
+            for tid, b in ev.boxes.items():
+                result.boxes.setdefault(tid, {})[ev.index] = (b.x0, b.y0, b.x1, b.y1)
+                w = latest.get(tid)
+                draw_track(frame, tid, (b.x0, b.y0, b.x1, b.y1), None if w is None else w.probs, result.class_names)
+            writer.write(frame)
+            result.num_frames = ev.index + 1
+    except KeyboardInterrupt:
+        log("stopped; writing what was seen")
+    finally:
+        writer.close()
+    result.seconds = time.perf_counter() - t0
+    return result

@@ -1,0 +1,299 @@
+"""`Recognizer`: expressions of every face in a video or stream, over time.
+
+One pass over the frames: faces are detected on every k-th frame and followed in between
+(`OnlineTracker`, stable ids); every frame's face crop is kept in a per-track buffer covering
+one window; every `stride` frames each track's window is sampled to T frames as in training
+(uniformly over the window), resized, normalised and scored, all tracks in one batch.
+
+    rec = Recognizer.from_checkpoint("best.pt")          # or backend="onnx", or a .onnx file
+    result = rec.predict_video("talk.mp4")
+    result.to_dataframe()                                  # one row per (track, window)
+    result.summary()                                       # one entry per track
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from dfer.checkpoint import Preprocess
+from dfer.data.crop import DEFAULT_MARGIN, crop_face
+from dfer.data.faces import Box, make_detector
+from dfer.data.sampling import UniformSampler
+from dfer.data.tracking import OnlineTracker
+from dfer.data.transforms import resize_frames, to_tensor
+from dfer.inference.backends import Backend
+from dfer.inference.sources import FrameSource, open_source
+
+
+@dataclass
+class InferenceSettings:
+    """How a video is cut into windows and how faces are found; defaults keep 640x360@30 real time on 2 cores."""
+
+    window_seconds: float = 0.0  # span of a window; 0: the checkpoint's training clip length (else 2 s)
+    stride: int = 0  # frames between windows of a track; 0: one window per second of video
+    detect_every: int = 5  # run the face detector on every k-th frame
+    detector: str = ""  # "": the checkpoint's (dlib when it was trained on ready-made crops)
+    detect_size: int = 0  # longest side seen by the detector; 0: the checkpoint's (320)
+    upsample: int = -1  # extra dlib pyramid levels; -1: the checkpoint's
+    batch_size: int = 8  # windows per backend call
+    min_track_frames: int = 8  # a face seen on fewer frames gets no prediction
+
+
+@dataclass
+class WindowPrediction:
+    track_id: int
+    start_frame: int
+    end_frame: int
+    start_time: float
+    end_time: float
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 on the window's last frame
+    probs: np.ndarray  # (K,)
+    label: str
+
+    @property
+    def confidence(self) -> float:
+        return float(self.probs.max())
+
+
+@dataclass
+class VideoPrediction:
+    source: str
+    fps: float
+    num_frames: int
+    width: int
+    height: int
+    class_names: list[str]
+    windows: list[WindowPrediction] = field(default_factory=list)
+    boxes: dict[int, dict[int, tuple[float, float, float, float]]] = field(default_factory=dict)  # track -> frame -> box
+    seconds: float = 0.0  # processing wall time
+    backend: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        return self.num_frames / self.fps if self.fps else 0.0
+
+    @property
+    def realtime_factor(self) -> float:
+        """Seconds of video processed per second of wall time (>= 1: faster than real time)."""
+        return self.duration / self.seconds if self.seconds > 0 else float("inf")
+
+    @property
+    def track_ids(self) -> list[int]:
+        return sorted({w.track_id for w in self.windows})
+
+    def to_dataframe(self):
+        import pandas as pd
+
+        cols = ["track_id", "start_frame", "end_frame", "start_s", "end_s", "x0", "y0", "x1", "y1", "label", "confidence"]
+        cols += [f"p_{c}" for c in self.class_names]
+        rows = [[w.track_id, w.start_frame, w.end_frame, round(w.start_time, 4), round(w.end_time, 4),
+                 *[round(v, 1) for v in w.box], w.label, round(w.confidence, 4), *[round(float(p), 4) for p in w.probs]]
+                for w in self.windows]
+        return pd.DataFrame(rows, columns=cols)
+
+    def track_summary(self, track_id: int) -> dict[str, Any]:
+        ws = [w for w in self.windows if w.track_id == track_id]
+        probs = np.stack([w.probs for w in ws])  # (W, K)
+        mean = probs.mean(0)
+        counts = np.bincount(probs.argmax(1), minlength=len(self.class_names))
+        frames = sorted(self.boxes.get(track_id, {}))
+        first, last = (frames[0], frames[-1]) if frames else (ws[0].start_frame, ws[-1].end_frame)
+        return {
+            "track_id": track_id, "first_frame": first, "last_frame": last,
+            "first_s": round(first / self.fps, 3), "last_s": round(last / self.fps, 3), "windows": len(ws),
+            "label": self.class_names[int(mean.argmax())], "mean_probs": {c: round(float(p), 4) for c, p in zip(self.class_names, mean)},
+            "window_labels": {c: int(n) for c, n in zip(self.class_names, counts) if n},
+        }
+
+    def summary(self) -> dict[str, Any]:
+        out = {
+            "source": self.source, "fps": self.fps, "frames": self.num_frames, "duration_s": round(self.duration, 3),
+            "width": self.width, "height": self.height, "class_names": self.class_names, "backend": self.backend,
+            "processing_s": round(self.seconds, 3), "realtime_factor": round(self.realtime_factor, 3),
+            "settings": self.settings, "tracks": [self.track_summary(t) for t in self.track_ids],
+        }
+        if not self.windows:
+            out["message"] = ("no face found" if not self.boxes else
+                              "faces were seen too briefly for a prediction (fewer frames than min_track_frames)")
+        return out
+
+
+@dataclass
+class FrameEvent:
+    """What the recognizer knows after one frame: for live display and causal annotation."""
+
+    index: int
+    time: float
+    frame: np.ndarray
+    boxes: dict[int, Box]
+    new_windows: list[WindowPrediction]
+
+
+class _TrackBuffer:
+    def __init__(self, span: int) -> None:
+        self.crops: deque[tuple[int, np.ndarray]] = deque(maxlen=span)  # (frame index, crop (S0, S0, 3) uint8)
+        self.last_emit = -1  # frame index of the last window's end
+        self.box: Box | None = None
+        self.seen = 0
+
+
+class Recognizer:
+    def __init__(self, backend: Backend, class_names: list[str], preprocess: Preprocess,
+                 settings: InferenceSettings | None = None) -> None:
+        self.backend = backend
+        self.class_names = list(class_names)
+        self.preprocess = preprocess
+        self.settings = settings or InferenceSettings()
+
+    # construction ------------------------------------------------------------------------
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "auto", backend: str = "torch",
+                        settings: InferenceSettings | None = None, threads: int = 0) -> "Recognizer":
+        """From a dfer checkpoint (.pt) or an exported ONNX model (.onnx, implies backend onnx).
+
+        `backend="onnx"` with a checkpoint exports it once to `<checkpoint>.onnx` beside it.
+        """
+        from dfer.inference.backends import BACKENDS, OnnxBackend, TorchBackend
+
+        path = Path(path)
+        if path.suffix.lower() == ".onnx":
+            backend = "onnx"
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if backend == "onnx":
+            from dfer.inference.export import export_onnx, read_metadata
+
+            onnx_path = path
+            if path.suffix.lower() != ".onnx":
+                onnx_path = path.with_suffix(".onnx")
+                if not onnx_path.is_file() or onnx_path.stat().st_mtime < path.stat().st_mtime:
+                    export_onnx(path, onnx_path)
+            meta = read_metadata(onnx_path)
+            return cls(OnnxBackend(onnx_path, threads=threads, device=device), meta["class_names"],
+                       Preprocess.from_dict(meta["preprocess"]), settings)
+        from dfer.checkpoint import model_from_checkpoint
+
+        model, ckpt = model_from_checkpoint(path)
+        return cls(TorchBackend(model, device), ckpt["class_names"], Preprocess.from_dict(ckpt["preprocess"]), settings)
+
+    # helpers -----------------------------------------------------------------------------
+    def _resolved(self, fps: float) -> dict[str, Any]:
+        s, face = self.settings, self.preprocess.face
+        seconds = s.window_seconds or self.preprocess.clip_seconds or 2.0
+        span = max(self.preprocess.num_frames, int(round(seconds * fps)))
+        stride = s.stride or max(1, int(round(fps)))
+        detector = s.detector or face.get("detector", "dlib")
+        if detector == "none":  # trained on ready-made face crops: raw video still needs a detector
+            detector = "dlib"
+        return {"window_frames": span, "window_seconds": round(span / fps, 3), "stride": stride,
+                "detect_every": s.detect_every, "detector": detector,
+                "detect_size": s.detect_size or int(face.get("detect_size", 320)),
+                "upsample": s.upsample if s.upsample >= 0 else int(face.get("upsample", 0)),
+                "crop_size": int(face.get("size", 128)), "margin": float(face.get("margin", DEFAULT_MARGIN)),
+                "num_frames": self.preprocess.num_frames, "size": self.preprocess.size}
+
+    def _clip(self, buf: _TrackBuffer) -> np.ndarray:
+        """(3, T, S, S) normalised clip from the track's buffered crops, sampled as in evaluation."""
+        crops = list(buf.crops)
+        idx = UniformSampler(self.preprocess.num_frames)(len(crops)).indices
+        frames = np.stack([crops[i][1] for i in idx])  # (T, S0, S0, 3)
+        return to_tensor(resize_frames(frames, self.preprocess.size), self.preprocess.mean, self.preprocess.std).numpy()
+
+    def _score(self, pending: list[tuple[int, _TrackBuffer]], fps: float) -> list[WindowPrediction]:
+        out = []
+        bs = max(1, self.settings.batch_size)
+        for k in range(0, len(pending), bs):
+            part = pending[k : k + bs]
+            clips = np.stack([self._clip(b) for _, b in part])  # (B, 3, T, S, S)
+            probs = softmax_rows(self.backend(clips).astype(np.float64))  # (B, K)
+            for (tid, b), p in zip(part, probs):
+                start, end = b.crops[0][0], b.crops[-1][0]
+                box = b.box
+                out.append(WindowPrediction(tid, start, end, start / fps, (end + 1) / fps,
+                                            (box.x0, box.y0, box.x1, box.y1), p.astype(np.float32),
+                                            self.class_names[int(p.argmax())]))
+                b.last_emit = end
+        return out
+
+    # main loop ---------------------------------------------------------------------------
+    def iter_source(self, source: FrameSource, max_frames: int | None = None) -> Iterator[FrameEvent]:
+        """Frame by frame: boxes of the visible faces and the windows scored on this frame."""
+        r = self._resolved(source.fps)
+        detector = make_detector(r["detector"], detect_size=r["detect_size"], upsample=r["upsample"])
+        tracker = OnlineTracker(detector, detect_every=r["detect_every"])
+        buffers: dict[int, _TrackBuffer] = {}
+        span, stride, min_frames = r["window_frames"], r["stride"], max(2, self.settings.min_track_frames)
+        fps = source.fps
+        i = -1
+        for i, frame in enumerate(source.frames()):
+            if max_frames is not None and i >= max_frames:
+                i -= 1
+                break
+            boxes = tracker.update(i, frame)
+            pending = []
+            for tid, box in boxes.items():
+                b = buffers.setdefault(tid, _TrackBuffer(span))
+                b.crops.append((i, crop_face(frame, box, r["crop_size"], r["margin"])))
+                b.box, b.seen = box, b.seen + 1
+                # First window once the buffer is full; then every `stride` frames.
+                due = (b.last_emit < 0 and len(b.crops) == span) or (b.last_emit >= 0 and i - b.last_emit >= stride)
+                if due and len(b.crops) >= min_frames:
+                    pending.append((tid, b))
+            for tid in [t for t in buffers if t not in boxes]:  # track ended: flush what it has not scored
+                b = buffers.pop(tid)
+                if b.crops and b.crops[-1][0] - b.last_emit >= max(1, stride // 2) and len(b.crops) >= min_frames:
+                    pending.append((tid, b))
+            yield FrameEvent(i, i / fps, frame, boxes, self._score(pending, fps) if pending else [])
+        # End of the video: every face still buffered gets its last (or only) window.
+        pending = [(tid, b) for tid, b in buffers.items()
+                   if b.crops and b.crops[-1][0] - b.last_emit >= max(1, stride // 2) and len(b.crops) >= min_frames]
+        if pending:
+            yield FrameEvent(i, i / fps, None, {}, self._score(pending, fps))
+
+    def predict_video(self, source: str | int | Path | FrameSource, *, max_frames: int | None = None,
+                      progress: bool = False, on_event: Callable[[FrameEvent], None] | None = None) -> VideoPrediction:
+        """All windows of every face of a video file, frame folder, webcam index or stream URL."""
+        src = source if isinstance(source, FrameSource) else open_source(source)
+        r = self._resolved(src.fps)
+        result = VideoPrediction(src.name, src.fps, 0, src.width, src.height, self.class_names,
+                                 backend=self.backend.name, settings=r)
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=src.num_frames, desc=f"predict {src.stem}", unit="frame", disable=not progress, leave=False)
+        t0 = time.perf_counter()
+        n = 0
+        for ev in self.iter_source(src, max_frames=max_frames):
+            if ev.frame is not None:
+                n = ev.index + 1
+                bar.update(1)
+                for tid, b in ev.boxes.items():
+                    result.boxes.setdefault(tid, {})[ev.index] = (b.x0, b.y0, b.x1, b.y1)
+            result.windows.extend(ev.new_windows)
+            if on_event is not None:
+                on_event(ev)
+        bar.close()
+        result.seconds = time.perf_counter() - t0
+        result.num_frames = n
+        result.windows.sort(key=lambda w: (w.track_id, w.end_frame))
+        return result
+
+    def predict_clip(self, frames: np.ndarray) -> np.ndarray:
+        """Class probabilities (K,) of one ready face clip: uint8 (N, H, W, 3) crops of one face."""
+        idx = UniformSampler(self.preprocess.num_frames)(len(frames)).indices
+        clip = to_tensor(resize_frames(np.asarray(frames)[idx], self.preprocess.size), self.preprocess.mean, self.preprocess.std)
+        return softmax_rows(self.backend(clip.numpy()[None]).astype(np.float64))[0].astype(np.float32)
+
+
+def softmax_rows(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+__all__ = ["FrameEvent", "InferenceSettings", "Recognizer", "VideoPrediction", "WindowPrediction"]

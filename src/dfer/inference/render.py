@@ -1,0 +1,198 @@
+"""Drawing predictions: annotated frames, an H.264 video writer, and the probability timeline."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+# Distinct, readable colours (RGB) for track ids.
+PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
+           (240, 50, 230), (210, 245, 60), (250, 190, 190), (0, 128, 128)]
+
+
+def track_colour(track_id: int) -> tuple[int, int, int]:
+    return PALETTE[track_id % len(PALETTE)]
+
+
+def draw_track(frame: np.ndarray, track_id: int, box: Sequence[float], probs: np.ndarray | None,
+               class_names: Sequence[str]) -> None:
+    """Box with track id and label, plus one probability bar per class beside it (in place, RGB)."""
+    h, w = frame.shape[:2]
+    s = max(0.3, min(h, w) / 720)  # text scale follows the frame size
+    col = track_colour(track_id)
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    th = max(1, int(round(2 * s)))
+    cv2.rectangle(frame, (x0, y0), (x1, y1), col, th, cv2.LINE_AA)
+    font, fs = cv2.FONT_HERSHEY_SIMPLEX, 0.55 * s * 1.6
+    if probs is None:
+        title = f"#{track_id} ..."
+    else:
+        k = int(np.argmax(probs))
+        title = f"#{track_id} {class_names[k]} {100 * probs[k]:.0f}%"
+    (tw, tht), base = cv2.getTextSize(title, font, fs, th)
+    ty = y0 - 4 if y0 - tht - base - 4 >= 0 else min(h - 2, y1 + tht + 4)
+    cv2.rectangle(frame, (x0, ty - tht - base), (x0 + tw + 4, ty + base // 2), col, -1)
+    cv2.putText(frame, title, (x0 + 2, ty - 2), font, fs, (255, 255, 255), th, cv2.LINE_AA)
+    if probs is None:
+        return
+    # Probability panel: right of the box, or left of it when there is no room.
+    fs2 = 0.42 * s * 1.6
+    line = int(round(16 * s * 1.6))
+    label_w = max(cv2.getTextSize(c, font, fs2, 1)[0][0] for c in class_names) + 4
+    bar_w = int(round(70 * s * 1.6))
+    panel_w, panel_h = label_w + bar_w + 8, line * len(class_names) + 6
+    px = x1 + 6 if x1 + 6 + panel_w <= w else max(0, x0 - 6 - panel_w)
+    py = max(0, min(h - panel_h, y0))
+    roi = frame[py : py + panel_h, px : px + panel_w]
+    roi[:] = (roi * 0.45).astype(np.uint8)  # darken behind the text
+    for i, (c, p) in enumerate(zip(class_names, probs)):
+        yy = py + 3 + i * line
+        cv2.putText(frame, c, (px + 3, yy + line - 5), font, fs2, (255, 255, 255), 1, cv2.LINE_AA)
+        bx = px + label_w + 4
+        cv2.rectangle(frame, (bx, yy + 3), (bx + bar_w, yy + line - 3), (90, 90, 90), -1)
+        cv2.rectangle(frame, (bx, yy + 3), (bx + int(round(bar_w * float(p))), yy + line - 3),
+                      col if i == int(np.argmax(probs)) else (200, 200, 200), -1)
+
+
+def draw_banner(frame: np.ndarray, text: str) -> None:
+    h, w = frame.shape[:2]
+    s = max(0.35, min(h, w) / 720)
+    cv2.putText(frame, text, (8, int(24 * s * 1.5)), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * s * 1.5, (255, 255, 255),
+                max(1, int(2 * s)), cv2.LINE_AA)
+
+
+class VideoWriter:
+    """H.264 (yuv420p) mp4 through PyAV, frame by frame; written to a temporary file and renamed on close."""
+
+    def __init__(self, path: str | Path, fps: float, width: int, height: int, crf: int = 20) -> None:
+        import av
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".mp4")
+        os.close(fd)
+        self.width, self.height = width + width % 2, height + height % 2  # yuv420p needs even sides
+        self._out = av.open(self._tmp, mode="w")
+        self._stream = self._out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        self._stream.width, self._stream.height, self._stream.pix_fmt = self.width, self.height, "yuv420p"
+        self._stream.options = {"crf": str(crf), "preset": "veryfast"}
+        self.frames = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        import av
+
+        if frame.shape[0] != self.height or frame.shape[1] != self.width:
+            frame = np.pad(frame, ((0, self.height - frame.shape[0]), (0, self.width - frame.shape[1]), (0, 0)), mode="edge")
+        for packet in self._stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+            self._out.mux(packet)
+        self.frames += 1
+
+    def close(self) -> Path:
+        for packet in self._stream.encode():
+            self._out.mux(packet)
+        self._out.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        try:
+            self._out.close()
+        finally:
+            Path(self._tmp).unlink(missing_ok=True)
+
+
+def plot_timeline(result, path: Path) -> None:
+    """Class probabilities over time, one panel per face track (a VideoPrediction)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from dfer.data.cache import atomic_write_bytes
+
+    tracks = result.track_ids
+    names = result.class_names
+    cmap = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(max(1, len(tracks)), 1, figsize=(10, 2.4 * max(1, len(tracks)) + 0.6), squeeze=False)
+    for ax, tid in zip(axes[:, 0], tracks or [None]):
+        ax.set_xlim(0, max(result.duration, 1e-3))
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("probability")
+        if tid is None:
+            ax.text(0.5, 0.5, result.summary().get("message", "no predictions"), ha="center", va="center",
+                    transform=ax.transAxes, fontsize=12)
+            ax.set_title(Path(result.source).name, fontsize=10)
+            continue
+        ws = [w for w in result.windows if w.track_id == tid]
+        t = np.array([(w.start_time + w.end_time) / 2 for w in ws])
+        p = np.stack([w.probs for w in ws])  # (W, K)
+        for k, c in enumerate(names):
+            ax.plot(t, p[:, k], "o-" if len(ws) < 40 else "-", ms=3, color=cmap(k % 10), label=c)
+        for w in ws:  # window spans of the top class, as a strip at the bottom
+            ax.axvspan(w.start_time, w.end_time, ymin=0, ymax=0.04, color=cmap(int(np.argmax(w.probs)) % 10), alpha=0.5)
+        ax.set_title(f"{Path(result.source).name}: face #{tid}", fontsize=10)
+        ax.legend(fontsize=7, ncol=min(len(names), 7), loc="upper left")
+    axes[-1, 0].set_xlabel("time (s)")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def window_lookup(result) -> dict[int, tuple[np.ndarray, list]]:
+    """Per track: window centre frames (sorted) and the windows, for the nearest-window lookup."""
+    out = {}
+    for tid in result.track_ids:
+        ws = sorted((w for w in result.windows if w.track_id == tid), key=lambda w: w.start_frame + w.end_frame)
+        out[tid] = (np.array([(w.start_frame + w.end_frame) / 2 for w in ws]), ws)
+    return out
+
+
+def nearest_window(lookup: dict[int, tuple[np.ndarray, list]], track_id: int, frame_index: int):
+    if track_id not in lookup:
+        return None
+    centres, ws = lookup[track_id]
+    j = int(np.clip(np.searchsorted(centres, frame_index), 0, len(ws) - 1))
+    if j > 0 and abs(centres[j - 1] - frame_index) <= abs(centres[j] - frame_index):
+        j -= 1
+    return ws[j]
+
+
+def render_annotated(source, result, path: Path) -> int:
+    """Second pass over a file or folder: every frame with its faces, labels and probability bars.
+
+    Each frame shows, per face, the window whose centre is nearest that frame. Returns the frame count.
+    """
+    from dfer.inference.sources import open_source
+
+    src = open_source(source) if not hasattr(source, "frames") else source
+    writer = VideoWriter(path, src.fps, src.width, src.height)
+    lookup = window_lookup(result)
+    try:
+        for i, frame in enumerate(src.frames()):
+            if result.num_frames and i >= result.num_frames:
+                break
+            frame = frame.copy()
+            drawn = False
+            for tid, boxes in result.boxes.items():
+                if i in boxes:
+                    w = nearest_window(lookup, tid, i)
+                    draw_track(frame, tid, boxes[i], None if w is None else w.probs, result.class_names)
+                    drawn = True
+            if not result.windows and not drawn:
+                draw_banner(frame, "no face found")
+            writer.write(frame)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+    return writer.frames
