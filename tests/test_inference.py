@@ -163,3 +163,12 @@ def test_real_media(ckpt, media_dir, tmp_path):
     assert res.track_ids == [0] and len(res.boxes[0]) == 72  # the man's face on every frame
     none = rec.predict_video(media_dir / "no_face.mp4")
     assert none.windows == [] and none.summary()["message"] == "no face found"
+
+
+def test_detector_none_treats_inputs_as_face_crops(ckpt, tmp_path):
+    folder = write_frame_folder(tmp_path / "crops", n=20, size=(48, 48))
+    rec = Recognizer.from_checkpoint(ckpt, settings=InferenceSettings(detector="none", stride=8, window_seconds=0.4,
+                                                                      min_track_frames=4))
+    res = rec.predict_video(folder)
+    assert res.settings["detector"] == "none" and res.track_ids == [0]
+    assert res.boxes[0][5] == (0.0, 0.0, 48.0, 48.0)  # the whole frame is the face

@@ -129,3 +129,18 @@ def test_deterministic_under_seed():
 def test_small_clip_forward(stage):
     out = build_model(num_classes=7, attention_stage=stage)(torch.randn(*SMALL))
     assert out.logits.shape == (2, 7) and not torch.isnan(out.logits).any()
+
+
+def test_zero_init_residual_starts_blocks_as_their_shortcut():
+    from torchvision.models.video.resnet import BasicBlock
+
+    from dfer.models import ModelConfig, build_from_config
+
+    model = build_from_config(ModelConfig(num_classes=3, zero_init_residual=True)).eval()
+    blocks = [m for m in model.backbone.modules() if isinstance(m, BasicBlock)]
+    assert len(blocks) == 8 and all(float(b.conv2[1].weight.detach().abs().sum()) == 0 for b in blocks)
+    block = model.backbone.layer1[0]  # no downsampling: the block is relu(x) at init
+    x = torch.randn(1, 64, 4, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(block(x), torch.relu(x))
+    assert ModelConfig.from_dict(model.config.to_dict()).zero_init_residual

@@ -180,6 +180,29 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synth(args: argparse.Namespace) -> int:
+    from dfer.synth.dataset import SynthSettings, generate
+
+    manifest = generate(args.out, SynthSettings(clips_per_class=args.clips_per_class, frames=args.frames, seed=args.seed),
+                        progress=not args.quiet)
+    print(f"SYNTHETIC data: {args.clips_per_class} subjects x 7 classes -> {args.out} (manifest {manifest})")
+    print(f"next: dfer prepare manifest --root {manifest} --out <cache>")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from dfer.demo import DemoSettings, run_demo
+
+    s = DemoSettings()
+    t, size = (s.clip_frames, s.clip_size) if not args.clip else (int(v) for v in args.clip.lower().split("x"))
+    settings = DemoSettings(clips_per_class=args.clips_per_class or s.clips_per_class, frames=args.frames or s.frames,
+                            folds=args.folds or s.folds, epochs=args.epochs or s.epochs, clip_frames=t, clip_size=size,
+                            crop_size=max(s.crop_size, size + size // 4),
+                            seed=args.seed, extra=list(args.set or []))
+    run_demo(args.out, settings, videos=args.video or [], progress=not args.quiet)
+    return 0
+
+
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="clip cache made by `dfer prepare`")
     p.add_argument("--config", help="YAML config file (keys of dfer.engine.TrainConfig)")
@@ -296,6 +319,27 @@ def build_parser() -> argparse.ArgumentParser:
     px.add_argument("--calibration-clips", type=int, default=32)
     px.add_argument("--out", required=True, help="output .onnx file")
     px.set_defaults(func=cmd_export)
+
+    ps = sub.add_parser("synth", help="SYNTHETIC expression videos (7 classes, folder layout + manifest)")
+    ps.add_argument("--out", required=True)
+    ps.add_argument("--clips-per-class", type=int, default=24, help="subjects; each performs every class (24)")
+    ps.add_argument("--frames", type=int, default=40, help="frames per video (40, at 25 fps)")
+    ps.add_argument("--seed", type=int, default=0)
+    ps.add_argument("--quiet", action="store_true")
+    ps.set_defaults(func=cmd_synth)
+
+    pm = sub.add_parser("demo", help="synthesise, prepare, cross-validate, ablate and predict, in one go (SYNTHETIC data)")
+    pm.add_argument("--out", default="dfer-demo", help="output folder (default dfer-demo)")
+    pm.add_argument("--video", nargs="*", help="also run dfer predict on these videos")
+    pm.add_argument("--clips-per-class", type=int, help="subjects (default 96)")
+    pm.add_argument("--frames", type=int, help="frames per synthetic video (default 32)")
+    pm.add_argument("--folds", type=int, help="cross-validation folds (default 3)")
+    pm.add_argument("--epochs", type=int, help="epochs per fold (default 7)")
+    pm.add_argument("--clip", help="network input TxS (default 8x32: 8 frames of 32x32)")
+    pm.add_argument("--seed", type=int, default=0)
+    pm.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="further training config overrides")
+    pm.add_argument("--quiet", action="store_true")
+    pm.set_defaults(func=cmd_demo)
     return p
 
 

@@ -27,3 +27,7 @@ class NoFaceError(DferError):
 
 class ConfigError(DferError):
     """A training config file or override is invalid."""
+
+
+class TrainingError(DferError):
+    """Training cannot go on (for example the loss became NaN or infinite)."""

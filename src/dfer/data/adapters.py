@@ -234,7 +234,9 @@ def manifest(csv_path: str | Path) -> DatasetSpec:
         n = max(int(v) for v in labels) + 1 if labels else 0
         classes, to_int = [str(k) for k in range(n)], int
     else:
-        classes = sorted(set(labels))
+        names = set(labels)
+        # DFEW's own class order when the labels are its class names (dfer synth writes them), else sorted.
+        classes = [c for c in DFEW_CLASSES if c in names] if names <= set(DFEW_CLASSES) else sorted(names)
         to_int = classes.index
     records = []
     for r in rows:

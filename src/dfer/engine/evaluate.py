@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -100,8 +101,6 @@ def evaluate_checkpoint(
     The fold and protocol default to the ones the checkpoint was trained on, so its reported
     numbers are regenerated exactly from the checkpoint and the cache's saved splits.json.
     """
-    from pathlib import Path
-
     from dfer.checkpoint import Preprocess, model_from_checkpoint
     from dfer.data.cache import ClipCache, atomic_write_json, atomic_write_text
     from dfer.data.prepare import load_splits

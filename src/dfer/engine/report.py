@@ -109,9 +109,12 @@ def _pct(v: Any) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.2f}"
 
 
-def recall_table(rows: list[tuple[str, dict[str, Any] | None]], names: Sequence[str]) -> str:
-    """Per-class recall, UAR and WAR (%), the paper's Table 1 layout; clip counts in the header."""
-    support = next((r["support"] for _, r in rows if r), [0] * len(names))
+def recall_table(rows: list[tuple[str, dict[str, Any] | None]], names: Sequence[str],
+                 support: Sequence[int] | None = None) -> str:
+    """Per-class recall, UAR and WAR (%), the paper's Table 1 layout; clip counts in the header
+    (`support`, else the first row's)."""
+    if support is None:
+        support = next((r["support"] for _, r in rows if r), [0] * len(names))
     head = ["model"] + [f"{n} ({s})" for n, s in zip(names, support)] + ["UAR", "WAR"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, r in rows:
@@ -198,7 +201,8 @@ def write_cv_report(out: Path, cv: dict[str, Any], folds: list[dict[str, Any]]) 
         lines.append(f"| best epoch on test (peers' protocol, optimistic) | {ms(p, 'war')} | {ms(p, 'uar')} | n/a |")
     lines += ["", "## Per-class recall of the selected models (%)", "",
               "Counts in the header are the pooled test clips over folds.", "",
-              recall_table(rows + [("mean over folds", mean_row), ("pooled confusion", pooled)], names), ""]
+              recall_table(rows + [("mean over folds", mean_row), ("pooled confusion", pooled)], names,
+                           support=pooled["support"]), ""]
     lines += _cost_lines(folds[0].get("cost") if folds else None)
     lines += ["## Files", "", "- `confusion.png`, `confusion_normalized.png`: pooled test confusion of the selected models",
               "- `fold_*/`: each fold's report, curves, checkpoints", "- `metrics.json`: every number above", ""]

@@ -35,7 +35,7 @@ from dfer.data.splits import get_fold
 from dfer.data.transforms import ClipTransformConfig
 from dfer.engine.config import TrainConfig, dump_yaml
 from dfer.engine.evaluate import Predictions, predict_dataset
-from dfer.errors import CheckpointError, DatasetError
+from dfer.errors import CheckpointError, DatasetError, TrainingError
 from dfer.losses import DferLoss
 from dfer.models import build_from_config
 
@@ -61,6 +61,14 @@ def make_fabric(cfg: TrainConfig):
 
 def _use_cuda(cfg: TrainConfig) -> bool:
     return torch.cuda.is_available() and cfg.runtime.accelerator in ("auto", "cuda", "gpu")
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True on CPUs with native bf16 matrix instructions (AVX512-BF16 or AMX), where bf16 autocast pays."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except Exception:  # private helpers; absent on other builds
+        return False
 
 
 def resolve_precision(cfg: TrainConfig) -> str:
@@ -313,8 +321,12 @@ class FoldTrainer:
         self.net.train()
         from tqdm.auto import tqdm
 
+        import sys
+
+        # A live bar on a terminal; in a log file, a line every 30 s instead of one per batch.
         bar = tqdm(total=self.steps_per_epoch, initial=skip, desc=f"fold {self.fold_name} epoch {epoch + 1}/{cfg.optim.epochs}",
-                   unit="batch", disable=not (cfg.runtime.progress and fabric.is_global_zero), leave=False)
+                   unit="batch", disable=not (cfg.runtime.progress and fabric.is_global_zero), leave=False,
+                   mininterval=0.1 if sys.stderr.isatty() else 30.0)
         t_last = time.perf_counter()
         for batch_idx, (x, y, _) in enumerate(self.loader, start=skip):
             x, y = fabric.to_device(x), fabric.to_device(y)
@@ -325,6 +337,12 @@ class FoldTrainer:
                 g["lr"] = lr
             out = self.net(x)  # logits (B, K), embedding (B, D), weights (B, D)
             total, ce, sc = self.crit(out.logits, out.embedding.float(), out.weights.float(), y)
+            if not torch.isfinite(total):
+                hint = (" bf16 autocast on CPU is known to give wrong conv3d weight gradients when a temporal size "
+                        "is 2; use --precision 32-true" if self.fabric.device.type == "cpu" and "bf16" in resolve_precision(cfg) else
+                        " lower the learning rate (--lr) or use --precision 32-true")
+                raise TrainingError(f"fold {self.fold_name}: the loss became {float(total)} at epoch {epoch + 1}, step "
+                                    f"{batch_idx + 1}; last.pt keeps the last good state.{hint}")
             self.opt.zero_grad(set_to_none=True)
             self.center_opt.zero_grad(set_to_none=True)
             fabric.backward(total)
@@ -411,7 +429,9 @@ class FoldTrainer:
         last_test, _ = self._score(self.fd.test)
         selected_test, selected_epoch, selection = last_test, len(self.history), "last epoch (no validation part)"
         best = self.out / "best.pt"
-        if self.fd.val is not None and best.is_file():
+        if self.fd.val is not None and best.is_file() and self.best_epoch == len(self.history):
+            selected_epoch, selection = self.best_epoch, f"best validation {self.cfg.eval.monitor}"  # the same weights
+        elif self.fd.val is not None and best.is_file():
             state = load_checkpoint(best)["model"]["state_dict"]
             current = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             self.model.load_state_dict(state)

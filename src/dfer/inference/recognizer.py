@@ -189,9 +189,9 @@ class Recognizer:
         seconds = s.window_seconds or self.preprocess.clip_seconds or 2.0
         span = max(self.preprocess.num_frames, int(round(seconds * fps)))
         stride = s.stride or max(1, int(round(fps)))
-        detector = s.detector or face.get("detector", "dlib")
-        if detector == "none":  # trained on ready-made face crops: raw video still needs a detector
-            detector = "dlib"
+        # A model trained on ready-made face crops (detector "none") still needs a detector on raw
+        # video; an explicit settings.detector ("none" for inputs that are face crops) wins.
+        detector = s.detector or ("dlib" if face.get("detector", "dlib") == "none" else face.get("detector", "dlib"))
         return {"window_frames": span, "window_seconds": round(span / fps, 3), "stride": stride,
                 "detect_every": s.detect_every, "detector": detector,
                 "detect_size": s.detect_size or int(face.get("detect_size", 320)),

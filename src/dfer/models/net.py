@@ -26,6 +26,7 @@ class ModelConfig:
     attn_grid: tuple[int, int, int] = (1, 2, 2)  # pooled grid fed to the weight network
     attn_hidden: tuple[int, int, int] = (512, 256, 64)  # FC1..FC3
     dropout: float = 0.0
+    zero_init_residual: bool = False  # start every residual block as the identity (helps training from scratch)
 
     def __post_init__(self) -> None:
         if self.attention_stage not in ATTENTION_STAGES:
@@ -97,6 +98,7 @@ def build_model(
     attn_grid: tuple[int, int, int] = (1, 2, 2),
     attn_hidden: tuple[int, int, int] = (512, 256, 64),
     dropout: float = 0.0,
+    zero_init_residual: bool = False,
     weights: WeightsSpec = None,
 ) -> DferNet:
     """Build the paper's network. `weights`: backbone weights (torchvision enum, its name, or a file)."""
@@ -108,12 +110,20 @@ def build_model(
         attn_grid=attn_grid,
         attn_hidden=attn_hidden,
         dropout=dropout,
+        zero_init_residual=zero_init_residual,
     )
     return build_from_config(config, weights=weights)
 
 
 def build_from_config(config: ModelConfig, *, weights: WeightsSpec = None) -> DferNet:
     model = DferNet(config)
+    if config.zero_init_residual:
+        # The last BN of each residual branch at 0: each block starts as its shortcut (Goyal et al., 2017).
+        from torchvision.models.video.resnet import BasicBlock
+
+        for m in model.backbone.modules():
+            if isinstance(m, BasicBlock):
+                nn.init.zeros_(m.conv2[1].weight)  # conv2 = Sequential(Conv2Plus1D, BatchNorm3d)
     load_backbone_weights(model.backbone, weights)
     return model
 

@@ -92,15 +92,16 @@ def draw_face(
     jaw = i.face_h + 6 * e.mouth_open
     cv2.ellipse(patch, P(0, 0), (L(i.face_w), L(jaw)), 0, 0, 360, i.skin, -1, cv2.LINE_AA)
     cv2.ellipse(mask, P(0, 0), (L(i.face_w), L(jaw)), 0, 0, 360, 255, -1)
+    _shade_face(patch, c, s, i, jaw)
     # eyes
-    eye_h = 5 * (1 + 0.6 * e.eye_open)
+    eye_h = 5 * (1 + 0.7 * e.eye_open)
     for side in (-1, 1):
         ex, ey = side * i.eye_gap, i.eye_y
         cv2.ellipse(patch, P(ex, ey), (L(9), L(max(1.0, eye_h))), 0, 0, 360, (245, 245, 245), -1, cv2.LINE_AA)
         cv2.circle(patch, P(ex, ey), L(min(4.0, max(1.5, eye_h - 0.5))), dark, -1, cv2.LINE_AA)
         # brows: outer and inner end heights
-        base = ey - 12 - 6 * e.brow_raise
-        inner = base - 5 * e.brow_inner
+        base = ey - 12 - 8 * e.brow_raise
+        inner = base - 7 * e.brow_inner
         outer = base + 1.5 * e.brow_inner
         cv2.line(patch, P(ex + side * 11, outer), P(ex - side * 9, inner), dark, L(3), cv2.LINE_AA)
     # nose, with wrinkles for disgust
@@ -108,16 +109,17 @@ def draw_face(
     cv2.line(patch, P(0, -8), P(-5, 10), nose_c, L(2), cv2.LINE_AA)
     cv2.line(patch, P(-5, 10), P(3, 12), nose_c, L(2), cv2.LINE_AA)
     if e.nose_wrinkle > 0.05:
-        for k in range(2):
-            y = -4 + 4 * k
-            cv2.line(patch, P(-9, y), P(-4, y - 2 * e.nose_wrinkle), nose_c, L(1 + e.nose_wrinkle), cv2.LINE_AA)
-            cv2.line(patch, P(4, y - 2 * e.nose_wrinkle), P(9, y), nose_c, L(1 + e.nose_wrinkle), cv2.LINE_AA)
+        wr = (90, 55, 50)
+        for k in range(3):
+            y = -6 + 4 * k
+            cv2.line(patch, P(-12, y), P(-4, y - 3 * e.nose_wrinkle), wr, L(1 + 1.5 * e.nose_wrinkle), cv2.LINE_AA)
+            cv2.line(patch, P(4, y - 3 * e.nose_wrinkle), P(12, y), wr, L(1 + 1.5 * e.nose_wrinkle), cv2.LINE_AA)
     # mouth: corners, upper and lower lip curves
     my = i.mouth_y
-    half_w = 15 * (1 + 0.35 * e.mouth_width)
-    corner_y = my - 7 * e.smile
-    upper_mid = my - 1.5 - 5 * e.lip_raise
-    lower_mid = my + 1.5 + 14 * e.mouth_open + 3 * max(0.0, e.smile)
+    half_w = 15 * (1 + 0.45 * e.mouth_width)
+    corner_y = my - 12 * e.smile
+    upper_mid = my - 1.5 - 7 * e.lip_raise
+    lower_mid = my + 1.5 + 16 * e.mouth_open + 4 * max(0.0, e.smile)
     xs = np.linspace(-half_w, half_w, 15)
     tt = 1 - (xs / half_w) ** 2
     skew = 1 + 0.6 * e.lip_raise * (xs / half_w)  # lip raised more on one side
@@ -128,10 +130,20 @@ def draw_face(
     if e.mouth_open > 0.1 or e.smile > 0.3:
         cv2.fillPoly(patch, [poly], (90, 25, 35), cv2.LINE_AA)
         if e.smile > 0.3 and e.mouth_open < 0.6:
+            gap = lower[2:-2] - upper[2:-2]
             teeth = np.array([P(x, y + 1) for x, y in zip(xs[2:-2], upper[2:-2])] +
-                             [P(x, y + 4) for x, y in zip(xs[2:-2][::-1], upper[2:-2][::-1])], np.int32)
+                             [P(x, y + 1 + 0.6 * g) for x, y, g in zip(xs[2:-2][::-1], upper[2:-2][::-1], gap[::-1])],
+                             np.int32)
             cv2.fillPoly(patch, [teeth], (240, 240, 235), cv2.LINE_AA)
     cv2.polylines(patch, [poly], True, (120, 40, 50), L(2.5), cv2.LINE_AA)
+    if abs(e.smile) > 0.2:  # nasolabial folds deepen with a smile, mouth-corner lines with a frown
+        fold = (130, 85, 75)
+        for side in (-1, 1):
+            cx = side * (half_w + 3)
+            if e.smile > 0:
+                cv2.line(patch, P(side * 11, 12), P(cx, corner_y - 1), fold, L(1 + e.smile), cv2.LINE_AA)
+            else:
+                cv2.line(patch, P(side * half_w, corner_y), P(cx, corner_y + 9 * -e.smile), fold, L(1 - e.smile), cv2.LINE_AA)
 
     if abs(roll_deg) > 1e-3:
         rot = cv2.getRotationMatrix2D((half, half), roll_deg, 1.0)
@@ -139,6 +151,21 @@ def draw_face(
         mask = cv2.warpAffine(mask, rot, mask.shape[1::-1], flags=cv2.INTER_LINEAR)
     _paste(canvas, patch, mask, int(round(center[0])) - half, int(round(center[1])) - half)
     return canvas
+
+
+def _shade_face(patch: np.ndarray, c: tuple[int, int], s: float, i: Identity, jaw: float) -> None:
+    """Light from the front-top: a lit forehead and nose bridge, darker eye sockets, cheeks and jaw.
+    Real faces have this relief, and dlib's HOG detector relies on it, most of all on dark skin."""
+    h, w = patch.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    u, v = (xx - c[0]) / (i.face_w * s), (yy - c[1]) / (jaw * s)
+    inside = u * u + v * v <= 1.0
+    light = 1.18 - 0.45 * (u * u + 0.6 * (v + 0.25) ** 2)  # lit centre, falling off to the edges
+    for ex in (-i.eye_gap, i.eye_gap):  # eye sockets
+        du, dv = (xx - c[0] - ex * s) / (13 * s), (yy - c[1] - (i.eye_y - 2) * s) / (10 * s)
+        light -= 0.22 * np.exp(-(du * du + dv * dv))
+    region = patch[inside].astype(np.float32) * np.clip(light[inside], 0.5, 1.4)[:, None]
+    patch[inside] = np.clip(region, 0, 255).astype(np.uint8)
 
 
 def _paste(canvas: np.ndarray, patch: np.ndarray, mask: np.ndarray, x0: int, y0: int) -> None:
