@@ -40,6 +40,19 @@ class Track:
         return self.boxes.get(frame_index)
 
 
+def match_boxes(tracks: list[Box], dets: list[Box], threshold: float) -> list[tuple[int, int]]:
+    """Greedy IoU association, highest overlap first: (track index, detection index) pairs."""
+    pairs = sorted(((iou(t, d), ti, di) for ti, t in enumerate(tracks) for di, d in enumerate(dets)), reverse=True)
+    used_t, used_d, out = set(), set(), []
+    for overlap, ti, di in pairs:
+        if overlap < threshold or ti in used_t or di in used_d:
+            continue
+        out.append((ti, di))
+        used_t.add(ti)
+        used_d.add(di)
+    return out
+
+
 class FaceTracker:
     """Feed frames in order with `update`; `finish()` returns the tracks with a box per covered frame."""
 
@@ -85,17 +98,10 @@ class FaceTracker:
 
     def associate(self, frame_index: int, dets: list[Box]) -> None:
         active = self._active(frame_index)
-        pairs = sorted(
-            ((iou(t.detections[max(t.detections)], d), ti, di) for ti, t in enumerate(active) for di, d in enumerate(dets)),
-            reverse=True,
-        )
-        used_t, used_d = set(), set()
-        for overlap, ti, di in pairs:
-            if overlap < self.iou_threshold or ti in used_t or di in used_d:
-                continue
+        matches = match_boxes([t.detections[max(t.detections)] for t in active], dets, self.iou_threshold)
+        for ti, di in matches:
             active[ti].detections[frame_index] = dets[di]
-            used_t.add(ti)
-            used_d.add(di)
+        used_d = {di for _, di in matches}
         for di, d in enumerate(dets):
             if di not in used_d:
                 self._tracks.append(Track(self._next_id, {frame_index: d}))
@@ -179,19 +185,14 @@ class OnlineTracker:
 
     def _associate(self, dets: list[Box]) -> None:
         ids = list(self._boxes)
-        pairs = sorted(((iou(self._boxes[k], d), k, j) for k in ids for j, d in enumerate(dets)), reverse=True)
-        used_t, used_d = set(), set()
-        for overlap, k, j in pairs:
-            if overlap < self.iou_threshold or k in used_t or j in used_d:
-                continue
-            a, s = self.smooth, self._boxes[k]
-            d = dets[j]
-            self._boxes[k] = Box(a * s.x0 + (1 - a) * d.x0, a * s.y0 + (1 - a) * d.y0,
-                                 a * s.x1 + (1 - a) * d.x1, a * s.y1 + (1 - a) * d.y1, d.score)
+        matches = match_boxes([self._boxes[k] for k in ids], dets, self.iou_threshold)
+        for ti, j in matches:
+            k, a = ids[ti], self.smooth
+            old, d = self._boxes[k], dets[j]
+            self._boxes[k] = Box.from_array(a * old.as_array() + (1 - a) * d.as_array(), d.score)
             self._hits[k] += 1
             self._missed[k] = 0
-            used_t.add(k)
-            used_d.add(j)
+        used_t, used_d = {ids[ti] for ti, _ in matches}, {j for _, j in matches}
         for k in ids:
             if k not in used_t:
                 self._missed[k] += 1

@@ -43,6 +43,13 @@ def list_frame_files(folder: Path) -> list[Path]:
     return files
 
 
+def _folder_frames(folder: Path) -> list[Path]:
+    files = list_frame_files(folder)
+    if not files:
+        raise VideoError(f"{folder}: folder holds no frame images ({', '.join(sorted(IMAGE_EXTS))})")
+    return files
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise VideoError(f"{path}: file not found")
@@ -68,9 +75,7 @@ def probe(path: str | Path, folder_fps: float = DEFAULT_FOLDER_FPS) -> VideoInfo
     path = Path(path)
     _check_file(path)
     if is_frame_folder(path):
-        files = list_frame_files(path)
-        if not files:
-            raise VideoError(f"{path}: folder holds no frame images ({', '.join(sorted(IMAGE_EXTS))})")
+        files = _folder_frames(path)
         first = _read_image(files[0])
         return VideoInfo(str(path), folder_fps, len(files), first.shape[1], first.shape[0], "images")
     container = _open_container(path)
@@ -106,10 +111,7 @@ def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
     path = Path(path)
     _check_file(path)
     if is_frame_folder(path):
-        files = list_frame_files(path)
-        if not files:
-            raise VideoError(f"{path}: folder holds no frame images")
-        for f in files:
+        for f in _folder_frames(path):
             yield _read_image(f)
         return
     container = _open_container(path)
