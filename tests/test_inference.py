@@ -172,3 +172,36 @@ def test_detector_none_treats_inputs_as_face_crops(ckpt, tmp_path):
     res = rec.predict_video(folder)
     assert res.settings["detector"] == "none" and res.track_ids == [0]
     assert res.boxes[0][5] == (0.0, 0.0, 48.0, 48.0)  # the whole frame is the face
+
+
+def test_openvino_export_backend_and_parity(ckpt, toy_cache, tmp_path, capsys):
+    ov = pytest.importorskip("openvino")
+    xml = tmp_path / "ir" / "m.xml"
+    assert main(["export", str(ckpt), "--format", "openvino", "--out", str(xml), "--calibration", str(toy_cache)]) == 0
+    assert "top-1 agreement 100.0%" in capsys.readouterr().out and xml.with_suffix(".bin").is_file()
+    assert not [p for p in xml.parent.iterdir() if p.name.startswith(".")]  # no temporary leftovers
+    meta = read_metadata(xml)
+    assert meta["format"] == "dfer-openvino" and meta["class_names"] == ["right", "left", "still"]
+    # stated tolerance: OpenVINO in f32 within 1e-3 of PyTorch, on the same windows of the same video
+    video = write_face_video(tmp_path / "v.mp4", n=30, size=(160, 120))
+    a = Recognizer.from_checkpoint(ckpt, settings=FAST).predict_video(video)
+    b = Recognizer.from_checkpoint(xml, settings=FAST, precision="f32").predict_video(video)
+    assert b.backend == "openvino" and "f32" in b.settings["backend"]
+    assert [w.end_frame for w in a.windows] == [w.end_frame for w in b.windows]
+    assert np.allclose(np.stack([w.probs for w in a.windows]), np.stack([w.probs for w in b.windows]), atol=1e-4)
+    # int8 IR from the QDQ graph; and an .onnx file runs in OpenVINO when asked
+    q = dfer.inference.export_model(ckpt, tmp_path / "m8.xml", format="openvino", quantize="int8", calibration=toy_cache)
+    assert q["parity_vs_torch_fp32"]["top1_agreement"] >= 0.9 and q["parity_runtime"].startswith("openvino")
+    onnx_path = tmp_path / "m.onnx"
+    export_onnx(ckpt, onnx_path)
+    rec = Recognizer.from_checkpoint(onnx_path, backend="openvino", precision="f32")
+    assert rec.backend.name == "openvino" and rec.class_names == ["right", "left", "still"]
+    # clear errors: a wrong suffix, a precision OpenVINO does not take, an IR without dfer metadata
+    with pytest.raises(CheckpointError, match=r"\.xml"):
+        dfer.inference.export_model(ckpt, tmp_path / "m.bin", format="openvino")
+    with pytest.raises(CheckpointError, match="precision"):
+        Recognizer.from_checkpoint(xml, precision="fp8")
+    bare = ov.convert_model(str(onnx_path))
+    ov.save_model(bare, str(tmp_path / "bare.xml"))
+    with pytest.raises(CheckpointError, match="without dfer metadata"):
+        Recognizer.from_checkpoint(tmp_path / "bare.xml")

@@ -159,7 +159,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     settings = InferenceSettings(window_seconds=args.window, stride=args.stride, detect_every=args.detect_every,
                                  detector=args.detector or "", upsample=args.upsample, batch_size=args.batch_size)
     rec = Recognizer.from_checkpoint(args.checkpoint, device=args.device, backend=args.backend, settings=settings,
-                                     threads=args.threads)
+                                     threads=args.threads, precision=args.precision)
     run = predict_inputs(rec, inputs, args.out, annotate=not args.no_video, overwrite=args.overwrite,
                          max_seconds=args.max_seconds, progress=not args.quiet)
     print(f"{len(run.done)} done, {len(run.skipped)} already done (skipped), {len(run.failed)} failed -> {args.out}")
@@ -169,14 +169,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from dfer.inference import export_onnx
+    from dfer.inference import export_model
 
-    meta = export_onnx(args.checkpoint, args.out, quantize=args.quantize, calibration=args.calibration,
-                       calibration_clips_count=args.calibration_clips)
+    meta = export_model(args.checkpoint, args.out, format=args.format, quantize=args.quantize,
+                        calibration=args.calibration, calibration_clips_count=args.calibration_clips)
     p = meta["parity_vs_torch_fp32"]
-    print(f"wrote {args.out} ({meta['quantization']}); parity vs PyTorch fp32 on {p['clips']} clips: "
-          f"top-1 agreement {100 * p['top1_agreement']:.1f}%, max |logit diff| {p['max_abs_diff']:.2e}, "
-          f"min cosine {p['min_cosine']:.5f}")
+    print(f"wrote {args.out} ({args.format}, {meta['quantization']}); parity vs PyTorch fp32 on {p['clips']} clips "
+          f"({meta['parity_runtime']}): top-1 agreement {100 * p['top1_agreement']:.1f}%, "
+          f"max |logit diff| {p['max_abs_diff']:.2e}, min cosine {p['min_cosine']:.5f}")
     return 0
 
 
@@ -293,10 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     pd = sub.add_parser("predict", help="expressions of every face in videos, folders, a webcam or a stream")
     pd.add_argument("inputs", nargs="*", help="video files, frame folders, folders of videos, stream URLs")
-    pd.add_argument("--checkpoint", required=True, help="dfer checkpoint (.pt) or exported model (.onnx)")
+    pd.add_argument("--checkpoint", required=True, help="dfer checkpoint (.pt) or exported model (.onnx, OpenVINO .xml)")
     pd.add_argument("--out", required=True, help="output folder (one subfolder per input)")
     pd.add_argument("--source", help="a webcam index (0) or a stream URL (rtsp://, http://)")
-    pd.add_argument("--backend", default="torch", choices=["torch", "onnx"])
+    pd.add_argument("--backend", default="torch", choices=["torch", "onnx", "openvino"],
+                    help="openvino needs: pip install \"dfer[openvino]\"")
+    pd.add_argument("--precision", default="auto", choices=["auto", "f32", "bf16"],
+                    help="OpenVINO float precision (auto: bf16 on CPUs with native bf16, else f32)")
     pd.add_argument("--device", default="auto", help="auto | cpu | cuda")
     pd.add_argument("--stride", type=int, default=0, help="frames between windows of a face (default: 1 s of video)")
     pd.add_argument("--window", type=float, default=0.0, help="window span in seconds (default: training clip length)")
@@ -304,20 +307,21 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--detector", choices=["dlib", "none"], help="none: inputs are face crops already")
     pd.add_argument("--upsample", type=int, default=-1, help="extra dlib upsampling for small faces")
     pd.add_argument("--batch-size", type=int, default=8)
-    pd.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: all cores)")
+    pd.add_argument("--threads", type=int, default=0, help="ONNX Runtime / OpenVINO threads (0: all cores)")
     pd.add_argument("--max-seconds", type=float, help="stop after this much video (live sources run until stopped)")
     pd.add_argument("--no-video", action="store_true", help="skip annotated.mp4")
     pd.add_argument("--overwrite", action="store_true", help="redo inputs that already have outputs")
     pd.add_argument("--quiet", action="store_true")
     pd.set_defaults(func=cmd_predict)
 
-    px = sub.add_parser("export", help="ONNX model (fp32 or int8) with class names and preprocessing inside")
+    px = sub.add_parser("export", help="ONNX or OpenVINO model (fp32 or int8) with class names and preprocessing inside")
     px.add_argument("checkpoint")
-    px.add_argument("--format", default="onnx", choices=["onnx"])
+    px.add_argument("--format", default="onnx", choices=["onnx", "openvino"],
+                    help="onnx: one .onnx file; openvino: IR NAME.xml + NAME.bin (needs dfer[openvino])")
     px.add_argument("--quantize", choices=["int8"], help="static int8 (ONNX Runtime QDQ, calibrated)")
     px.add_argument("--calibration", help="clip cache to calibrate int8 on (default: synthetic faces)")
     px.add_argument("--calibration-clips", type=int, default=32)
-    px.add_argument("--out", required=True, help="output .onnx file")
+    px.add_argument("--out", required=True, help="output .onnx file, or .xml for OpenVINO")
     px.set_defaults(func=cmd_export)
 
     ps = sub.add_parser("synth", help="SYNTHETIC expression videos (7 classes, folder layout + manifest)")

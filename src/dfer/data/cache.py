@@ -16,6 +16,7 @@ killed job leaves no half-written clip and a rerun resumes where it stopped.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -50,12 +51,21 @@ class ClipRow:
     reason: str = ""
 
 
+@functools.lru_cache(maxsize=1)  # read once: os.umask can only be read by setting it
+def default_file_mode() -> int:
+    """0o666 less the process umask: what open() would give; mkstemp's 0o600 would hide outputs from other users."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,13 +1,13 @@
 """Inference on raw videos and streams, annotated outputs, and export for deployment."""
 
-from dfer.inference.backends import BACKENDS, OnnxBackend, TorchBackend
-from dfer.inference.export import export_onnx, read_metadata
+from dfer.inference.backends import BACKENDS, OnnxBackend, OpenVinoBackend, TorchBackend
+from dfer.inference.export import export_model, export_onnx, read_metadata
 from dfer.inference.predict import PredictRun, predict_inputs
 from dfer.inference.recognizer import FrameEvent, InferenceSettings, Recognizer, VideoPrediction, WindowPrediction
 from dfer.inference.sources import FrameSource, open_source
 
 __all__ = [
-    "BACKENDS", "FrameEvent", "FrameSource", "InferenceSettings", "OnnxBackend", "PredictRun", "Recognizer",
-    "TorchBackend", "VideoPrediction", "WindowPrediction", "export_onnx", "open_source", "predict_inputs",
-    "read_metadata",
+    "BACKENDS", "FrameEvent", "FrameSource", "InferenceSettings", "OnnxBackend", "OpenVinoBackend", "PredictRun",
+    "Recognizer", "TorchBackend", "VideoPrediction", "WindowPrediction", "export_model", "export_onnx", "open_source",
+    "predict_inputs", "read_metadata",
 ]

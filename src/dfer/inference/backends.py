@@ -1,7 +1,9 @@
 """Inference backends: one call, normalised clips (B, 3, T, S, S) float32 -> logits (B, K) float32.
 
 - `torch`: the network in eager PyTorch (CPU or CUDA; bf16 autocast on CUDA);
-- `onnx`: ONNX Runtime on an exported model (fp32 or static int8, see dfer.inference.export).
+- `onnx`: ONNX Runtime on an exported model (fp32 or static int8, see dfer.inference.export);
+- `openvino`: OpenVINO on the CPU, from an exported ONNX model or OpenVINO IR (.xml); optional
+  dependency (`pip install "dfer[openvino]"`).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import torch
 
 from dfer.errors import CheckpointError
 
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("torch", "onnx", "openvino")
+OPENVINO_PRECISIONS = ("auto", "f32", "bf16")
 
 
 class Backend(Protocol):
     name: str
+    detail: str  # runtime, version, device and precision, for reports
 
     def __call__(self, clips: np.ndarray) -> np.ndarray: ...
 
@@ -40,6 +44,8 @@ class TorchBackend:
         self.model = model.eval().to(self.device)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last_3d)
+        precision = "bf16 autocast" if self.device.type == "cuda" else "fp32"
+        self.detail = f"torch {torch.__version__} {self.device.type} {precision}" + (" channels_last_3d" if channels_last else "")
 
     @torch.inference_mode()
     def __call__(self, clips: np.ndarray) -> np.ndarray:
@@ -73,7 +79,57 @@ class OnnxBackend:
         except Exception as exc:
             raise CheckpointError(f"{self.path}: not a loadable ONNX model ({exc.__class__.__name__}: {str(exc)[:200]})") from None
         self.input = self.session.get_inputs()[0].name
+        used = self.session.get_providers()[0].replace("ExecutionProvider", "")
+        self.detail = f"onnxruntime {ort.__version__} {used}"
 
     def __call__(self, clips: np.ndarray) -> np.ndarray:
         out = self.session.run(["logits"], {self.input: np.ascontiguousarray(clips, dtype=np.float32)})
         return out[0]
+
+
+class OpenVinoBackend:
+    """OpenVINO on the CPU; reads an exported .onnx (fp32 or int8 QDQ) or an OpenVINO IR .xml.
+
+    precision: OpenVINO's inference precision for float layers. "auto" is OpenVINO's own choice:
+    bf16 on CPUs with native bf16 (AVX512-BF16, AMX), else f32; "f32" keeps float32 exactly.
+    The chosen one is in `.detail`.
+    """
+
+    name = "openvino"
+
+    @staticmethod
+    def require():
+        """The openvino module, or a CheckpointError saying how to install it."""
+        try:
+            import openvino
+        except ImportError:
+            raise CheckpointError('the openvino backend needs OpenVINO: pip install "dfer[openvino]"') from None
+        return openvino
+
+    def __init__(self, path: str | Path, threads: int = 0, device: str = "cpu", precision: str = "auto") -> None:
+        ov = self.require()
+        if precision not in OPENVINO_PRECISIONS:
+            raise CheckpointError(f"OpenVINO precision must be one of {OPENVINO_PRECISIONS}, got {precision!r}")
+        if device not in ("auto", "cpu"):
+            raise CheckpointError(f"the openvino backend runs on the CPU; got device {device!r} (use --backend torch or onnx for CUDA)")
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CheckpointError(f"{self.path}: model not found")
+        config: dict[str, str] = {"PERFORMANCE_HINT": "LATENCY"}  # one clip batch at a time, all cores on it
+        if threads > 0:
+            config["INFERENCE_NUM_THREADS"] = str(threads)
+        if precision != "auto":
+            config["INFERENCE_PRECISION_HINT"] = precision
+        core = ov.Core()
+        try:
+            self.compiled = core.compile_model(core.read_model(str(self.path)), "CPU", config)
+            self.output = self.compiled.output("logits")
+        except Exception as exc:
+            raise CheckpointError(f"{self.path}: OpenVINO cannot load it ({exc.__class__.__name__}: {str(exc)[:200]})") from None
+        self.request = self.compiled.create_infer_request()
+        self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # "bf16" | "f32"
+        self.detail = f"openvino {ov.__version__.split('-')[0]} CPU {self.precision}"
+
+    def __call__(self, clips: np.ndarray) -> np.ndarray:
+        out = self.request.infer({0: np.ascontiguousarray(clips, dtype=np.float32)})
+        return np.array(out[self.output], dtype=np.float32)  # (B, K), copied out of the request's buffer

@@ -1,9 +1,11 @@
-"""Export to ONNX (fp32, or int8 by ONNX Runtime static quantisation) with dfer metadata inside.
+"""Export to ONNX or OpenVINO IR (fp32, or int8 by ONNX Runtime static quantisation) with dfer metadata inside.
 
 The exported graph maps normalised clips (B, 3, T, S, S) to `logits` (B, K) and `embedding`
 (B, 256); the center-loss weight network is a training device and is left out. The model's
 `metadata_props["dfer"]` holds JSON with the class names, the preprocessing (clip size, mean,
-std, face settings), the model config, versions and the parity measured at export.
+std, face settings), the model config, versions and the parity measured at export. OpenVINO IR
+(`model.xml` + `model.bin`) is converted from the same ONNX graph (int8 stays int8: OpenVINO runs
+the QDQ pairs as integer kernels) and keeps the same JSON in the model's rt_info under "dfer".
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -25,6 +28,7 @@ from dfer.errors import CheckpointError
 
 METADATA_KEY = "dfer"
 QUANTIZE = (None, "int8")
+FORMATS = ("onnx", "openvino")
 
 
 class InferenceHead(nn.Module):
@@ -41,12 +45,14 @@ class InferenceHead(nn.Module):
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The dfer metadata of an exported ONNX model (CheckpointError if it has none)."""
-    import onnxruntime as ort
-
+    """The dfer metadata of an exported model, ONNX or OpenVINO IR (CheckpointError if it has none)."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: ONNX model not found")
+        raise CheckpointError(f"{path}: exported model not found")
+    if path.suffix.lower() == ".xml":
+        return _read_openvino_metadata(path)
+    import onnxruntime as ort
+
     try:
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:
@@ -55,6 +61,19 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     if METADATA_KEY not in meta:
         raise CheckpointError(f"{path}: an ONNX model without dfer metadata; export it with `dfer export`")
     return json.loads(meta[METADATA_KEY])
+
+
+def _read_openvino_metadata(path: Path) -> dict[str, Any]:
+    from dfer.inference.backends import OpenVinoBackend
+
+    ov = OpenVinoBackend.require()
+    try:
+        model = ov.Core().read_model(str(path))
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a loadable OpenVINO IR ({exc.__class__.__name__}: {str(exc)[:200]})") from None
+    if not model.has_rt_info([METADATA_KEY]):
+        raise CheckpointError(f"{path}: an OpenVINO model without dfer metadata; export it with `dfer export --format openvino`")
+    return json.loads(model.get_rt_info([METADATA_KEY]).astype(str))
 
 
 def calibration_clips(preprocess: Preprocess, *, data: str | Path | None = None, count: int = 32, seed: int = 0) -> np.ndarray:
@@ -132,18 +151,50 @@ def parity(torch_logits: np.ndarray, onnx_logits: np.ndarray) -> dict[str, float
             "min_cosine": float(cos.min()), "clips": int(len(a))}
 
 
-def export_onnx(
+def _save_openvino(onnx_path: Path, meta: dict[str, Any], out: Path) -> None:
+    """IR pair written beside `out` under temporary names, .bin then .xml renamed into place (the .xml last)."""
+    import openvino as ov
+
+    from dfer.data.cache import default_file_mode
+
+    model = ov.convert_model(str(onnx_path))
+    model.set_rt_info(json.dumps(meta), [METADATA_KEY])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.stem}.") as tmp:
+        xml = Path(tmp) / out.name
+        ov.save_model(model, str(xml), compress_to_fp16=False)  # keep fp32 weights exactly
+        for part in (xml.with_suffix(".bin"), xml):
+            os.chmod(part, default_file_mode())
+            os.replace(part, out.with_suffix(part.suffix))
+
+
+def export_model(
     checkpoint: str | Path,
     out: str | Path,
     *,
+    format: str = "onnx",
     quantize: str | None = None,
     calibration: str | Path | None = None,
     calibration_clips_count: int = 32,
     opset: int = 18,
 ) -> dict[str, Any]:
-    """Write an ONNX model (fp32 or int8) of a dfer checkpoint; returns the metadata, parity included."""
+    """Write an ONNX model (.onnx) or OpenVINO IR (.xml + .bin) of a dfer checkpoint, fp32 or int8.
+
+    Returns the metadata stored inside, with the parity against PyTorch fp32 measured on 16 clips
+    not used for calibration, by the runtime of the format (ONNX Runtime; OpenVINO at its default
+    precision on this CPU), named in `parity_runtime`.
+    """
+    if format not in FORMATS:
+        raise CheckpointError(f"--format must be one of {FORMATS}, got {format!r}")
     if quantize not in QUANTIZE:
         raise CheckpointError(f"--quantize must be int8 or absent, got {quantize!r}")
+    out = Path(out)
+    if format == "openvino" and out.suffix.lower() != ".xml":
+        raise CheckpointError(f"{out}: OpenVINO IR is written as NAME.xml (+ NAME.bin); give --out a .xml path")
+    from dfer.inference.backends import OnnxBackend, OpenVinoBackend
+
+    if format == "openvino":
+        OpenVinoBackend.require()
     model, ckpt = model_from_checkpoint(checkpoint)
     pre = Preprocess.from_dict(ckpt["preprocess"])
     head = InferenceHead(model).eval()
@@ -151,7 +202,6 @@ def export_onnx(
     check_clips = calibration_clips(pre, data=calibration, count=16, seed=1)  # parity on clips not used to calibrate
     with torch.inference_mode():
         ref_check = head(torch.from_numpy(check_clips))[0].numpy()  # (N, K) fp32 torch logits
-    out = Path(out)
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         _export_fp32(head, torch.from_numpy(clips[:1]), fp32, opset)
@@ -159,15 +209,23 @@ def export_onnx(
         if quantize == "int8":
             path = Path(tmp) / "int8.onnx"
             _quantize_int8(fp32, path, clips)
-        from dfer.inference.backends import OnnxBackend
-
-        check = parity(ref_check, OnnxBackend(path)(check_clips))
+        runtime = OnnxBackend(path) if format == "onnx" else OpenVinoBackend(path)
         meta = {
-            "format": "dfer-onnx", "class_names": ckpt["class_names"], "preprocess": pre.to_dict(),
+            "format": f"dfer-{format}", "class_names": ckpt["class_names"], "preprocess": pre.to_dict(),
             "model": {"name": ckpt["model"]["name"], "config": ckpt["model"]["config"]},
             "quantization": quantize or "fp32",
             "calibration": str(calibration) if calibration else "synthetic faces (dfer.synth)",
-            "parity_vs_torch_fp32": check, "source_checkpoint": Path(checkpoint).name, "versions": versions(),
+            "parity_vs_torch_fp32": parity(ref_check, runtime(check_clips)),
+            "parity_runtime": runtime.detail,
+            "source_checkpoint": Path(checkpoint).name, "versions": versions(),
         }
-        atomic_write_bytes(out, _set_metadata(path, meta))
+        if format == "onnx":
+            atomic_write_bytes(out, _set_metadata(path, meta))
+        else:
+            _save_openvino(path, meta, out)
     return meta
+
+
+def export_onnx(checkpoint: str | Path, out: str | Path, **kwargs: Any) -> dict[str, Any]:
+    """`export_model(..., format="onnx")`."""
+    return export_model(checkpoint, out, format="onnx", **kwargs)

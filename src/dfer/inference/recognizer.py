@@ -5,7 +5,7 @@ One pass over the frames: faces are detected on every k-th frame and followed in
 one window; every `stride` frames each track's window is sampled to T frames as in training
 (uniformly over the window), resized, normalised and scored, all tracks in one batch.
 
-    rec = Recognizer.from_checkpoint("best.pt")          # or backend="onnx", or a .onnx file
+    rec = Recognizer.from_checkpoint("best.pt")   # or backend="onnx" / "openvino", or a .onnx / .xml file
     result = rec.predict_video("talk.mp4")
     result.to_dataframe()                                  # one row per (track, window)
     result.summary()                                       # one entry per track
@@ -155,29 +155,39 @@ class Recognizer:
     # construction ------------------------------------------------------------------------
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", backend: str = "torch",
-                        settings: InferenceSettings | None = None, threads: int = 0) -> "Recognizer":
-        """From a dfer checkpoint (.pt) or an exported ONNX model (.onnx, implies backend onnx).
+                        settings: InferenceSettings | None = None, threads: int = 0,
+                        precision: str = "auto") -> "Recognizer":
+        """From a dfer checkpoint (.pt) or an exported model (.onnx: ONNX Runtime unless
+        backend="openvino"; .xml: OpenVINO IR, implies backend openvino).
 
-        `backend="onnx"` with a checkpoint exports it once to `<checkpoint>.onnx` beside it.
+        `backend="onnx"` or `"openvino"` with a checkpoint exports it once to `<checkpoint>.onnx`
+        beside it (redone when the checkpoint is newer). `precision` is OpenVINO's float precision
+        (auto | f32 | bf16, see OpenVinoBackend); `threads` applies to ONNX Runtime and OpenVINO.
         """
-        from dfer.inference.backends import BACKENDS, OnnxBackend, TorchBackend
+        from dfer.inference.backends import BACKENDS, OnnxBackend, OpenVinoBackend, TorchBackend
 
         path = Path(path)
-        if path.suffix.lower() == ".onnx":
+        suffix = path.suffix.lower()
+        if suffix == ".xml":
+            backend = "openvino"
+        elif suffix == ".onnx" and backend == "torch":
             backend = "onnx"
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        if backend == "onnx":
+        if backend in ("onnx", "openvino"):
             from dfer.inference.export import export_onnx, read_metadata
 
-            onnx_path = path
-            if path.suffix.lower() != ".onnx":
-                onnx_path = path.with_suffix(".onnx")
-                if not onnx_path.is_file() or onnx_path.stat().st_mtime < path.stat().st_mtime:
-                    export_onnx(path, onnx_path)
-            meta = read_metadata(onnx_path)
-            return cls(OnnxBackend(onnx_path, threads=threads, device=device), meta["class_names"],
-                       Preprocess.from_dict(meta["preprocess"]), settings)
+            model_path = path
+            if suffix not in (".onnx", ".xml"):
+                model_path = path.with_suffix(".onnx")
+                if not model_path.is_file() or model_path.stat().st_mtime < path.stat().st_mtime:
+                    export_onnx(path, model_path)
+            meta = read_metadata(model_path)
+            if backend == "onnx":
+                runtime: Backend = OnnxBackend(model_path, threads=threads, device=device)
+            else:
+                runtime = OpenVinoBackend(model_path, threads=threads, device=device, precision=precision)
+            return cls(runtime, meta["class_names"], Preprocess.from_dict(meta["preprocess"]), settings)
         from dfer.checkpoint import model_from_checkpoint
 
         model, ckpt = model_from_checkpoint(path)
@@ -192,7 +202,7 @@ class Recognizer:
         # A model trained on ready-made face crops (detector "none") still needs a detector on raw
         # video; an explicit settings.detector ("none" for inputs that are face crops) wins.
         detector = s.detector or ("dlib" if face.get("detector", "dlib") == "none" else face.get("detector", "dlib"))
-        return {"window_frames": span, "window_seconds": round(span / fps, 3), "stride": stride,
+        return {"backend": getattr(self.backend, "detail", self.backend.name), "window_frames": span, "window_seconds": round(span / fps, 3), "stride": stride,
                 "detect_every": s.detect_every, "detector": detector,
                 "detect_size": s.detect_size or int(face.get("detect_size", 320)),
                 "upsample": s.upsample if s.upsample >= 0 else int(face.get("upsample", 0)),

@@ -11,6 +11,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from dfer.data.cache import default_file_mode
+
 # Distinct, readable colours (RGB) for track ids.
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
            (240, 50, 230), (210, 245, 60), (250, 190, 190), (0, 128, 128)]
@@ -97,6 +99,7 @@ class VideoWriter:
         for packet in self._stream.encode():
             self._out.mux(packet)
         self._out.close()
+        os.chmod(self._tmp, default_file_mode())
         os.replace(self._tmp, self.path)
         return self.path
 
