@@ -207,3 +207,17 @@ def test_epoch_batch_sampler_shards_ranks():
     bal = EpochBatchSampler([0] * 90 + [1] * 10, 10, balanced=True, seed=0)
     drawn = np.array([labels for _, b in bal for labels in b])
     assert 25 < (drawn >= 90).sum() < 75
+
+
+def test_atomic_writes_leave_no_temporaries_and_get_umask_permissions(tmp_path):
+    import os
+
+    from dfer.data.cache import atomic_write_json
+
+    target = tmp_path / "sub" / "meta.json"
+    atomic_write_json(target, {"a": 1})
+    atomic_write_json(target, {"a": 2})  # replaces in place
+    assert json.loads(target.read_text()) == {"a": 2} and os.listdir(target.parent) == ["meta.json"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() would give, not mkstemp's 0600
