@@ -201,7 +201,7 @@ def test_openvino_export_backend_and_parity(ckpt, toy_cache, tmp_path, capsys):
         dfer.inference.export_model(ckpt, tmp_path / "m.bin", format="openvino")
     with pytest.raises(CheckpointError, match="precision"):
         Recognizer.from_checkpoint(xml, precision="fp8")
-    bare = ov.convert_model(str(onnx_path))
+    bare = ov.Core().read_model(str(onnx_path))
     ov.save_model(bare, str(tmp_path / "bare.xml"))
     with pytest.raises(CheckpointError, match="without dfer metadata"):
         Recognizer.from_checkpoint(tmp_path / "bare.xml")

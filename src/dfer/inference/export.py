@@ -157,7 +157,8 @@ def _save_openvino(onnx_path: Path, meta: dict[str, Any], out: Path) -> None:
 
     from dfer.data.cache import default_file_mode
 
-    model = ov.convert_model(str(onnx_path))
+    # The runtime's ONNX reader, not ov.convert_model: the converter sends usage telemetry by default.
+    model = ov.Core().read_model(str(onnx_path))
     model.set_rt_info(json.dumps(meta), [METADATA_KEY])
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.stem}.") as tmp:
