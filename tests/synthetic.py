@@ -8,7 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dfer.synth import Expression, Identity, draw_face, write_video
+from dfer.data.video import write_video
+from dfer.synth import Expression, Identity, draw_face
 
 
 def face_frames(n: int, size=(112, 96), faces: int = 1, seed: int = 0, smile_to: float = 1.0, face: bool = True):
@@ -137,7 +138,8 @@ def toy_clip(label: int, rng: np.random.Generator, frames: int = 8, size: int = 
 def make_toy_cache(root, per_class: int = 12, classes: int = 3, frames: int = 8, size: int = 40, seed: int = 0,
                    folds: int = 3) -> Path:
     """A clip cache (the on-disk format of `dfer prepare`) of a learnable 3-class motion task, with splits."""
-    from dfer.data.cache import ClipCache, ClipRow, atomic_write_json
+    from dfer.data.cache import ClipCache, ClipRow
+    from dfer.files import atomic_write_json
     from dfer.data.splits import make_splits
 
     root = Path(root)

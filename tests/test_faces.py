@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 
-from dfer.data import Box, FaceSettings, FaceTracker, crop_face, extract_face_clip, main_track, make_detector
-from dfer.errors import NoFaceError
+from dfer.data import Box, FaceSettings, FaceTracker, crop_face, extract_face_clip, make_detector
+from dfer.errors import ConfigError, NoFaceError
 from synthetic import face_frames, write_face_video
+
+BLANK = np.zeros((60, 60, 3), np.uint8)
 
 
 class ScriptedDetector:
@@ -19,7 +21,7 @@ class ScriptedDetector:
 
 
 def test_dlib_finds_drawn_face_and_maps_box_back():
-    det = make_detector("dlib", detect_size=320)
+    det = make_detector(FaceSettings(detect_size=320))
     frame = face_frames(1, (160, 120))[0]
     boxes = det(frame)
     assert len(boxes) == 1
@@ -29,32 +31,45 @@ def test_dlib_finds_drawn_face_and_maps_box_back():
     assert 20 < b.width < 120
 
 
-def test_tracker_interpolates_holds_and_picks_main_face():
-    a0, a6 = Box(0, 0, 10, 10), Box(3, 0, 13, 10)
-    small = Box(50, 50, 54, 54)
-    det = ScriptedDetector([[a0, small], [], [a6]])  # frame 3: missed detection
-    tr = FaceTracker(det, detect_every=3, smooth=1)
-    for i in range(9):
-        tr.update(i, np.zeros((60, 60, 3), np.uint8))
-    tracks = tr.finish()
-    assert len(tracks) == 2
-    main = main_track(tracks)
-    assert main.box_at(3).x0 == pytest.approx(1.5)  # interpolated across the missed detection
-    assert main.box_at(8).x0 == pytest.approx(3.0)  # held after the last detection
-    assert main.box_at(0) == Box(0, 0, 10, 10)
-    assert tracks[1].box_at(3) is None or tracks[1].score < main.score
+def test_tracker_interpolates_bridges_misses_holds_and_ends_tracks():
+    a0, a6, small = Box(0, 0, 10, 10), Box(3, 0, 13, 10), Box(50, 50, 54, 54)
+    # rounds at frames 0, 3, 6, 9; frame 3: both faces missed; the small one never comes back
+    det = ScriptedDetector([[a0, small], [], [a6], [a6]])
+    tr = FaceTracker(det, FaceSettings(detect_every=3, smooth=0.0, max_missed=1))
+    out, most_pending = [], 0
+    for _ in range(10):
+        out += tr.push(BLANK)
+        most_pending = max(most_pending, len(tr._pending))
+    out += tr.flush()
+    assert [f.index for f in out] == list(range(10))  # every frame once, in order
+    assert most_pending <= (1 + 1) * 3  # look-ahead bounded by (max_missed + 1) rounds
+    face = {f.index: f.faces.get(0) for f in out}
+    assert face[0].box == a0 and face[0].source == "detected"
+    assert face[3].box.x0 == pytest.approx(1.5) and face[3].source == "tracked"  # missed round: interpolated
+    assert face[5].box.x0 == pytest.approx(2.5)
+    assert face[6].box == a6 and face[6].detected
+    assert face[9].detected and all(face[i] is not None for i in range(10))
+    small_frames = [f.index for f in out if 1 in f.faces]
+    assert small_frames == [0, 1, 2]  # ended after 2 missed rounds; held k-1 frames after its detection
+
+
+def test_tracker_smooths_detections_and_counts_ids_up():
+    det = ScriptedDetector([[Box(0, 0, 10, 10)], [Box(4, 0, 18, 10)], [Box(40, 40, 50, 50)]])
+    tr = FaceTracker(det, FaceSettings(detect_every=2, smooth=0.5, max_missed=0))
+    out = list(tr.run([BLANK] * 5))
+    # the centre follows the detection (x 11), the width moves halfway from 10 to 14
+    assert out[2].faces[0].box.as_array() == pytest.approx([5, 0, 17, 10])
+    assert out[1].faces[0].box.x0 == pytest.approx(2.5)
+    assert 1 in out[4].faces and 0 not in out[4].faces  # a new face gets the next id
+    assert tr.frames_detected == 3
 
 
 def test_tracker_keeps_two_faces_apart():
-    det = make_detector("dlib", detect_size=480)  # two small faces: let the detector see more pixels
-    tr = FaceTracker(det, detect_every=2)
-    for i, f in enumerate(face_frames(8, (224, 112), faces=2)):
-        tr.update(i, f)
-    tracks = tr.finish()
-    assert len(tracks) == 2
-    xs = sorted((t.box_at(4).x0 + t.box_at(4).x1) / 2 for t in tracks)
+    s = FaceSettings(detect_size=480, detect_every=2)  # two small faces: let the detector see more pixels
+    out = list(FaceTracker(make_detector(s), s).run(face_frames(8, (224, 112), faces=2)))
+    assert all(sorted(f.faces) == [0, 1] for f in out)
+    xs = sorted((f.box.x0 + f.box.x1) / 2 for f in out[4].faces.values())
     assert xs[0] < 112 < xs[1]
-    assert all(len(t.boxes) == 8 for t in tracks)
 
 
 def test_crop_pads_at_borders():
@@ -64,23 +79,43 @@ def test_crop_pads_at_borders():
     assert crop[0, 0].max() == 0 and crop[-1, -1].min() == 200
 
 
-def test_extract_main_face_every_frame(tmp_path):
+def test_extract_main_face_every_frame_with_trace(tmp_path):
     path = write_face_video(tmp_path / "f.mp4", n=14)
     s = FaceSettings(size=64, max_frames=10)
-    clip = extract_face_clip(path, make_detector("dlib"), s)
+    clip = extract_face_clip(path, make_detector(s), s)
     assert clip.decoded_frames == 14 and clip.face_frames == 14
     assert clip.frames.shape == (10, 64, 64, 3)
+    trace = clip.trace()
+    assert trace["frame"] == [0, 2, 3, 4, 6, 7, 9, 10, 11, 13]  # spread uniformly over the 14 frames
+    assert len(trace["box"]) == 10 and all(len(b) == 4 for b in trace["box"])
+    assert trace["detected"] == [f % 3 == 0 for f in trace["frame"]]
 
 
 def test_extract_no_face(tmp_path):
     path = write_face_video(tmp_path / "n.mp4", n=8, face=False)
     with pytest.raises(NoFaceError, match="no face found"):
-        extract_face_clip(path, make_detector("dlib"), FaceSettings())
+        extract_face_clip(path, make_detector(FaceSettings()), FaceSettings())
 
 
+def test_face_settings_check_values_and_read_legacy():
+    with pytest.raises(ConfigError, match="detect_every must be >= 1, got 0"):
+        FaceSettings(detect_every=0)
+    with pytest.raises(ConfigError, match="margin"):
+        FaceSettings().with_overrides({"margin": -1.0})
+    with pytest.raises(ConfigError, match="unknown face setting"):
+        FaceSettings().with_overrides({"speed": 3})
+    old = FaceSettings.from_dict({"detector": "dlib", "detect_size": 320, "upsample": 1, "detect_every": 3,
+                                  "margin": 0.25, "size": 128, "max_frames": 48})  # dfer 0.1 wrote no version
+    assert old.legacy and old.version == 1 and old.margin == 0.25 and old.upsample == 1
+    assert FaceSettings.from_dict(FaceSettings().to_dict()) == FaceSettings()
+    with pytest.raises(ConfigError, match="newer"):
+        FaceSettings.from_dict({"version": 99})
+
+
+@pytest.mark.media
 def test_real_media(media_dir):
     s = FaceSettings()
-    det = make_detector("dlib")
+    det = make_detector(s)
     clip = extract_face_clip(media_dir / "single_face.mp4", det, s)
     assert clip.face_frames == clip.decoded_frames == 72  # main face in every frame
     with pytest.raises(NoFaceError):

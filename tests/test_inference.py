@@ -14,7 +14,7 @@ from dfer.errors import CheckpointError
 from dfer.inference import InferenceSettings, Recognizer, export_onnx, read_metadata
 from synthetic import face_frames, make_bad_inputs, write_face_video, write_frame_folder
 
-FAST = InferenceSettings(stride=8, window_seconds=0.8, detect_every=2, min_track_frames=4)
+FAST = InferenceSettings(stride=8, window_seconds=0.8, min_track_frames=4, face={"detect_every": 2})
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +34,8 @@ def test_recognizer_api_one_face(ckpt, tmp_path):
     w = res.windows[0]
     assert w.end_frame - w.start_frame == 19 and w.start_time == 0 and w.end_time == pytest.approx(0.8)
     assert w.probs.shape == (3,) and w.probs.sum() == pytest.approx(1, abs=1e-5) and w.label in rec.class_names
+    tracks = res.tracks_dataframe()
+    assert len(tracks) == len(res.boxes[0]) and set(tracks["source"]) == {"detected", "tracked"}
     df = res.to_dataframe()
     assert list(df.columns[:5]) == ["track_id", "start_frame", "end_frame", "start_s", "end_s"]
     assert {"p_right", "p_left", "p_still"} <= set(df.columns) and len(df) == len(res.windows)
@@ -47,11 +49,12 @@ def test_recognizer_api_one_face(ckpt, tmp_path):
 
 def test_two_faces_get_stable_separate_tracks(ckpt, tmp_path):
     video = write_face_video(tmp_path / "two.mp4", n=30, size=(224, 112), faces=2)
-    rec = Recognizer.from_checkpoint(ckpt, settings=InferenceSettings(stride=10, window_seconds=0.6, detect_every=2,
-                                                                      detect_size=480, min_track_frames=4))
+    face = {"detect_every": 2, "detect_size": 480}
+    rec = Recognizer.from_checkpoint(ckpt, settings=InferenceSettings(stride=10, window_seconds=0.6, min_track_frames=4,
+                                                                      face=face))
     res = rec.predict_video(video)
     assert res.track_ids == [0, 1]
-    centres = {t: np.mean([(b[0] + b[2]) / 2 for b in boxes.values()]) for t, boxes in res.boxes.items()}
+    centres = {t: np.mean([(b.box.x0 + b.box.x1) / 2 for b in boxes.values()]) for t, boxes in res.boxes.items()}
     assert sorted(centres.values())[0] < 112 < sorted(centres.values())[1]
     assert all(len(b) >= 26 for b in res.boxes.values())  # each face keeps its id over the video
     assert len(res.summary()["tracks"]) == 2
@@ -72,6 +75,15 @@ def test_cli_predict_outputs_no_face_bad_file_and_resume(ckpt, tmp_path, capsys)
     assert len(df) >= 2 and set(df["track_id"]) == {0}
     summary = json.loads((talk / "summary.json").read_text())
     assert summary["tracks"][0]["label"] in ["right", "left", "still"]
+    # the face boxes of every frame, and which the detector found (every 2nd frame here)
+    tracks = pd.read_csv(talk / "tracks.csv")
+    assert list(tracks.columns) == ["frame", "time_s", "track_id", "x0", "y0", "x1", "y1", "source"]
+    assert len(tracks) == 36 and list(tracks["frame"]) == list(range(36))
+    assert tracks["time_s"][25] == pytest.approx(1.0)
+    assert list(tracks["source"][:4]) == ["detected", "tracked", "detected", "tracked"]
+    # the checkpoint's face settings, with what the user overrode
+    face = summary["settings"]["face"]
+    assert face["detect_every"] == 2 and summary["settings"]["face_overrides"]["detect_every"]["why"] == "user override"
     info, ann = probe(video), probe(talk / "annotated.mp4")
     assert ann.num_frames == info.num_frames == 36 and ann.fps == pytest.approx(info.fps)
     frames_out, _ = read_video(talk / "annotated.mp4")
@@ -167,11 +179,11 @@ def test_real_media(ckpt, media_dir, tmp_path):
 
 def test_detector_none_treats_inputs_as_face_crops(ckpt, tmp_path):
     folder = write_frame_folder(tmp_path / "crops", n=20, size=(48, 48))
-    rec = Recognizer.from_checkpoint(ckpt, settings=InferenceSettings(detector="none", stride=8, window_seconds=0.4,
-                                                                      min_track_frames=4))
+    rec = Recognizer.from_checkpoint(ckpt, settings=InferenceSettings(stride=8, window_seconds=0.4,
+                                                                      min_track_frames=4, face={"detector": "none"}))
     res = rec.predict_video(folder)
-    assert res.settings["detector"] == "none" and res.track_ids == [0]
-    assert res.boxes[0][5] == (0.0, 0.0, 48.0, 48.0)  # the whole frame is the face
+    assert res.settings["face"]["detector"] == "none" and res.track_ids == [0]
+    assert tuple(res.boxes[0][5].box.as_array()) == (0.0, 0.0, 48.0, 48.0)  # the whole frame is the face
 
 
 def test_openvino_export_backend_and_parity(ckpt, toy_cache, tmp_path, capsys):

@@ -212,7 +212,7 @@ def test_epoch_batch_sampler_shards_ranks():
 def test_atomic_writes_leave_no_temporaries_and_get_umask_permissions(tmp_path):
     import os
 
-    from dfer.data.cache import atomic_write_json
+    from dfer.files import atomic_write_json
 
     target = tmp_path / "sub" / "meta.json"
     atomic_write_json(target, {"a": 1})

@@ -4,7 +4,7 @@ import json
 import numpy as np
 
 from dfer.cli import main
-from dfer.data import make_detector, probe, read_video
+from dfer.data import FaceSettings, make_detector, probe, read_video
 from dfer.demo import DemoSettings, run_demo
 from dfer.synth.dataset import CLASSES, SynthSettings, generate, render_clip
 from dfer.synth.face import Identity
@@ -41,7 +41,7 @@ def test_fear_is_surprise_played_backwards():
 
 
 def test_synthetic_faces_are_found_by_dlib(tmp_path):
-    det = make_detector("dlib")
+    det = make_detector(FaceSettings())
     s = SynthSettings(frames=6)
     found = 0
     for k, cls in enumerate(CLASSES):

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from dfer.data import iter_frames, probe, read_video
+from dfer.data import VideoWriter, open_source, probe, read_video, write_video
+from dfer.data.video import list_frame_files
 from dfer.errors import VideoError
-from dfer.synth import write_video
 from synthetic import face_frames, make_bad_inputs, write_frame_folder
 
 
@@ -29,14 +29,14 @@ def test_frame_folder(tmp_path):
     folder = write_frame_folder(tmp_path / "00001", n=7, size=(40, 40))
     info = probe(folder)
     assert info.num_frames == 7 and info.codec == "images"
-    assert len(list(iter_frames(folder))) == 7
+    assert len(list(open_source(folder).frames())) == 7
 
 
 def test_bad_inputs_raise_video_error_naming_the_file(tmp_path):
     bad = make_bad_inputs(tmp_path)
     for key in ("zero_byte", "text", "truncated"):
         with pytest.raises(VideoError) as err:
-            list(iter_frames(bad[key]))
+            list(open_source(bad[key]).frames())
         assert str(bad[key]) in str(err.value)
     with pytest.raises(VideoError, match="not found"):
         probe(tmp_path / "missing.mp4")
@@ -45,6 +45,31 @@ def test_bad_inputs_raise_video_error_naming_the_file(tmp_path):
     with pytest.raises(VideoError, match="no frame images"):
         probe(empty)
     # 1-frame and grayscale videos are valid input
-    assert len(list(iter_frames(bad["one_frame"]))) == 1
-    gray = list(iter_frames(bad["gray"]))
+    assert len(list(open_source(bad["one_frame"]).frames())) == 1
+    gray = list(open_source(bad["gray"]).frames())
     assert len(gray) == 10 and gray[0].shape[-1] == 3
+
+
+def test_frame_files_sort_numerically(tmp_path):
+    for name in ["frame10.png", "frame2.png", "frame1.png", "notes.txt"]:
+        (tmp_path / name).write_bytes(b"")
+    assert [p.name for p in list_frame_files(tmp_path)] == ["frame1.png", "frame2.png", "frame10.png"]
+
+
+def test_writer_is_atomic_and_pads_odd_sizes(tmp_path):
+    path = tmp_path / "out.mp4"
+    w = VideoWriter(path, 25, 33, 21)
+    w.write(np.zeros((21, 33, 3), np.uint8))
+    assert not path.exists()  # only a temporary file until close
+    w.close()
+    info = probe(path)
+    assert (info.width, info.height, info.num_frames) == (34, 22, 1)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+    # a failure while writing leaves nothing behind
+    with pytest.raises(RuntimeError):
+        with VideoWriter(tmp_path / "broken.mp4", 25, 32, 32) as w:
+            w.write(np.zeros((32, 32, 3), np.uint8))
+            raise RuntimeError("stop")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+    with pytest.raises(VideoError, match="no frames"):
+        write_video(tmp_path / "none.mp4", [])

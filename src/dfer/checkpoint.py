@@ -92,7 +92,7 @@ def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def save_checkpoint(path: str | Path, ckpt: dict[str, Any]) -> Path:
     """Atomic: written to a temporary file, then renamed into place."""
-    from dfer.data.cache import atomic_write_bytes
+    from dfer.files import atomic_write_bytes
 
     buf = io.BytesIO()
     torch.save(ckpt, buf)

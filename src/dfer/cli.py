@@ -37,9 +37,14 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _face_overrides(args: argparse.Namespace) -> dict:
+    """Face settings given on the command line (flags left out are None)."""
+    return {name: getattr(args, name) for name in _FACE_FLAGS if getattr(args, name, None) is not None}
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     from dfer.data.adapters import load_spec
-    from dfer.data.extract import FaceSettings
+    from dfer.data.face_settings import FaceSettings
     from dfer.data.prepare import parse_shard, prepare_dataset
 
     kw = {}
@@ -48,15 +53,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     if args.kind == "dfew":
         kw["source"] = args.dfew_source
     spec = load_spec(args.kind, args.root, **kw)
-    settings = FaceSettings(
-        detector=args.detector or spec.default_detector,
-        detect_size=args.detect_size,
-        upsample=args.upsample,
-        detect_every=args.detect_every,
-        margin=args.margin,
-        size=args.size,
-        max_frames=args.max_frames,
-    )
+    settings = FaceSettings(detector=spec.default_detector).with_overrides(_face_overrides(args))
     try:
         shard = parse_shard(args.shard)
     except ValueError as exc:
@@ -156,8 +153,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     inputs = list(args.inputs) + ([args.source] if args.source is not None else [])
     if not inputs:
         raise SystemExit("dfer predict: error: give at least one input (a video, a folder, --source 0 or a URL)")
-    settings = InferenceSettings(window_seconds=args.window, stride=args.stride, detect_every=args.detect_every,
-                                 detector=args.detector or "", upsample=args.upsample, batch_size=args.batch_size)
+    settings = InferenceSettings(window_seconds=args.window, stride=args.stride, batch_size=args.batch_size,
+                                 face=_face_overrides(args))
     rec = Recognizer.from_checkpoint(args.checkpoint, device=args.device, backend=args.backend, settings=settings,
                                      threads=args.threads, precision=args.precision)
     run = predict_inputs(rec, inputs, args.out, annotate=not args.no_video, overwrite=args.overwrite,
@@ -230,6 +227,38 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+# Face settings on the command line: names, types and help; defaults come from FaceSettings.
+_FACE_FLAGS = {
+    "detector": (str, "dlib (HOG frontal faces) or none (inputs are face crops already)"),
+    "detect_every": (int, "run the face detector on every k-th frame, interpolate in between"),
+    "detect_size": (int, "longest side of the frame copy the detector sees, in pixels"),
+    "upsample": (int, "extra dlib upsampling levels, for small faces (0..3)"),
+    "margin": (float, "crop margin on each side, as a fraction of the face box"),
+    "smooth": (float, "weight of a face's previous box size at each detection (0: no smoothing)"),
+    "max_missed": (int, "detection rounds a face may be missed before its track ends"),
+    "size": (int, "side of the square face crops, in pixels"),
+    "max_frames": (int, "frames kept per clip, spread uniformly"),
+}
+_PREDICT_FACE_FLAGS = ("detector", "detect_every", "detect_size", "upsample", "margin", "smooth", "max_missed")
+
+
+def _add_face_args(p: argparse.ArgumentParser, *, inherit: bool) -> None:
+    """Face options; with `inherit` (predict) a flag left out means the checkpoint's value."""
+    from dataclasses import fields
+
+    from dfer.data.face_settings import DETECTORS, FaceSettings
+
+    defaults = {f.name: f.default for f in fields(FaceSettings)}
+    for name, (kind, text) in _FACE_FLAGS.items():
+        if inherit and name not in _PREDICT_FACE_FLAGS:
+            continue
+        suffix = " (default: the checkpoint's)" if inherit else f" (default {defaults[name]})"
+        if name == "detector" and not inherit:
+            suffix = " (default: the dataset's: dlib, or none for DFEW's face frames)"
+        p.add_argument("--" + name.replace("_", "-"), type=kind, choices=DETECTORS if name == "detector" else None,
+                       default=None, help=text + suffix)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from dfer import __version__
 
@@ -249,15 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("kind", choices=["dfew", "afew", "daisee", "folder", "manifest"])
     pp.add_argument("--root", required=True, help="dataset root (for manifest: the CSV file)")
     pp.add_argument("--out", required=True, help="cache folder to create or resume")
-    pp.add_argument("--detector", choices=["dlib", "none"], help="default: dlib, or none for DFEW's face frames")
     pp.add_argument("--workers", type=int, default=1, help="parallel processes")
     pp.add_argument("--shard", help="I/N: process the I-th of N shares (0 <= I < N)")
-    pp.add_argument("--size", type=int, default=128, help="side of the stored face crops (default 128)")
-    pp.add_argument("--max-frames", type=int, default=48, help="frames kept per clip, spread uniformly (default 48)")
-    pp.add_argument("--detect-every", type=int, default=3, help="run the detector on every k-th frame (default 3)")
-    pp.add_argument("--detect-size", type=int, default=320, help="longest side seen by the detector (default 320)")
-    pp.add_argument("--upsample", type=int, default=0, help="extra dlib upsampling levels for tiny faces")
-    pp.add_argument("--margin", type=float, default=0.2, help="crop margin on each side, fraction of the box (0.2)")
+    _add_face_args(pp, inherit=False)
     pp.add_argument("--folds", type=int, default=5, help="k of the k-fold splits (default 5)")
     pp.add_argument("--val-fraction", type=float, default=0.1, help="validation share carved from each training part")
     pp.add_argument("--seed", type=int, default=0)
@@ -303,9 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--device", default="auto", help="auto | cpu | cuda")
     pd.add_argument("--stride", type=int, default=0, help="frames between windows of a face (default: 1 s of video)")
     pd.add_argument("--window", type=float, default=0.0, help="window span in seconds (default: training clip length)")
-    pd.add_argument("--detect-every", type=int, default=5, help="run the face detector on every k-th frame (5)")
-    pd.add_argument("--detector", choices=["dlib", "none"], help="none: inputs are face crops already")
-    pd.add_argument("--upsample", type=int, default=-1, help="extra dlib upsampling for small faces")
+    _add_face_args(pd, inherit=True)
     pd.add_argument("--batch-size", type=int, default=8)
     pd.add_argument("--threads", type=int, default=0, help="ONNX Runtime / OpenVINO threads (0: all cores)")
     pd.add_argument("--max-seconds", type=float, help="stop after this much video (live sources run until stopped)")

@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from dfer.data.cache import atomic_write_json, atomic_write_text
+from dfer.files import atomic_write_json, atomic_write_text
 
 BANNER = "SYNTHETIC DATA: procedurally drawn cartoon faces made by dfer synth, not people"
 
@@ -70,7 +70,7 @@ def run_demo(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     from dfer.data.adapters import load_spec
-    from dfer.data.extract import FaceSettings
+    from dfer.data.face_settings import FaceSettings
     from dfer.data.prepare import prepare_dataset
     from dfer.engine.config import load_config
     from dfer.engine.cv import run_cv
@@ -107,7 +107,7 @@ def run_demo(
     with _stage(log, timings, "predict"):
         sample = _held_out_video(out)
         ckpt = out / "cv" / f"fold_{cv['folds'][0]}" / "best.pt"
-        rec = Recognizer.from_checkpoint(ckpt, settings=InferenceSettings(stride=5, window_seconds=1.0, detect_every=3))
+        rec = Recognizer.from_checkpoint(ckpt, settings=InferenceSettings(stride=5, window_seconds=1.0))
         run = predict_inputs(rec, [str(sample), *videos], out / "predict", progress=False, log=log)
     total = round(time.perf_counter() - t_all, 1)
     result = {

@@ -7,7 +7,8 @@ Layout (documented in README.md):
     CACHE/failures.csv     clip,source,reason for every clip that could not be prepared
     CACHE/splits.json      cross-validation folds (see dfer.data.splits)
     CACHE/clips/<id>.npy   uint8 (N, S, S, 3) RGB face crops, N <= max_frames, S = size
-    CACHE/clips/<id>.json  the clip's index row; written last, so its presence means "finished"
+    CACHE/clips/<id>.json  the clip's index row plus its per-frame trace (source frame index, face box,
+                           detected or filled in); written last, so its presence means "finished"
 
 Every file is written to a temporary name and renamed into place (atomic on POSIX), so a
 killed job leaves no half-written clip and a rerun resumes where it stopped.
@@ -16,19 +17,18 @@ killed job leaves no half-written clip and a rerun resumes where it stopped.
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import json
-import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
+from dfer.data.face_settings import FACE_PIPELINE_VERSION, FaceSettings
 from dfer.errors import DatasetError
+from dfer.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 INDEX_FIELDS = ["id", "label", "subject", "source", "num_frames", "src_frames", "fps", "status", "reason"]
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -51,35 +51,6 @@ class ClipRow:
     reason: str = ""
 
 
-@functools.lru_cache(maxsize=1)  # read once: os.umask can only be read by setting it
-def default_file_mode() -> int:
-    """0o666 less the process umask: what open() would give; mkstemp's 0o600 would hide outputs from other users."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
-
-
 def _csv_text(header: list[str], rows: Iterable[list[Any]]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -95,10 +66,18 @@ class ClipCache:
 
     # -- writing -------------------------------------------------------------------------
     def init(self, meta: dict[str, Any]) -> None:
+        """Create the cache, or check that an existing one was prepared the same way."""
         self.clips_dir.mkdir(parents=True, exist_ok=True)
         path = self.root / "meta.json"
         if path.exists():
             old = json.loads(path.read_text())
+            old_face = FaceSettings.from_dict(old.get("face"))
+            if "face" in old and old_face.legacy:
+                raise DatasetError(
+                    f"{self.root}: cache was prepared by face pipeline version {old_face.version} (an earlier dfer); "
+                    f"this dfer crops faces with version {FACE_PIPELINE_VERSION}, so new clips would not match the "
+                    "old ones. The cache still trains as it is; to add clips, prepare into a new --out folder"
+                )
             for key in ("class_names", "face"):
                 if key in old and old[key] != meta.get(key):
                     raise DatasetError(
@@ -113,13 +92,20 @@ class ClipCache:
     def row_path(self, clip_id: str) -> Path:
         return self.clips_dir / f"{clip_id}.json"
 
-    def write_clip(self, row: ClipRow, frames: np.ndarray | None) -> None:
-        """Frames first, then the row: a row on disk means the clip is complete."""
+    def write_clip(self, row: ClipRow, frames: np.ndarray | None, trace: dict[str, list] | None = None) -> None:
+        """Frames first, then the row (with the per-frame trace): a row on disk means the clip is complete."""
         if frames is not None:
             buf = io.BytesIO()
             np.save(buf, np.ascontiguousarray(frames, dtype=np.uint8))
             atomic_write_bytes(self.frames_path(row.id), buf.getvalue())
-        atomic_write_json(self.row_path(row.id), asdict(row))
+        atomic_write_json(self.row_path(row.id), {**asdict(row), **({"trace": trace} if trace else {})})
+
+    def _row_file(self, clip_id: str) -> dict[str, Any]:
+        path = self.row_path(clip_id)
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"{path}: cannot read the clip's record ({exc})") from None
 
     def finished(self) -> dict[str, ClipRow]:
         rows = {}
@@ -127,10 +113,25 @@ class ClipCache:
             return rows
         for p in self.clips_dir.glob("*.json"):
             try:
-                rows[p.stem] = ClipRow(**json.loads(p.read_text()))
-            except (ValueError, TypeError):
+                d = json.loads(p.read_text())
+                d.pop("trace", None)
+                rows[p.stem] = ClipRow(**d)
+            except (ValueError, TypeError, AttributeError):
                 continue  # a foreign or damaged file: treat the clip as not done
         return rows
+
+    def trace(self, clip_id: str):
+        """Per kept frame of a clip: `frame` (source frame index), `x0 y0 x1 y1` (face box in source
+        pixels), `source` (detected | tracked), as a DataFrame in the order of the cached frames.
+        Caches of face pipeline version 1 kept no trace: `DatasetError`."""
+        import pandas as pd
+
+        trace = self._row_file(clip_id).get("trace")
+        if trace is None:
+            raise DatasetError(f"{self.row_path(clip_id)}: no per-frame trace (prepared by an earlier dfer, or failed)")
+        boxes = np.asarray(trace["box"], dtype=np.float64).reshape(-1, 4)
+        return pd.DataFrame({"frame": trace["frame"], "x0": boxes[:, 0], "y0": boxes[:, 1], "x1": boxes[:, 2],
+                             "y1": boxes[:, 3], "source": ["detected" if d else "tracked" for d in trace["detected"]]})
 
     def write_index(self, rows: Iterable[ClipRow]) -> tuple[int, int]:
         rows = sorted(rows, key=lambda r: r.id)

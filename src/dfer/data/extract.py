@@ -1,41 +1,42 @@
-"""From a video to the face frames of its main track (the training path)."""
+"""From a video to the face crops of its main face (the training path).
+
+The video is read once through the one frame source, faces are followed by the one tracker
+and cropped by the one crop function, exactly as `Recognizer` does at inference; only the
+choice differs: the main face (largest sum of box areas over frames: size x persistence),
+on at most `max_frames` frames spread uniformly over the video.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from dfer.data.crop import DEFAULT_MARGIN, crop_face
+from dfer.data.crop import crop_face
+from dfer.data.face_settings import FaceSettings
 from dfer.data.faces import FaceDetector
-from dfer.data.tracking import FaceTracker, Track, main_track
-from dfer.data.video import VideoInfo, iter_frames, probe
+from dfer.data.tracking import FaceTracker, TrackedBox
+from dfer.data.video import open_source
 from dfer.errors import NoFaceError
-
-
-@dataclass
-class FaceSettings:
-    """Face pipeline settings; stored in the cache meta and in checkpoints."""
-
-    detector: str = "dlib"
-    detect_size: int = 320  # longest side of the frame the detector sees
-    upsample: int = 0  # extra dlib pyramid levels for very small faces
-    detect_every: int = 3  # run the detector on every k-th frame, track in between
-    margin: float = DEFAULT_MARGIN
-    size: int = 128  # side of the stored square crops (training crops 112 out of it)
-    max_frames: int = 48  # at most this many frames per clip are kept, spread uniformly
 
 
 @dataclass
 class FaceClip:
     frames: np.ndarray  # (N, S, S, 3) uint8 RGB crops of the main face
     frame_indices: list[int]  # source frame index of each crop
-    info: VideoInfo
+    boxes: np.ndarray  # (N, 4) float64 x0, y0, x1, y1 of each crop's face box, in source pixels
+    detected: list[bool]  # per crop: the box was found by the detector (else interpolated or held)
+    fps: float
     decoded_frames: int
-    face_frames: int  # frames the main track covers
+    face_frames: int  # frames the main face is on
     num_tracks: int
-    tracks: list[Track] = field(default_factory=list, repr=False)
+
+    def trace(self) -> dict[str, list]:
+        """Per kept frame: source frame index, face box, detected or filled in (stored in the cache)."""
+        return {"frame": list(self.frame_indices), "box": [[round(float(v), 2) for v in b] for b in self.boxes],
+                "detected": list(self.detected)}
 
 
 def keep_indices(num_frames: int, max_frames: int) -> set[int]:
@@ -47,26 +48,32 @@ def keep_indices(num_frames: int, max_frames: int) -> set[int]:
 def extract_face_clip(path: str | Path, detector: FaceDetector, settings: FaceSettings) -> FaceClip:
     """Decode once, detect + track, keep up to `max_frames` crops of the main face.
 
-    Only the frames to keep are held in memory, so long 1080p videos stay cheap.
+    Only crops of the frames to keep are held in memory, so long 1080p videos stay cheap.
     """
-    info = probe(path)
-    keep = keep_indices(info.num_frames, settings.max_frames)
-    tracker = FaceTracker(detector, detect_every=settings.detect_every)
-    held: dict[int, np.ndarray] = {}
+    src = open_source(Path(path))
+    keep = keep_indices(src.num_frames or 0, settings.max_frames)
+    tracker = FaceTracker(detector, settings)
+    area: dict[int, float] = defaultdict(float)
+    covered: dict[int, int] = defaultdict(int)
+    kept: dict[int, list[tuple[int, np.ndarray, TrackedBox]]] = defaultdict(list)
     n = 0
-    for i, frame in enumerate(iter_frames(path)):
-        tracker.update(i, frame)
-        if i in keep:
-            held[i] = frame
-        n = i + 1
-    if tracker.num_frames and not tracker.should_detect(n - 1):
-        tracker.update(n - 1, frame, force=True)  # detect on the last frame too, so holds end at the video's end
-    tracks = tracker.finish()
-    main = main_track(tracks)
-    if main is None:
+    for tf in tracker.run(src.frames()):
+        n = tf.index + 1
+        for tid, tb in tf.faces.items():
+            area[tid] += tb.box.area
+            covered[tid] += 1
+            if tf.index in keep:
+                kept[tid].append((tf.index, crop_face(tf.frame, tb.box, settings.size, settings.margin), tb))
+    if not area:
         raise NoFaceError(f"{path}: no face found in {n} frames (detector {detector.name})")
-    idx = sorted(i for i in held if main.box_at(i) is not None)
-    if not idx:
+    main = max(area, key=lambda t: (area[t], -t))
+    items = kept.get(main, [])
+    if not items:
         raise NoFaceError(f"{path}: the main face is not visible in any kept frame")
-    crops = np.stack([crop_face(held[i], main.box_at(i), settings.size, settings.margin) for i in idx])
-    return FaceClip(crops, idx, info, n, len(main.boxes), len(tracks), tracks)
+    return FaceClip(
+        frames=np.stack([c for _, c, _ in items]),
+        frame_indices=[i for i, _, _ in items],
+        boxes=np.stack([tb.box.as_array() for _, _, tb in items]),
+        detected=[tb.detected for _, _, tb in items],
+        fps=src.fps, decoded_frames=n, face_frames=covered[main], num_tracks=len(area),
+    )

@@ -10,9 +10,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from dfer.data.face_settings import FaceSettings
 
 
 @dataclass(frozen=True)
@@ -94,12 +97,8 @@ class WholeFrameDetector:
         return [Box(0.0, 0.0, float(w), float(h))]
 
 
-DETECTORS = ("dlib", "none")
-
-
-def make_detector(name: str, *, detect_size: int = 320, upsample: int = 0) -> FaceDetector:
-    if name == "dlib":
-        return DlibDetector(detect_size=detect_size, upsample=upsample)
-    if name == "none":
-        return WholeFrameDetector()
-    raise ValueError(f"unknown face detector {name!r}; choose from {DETECTORS}")
+def make_detector(settings: "FaceSettings") -> FaceDetector:
+    """The detector the settings name, at their detect size and upsampling."""
+    if settings.detector == "dlib":
+        return DlibDetector(detect_size=settings.detect_size, upsample=settings.upsample)
+    return WholeFrameDetector()  # FaceSettings admits only the names in DETECTORS

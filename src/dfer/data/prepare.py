@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from dfer.data.adapters import ClipRecord, DatasetSpec
-from dfer.data.cache import ClipCache, ClipRow, atomic_write_json
-from dfer.data.extract import FaceSettings, extract_face_clip
+from dfer.data.cache import ClipCache, ClipRow
+from dfer.files import atomic_write_json
+from dfer.data.extract import extract_face_clip
+from dfer.data.face_settings import FaceSettings
 from dfer.data.faces import make_detector
 from dfer.data.splits import make_splits
 from dfer.errors import DatasetError, DferError
@@ -48,26 +50,24 @@ _worker_settings: FaceSettings | None = None
 
 def _init_worker(settings: dict[str, Any]) -> None:
     global _worker_detector, _worker_settings
-    _worker_settings = FaceSettings(**settings)
-    _worker_detector = make_detector(
-        _worker_settings.detector, detect_size=_worker_settings.detect_size, upsample=_worker_settings.upsample
-    )
+    _worker_settings = FaceSettings.from_dict(settings)
+    _worker_detector = make_detector(_worker_settings)
 
 
 def _process(args: tuple[ClipRecord, str]) -> tuple[ClipRow, int]:
     rec, cache_root = args
     cache = ClipCache(cache_root)
     row = ClipRow(rec.clip_id, rec.label, rec.subject, rec.source)
-    frames, decoded = None, 0
+    frames, trace, decoded = None, None, 0
     try:
         clip = extract_face_clip(rec.source, _worker_detector, _worker_settings)
-        frames, decoded = clip.frames, clip.decoded_frames
-        row.num_frames, row.src_frames, row.fps = len(clip.frames), clip.decoded_frames, round(clip.info.fps, 4)
+        frames, trace, decoded = clip.frames, clip.trace(), clip.decoded_frames
+        row.num_frames, row.src_frames, row.fps = len(clip.frames), clip.decoded_frames, round(clip.fps, 4)
     except DferError as exc:
         row.status, row.reason = "failed", str(exc)
     except Exception as exc:  # anything unexpected is recorded too, never fatal to the run
         row.status, row.reason = "failed", f"{rec.source}: unexpected {exc.__class__.__name__}: {exc}"
-    cache.write_clip(row, frames)
+    cache.write_clip(row, frames, trace)
     return row, decoded
 
 
@@ -102,9 +102,9 @@ def prepare_dataset(
     cache.init({
         "dataset": spec.name,
         "class_names": spec.class_names,
-        "face": asdict(settings),
+        "face": settings.to_dict(),
         "grouped": spec.grouped,
-        "format": "clips/<id>.npy uint8 (N, size, size, 3) RGB",
+        "format": "clips/<id>.npy uint8 (N, size, size, 3) RGB; clips/<id>.json row + trace",
     })
     # Duplicate ids: the first wins, later ones are recorded as failures.
     seen: dict[str, ClipRecord] = {}
@@ -127,14 +127,14 @@ def prepare_dataset(
     bar = tqdm(total=len(jobs), desc=f"prepare {spec.name}", unit="clip", disable=not progress)
     if workers > 1 and len(jobs) > 1:
         ctx = mp.get_context("spawn")  # dlib and av are not fork-safe with threads
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(asdict(settings),)) as pool:
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(settings.to_dict(),)) as pool:
             for row, n in pool.imap_unordered(_process, jobs, chunksize=1):
                 decoded += n
                 bar.update(1)
                 if on_clip:
                     on_clip(row)
     else:
-        _init_worker(asdict(settings))
+        _init_worker(settings.to_dict())
         for job in jobs:
             row, n = _process(job)
             decoded += n

@@ -1,43 +1,59 @@
-"""Face tracking between detections.
+"""The face tracker: one implementation for training (`dfer prepare`) and inference (`dfer predict`).
 
-The detector runs on every k-th frame. Detections are associated with tracks by IoU
-(greedy, highest overlap first). Between two detections of a track its box is linearly
-interpolated; before the first and after the last detection it is held for up to k-1
-frames; gaps longer than `max_gap` frames end the track. Boxes are then smoothed with a
-centred moving average. The main face is the track with the largest sum of box areas
-over frames (size x persistence).
+Frames go in one at a time (`push`), in order; the tracker hands back frames whose face boxes
+are final, in order, each with the faces on it by track id. So it works on streams of any
+length, and a whole clip is just a stream that ends (`flush`).
+
+- Detection: the detector runs on every k-th frame (`detect_every`), frame 0 included.
+- Association: detections continue the live track whose current box overlaps them most
+  (greedy IoU, highest first, at least `iou_threshold`); an unmatched detection starts a new
+  track. Track ids count up from 0 in order of appearance and are never reused.
+- Smoothing: a matched detection sets the track's box centre; its width and height become
+  `smooth * old + (1 - smooth) * new` (an exponential moving average over detection rounds).
+  dlib's boxes jump between pyramid scales, which makes crops zoom in and out; smoothing the
+  size steadies that, while the centre follows the face without lag. That box is the track's
+  box on the detection frame (source "detected").
+- Between two detection rounds a track's box is linearly interpolated between its boxes of
+  those rounds (source "tracked"). A track missed by a round keeps its last box for matching;
+  if a later round finds it again, the gap is interpolated; a track missed by more than
+  `max_missed` consecutive rounds ends, and its box is held for at most k-1 frames after its
+  last detection (also at the end of the video).
+- Look-ahead: interpolation needs the next round, so a frame is handed back once every live
+  track's box on it is known: after at most k frames while faces are found, after at most
+  (max_missed + 1) x k frames while a face is missed. Memory stays bounded by those frames.
+
+Prepare and predict differ only in what they do with the boxes (prepare keeps the main face:
+the largest sum of box areas over frames; predict keeps every face), never in the boxes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import bisect
+from collections import deque
+from dataclasses import dataclass
+from typing import Iterable, Iterator
 
 import numpy as np
 
+from dfer.data.face_settings import FaceSettings
 from dfer.data.faces import Box, FaceDetector, iou
 
 
+@dataclass(frozen=True)
+class TrackedBox:
+    box: Box
+    detected: bool  # True on a frame where the detector found this face; False: interpolated or held
+
+    @property
+    def source(self) -> str:
+        return "detected" if self.detected else "tracked"
+
+
 @dataclass
-class Track:
-    track_id: int
-    detections: dict[int, Box] = field(default_factory=dict)  # frame index -> detected box
-    boxes: dict[int, Box] = field(default_factory=dict)  # frame index -> box for every covered frame
-
-    @property
-    def first(self) -> int:
-        return min(self.boxes) if self.boxes else min(self.detections)
-
-    @property
-    def last(self) -> int:
-        return max(self.boxes) if self.boxes else max(self.detections)
-
-    @property
-    def score(self) -> float:
-        """Size x persistence: the sum of box areas over the frames the track covers."""
-        return float(sum(b.area for b in self.boxes.values()))
-
-    def box_at(self, frame_index: int) -> Box | None:
-        return self.boxes.get(frame_index)
+class TrackedFrame:
+    index: int  # position of the frame in the input, from 0
+    frame: np.ndarray  # RGB uint8 (H, W, 3)
+    faces: dict[int, TrackedBox]  # track id -> box on this frame
 
 
 def match_boxes(tracks: list[Box], dets: list[Box], threshold: float) -> list[tuple[int, int]]:
@@ -53,154 +69,127 @@ def match_boxes(tracks: list[Box], dets: list[Box], threshold: float) -> list[tu
     return out
 
 
-class FaceTracker:
-    """Feed frames in order with `update`; `finish()` returns the tracks with a box per covered frame."""
+class _Track:
+    def __init__(self, track_id: int, frame: int, box: Box) -> None:
+        self.track_id = track_id
+        self.frames: list[int] = [frame]  # detection frames (increasing), pruned as frames are handed back
+        self.boxes: list[Box] = [box]  # smoothed box on each of those frames
+        self.box = box  # current box, used for matching
+        self.missed = 0
+        self.closed = False
 
-    def __init__(
-        self,
-        detector: FaceDetector,
-        *,
-        detect_every: int = 3,
-        iou_threshold: float = 0.3,
-        max_gap: int | None = None,
-        smooth: int = 5,
-        min_detections: int = 1,
-    ) -> None:
-        if detect_every < 1:
-            raise ValueError("detect_every must be >= 1")
+    @property
+    def last(self) -> int:
+        return self.frames[-1]
+
+    def add(self, frame: int, det: Box, smooth: float) -> None:
+        old, new = self.box.as_array(), det.as_array()  # (4,) x0, y0, x1, y1
+        centre = (new[:2] + new[2:]) / 2
+        size = smooth * (old[2:] - old[:2]) + (1 - smooth) * (new[2:] - new[:2])
+        self.box = Box.from_array(np.concatenate([centre - size / 2, centre + size / 2]), det.score)
+        self.frames.append(frame)
+        self.boxes.append(self.box)
+        self.missed = 0
+
+    def box_at(self, f: int, hold: int) -> TrackedBox | None:
+        j = bisect.bisect_right(self.frames, f) - 1  # last detection at or before f
+        if j < 0:
+            return None
+        f0, b0 = self.frames[j], self.boxes[j]
+        if f0 == f:
+            return TrackedBox(b0, True)
+        if j + 1 < len(self.frames):  # a later detection: interpolate across the gap
+            f1, b1 = self.frames[j + 1], self.boxes[j + 1]
+            a = (f - f0) / (f1 - f0)
+            return TrackedBox(Box.from_array((1 - a) * b0.as_array() + a * b1.as_array(), b0.score), False)
+        if self.closed and f - f0 <= hold:
+            return TrackedBox(b0, False)
+        return None
+
+    def prune(self, first_pending: int) -> None:
+        """Forget detections no pending frame needs (keep the last one at or before `first_pending`)."""
+        j = bisect.bisect_right(self.frames, first_pending) - 1
+        if j > 0:
+            del self.frames[:j], self.boxes[:j]
+
+
+class FaceTracker:
+    """Detect every k-th frame, associate, smooth, interpolate; see the module docstring."""
+
+    def __init__(self, detector: FaceDetector, settings: FaceSettings) -> None:
         self.detector = detector
-        self.detect_every = detect_every
-        self.iou_threshold = iou_threshold
-        # A face may be missed by a few detection rounds before its track is closed.
-        self.max_gap = max_gap if max_gap is not None else 4 * detect_every
-        self.smooth = smooth
-        self.min_detections = min_detections
-        self._tracks: list[Track] = []
+        self.settings = settings
+        self.k = settings.detect_every
+        self._pending: deque[tuple[int, np.ndarray]] = deque()
+        self._tracks: list[_Track] = []  # live tracks and ended ones still needed by pending frames
         self._next_id = 0
-        self.num_frames = 0
+        self._count = 0
         self.frames_detected = 0
 
-    def _active(self, frame_index: int) -> list[Track]:
-        return [t for t in self._tracks if frame_index - max(t.detections) <= self.max_gap]
+    # -- input ----------------------------------------------------------------------------
+    def push(self, frame: np.ndarray) -> list[TrackedFrame]:
+        """Add the next frame; returns the frames (this one or earlier) whose boxes are now final."""
+        i = self._count
+        self._count += 1
+        self._pending.append((i, frame))
+        if i % self.k == 0:
+            self._detect(i, frame)
+        return self._emit()
 
-    def should_detect(self, frame_index: int) -> bool:
-        return frame_index % self.detect_every == 0
+    def flush(self) -> list[TrackedFrame]:
+        """End of input: every track ends, every pending frame is handed back."""
+        for t in self._tracks:
+            t.closed = True
+        return self._emit()
 
-    def update(self, frame_index: int, frame: np.ndarray, force: bool = False) -> list[Box] | None:
-        """Process one frame; returns the raw detections when the detector ran on it."""
-        self.num_frames = max(self.num_frames, frame_index + 1)
-        if not (force or self.should_detect(frame_index)):
-            return None
+    def run(self, frames: Iterable[np.ndarray]) -> Iterator[TrackedFrame]:
+        """Every frame of `frames` with its faces, in order."""
+        for frame in frames:
+            yield from self.push(frame)
+        yield from self.flush()
+
+    # -- internals ----------------------------------------------------------------------
+    def _detect(self, i: int, frame: np.ndarray) -> None:
+        s = self.settings
         dets = self.detector(frame)
         self.frames_detected += 1
-        self.associate(frame_index, dets)
-        return dets
-
-    def associate(self, frame_index: int, dets: list[Box]) -> None:
-        active = self._active(frame_index)
-        matches = match_boxes([t.detections[max(t.detections)] for t in active], dets, self.iou_threshold)
+        live = [t for t in self._tracks if not t.closed]
+        matches = match_boxes([t.box for t in live], dets, s.iou_threshold)
         for ti, di in matches:
-            active[ti].detections[frame_index] = dets[di]
-        used_d = {di for _, di in matches}
+            live[ti].add(i, dets[di], s.smooth)
+        matched = {ti for ti, _ in matches}
+        for ti, t in enumerate(live):
+            if ti not in matched:
+                t.missed += 1
+                t.closed = t.missed > s.max_missed
+        used = {di for _, di in matches}
         for di, d in enumerate(dets):
-            if di not in used_d:
-                self._tracks.append(Track(self._next_id, {frame_index: d}))
+            if di not in used:
+                self._tracks.append(_Track(self._next_id, i, d))
                 self._next_id += 1
 
-    def finish(self) -> list[Track]:
-        tracks = [t for t in self._tracks if len(t.detections) >= self.min_detections]
-        for t in tracks:
-            t.boxes = self._fill(t)
-        # Stable ids in order of appearance.
-        tracks.sort(key=lambda t: (t.first, t.track_id))
-        return tracks
+    def _final(self, f: int) -> bool:
+        # A live track whose last detection is before f may still be found again (then f is
+        # interpolated) or end (then f is held or empty): wait for it.
+        return all(t.closed or t.last >= f for t in self._tracks)
 
-    def _fill(self, track: Track) -> dict[int, Box]:
-        keys = sorted(track.detections)
-        arr = np.stack([track.detections[k].as_array() for k in keys])  # (D, 4)
-        hold = self.detect_every - 1
-        start = max(0, keys[0] - hold)
-        end = min(self.num_frames - 1, keys[-1] + hold) if self.num_frames else keys[-1]
-        frames = np.arange(start, end + 1)
-        boxes = np.stack([np.interp(frames, keys, arr[:, j]) for j in range(4)], axis=1)  # (F, 4); holds at ends
-        if self.smooth > 1 and len(frames) > 2:
-            boxes = _moving_average(boxes, self.smooth)
-        scores = np.interp(frames, keys, [track.detections[k].score for k in keys])
-        return {int(f): Box.from_array(b, float(s)) for f, b, s in zip(frames, boxes, scores)}
-
-
-def _moving_average(x: np.ndarray, k: int) -> np.ndarray:
-    """Centred moving average along axis 0 with edge padding; shape kept."""
-    k = min(k, len(x))
-    pad_l, pad_r = k // 2, k - 1 - k // 2
-    padded = np.pad(x, ((pad_l, pad_r), (0, 0)), mode="edge")
-    kernel = np.ones(k) / k
-    return np.stack([np.convolve(padded[:, j], kernel, mode="valid") for j in range(x.shape[1])], axis=1)
+    def _emit(self) -> list[TrackedFrame]:
+        out = []
+        hold = self.k - 1
+        while self._pending and self._final(self._pending[0][0]):
+            f, frame = self._pending.popleft()
+            faces = {}
+            for t in self._tracks:
+                tb = t.box_at(f, hold)
+                if tb is not None:
+                    faces[t.track_id] = tb
+            out.append(TrackedFrame(f, frame, faces))
+        if out:
+            nxt = self._pending[0][0] if self._pending else self._count
+            self._tracks = [t for t in self._tracks if not (t.closed and t.last + hold < nxt)]
+            for t in self._tracks:
+                t.prune(nxt)
+        return out
 
 
-def main_track(tracks: list[Track]) -> Track | None:
-    return max(tracks, key=lambda t: t.score) if tracks else None
-
-
-class OnlineTracker:
-    """Faces followed as frames arrive (videos of any length, live streams).
-
-    The detector runs on every k-th frame; detections are matched to tracks greedily by IoU;
-    a matched box is smoothed with an exponential moving average (`smooth` = weight of the old
-    box); boxes are held between detections; a track missed by more than `max_missed`
-    detection rounds ends. Track ids are never reused, so they stay stable over the video.
-    """
-
-    def __init__(
-        self,
-        detector: FaceDetector,
-        *,
-        detect_every: int = 3,
-        iou_threshold: float = 0.25,
-        max_missed: int = 2,
-        smooth: float = 0.4,
-        min_hits: int = 1,
-    ) -> None:
-        if detect_every < 1:
-            raise ValueError("detect_every must be >= 1")
-        self.detector = detector
-        self.detect_every = detect_every
-        self.iou_threshold = iou_threshold
-        self.max_missed = max_missed
-        self.smooth = smooth
-        self.min_hits = min_hits
-        self._boxes: dict[int, Box] = {}
-        self._hits: dict[int, int] = {}
-        self._missed: dict[int, int] = {}
-        self._next_id = 0
-        self.frames_detected = 0
-
-    def update(self, frame_index: int, frame: np.ndarray) -> dict[int, Box]:
-        """Boxes of the confirmed tracks on this frame, by track id."""
-        if frame_index % self.detect_every == 0:
-            self._associate(self.detector(frame))
-            self.frames_detected += 1
-        # A track missed by a detection round keeps its last box until it is re-found or ends.
-        return {k: b for k, b in self._boxes.items() if self._hits[k] >= self.min_hits}
-
-    def _associate(self, dets: list[Box]) -> None:
-        ids = list(self._boxes)
-        matches = match_boxes([self._boxes[k] for k in ids], dets, self.iou_threshold)
-        for ti, j in matches:
-            k, a = ids[ti], self.smooth
-            old, d = self._boxes[k], dets[j]
-            self._boxes[k] = Box.from_array(a * old.as_array() + (1 - a) * d.as_array(), d.score)
-            self._hits[k] += 1
-            self._missed[k] = 0
-        used_t, used_d = {ids[ti] for ti, _ in matches}, {j for _, j in matches}
-        for k in ids:
-            if k not in used_t:
-                self._missed[k] += 1
-                if self._missed[k] > self.max_missed:
-                    del self._boxes[k], self._hits[k], self._missed[k]
-        for j, d in enumerate(dets):
-            if j not in used_d:
-                self._boxes[self._next_id] = d
-                self._hits[self._next_id] = 1
-                self._missed[self._next_id] = 0
-                self._next_id += 1
+__all__ = ["FaceTracker", "TrackedBox", "TrackedFrame", "match_boxes"]

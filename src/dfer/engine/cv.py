@@ -12,10 +12,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from dfer.data.cache import atomic_write_json
+from dfer.files import atomic_write_json
 from dfer.data.prepare import load_splits
 from dfer.engine.config import TrainConfig
-from dfer.engine.trainer import Callback, _json_safe, make_fabric, train_fold
+from dfer.engine.trainer import Callback, make_fabric, train_fold
 from dfer.errors import DatasetError
 from dfer.metrics import aggregate_folds
 
@@ -76,7 +76,7 @@ def run_cv(
     if fabric.is_global_zero:
         from dfer.engine.report import write_cv_report
 
-        atomic_write_json(out / "metrics.json", _json_safe(cv))
+        atomic_write_json(out / "metrics.json", cv)
         write_cv_report(out, cv, results)
     fabric.barrier()
     return cv

@@ -102,12 +102,13 @@ def evaluate_checkpoint(
     numbers are regenerated exactly from the checkpoint and the cache's saved splits.json.
     """
     from dfer.checkpoint import Preprocess, model_from_checkpoint
-    from dfer.data.cache import ClipCache, atomic_write_json, atomic_write_text
+    from dfer.data.cache import ClipCache
+    from dfer.files import atomic_write_json, atomic_write_text
     from dfer.data.prepare import load_splits
     from dfer.data.splits import get_fold
     from dfer.data.transforms import ClipTransformConfig
     from dfer.engine.report import plot_confusion, recall_table
-    from dfer.engine.trainer import _json_safe, split_digest
+    from dfer.engine.trainer import split_digest
     from dfer.errors import DatasetError
 
     if split not in ("train", "val", "test"):
@@ -138,8 +139,8 @@ def evaluate_checkpoint(
               "trained_metrics": ckpt.get("metrics", {})}
     out = Path(out) if out else Path(checkpoint).parent / (f"eval_{split}" + ("" if frame_order == "natural" else f"_{frame_order}"))
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "metrics.json", _json_safe(result))
-    atomic_write_json(out / "predictions.json", _json_safe({"ids": preds.ids, "labels": preds.labels.tolist(),
+    atomic_write_json(out / "metrics.json", result)
+    atomic_write_json(out / "predictions.json", ({"ids": preds.ids, "labels": preds.labels.tolist(),
                                                            "preds": preds.preds.tolist()}))
     title = f"{Path(checkpoint).name}, fold {fold}, {split}" + ("" if frame_order == "natural" else f", frames {frame_order}")
     plot_confusion(rep["confusion"], names, out / "confusion.png", normalized=False, title=title + ", counts")

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from dfer.checkpoint import Preprocess
-from dfer.data.cache import atomic_write_bytes, atomic_write_text
+from dfer.files import atomic_write_bytes, atomic_write_text
 from dfer.metrics import normalize_confusion
 from dfer.profiling import COUNTER, PAPER_GMACS
 

@@ -16,7 +16,6 @@ Run folder (one fold):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -28,7 +27,8 @@ import numpy as np
 import torch
 
 from dfer.checkpoint import Preprocess, load_checkpoint, make_checkpoint, save_checkpoint
-from dfer.data.cache import ClipCache, atomic_write_json, atomic_write_text
+from dfer.data.cache import ClipCache
+from dfer.files import atomic_write_json, atomic_write_text, text_digest
 from dfer.data.dataset import ClipDataset, make_loader
 from dfer.data.prepare import load_splits
 from dfer.data.splits import get_fold
@@ -107,7 +107,7 @@ def class_weights(labels: Sequence[int], num_classes: int) -> torch.Tensor:
 
 def split_digest(fold: dict[str, list[str]]) -> str:
     text = json.dumps({k: fold.get(k, []) for k in ("train", "val", "test")}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return text_digest(text)
 
 
 def is_better(value: float, best: float | None, monitor: str) -> bool:
@@ -452,7 +452,7 @@ class FoldTrainer:
             from dfer.engine.report import model_cost, write_fold_report
 
             metrics["cost"] = model_cost(self.model.config, self.preprocess)
-            atomic_write_json(self.out / "metrics.json", _json_safe(metrics))
+            atomic_write_json(self.out / "metrics.json", metrics)
             write_fold_report(self.out, metrics)
         fabric.barrier()
         return metrics
@@ -482,16 +482,6 @@ def _write_log(path: Path, history: list[dict[str, Any]]) -> None:
     w.writeheader()
     w.writerows(history)
     atomic_write_text(path, buf.getvalue())
-
-
-def _json_safe(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, float) and math.isnan(x):
-        return None
-    return x
 
 
 def train_fold(cfg: TrainConfig, data: str | Path, fold: str | int, out: str | Path, *, resume: bool = False,

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from dfer.checkpoint import Preprocess, model_from_checkpoint, versions
-from dfer.data.cache import atomic_write_bytes
+from dfer.files import atomic_write_bytes
 from dfer.errors import CheckpointError
 
 METADATA_KEY = "dfer"
@@ -155,7 +155,7 @@ def _save_openvino(onnx_path: Path, meta: dict[str, Any], out: Path) -> None:
     """IR pair written beside `out` under temporary names, .bin then .xml renamed into place (the .xml last)."""
     import openvino as ov
 
-    from dfer.data.cache import default_file_mode
+    from dfer.files import default_file_mode
 
     # The runtime's ONNX reader, not ov.convert_model: the converter sends usage telemetry by default.
     model = ov.Core().read_model(str(onnx_path))

@@ -1,6 +1,7 @@
 """`dfer predict`: many inputs -> one output folder each, with a failures list; live sources too.
 
     OUT/<input stem>/predictions.csv   one row per (face track, window)
+    OUT/<input stem>/tracks.csv        one row per (frame, face): the box and whether it was detected
     OUT/<input stem>/summary.json      per-track summary, timing, settings
     OUT/<input stem>/annotated.mp4     every input frame with boxes, ids, labels, probability bars
     OUT/<input stem>/timeline.png      class probabilities over time per track
@@ -19,12 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from dfer.data.cache import atomic_write_json, atomic_write_text
-from dfer.data.video import IMAGE_EXTS, VIDEO_EXTS
+from dfer.files import atomic_write_json, atomic_write_text
+from dfer.data.video import IMAGE_EXTS, VIDEO_EXTS, VideoWriter, is_webcam, open_source
 from dfer.errors import DferError
 from dfer.inference.recognizer import Recognizer, VideoPrediction
-from dfer.inference.render import VideoWriter, draw_track, plot_timeline, render_annotated
-from dfer.inference.sources import is_webcam, open_source
+from dfer.inference.render import draw_track, plot_timeline, render_annotated
 
 
 @dataclass
@@ -63,9 +63,10 @@ def _unique_dirs(inputs: list[str], out: Path) -> list[Path]:
 
 def write_outputs(result: VideoPrediction, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    buf = io.StringIO()
-    result.to_dataframe().to_csv(buf, index=False)
-    atomic_write_text(folder / "predictions.csv", buf.getvalue())
+    for name, df in (("predictions.csv", result.to_dataframe()), ("tracks.csv", result.tracks_dataframe())):
+        buf = io.StringIO()
+        df.to_csv(buf, index=False)
+        atomic_write_text(folder / name, buf.getvalue())
     plot_timeline(result, folder / "timeline.png")
     atomic_write_json(folder / "summary.json", result.summary())  # last: its presence marks the input done
 
@@ -133,7 +134,7 @@ def predict_live(recognizer: Recognizer, src, folder: Path, *, max_seconds: floa
     folder.mkdir(parents=True, exist_ok=True)
     writer = VideoWriter(folder / "annotated.mp4", src.fps, src.width, src.height)
     result = VideoPrediction(src.name, src.fps, 0, src.width, src.height, recognizer.class_names,
-                             backend=recognizer.backend.name, settings=recognizer._resolved(src.fps))
+                             backend=recognizer.backend.name, settings=recognizer.resolved_settings(src.fps))
     latest: dict[int, object] = {}
     t0 = time.perf_counter()
     max_frames = int(max_seconds * src.fps) if max_seconds else None
@@ -146,10 +147,10 @@ def predict_live(recognizer: Recognizer, src, folder: Path, *, max_seconds: floa
             if ev.frame is None:
                 continue
             frame = ev.frame.copy()
-            for tid, b in ev.boxes.items():
-                result.boxes.setdefault(tid, {})[ev.index] = (b.x0, b.y0, b.x1, b.y1)
+            for tid, tb in ev.boxes.items():
+                result.boxes.setdefault(tid, {})[ev.index] = tb
                 w = latest.get(tid)
-                draw_track(frame, tid, (b.x0, b.y0, b.x1, b.y1), None if w is None else w.probs, result.class_names)
+                draw_track(frame, tid, tb.box.as_array(), None if w is None else w.probs, result.class_names)
             writer.write(frame)
             result.num_frames = ev.index + 1
     except KeyboardInterrupt:

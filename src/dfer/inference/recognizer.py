@@ -1,13 +1,16 @@
 """`Recognizer`: expressions of every face in a video or stream, over time.
 
-One pass over the frames: faces are detected on every k-th frame and followed in between
-(`OnlineTracker`, stable ids); every frame's face crop is kept in a per-track buffer covering
-one window; every `stride` frames each track's window is sampled to T frames as in training
-(uniformly over the window), resized, normalised and scored, all tracks in one batch.
+One pass over the frames through the same face pipeline as `dfer prepare` (the one frame
+source, `FaceTracker`, `crop_face`) with the face settings stored in the checkpoint, unless
+overridden: faces are detected on every k-th frame and interpolated in between, with stable
+track ids; every frame's face crop is kept in a per-track buffer covering one window; every
+`stride` frames each track's window is sampled to T frames as in evaluation (uniformly over the
+window), resized, normalised and scored, all tracks in one batch.
 
     rec = Recognizer.from_checkpoint("best.pt")   # or backend="onnx" / "openvino", or a .onnx / .xml file
     result = rec.predict_video("talk.mp4")
     result.to_dataframe()                                  # one row per (track, window)
+    result.tracks_dataframe()                              # one row per (frame, track): the face boxes
     result.summary()                                       # one entry per track
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from itertools import islice
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -22,27 +26,25 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from dfer.checkpoint import Preprocess
-from dfer.data.crop import DEFAULT_MARGIN, crop_face
-from dfer.data.faces import Box, make_detector
+from dfer.data.crop import crop_face
+from dfer.data.face_settings import FaceSettings
+from dfer.data.faces import make_detector
 from dfer.data.sampling import UniformSampler
-from dfer.data.tracking import OnlineTracker
+from dfer.data.tracking import FaceTracker, TrackedBox
 from dfer.data.transforms import resize_frames, to_tensor
+from dfer.data.video import FrameSource, open_source
 from dfer.inference.backends import Backend
-from dfer.inference.sources import FrameSource, open_source
 
 
 @dataclass
 class InferenceSettings:
-    """How a video is cut into windows and how faces are found; defaults keep 640x360@30 real time on 2 cores."""
+    """How a video is cut into windows; face settings come from the checkpoint unless overridden."""
 
     window_seconds: float = 0.0  # span of a window; 0: the checkpoint's training clip length (else 2 s)
     stride: int = 0  # frames between windows of a track; 0: one window per second of video
-    detect_every: int = 5  # run the face detector on every k-th frame
-    detector: str = ""  # "": the checkpoint's (dlib when it was trained on ready-made crops)
-    detect_size: int = 0  # longest side seen by the detector; 0: the checkpoint's (320)
-    upsample: int = -1  # extra dlib pyramid levels; -1: the checkpoint's
     batch_size: int = 8  # windows per backend call
     min_track_frames: int = 8  # a face seen on fewer frames gets no prediction
+    face: dict[str, Any] = field(default_factory=dict)  # FaceSettings overrides, e.g. {"detect_every": 5}
 
 
 @dataclass
@@ -55,6 +57,7 @@ class WindowPrediction:
     box: tuple[float, float, float, float]  # x0, y0, x1, y1 on the window's last frame
     probs: np.ndarray  # (K,)
     label: str
+    frames: tuple[int, ...] = ()  # the T source frames sampled for the model
 
     @property
     def confidence(self) -> float:
@@ -70,7 +73,7 @@ class VideoPrediction:
     height: int
     class_names: list[str]
     windows: list[WindowPrediction] = field(default_factory=list)
-    boxes: dict[int, dict[int, tuple[float, float, float, float]]] = field(default_factory=dict)  # track -> frame -> box
+    boxes: dict[int, dict[int, TrackedBox]] = field(default_factory=dict)  # track id -> frame -> face box
     seconds: float = 0.0  # processing wall time
     backend: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
@@ -97,6 +100,15 @@ class VideoPrediction:
                  *[round(v, 1) for v in w.box], w.label, round(w.confidence, 4), *[round(float(p), 4) for p in w.probs]]
                 for w in self.windows]
         return pd.DataFrame(rows, columns=cols)
+
+    def tracks_dataframe(self):
+        """One row per frame and face: frame, time_s, track_id, x0, y0, x1, y1, source (detected | tracked)."""
+        import pandas as pd
+
+        rows = [(f, round(f / self.fps, 4) if self.fps else 0.0, tid, *(round(v, 1) for v in tb.box.as_array()), tb.source)
+                for tid, frames in self.boxes.items() for f, tb in frames.items()]
+        rows.sort(key=lambda r: (r[0], r[2]))
+        return pd.DataFrame(rows, columns=["frame", "time_s", "track_id", "x0", "y0", "x1", "y1", "source"])
 
     def track_summary(self, track_id: int) -> dict[str, Any]:
         ws = [w for w in self.windows if w.track_id == track_id]
@@ -127,12 +139,14 @@ class VideoPrediction:
 
 @dataclass
 class FrameEvent:
-    """What the recognizer knows after one frame: for live display and causal annotation."""
+    """A frame with its faces, once their boxes are final (a few frames after it was read), and the
+    windows scored on it: for live display and causal annotation. `frame` is None on the last
+    event, which only carries the windows that end the video."""
 
     index: int
     time: float
-    frame: np.ndarray
-    boxes: dict[int, Box]
+    frame: np.ndarray | None
+    boxes: dict[int, TrackedBox]
     new_windows: list[WindowPrediction]
 
 
@@ -140,7 +154,7 @@ class _TrackBuffer:
     def __init__(self, span: int) -> None:
         self.crops: deque[tuple[int, np.ndarray]] = deque(maxlen=span)  # (frame index, crop (S0, S0, 3) uint8)
         self.last_emit = -1  # frame index of the last window's end
-        self.box: Box | None = None
+        self.box: TrackedBox | None = None
         self.seen = 0
 
 
@@ -194,64 +208,74 @@ class Recognizer:
         return cls(TorchBackend(model, device), ckpt["class_names"], Preprocess.from_dict(ckpt["preprocess"]), settings)
 
     # helpers -----------------------------------------------------------------------------
-    def _resolved(self, fps: float) -> dict[str, Any]:
-        s, face = self.settings, self.preprocess.face
+    def face_settings(self) -> tuple[FaceSettings, dict[str, Any]]:
+        """The checkpoint's face settings with the user's overrides, and what was overridden and why."""
+        trained = FaceSettings.from_dict(self.preprocess.face)
+        overrides: dict[str, Any] = {}
+        if trained.detector == "none" and "detector" not in self.settings.face:
+            # Trained on ready-made face crops (DFEW's frames): raw video still needs a detector.
+            overrides["detector"] = {"trained": "none", "used": "dlib", "why": "model trained on ready-made face crops"}
+        face = trained.with_overrides({"detector": "dlib"} if overrides else {})
+        face = face.with_overrides(self.settings.face)
+        for key, value in self.settings.face.items():
+            if getattr(trained, key) != value:
+                overrides[key] = {"trained": getattr(trained, key), "used": value, "why": "user override"}
+        return face, overrides
+
+    def resolved_settings(self, fps: float) -> dict[str, Any]:
+        s = self.settings
         seconds = s.window_seconds or self.preprocess.clip_seconds or 2.0
         span = max(self.preprocess.num_frames, int(round(seconds * fps)))
-        stride = s.stride or max(1, int(round(fps)))
-        # A model trained on ready-made face crops (detector "none") still needs a detector on raw
-        # video; an explicit settings.detector ("none" for inputs that are face crops) wins.
-        detector = s.detector or ("dlib" if face.get("detector", "dlib") == "none" else face.get("detector", "dlib"))
-        return {"backend": getattr(self.backend, "detail", self.backend.name), "window_frames": span, "window_seconds": round(span / fps, 3), "stride": stride,
-                "detect_every": s.detect_every, "detector": detector,
-                "detect_size": s.detect_size or int(face.get("detect_size", 320)),
-                "upsample": s.upsample if s.upsample >= 0 else int(face.get("upsample", 0)),
-                "crop_size": int(face.get("size", 128)), "margin": float(face.get("margin", DEFAULT_MARGIN)),
-                "num_frames": self.preprocess.num_frames, "size": self.preprocess.size}
+        face, overrides = self.face_settings()
+        return {"backend": getattr(self.backend, "detail", self.backend.name), "window_frames": span,
+                "window_seconds": round(span / fps, 3), "stride": s.stride or max(1, int(round(fps))),
+                "num_frames": self.preprocess.num_frames, "size": self.preprocess.size,
+                "face": face.to_dict(), "face_overrides": overrides}
 
-    def _clip(self, buf: _TrackBuffer) -> np.ndarray:
-        """(3, T, S, S) normalised clip from the track's buffered crops, sampled as in evaluation."""
+    def _clip(self, buf: _TrackBuffer) -> tuple[np.ndarray, tuple[int, ...]]:
+        """(3, T, S, S) normalised clip from the track's buffered crops, sampled as in evaluation,
+        and the source frame index of each of its T frames."""
         crops = list(buf.crops)
         idx = UniformSampler(self.preprocess.num_frames)(len(crops)).indices
         frames = np.stack([crops[i][1] for i in idx])  # (T, S0, S0, 3)
-        return to_tensor(resize_frames(frames, self.preprocess.size), self.preprocess.mean, self.preprocess.std).numpy()
+        clip = to_tensor(resize_frames(frames, self.preprocess.size), self.preprocess.mean, self.preprocess.std)
+        return clip.numpy(), tuple(int(crops[i][0]) for i in idx)
 
     def _score(self, pending: list[tuple[int, _TrackBuffer]], fps: float) -> list[WindowPrediction]:
         out = []
         bs = max(1, self.settings.batch_size)
         for k in range(0, len(pending), bs):
             part = pending[k : k + bs]
-            clips = np.stack([self._clip(b) for _, b in part])  # (B, 3, T, S, S)
+            made = [self._clip(b) for _, b in part]
+            clips = np.stack([c for c, _ in made])  # (B, 3, T, S, S)
             probs = softmax_rows(self.backend(clips).astype(np.float64))  # (B, K)
-            for (tid, b), p in zip(part, probs):
+            for (tid, b), p, (_, sampled) in zip(part, probs, made):
                 start, end = b.crops[0][0], b.crops[-1][0]
-                box = b.box
+                box = b.box.box
                 out.append(WindowPrediction(tid, start, end, start / fps, (end + 1) / fps,
                                             (box.x0, box.y0, box.x1, box.y1), p.astype(np.float32),
-                                            self.class_names[int(p.argmax())]))
+                                            self.class_names[int(p.argmax())], sampled))
                 b.last_emit = end
         return out
 
     # main loop ---------------------------------------------------------------------------
     def iter_source(self, source: FrameSource, max_frames: int | None = None) -> Iterator[FrameEvent]:
         """Frame by frame: boxes of the visible faces and the windows scored on this frame."""
-        r = self._resolved(source.fps)
-        detector = make_detector(r["detector"], detect_size=r["detect_size"], upsample=r["upsample"])
-        tracker = OnlineTracker(detector, detect_every=r["detect_every"])
+        r = self.resolved_settings(source.fps)
+        face = FaceSettings.from_dict(r["face"])
+        tracker = FaceTracker(make_detector(face), face)
         buffers: dict[int, _TrackBuffer] = {}
         span, stride, min_frames = r["window_frames"], r["stride"], max(2, self.settings.min_track_frames)
         fps = source.fps
+        frames = source.frames() if max_frames is None else islice(source.frames(), max_frames)
         i = -1
-        for i, frame in enumerate(source.frames()):
-            if max_frames is not None and i >= max_frames:
-                i -= 1
-                break
-            boxes = tracker.update(i, frame)
+        for tf in tracker.run(frames):
+            i, frame, boxes = tf.index, tf.frame, tf.faces
             pending = []
-            for tid, box in boxes.items():
+            for tid, tb in boxes.items():
                 b = buffers.setdefault(tid, _TrackBuffer(span))
-                b.crops.append((i, crop_face(frame, box, r["crop_size"], r["margin"])))
-                b.box, b.seen = box, b.seen + 1
+                b.crops.append((i, crop_face(frame, tb.box, face.size, face.margin)))
+                b.box, b.seen = tb, b.seen + 1
                 # First window once the buffer is full; then every `stride` frames.
                 due = (b.last_emit < 0 and len(b.crops) == span) or (b.last_emit >= 0 and i - b.last_emit >= stride)
                 if due and len(b.crops) >= min_frames:
@@ -271,7 +295,7 @@ class Recognizer:
                       progress: bool = False, on_event: Callable[[FrameEvent], None] | None = None) -> VideoPrediction:
         """All windows of every face of a video file, frame folder, webcam index or stream URL."""
         src = source if isinstance(source, FrameSource) else open_source(source)
-        r = self._resolved(src.fps)
+        r = self.resolved_settings(src.fps)
         result = VideoPrediction(src.name, src.fps, 0, src.width, src.height, self.class_names,
                                  backend=self.backend.name, settings=r)
         from tqdm.auto import tqdm
@@ -283,8 +307,8 @@ class Recognizer:
             if ev.frame is not None:
                 n = ev.index + 1
                 bar.update(1)
-                for tid, b in ev.boxes.items():
-                    result.boxes.setdefault(tid, {})[ev.index] = (b.x0, b.y0, b.x1, b.y1)
+                for tid, tb in ev.boxes.items():
+                    result.boxes.setdefault(tid, {})[ev.index] = tb
             result.windows.extend(ev.new_windows)
             if on_event is not None:
                 on_event(ev)

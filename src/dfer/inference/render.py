@@ -1,17 +1,15 @@
-"""Drawing predictions: annotated frames, an H.264 video writer, and the probability timeline."""
+"""Drawing predictions: annotated frames and the probability timeline."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
 import cv2
 import numpy as np
 
-from dfer.data.cache import default_file_mode
+from dfer.data.video import VideoWriter, open_source
+from dfer.files import atomic_write_bytes
 
 # Distinct, readable colours (RGB) for track ids.
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
@@ -69,47 +67,6 @@ def draw_banner(frame: np.ndarray, text: str) -> None:
                 max(1, int(2 * s)), cv2.LINE_AA)
 
 
-class VideoWriter:
-    """H.264 (yuv420p) mp4 through PyAV, frame by frame; written to a temporary file and renamed on close."""
-
-    def __init__(self, path: str | Path, fps: float, width: int, height: int, crf: int = 20) -> None:
-        import av
-
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".mp4")
-        os.close(fd)
-        self.width, self.height = width + width % 2, height + height % 2  # yuv420p needs even sides
-        self._out = av.open(self._tmp, mode="w")
-        self._stream = self._out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        self._stream.width, self._stream.height, self._stream.pix_fmt = self.width, self.height, "yuv420p"
-        self._stream.options = {"crf": str(crf), "preset": "veryfast"}
-        self.frames = 0
-
-    def write(self, frame: np.ndarray) -> None:
-        import av
-
-        if frame.shape[0] != self.height or frame.shape[1] != self.width:
-            frame = np.pad(frame, ((0, self.height - frame.shape[0]), (0, self.width - frame.shape[1]), (0, 0)), mode="edge")
-        for packet in self._stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-            self._out.mux(packet)
-        self.frames += 1
-
-    def close(self) -> Path:
-        for packet in self._stream.encode():
-            self._out.mux(packet)
-        self._out.close()
-        os.chmod(self._tmp, default_file_mode())
-        os.replace(self._tmp, self.path)
-        return self.path
-
-    def abort(self) -> None:
-        try:
-            self._out.close()
-        finally:
-            Path(self._tmp).unlink(missing_ok=True)
-
-
 def plot_timeline(result, path: Path) -> None:
     """Class probabilities over time, one panel per face track (a VideoPrediction)."""
     import io
@@ -118,8 +75,6 @@ def plot_timeline(result, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from dfer.data.cache import atomic_write_bytes
 
     tracks = result.track_ids
     names = result.class_names
@@ -175,8 +130,6 @@ def render_annotated(source, result, path: Path) -> int:
 
     Each frame shows, per face, the window whose centre is nearest that frame. Returns the frame count.
     """
-    from dfer.inference.sources import open_source
-
     src = open_source(source) if not hasattr(source, "frames") else source
     writer = VideoWriter(path, src.fps, src.width, src.height)
     lookup = window_lookup(result)
@@ -189,7 +142,7 @@ def render_annotated(source, result, path: Path) -> int:
             for tid, boxes in result.boxes.items():
                 if i in boxes:
                     w = nearest_window(lookup, tid, i)
-                    draw_track(frame, tid, boxes[i], None if w is None else w.probs, result.class_names)
+                    draw_track(frame, tid, boxes[i].box.as_array(), None if w is None else w.probs, result.class_names)
                     drawn = True
             if not result.windows and not drawn:
                 draw_banner(frame, "no face found")

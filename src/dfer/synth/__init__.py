@@ -1,6 +1,5 @@
-"""Synthetic faces and videos: a face renderer and tiny video writers."""
+"""Synthetic faces and expression videos (labelled SYNTHETIC wherever they are used)."""
 
 from dfer.synth.face import NEUTRAL, Expression, Identity, draw_face
-from dfer.synth.video import write_video
 
-__all__ = ["NEUTRAL", "Expression", "Identity", "draw_face", "write_video"]
+__all__ = ["NEUTRAL", "Expression", "Identity", "draw_face"]

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from dfer.synth.face import NEUTRAL, Expression, Identity, draw_face
-from dfer.synth.video import write_video
+from dfer.data.video import write_video
 
 CLASSES = ["Happy", "Sad", "Neutral", "Angry", "Surprise", "Disgust", "Fear"]  # DFEW's order
 ORDER_ONLY = ("Surprise", "Fear")
@@ -170,9 +170,7 @@ def _write_clip(job: tuple[SynthSettings, str, int, str]) -> None:
     ident = Identity.random(np.random.default_rng([s.seed, subj]))
     rng = np.random.default_rng([s.seed, subj, CLASSES.index("Surprise" if cls == "Fear" else cls), 1])
     path = Path(out) / cls / f"s{subj:03d}_{cls.lower()}.mp4"
-    tmp = path.with_name(f".{path.name}.tmp.mp4")
-    write_video(tmp, render_clip(cls, ident, rng, s), fps=s.fps)
-    tmp.replace(path)
+    write_video(path, render_clip(cls, ident, rng, s), fps=s.fps)  # atomic: a killed run leaves no half video
 
 
 def generate(out: str | Path, settings: SynthSettings | None = None, *, workers: int = 1, progress: bool = True) -> Path:
@@ -181,7 +179,7 @@ def generate(out: str | Path, settings: SynthSettings | None = None, *, workers:
 
     from tqdm.auto import tqdm
 
-    from dfer.data.cache import atomic_write_text
+    from dfer.files import atomic_write_text
 
     s = settings or SynthSettings()
     out = Path(out)
