@@ -20,7 +20,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dfer.data import ClipCache, ClipDataset, ClipRow, FaceSettings, extract_face_clip, iter_frames, make_detector, make_loader
+from dfer.data import (
+    ClipCache,
+    ClipDataset,
+    ClipRow,
+    FaceSettings,
+    extract_face_clip,
+    make_detector,
+    make_loader,
+    open_source,
+)
 
 DFEW_CLIPS = 16372
 DFEW_MEAN_FRAMES = 75  # assumption: DFEW clips average about 3 s at 25 fps (range 11 to 847 frames)
@@ -28,13 +37,13 @@ DFEW_MEAN_FRAMES = 75  # assumption: DFEW clips average about 3 s at 25 fps (ran
 
 def bench_prepare(media: Path, repeats: int = 3) -> dict:
     settings = FaceSettings()
-    det = make_detector("dlib", detect_size=settings.detect_size)
+    det = make_detector(settings)
     out = {}
     for video in sorted(media.glob("*.mp4")):
         t_dec, t_all, frames = [], [], 0
         for _ in range(repeats):
             t0 = time.perf_counter()
-            frames = sum(1 for _ in iter_frames(video))
+            frames = sum(1 for _ in open_source(video).frames())
             t_dec.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             try:

@@ -11,7 +11,7 @@ Prints one JSON object:
   held-out clips. With --checkpoint/--data, each trained model on every clip of the cache but the 32
   its int8 model was calibrated on; always also the full-size random-init network on synthetic face clips (a harsh
   case: near-tied logits);
-- end_to_end: real-time factor of `dfer predict` (decode + dlib every 5th frame + tracking + crops +
+- end_to_end: real-time factor of `dfer predict` (decode + dlib every 3rd frame + tracking + crops +
   windows of 2 s every 1 s) with the full-size network on single_face.mp4 (640x360, 30 fps), looped to
   about 19 s so start-up does not dominate, for torch fp32, ONNX Runtime int8 and OpenVINO int8.
 """
@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from dfer.checkpoint import Preprocess, make_checkpoint, save_checkpoint
+from dfer.data import FaceSettings
 from dfer.inference import InferenceSettings, OnnxBackend, OpenVinoBackend, Recognizer, TorchBackend, export_onnx
 from dfer.inference.export import calibration_clips, parity
 from dfer.models import build_model
@@ -62,7 +63,7 @@ def bench_backends(tmp: Path, repeats: int) -> tuple[dict, Path]:
             return tv(torch.from_numpy(a)).numpy()
 
     model = build_model(num_classes=7)
-    pre = Preprocess(face={"detector": "dlib", "size": 128, "margin": 0.2, "detect_size": 320}, clip_seconds=2.0)
+    pre = Preprocess(face=FaceSettings().to_dict(), clip_seconds=2.0)
     ckpt = save_checkpoint(tmp / "full.pt", make_checkpoint(model=model, class_names=[f"c{k}" for k in range(7)],
                                                             preprocess=pre))
     export_onnx(ckpt, tmp / "fp32.onnx")
@@ -130,8 +131,7 @@ def agreement(tmp: Path, ckpt_full: Path, checkpoints: list[str], data: str | No
 
 
 def looped_video(src: Path, out: Path, loops: int = 8) -> Path:
-    from dfer.data import read_video
-    from dfer.synth import write_video
+    from dfer.data import read_video, write_video
 
     frames, info = read_video(src)
     seq = [f for k in range(loops) for f in (frames if k % 2 == 0 else frames[::-1])]  # ping-pong: no jump
@@ -140,7 +140,7 @@ def looped_video(src: Path, out: Path, loops: int = 8) -> Path:
 
 def end_to_end(tmp: Path, ckpt_full: Path, media: Path) -> dict:
     video = looped_video(media / "single_face.mp4", tmp / "single_face_looped.mp4")
-    settings = InferenceSettings()  # the defaults: 2 s windows every 1 s, dlib on every 5th frame
+    settings = InferenceSettings()  # the defaults: 2 s windows every 1 s, the checkpoint's face settings
     out = {"video": f"{video.name} (single_face.mp4 ping-pong looped 8x)"}
     runs = [("torch_fp32", ckpt_full, "torch"), ("onnxruntime_int8", tmp / "int8.onnx", "onnx")]
     if HAVE_OPENVINO:

@@ -1,5 +1,6 @@
-"""Training step cost, measured in one run: dfer's full step (network + CE + sparse center loss + Adam +
-the centers' SGD) against torchvision's r2plus1d_18 with plain CE + Adam on the same input.
+"""Training step cost, measured in one run: dfer's full step (`dfer.engine.train_one_epoch` on one
+batch: network + CE + sparse center loss + Adam + the centers' SGD, through Lightning Fabric as in
+training) against torchvision's r2plus1d_18 with plain CE + Adam on the same input.
 
     python benchmarks/bench_train.py [--sizes 16x112x112:8,8x48x48:8] [--repeats 3]
 
@@ -16,6 +17,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from dfer.engine import StepOptions, load_config, train_one_epoch
+from dfer.engine.fabric import make_fabric
 from dfer.losses import DferLoss
 from dfer.models import build_model
 
@@ -40,19 +43,16 @@ def bench(t: int, s: int, b: int, repeats: int, channels_last: bool) -> dict:
     y = torch.randint(0, 7, (b,))
     fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
     x = x.contiguous(memory_format=fmt)
+    fabric = make_fabric(load_config(overrides=["runtime.accelerator=cpu", "runtime.precision=32-true"]))
     model = build_model(num_classes=7).to(memory_format=fmt)
+    net, opt = fabric.setup(model, torch.optim.Adam(model.parameters(), 1e-3))
     crit = DferLoss(7)
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
     copt = crit.center.center_optimizer()
+    batch = [(x, y, [str(i) for i in range(b)])]
+    options = StepOptions(channels_last=channels_last)
 
     def dfer_step():
-        out = model(x)
-        total, _, _ = crit(out.logits, out.embedding, out.weights, y)
-        opt.zero_grad()
-        copt.zero_grad()
-        total.backward()
-        opt.step()
-        copt.step()
+        train_one_epoch(net, crit, opt, copt, batch, fabric, lambda step: 1e-3, options=options)
 
     tv = r2plus1d_18(num_classes=7).to(memory_format=fmt)
     topt = torch.optim.Adam(tv.parameters(), 1e-3)

@@ -15,7 +15,6 @@ from dfer.synth import Expression, Identity, draw_face
 def face_frames(n: int, size=(112, 96), faces: int = 1, seed: int = 0, smile_to: float = 1.0, face: bool = True):
     """n RGB frames (H, W, 3) with `faces` drawn faces drifting slowly; expression unfolds over time."""
     w, h = size
-    rng = np.random.default_rng(seed)
     idents = [Identity(skin=(210, 175, 150)) for _ in range(faces)]
     bg = np.full((h, w, 3), (70, 90, 110), np.uint8)
     scale = 0.42 if faces == 1 else 0.3
@@ -139,8 +138,8 @@ def make_toy_cache(root, per_class: int = 12, classes: int = 3, frames: int = 8,
                    folds: int = 3) -> Path:
     """A clip cache (the on-disk format of `dfer prepare`) of a learnable 3-class motion task, with splits."""
     from dfer.data.cache import ClipCache, ClipRow
-    from dfer.files import atomic_write_json
     from dfer.data.splits import make_splits
+    from dfer.files import atomic_write_json
 
     root = Path(root)
     cache = ClipCache(root)

@@ -2,8 +2,8 @@ import pytest
 import torch
 from torchvision.models.video import R2Plus1D_18_Weights, r2plus1d_18
 
-from dfer.errors import WeightsError
-from dfer.models import ATTENTION_STAGES, DferNet, ModelConfig, SpatioTemporalAttention, build_model, create_model
+from dfer.errors import ConfigError, WeightsError
+from dfer.models import ATTENTION_STAGES, DferNet, ModelConfig, SpatioTemporalAttention, build_model
 from dfer.models.net import build_from_config
 
 SMALL = (2, 3, 4, 32, 32)  # (B, C, T, H, W)
@@ -111,8 +111,8 @@ def test_config_round_trip_and_validation():
     assert isinstance(model, DferNet) and model.classifier.fc.out_features == 4
     with pytest.raises(ValueError, match="attention_stage"):
         ModelConfig(attention_stage="layer9")
-    with pytest.raises(ValueError, match="unknown model"):
-        create_model("resnet50")
+    with pytest.raises(ConfigError, match="model must be one of dfer_r2plus1d_18, got 'resnet50'"):
+        ModelConfig(name="resnet50")
 
 
 def test_deterministic_under_seed():

@@ -128,6 +128,14 @@ def test_resume_skips_finished_and_shards_split_work(tmp_path):
     assert not list((out / "clips").glob("*.tmp"))
     with pytest.raises(DatasetError, match="different"):
         prepare_dataset(spec, out, FaceSettings(size=64), progress=False)
+    # a cache of dfer 0.1 (face pipeline version 1): still trains as it is, never gets version-2 crops
+    meta = json.loads((out / "meta.json").read_text())
+    legacy = {k: meta["face"][k] for k in ("detector", "detect_size", "upsample", "detect_every", "margin", "size",
+                                         "max_frames")}
+    (out / "meta.json").write_text(json.dumps({**meta, "face": legacy}))
+    with pytest.raises(DatasetError, match="face pipeline version 1"):
+        prepare_dataset(spec, out, FAST, folds=2, progress=False)
+    assert ClipDataset(ClipCache(out), num_frames=4)[0][0].shape == (3, 4, 112, 112)
 
 
 def test_cli_prepare_folder_with_workers(tmp_path, capsys):

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import TINY
 from dfer.checkpoint import load_checkpoint, model_from_checkpoint
 from dfer.cli import main
-from dfer.engine import load_config, run_cv, train_fold
-from dfer.engine.trainer import class_weights, lr_at
+from dfer.engine import load_config, train_fold
+from dfer.engine.loop import lr_schedule
+from dfer.engine.trainer import class_weights
 from dfer.errors import CheckpointError, ConfigError
-from conftest import TINY
 
 
 @pytest.fixture
@@ -43,12 +44,12 @@ def test_config_defaults_file_and_overrides(tmp_path):
 
 
 def test_lr_schedule_and_class_weights():
-    cfg = load_config(overrides=["optim.epochs=10", "optim.warmup_epochs=1"])
-    lrs = [lr_at(s, 100, 10, cfg) for s in range(100)]
+    cosine = lr_schedule(1e-3, "cosine", 100, 10, warmup_epochs=1)
+    lrs = [cosine(s) for s in range(100)]
     assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)  # linear warm-up
     assert lrs[10] == pytest.approx(1e-3) and lrs[-1] < 1e-5 and all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
-    step = load_config(overrides=["optim.schedule=step", "optim.step_epochs=2", "optim.step_gamma=0.5"])
-    assert [lr_at(s, 60, 10, step) for s in (0, 19, 20, 45)] == pytest.approx([1e-3, 1e-3, 5e-4, 2.5e-4])
+    step = lr_schedule(1e-3, "step", 60, 10, step_epochs=2, step_gamma=0.5)
+    assert [step(s) for s in (0, 19, 20, 45)] == pytest.approx([1e-3, 1e-3, 5e-4, 2.5e-4])
     w = class_weights([0, 0, 0, 1], 3)
     assert w.tolist() == pytest.approx([4 / 9, 4 / 3, 0.0])
 
@@ -87,7 +88,7 @@ def test_training_learns_the_toy_set_and_writes_reports(toy, toy_run, tmp_path):
     assert ev["split_matches_training"] and ev["report"]["war"] == pytest.approx(m["selected"]["test"]["war"])
     assert ev["report"]["confusion"] == m["selected"]["test"]["confusion"]
     # the run folder is not overwritten by accident
-    with pytest.raises(CheckpointError, match="--resume"):
+    with pytest.raises(CheckpointError, match="holds a run already"):
         train_fold(load_config(overrides=TINY), toy, 1, out)
 
 

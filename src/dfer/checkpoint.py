@@ -45,7 +45,7 @@ class Preprocess:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Preprocess":
+    def from_dict(cls, d: dict[str, Any]) -> Preprocess:
         return cls(
             num_frames=int(d["num_frames"]), size=int(d["size"]), mean=tuple(d["mean"]), std=tuple(d["std"]),
             face=dict(d.get("face") or {}), clip_seconds=float(d.get("clip_seconds", 0.0)),
@@ -65,7 +65,6 @@ def make_checkpoint(
     model: torch.nn.Module,
     class_names: list[str],
     preprocess: Preprocess,
-    model_name: str = "dfer_r2plus1d_18",
     train_config: dict[str, Any] | None = None,
     split: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
@@ -75,7 +74,7 @@ def make_checkpoint(
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "model": {"name": model_name, "config": config, "state_dict": _cpu(model.state_dict())},
+        "model": {"name": config["name"], "config": config, "state_dict": _cpu(model.state_dict())},
         "class_names": list(class_names),
         "preprocess": preprocess.to_dict(),
         "train_config": train_config or {},
@@ -140,7 +139,8 @@ def model_from_checkpoint(ckpt: dict[str, Any] | str | Path, map_location: str =
     if not isinstance(ckpt, dict):
         ckpt = load_checkpoint(ckpt, map_location)
     try:
-        config = ModelConfig.from_dict(ckpt["model"]["config"])
+        stored = ckpt["model"]
+        config = ModelConfig.from_dict({"name": stored.get("name", "dfer_r2plus1d_18"), **stored["config"]})
         model = build_from_config(config)
         model.load_state_dict(ckpt["model"]["state_dict"], strict=True)
     except (KeyError, ValueError, RuntimeError) as exc:

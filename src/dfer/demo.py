@@ -11,12 +11,14 @@ Every stage resumes: rerunning the command after a kill continues where it stopp
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
+from dfer.errors import ConfigError
 from dfer.files import atomic_write_json, atomic_write_text
 
 BANNER = "SYNTHETIC DATA: procedurally drawn cartoon faces made by dfer synth, not people"
@@ -46,6 +48,20 @@ class DemoSettings:
     workers: int = 2  # processes for synthesis and face preparation
     extra: list[str] = field(default_factory=list)  # further `key=value` training overrides
 
+    def __post_init__(self) -> None:
+        checks = [
+            (self.folds >= 2, f"folds must be >= 2, got {self.folds}"),
+            (self.clips_per_class >= self.folds + 1,
+             f"clips_per_class (subjects) must be at least folds + 1 = {self.folds + 1} so every fold has "
+             f"training, validation and test subjects, got {self.clips_per_class}"),
+            (self.frames >= 4, f"frames must be >= 4, got {self.frames}"),
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.clip_frames >= 1 and self.clip_size >= 16, f"clip must be >= 1 x 16, got {self.clip_frames}x{self.clip_size}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(f"demo settings: {msg}")
+
 
 def _stage(log: Callable[[str], None], timings: dict[str, float], name: str):
     class _Timer:
@@ -61,6 +77,17 @@ def _stage(log: Callable[[str], None], timings: dict[str, float], name: str):
     return _Timer()
 
 
+def _train_config(s: DemoSettings, progress: bool):
+    from dfer.engine.config import load_config
+
+    return load_config(overrides=[
+        f"optim.epochs={s.epochs}", f"optim.lr={s.lr}", f"data.batch_size={s.batch_size}", "data.workers=0",
+        f"data.num_frames={s.clip_frames}", f"data.size={s.clip_size}", f"runtime.seed={s.seed}",
+        f"runtime.progress={str(progress).lower()}", "weights=none", "optim.warmup_epochs=0.5",
+        "data.crop_scale=[0.85,1.0]", "data.color_jitter=0.15", *s.extra,
+    ])
+
+
 def run_demo(
     out: str | Path = "dfer-demo",
     settings: DemoSettings | None = None,
@@ -72,7 +99,6 @@ def run_demo(
     from dfer.data.adapters import load_spec
     from dfer.data.face_settings import FaceSettings
     from dfer.data.prepare import prepare_dataset
-    from dfer.engine.config import load_config
     from dfer.engine.cv import run_cv
     from dfer.engine.evaluate import evaluate_checkpoint
     from dfer.inference import InferenceSettings, Recognizer, predict_inputs
@@ -93,12 +119,7 @@ def run_demo(
         summary = prepare_dataset(spec, out / "cache", FaceSettings(size=s.crop_size, max_frames=s.frames, margin=s.margin),
                                   workers=s.workers, folds=s.folds, seed=s.seed, progress=progress)
         log("   " + summary.line())
-    cfg = load_config(overrides=[
-        f"optim.epochs={s.epochs}", f"optim.lr={s.lr}", f"data.batch_size={s.batch_size}", "data.workers=0",
-        f"data.num_frames={s.clip_frames}", f"data.size={s.clip_size}", f"runtime.seed={s.seed}",
-        f"runtime.progress={str(progress).lower()}", "weights=none", "optim.warmup_epochs=0.5",
-        "data.crop_scale=[0.85,1.0]", "data.color_jitter=0.15", *s.extra,
-    ])
+    cfg = _train_config(s, progress)
     with _stage(log, timings, f"{s.folds}-fold cross-validation"):
         cv = run_cv(cfg, out / "cache", out / "cv", resume=True)
     with _stage(log, timings, "temporal ablation (frames shuffled in time)"):

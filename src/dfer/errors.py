@@ -25,8 +25,8 @@ class NoFaceError(DferError):
     """No face was found in a video."""
 
 
-class ConfigError(DferError):
-    """A training config file or override is invalid."""
+class ConfigError(DferError, ValueError):
+    """A setting (config file, override, option value) is invalid; the message names the value."""
 
 
 class TrainingError(DferError):

@@ -13,8 +13,9 @@ still count against WAR and precision of other classes. Fold aggregation uses na
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch

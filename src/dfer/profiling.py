@@ -8,8 +8,8 @@ pooling) are not counted, as in the usual MAC conventions (fvcore, thop, ptflops
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import torch
 from torch import nn

@@ -18,6 +18,7 @@ from dfer.errors import DatasetError
 DFEW_CLASSES = ["Happy", "Sad", "Neutral", "Angry", "Surprise", "Disgust", "Fear"]
 DAISEE_LEVELS = ["very low", "low", "high", "very high"]
 DAISEE_TARGETS = ("Engagement", "Boredom", "Confusion", "Frustration")
+DFEW_SOURCES = ("auto", "frames", "original")  # auto: frames when Clip/clip_224x224 exists
 # Folder spellings seen in copies of AFEW, lower-cased, mapped to the DFEW class names.
 CLASS_ALIASES = {
     "angry": "Angry", "anger": "Angry",
@@ -106,7 +107,7 @@ def dfew(root: str | Path, source: str = "auto") -> DatasetSpec:
     video_dir = root / "Clip" / "original"
     if source == "auto":
         source = "frames" if frames_dir.is_dir() else "original"
-    if source not in ("frames", "original"):
+    if source not in DFEW_SOURCES[1:]:
         raise DatasetError(f"DFEW source must be frames or original, got {source!r}")
     labels: dict[str, int] = {}
     folds = []

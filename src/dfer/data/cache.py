@@ -20,9 +20,10 @@ import csv
 import io
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -82,7 +83,7 @@ class ClipCache:
                 if key in old and old[key] != meta.get(key):
                     raise DatasetError(
                         f"{self.root}: cache was prepared with a different {key} "
-                        f"({old[key]} vs {meta.get(key)}); use a new --out folder"
+                        f"({old[key]} vs {meta.get(key)}); prepare into a new folder"
                     )
         atomic_write_json(path, meta)
 
@@ -137,7 +138,8 @@ class ClipCache:
         rows = sorted(rows, key=lambda r: r.id)
         atomic_write_text(self.root / "index.csv", _csv_text(INDEX_FIELDS, ([getattr(r, f) for f in INDEX_FIELDS] for r in rows)))
         failed = [r for r in rows if r.status != "ok"]
-        atomic_write_text(self.root / "failures.csv", _csv_text(["clip", "source", "reason"], ([r.id, r.source, r.reason] for r in failed)))
+        fails = ([r.id, r.source, r.reason] for r in failed)
+        atomic_write_text(self.root / "failures.csv", _csv_text(["clip", "source", "reason"], fails))
         return len(rows) - len(failed), len(failed)
 
     # -- reading -------------------------------------------------------------------------

@@ -9,8 +9,8 @@ or N workers, with persistent workers, and after resuming mid-epoch.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler
 from dfer.data.cache import ClipCache
 from dfer.data.sampling import ClipSampler, SegmentSampler, UniformSampler
 from dfer.data.transforms import ClipTransformConfig, EvalTransform, TrainTransform, to_tensor
-from dfer.errors import DatasetError
+from dfer.errors import ConfigError, DatasetError
 
 
 def _item_seed(seed: int, epoch: int, index: int) -> int:
@@ -66,7 +66,7 @@ class ClipDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         if frame_order not in FRAME_ORDERS:
-            raise ValueError(f"frame_order must be one of {FRAME_ORDERS}, got {frame_order!r}")
+            raise ConfigError(f"frame order must be one of {', '.join(FRAME_ORDERS)}, got {frame_order!r}")
         self.frame_order = frame_order
 
     def set_epoch(self, epoch: int) -> None:

@@ -61,7 +61,7 @@ class FaceSettings:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> "FaceSettings":
+    def from_dict(cls, d: dict[str, Any] | None) -> FaceSettings:
         """Stored settings as they are; no `version` key means version 1 (dfer 0.1)."""
         d = dict(d or {})
         known = {f.name for f in fields(cls)}
@@ -72,7 +72,7 @@ class FaceSettings:
                               f"({FACE_PIPELINE_VERSION}); upgrade dfer")
         return cls(**kw)
 
-    def with_overrides(self, overrides: dict[str, Any]) -> "FaceSettings":
+    def with_overrides(self, overrides: dict[str, Any]) -> FaceSettings:
         unknown = sorted(set(overrides) - {f.name for f in fields(self)} - {"version"})
         if unknown:
             raise ConfigError(f"unknown face setting(s): {', '.join(unknown)}")

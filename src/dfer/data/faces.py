@@ -42,7 +42,7 @@ class Box:
         return np.array([self.x0, self.y0, self.x1, self.y1], dtype=np.float64)
 
     @classmethod
-    def from_array(cls, a, score: float = 1.0) -> "Box":
+    def from_array(cls, a, score: float = 1.0) -> Box:
         return cls(float(a[0]), float(a[1]), float(a[2]), float(a[3]), score)
 
 
@@ -97,7 +97,7 @@ class WholeFrameDetector:
         return [Box(0.0, 0.0, float(w), float(h))]
 
 
-def make_detector(settings: "FaceSettings") -> FaceDetector:
+def make_detector(settings: FaceSettings) -> FaceDetector:
     """The detector the settings name, at their detect size and upsampling."""
     if settings.detector == "dlib":
         return DlibDetector(detect_size=settings.detect_size, upsample=settings.upsample)

@@ -10,18 +10,20 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from dfer.data.adapters import ClipRecord, DatasetSpec
 from dfer.data.cache import ClipCache, ClipRow
-from dfer.files import atomic_write_json
 from dfer.data.extract import extract_face_clip
 from dfer.data.face_settings import FaceSettings
 from dfer.data.faces import make_detector
 from dfer.data.splits import make_splits
-from dfer.errors import DatasetError, DferError
+from dfer.errors import ConfigError, DatasetError, DferError
+from dfer.files import atomic_write_json
+from dfer.progress import progress_bar
 
 
 @dataclass
@@ -77,10 +79,47 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     try:
         i, n = (int(v) for v in text.split("/"))
     except ValueError:
-        raise ValueError(f"--shard must look like I/N, got {text!r}") from None
+        raise ConfigError(f"shard must look like I/N (e.g. 0/4), got {text!r}") from None
     if not (n >= 1 and 0 <= i < n):
-        raise ValueError(f"--shard I/N needs 0 <= I < N, got {text!r}")
+        raise ConfigError(f"shard I/N needs 0 <= I < N, got {text!r}")
     return i, n
+
+
+def _dedupe(records: list[ClipRecord]) -> tuple[list[ClipRecord], list[ClipRow]]:
+    """Duplicate ids: the first wins, later ones are recorded as failures."""
+    seen: dict[str, ClipRecord] = {}
+    dup_rows = []
+    for rec in records:
+        if rec.clip_id in seen:
+            dup_rows.append(ClipRow(rec.clip_id + "__dup", rec.label, rec.subject, rec.source, status="failed",
+                                    reason=f"{rec.source}: duplicate clip id {rec.clip_id!r} (also {seen[rec.clip_id].source})"))
+        else:
+            seen[rec.clip_id] = rec
+    return list(seen.values()), dup_rows
+
+
+def _run_jobs(jobs: list[tuple[ClipRecord, str]], settings: FaceSettings, workers: int, bar,
+              on_clip: Callable[[ClipRow], None] | None) -> int:
+    """Every job through `_process`, in `workers` processes; returns the frames decoded."""
+    decoded = 0
+
+    def done(row: ClipRow, n: int) -> None:
+        nonlocal decoded
+        decoded += n
+        bar.update(1)
+        if on_clip:
+            on_clip(row)
+
+    if workers > 1 and len(jobs) > 1:
+        ctx = mp.get_context("spawn")  # dlib and av are not fork-safe with threads
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(settings.to_dict(),)) as pool:
+            for row, n in pool.imap_unordered(_process, jobs, chunksize=1):
+                done(row, n)
+    else:
+        _init_worker(settings.to_dict())
+        for job in jobs:
+            done(*_process(job))
+    return decoded
 
 
 def prepare_dataset(
@@ -97,6 +136,7 @@ def prepare_dataset(
     progress: bool = True,
     on_clip: Callable[[ClipRow], None] | None = None,
 ) -> PrepareSummary:
+    """Every clip of `spec` through the face pipeline into the cache at `out`, then splits.json."""
     start = time.perf_counter()
     cache = ClipCache(out)
     cache.init({
@@ -106,41 +146,13 @@ def prepare_dataset(
         "grouped": spec.grouped,
         "format": "clips/<id>.npy uint8 (N, size, size, 3) RGB; clips/<id>.json row + trace",
     })
-    # Duplicate ids: the first wins, later ones are recorded as failures.
-    seen: dict[str, ClipRecord] = {}
-    dup_rows = []
-    for rec in spec.records:
-        if rec.clip_id in seen:
-            dup_rows.append(ClipRow(rec.clip_id + "__dup", rec.label, rec.subject, rec.source, status="failed",
-                                    reason=f"{rec.source}: duplicate clip id {rec.clip_id!r} (also {seen[rec.clip_id].source})"))
-        else:
-            seen[rec.clip_id] = rec
-    records = list(seen.values())
+    records, dup_rows = _dedupe(spec.records)
     si, sn = shard
     mine = [r for k, r in enumerate(records) if k % sn == si]
     done = cache.finished()
     todo = [r for r in mine if r.clip_id not in done or (retry_failed and done[r.clip_id].status != "ok")]
-    decoded = 0
-    jobs = [(r, str(cache.root)) for r in todo]
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(jobs), desc=f"prepare {spec.name}", unit="clip", disable=not progress)
-    if workers > 1 and len(jobs) > 1:
-        ctx = mp.get_context("spawn")  # dlib and av are not fork-safe with threads
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(settings.to_dict(),)) as pool:
-            for row, n in pool.imap_unordered(_process, jobs, chunksize=1):
-                decoded += n
-                bar.update(1)
-                if on_clip:
-                    on_clip(row)
-    else:
-        _init_worker(settings.to_dict())
-        for job in jobs:
-            row, n = _process(job)
-            decoded += n
-            bar.update(1)
-            if on_clip:
-                on_clip(row)
+    bar = progress_bar(len(todo), f"prepare {spec.name}", unit="clip", enabled=progress)
+    decoded = _run_jobs([(r, str(cache.root)) for r in todo], settings, workers, bar, on_clip)
     bar.close()
     rows = list(cache.finished().values()) + dup_rows
     ok, failed = cache.write_index(rows)

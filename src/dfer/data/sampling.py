@@ -12,6 +12,8 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
+from dfer.errors import ConfigError
+
 
 class ClipIndices(NamedTuple):
     indices: np.ndarray  # (T,) int64 frame indices into the source, non-decreasing
@@ -65,5 +67,5 @@ class SegmentSampler:
 def make_sampler(kind: str, num_frames: int = 16) -> ClipSampler:
     kinds = {"uniform": UniformSampler, "segment": SegmentSampler}
     if kind not in kinds:
-        raise ValueError(f"unknown sampler {kind!r}; choose from {sorted(kinds)}")
+        raise ConfigError(f"unknown sampler {kind!r}; choose from {sorted(kinds)}")
     return kinds[kind](num_frames)

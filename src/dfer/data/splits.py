@@ -15,14 +15,17 @@ Only clips prepared successfully take part. Seeded, so the same cache gives the 
 
 from __future__ import annotations
 
+import json
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
 from dfer.data.cache import ClipRow
 from dfer.errors import DatasetError
+from dfer.files import text_digest
 
 
 def _sgkf_parts(labels: np.ndarray, groups: np.ndarray, n_splits: int, seed: int) -> list[np.ndarray]:
@@ -106,7 +109,8 @@ def make_splits(
         for f in folds:
             f["train"], f["val"] = carve_validation(f["train"], ok, val_fraction, seed, grouped)
         if folds:
-            protocols["kfold"] = {"folds": [{"name": f["name"], "train": f["train"], "val": f["val"], "test": f["test"]} for f in folds]}
+            keys = ("name", "train", "val", "test")
+            protocols["kfold"] = {"folds": [{k: f[k] for k in keys} for f in folds]}
     default = "official" if "official" in protocols and len(protocols["official"]["folds"]) > 1 else (
         "kfold" if "kfold" in protocols else "official")
     return {"dataset": dataset, "seed": seed, "k": k, "val_fraction": val_fraction, "grouped": grouped,
@@ -122,3 +126,9 @@ def get_fold(splits: dict[str, Any], fold: int | str, protocol: str | None = Non
         if f["name"] == str(fold):
             return f
     raise DatasetError(f"fold {fold} not in protocol {protocol!r} (folds {[f['name'] for f in folds]})")
+
+
+def split_digest(fold: dict[str, list[str]]) -> str:
+    """sha256 of a fold's train/val/test ids: checkpoints carry it, so a split change is noticed."""
+    text = json.dumps({k: fold.get(k, []) for k in ("train", "val", "test")}, sort_keys=True)
+    return text_digest(text)

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 import numpy as np
 

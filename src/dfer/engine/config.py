@@ -8,9 +8,10 @@ keys and wrong types are refused with the offending key named. The resolved conf
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from dfer.errors import ConfigError
 from dfer.models import ModelConfig

@@ -7,16 +7,20 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from dfer.files import atomic_write_json
 from dfer.data.prepare import load_splits
 from dfer.engine.config import TrainConfig
-from dfer.engine.trainer import Callback, make_fabric, train_fold
+from dfer.engine.fabric import make_fabric
+from dfer.engine.report import write_cv_report
+from dfer.engine.trainer import Callback, train_fold
 from dfer.errors import DatasetError
+from dfer.files import atomic_write_json
 from dfer.metrics import aggregate_folds
 
 
@@ -39,9 +43,9 @@ def aggregate(fold_metrics: list[dict[str, Any]]) -> dict[str, Any]:
         out[key] = aggregate_folds(reports)
     peers = [m["peer_best_on_test"] for m in fold_metrics if "peer_best_on_test" in m]
     if peers:
+        vals = {k: [p[k] for p in peers] for k in ("war", "uar")}
         out["peer_best_on_test"] = {
-            k: {"mean": float(np.mean([p[k] for p in peers])), "std": float(np.std([p[k] for p in peers], ddof=1)) if len(peers) > 1 else 0.0}
-            for k in ("war", "uar")
+            k: {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0} for k, v in vals.items()
         }
         out["peer_best_on_test"]["note"] = peers[0]["note"]
     out["per_fold"] = [{"fold": m["fold"], "selected_epoch": m["selected"]["epoch"],
@@ -62,6 +66,7 @@ def run_cv(
     """Train and test every fold (or `folds`) into out/fold_<k>; aggregate into out/metrics.json."""
     out = Path(out)
     protocol, names = fold_names(data, cfg.data.protocol)
+    cfg = copy.deepcopy(cfg)  # the caller's config stays as it was
     cfg.data.protocol = protocol
     chosen = [str(f) for f in folds] if folds else names
     unknown = [f for f in chosen if f not in names]
@@ -74,8 +79,6 @@ def run_cv(
         results.append(train_fold(cfg, data, name, out / f"fold_{name}", resume=resume, fabric=fabric, callbacks=callbacks))
     cv = aggregate(results)
     if fabric.is_global_zero:
-        from dfer.engine.report import write_cv_report
-
         atomic_write_json(out / "metrics.json", cv)
         write_cv_report(out, cv, results)
     fabric.barrier()

@@ -16,26 +16,28 @@ Run folder (one fold):
 
 from __future__ import annotations
 
+import copy
 import json
 import math
-import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from dfer.checkpoint import Preprocess, load_checkpoint, make_checkpoint, save_checkpoint
 from dfer.data.cache import ClipCache
-from dfer.files import atomic_write_json, atomic_write_text, text_digest
 from dfer.data.dataset import ClipDataset, make_loader
 from dfer.data.prepare import load_splits
-from dfer.data.splits import get_fold
+from dfer.data.splits import get_fold, split_digest
 from dfer.data.transforms import ClipTransformConfig
 from dfer.engine.config import TrainConfig, dump_yaml
-from dfer.engine.evaluate import Predictions, predict_dataset
-from dfer.errors import CheckpointError, DatasetError, TrainingError
+from dfer.engine.fabric import autocast_dtype, make_fabric, resolve_precision
+from dfer.engine.loop import EpochStats, StepOptions, evaluate, lr_schedule, train_one_epoch
+from dfer.errors import CheckpointError, DatasetError
+from dfer.files import atomic_write_json, atomic_write_text
 from dfer.losses import DferLoss
 from dfer.models import build_from_config
 
@@ -43,71 +45,11 @@ Callback = Callable[[str, dict[str, Any]], None]  # (event, info): "step_end" | 
 
 
 # -- building blocks -----------------------------------------------------------------------
-def make_fabric(cfg: TrainConfig):
-    """A launched Lightning Fabric for the runtime settings (one process per device)."""
-    from lightning_fabric import Fabric
-
-    rt = cfg.runtime
-    accelerator = "cuda" if _use_cuda(cfg) else "cpu"
-    precision = resolve_precision(cfg)
-    strategy = rt.strategy
-    if strategy == "auto":
-        strategy = "ddp" if rt.devices * rt.num_nodes > 1 else "auto"
-    fabric = Fabric(accelerator=accelerator, devices=rt.devices, num_nodes=rt.num_nodes, strategy=strategy,
-                    precision=precision)
-    fabric.launch()
-    return fabric
-
-
-def _use_cuda(cfg: TrainConfig) -> bool:
-    return torch.cuda.is_available() and cfg.runtime.accelerator in ("auto", "cuda", "gpu")
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True on CPUs with native bf16 matrix instructions (AVX512-BF16 or AMX), where bf16 autocast pays."""
-    try:
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except Exception:  # private helpers; absent on other builds
-        return False
-
-
-def resolve_precision(cfg: TrainConfig) -> str:
-    """`auto`: bf16 autocast on a GPU that has it (fp16 otherwise), full fp32 on CPU."""
-    if cfg.runtime.precision != "auto":
-        return cfg.runtime.precision
-    if _use_cuda(cfg):
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "32-true"
-
-
-def autocast_dtype(precision: str) -> torch.dtype | None:
-    return {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
-
-
-def lr_at(step: int, total_steps: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
-    """Learning rate at optimizer step `step` (per-iteration schedule, exact on resume)."""
-    o = cfg.optim
-    warm = int(round(o.warmup_epochs * steps_per_epoch))
-    if step < warm:
-        return o.lr * (step + 1) / warm
-    if o.schedule == "cosine":
-        span = max(1, total_steps - warm)
-        return 0.5 * o.lr * (1 + math.cos(math.pi * min(1.0, (step - warm) / span)))
-    if o.schedule == "step":
-        return o.lr * o.step_gamma ** ((step // max(1, steps_per_epoch)) // max(1, o.step_epochs))
-    return o.lr
-
-
 def class_weights(labels: Sequence[int], num_classes: int) -> torch.Tensor:
     """Inverse class frequency, mean 1 over present classes; absent classes get 0."""
     counts = np.bincount(np.asarray(labels), minlength=num_classes).astype(np.float64)
     w = np.where(counts > 0, counts.sum() / (num_classes * np.maximum(counts, 1)), 0.0)
     return torch.tensor(w, dtype=torch.float32)
-
-
-def split_digest(fold: dict[str, list[str]]) -> str:
-    text = json.dumps({k: fold.get(k, []) for k in ("train", "val", "test")}, sort_keys=True)
-    return text_digest(text)
 
 
 def is_better(value: float, best: float | None, monitor: str) -> bool:
@@ -169,14 +111,14 @@ class FoldTrainer:
         fabric=None,
         callbacks: Sequence[Callback] = (),
     ) -> None:
-        self.cfg = cfg
         self.data_path = str(data)
         self.fold_name = str(fold)
         self.out = Path(out)
         self.resume = resume
         self.callbacks = list(callbacks)
         self.fd = load_fold_data(cfg, data, fold)
-        cfg.model.num_classes = len(self.fd.class_names)
+        self.cfg = copy.deepcopy(cfg)  # the caller's config stays as it was
+        self.cfg.model.num_classes = len(self.fd.class_names)
         meta = self.fd.cache.meta
         durations = [r.src_frames / r.fps for r in self.fd.train.rows if r.fps > 0 and r.src_frames > 0]
         self.preprocess = Preprocess(num_frames=cfg.data.num_frames, size=cfg.data.size, face=dict(meta.get("face", {})),
@@ -197,7 +139,7 @@ class FoldTrainer:
             "optimizer": self.opt.state_dict(), "center_optimizer": self.center_opt.state_dict(),
             "centers": self.crit.center.centers.detach().cpu(), "rng_cpu": torch.get_rng_state(),
             "history": self.history, "best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
-            "running": dict(self.running), "peer_best": self.peer_best, "done": False,
+            "running": self.running.to_dict(), "peer_best": self.peer_best, "done": False,
         }
         if torch.cuda.is_available():
             state["rng_cuda"] = torch.cuda.get_rng_state()
@@ -214,23 +156,21 @@ class FoldTrainer:
         return {"epoch": len(self.history), **({"val": self.history[-1]} if self.history else {})}
 
     # setup ------------------------------------------------------------------------------
-    def _setup(self) -> dict[str, Any] | None:
-        cfg = self.cfg
-        if self.fabric is None:
-            self.fabric = make_fabric(cfg)
-        fabric = self.fabric
-        if cfg.runtime.threads > 0:
-            torch.set_num_threads(cfg.runtime.threads)
+    def _resume_checkpoint(self) -> dict[str, Any] | None:
         last = self.out / "last.pt"
-        resume_ckpt = None
-        if last.exists():
-            if not self.resume:
-                raise CheckpointError(f"{self.out}: holds a run already (last.pt); pass --resume to continue it "
-                                      "or choose another --out")
-            resume_ckpt = load_checkpoint(last)
-            if resume_ckpt.get("split", {}).get("sha256") != self.split_info["sha256"]:
-                raise CheckpointError(f"{last}: was trained on a different split than fold {self.fold_name} of "
-                                      f"{self.data_path}; refusing to resume")
+        if not last.exists():
+            return None
+        if not self.resume:
+            raise CheckpointError(f"{self.out}: holds a run already (last.pt); resume it or choose another output folder")
+        ckpt = load_checkpoint(last)
+        if ckpt.get("split", {}).get("sha256") != self.split_info["sha256"]:
+            raise CheckpointError(f"{last}: was trained on a different split than fold {self.fold_name} of "
+                                  f"{self.data_path}; refusing to resume")
+        return ckpt
+
+    def _build(self, resume_ckpt: dict[str, Any] | None) -> None:
+        """Model, optimizers, loss, loader and schedule, on the fabric's devices."""
+        cfg, fabric = self.cfg, self.fabric
         fabric.seed_everything(cfg.runtime.seed, verbose=False)
         self.model = build_from_config(cfg.model, weights=None if resume_ckpt else cfg.weights)
         if resume_ckpt:
@@ -245,34 +185,49 @@ class FoldTrainer:
         self.crit = DferLoss(k, cfg.model.embed_dim, lam=cfg.loss.lam, class_weights=cw,
                              label_smoothing=cfg.loss.label_smoothing).to(fabric.device)
         self.center_opt = self.crit.center.center_optimizer(lr=cfg.loss.center_lr)
-        self.loader = make_loader(self.fd.train, batch_size=cfg.data.batch_size, workers=cfg.data.workers,
-                                  shuffle=True, balanced=cfg.data.balanced, drop_last=len(self.fd.train) > cfg.data.batch_size,
+        self.loader = make_loader(self.fd.train, batch_size=cfg.data.batch_size, workers=cfg.data.workers, shuffle=True,
+                                  balanced=cfg.data.balanced, drop_last=len(self.fd.train) > cfg.data.batch_size,
                                   seed=cfg.runtime.seed, rank=fabric.global_rank, world_size=fabric.world_size)
         self.steps_per_epoch = len(self.loader.sampler)
-        self.total_steps = self.steps_per_epoch * cfg.optim.epochs
+        o = cfg.optim
+        self.lr_at = lr_schedule(o.lr, o.schedule, self.steps_per_epoch * o.epochs, self.steps_per_epoch,
+                                 warmup_epochs=o.warmup_epochs, step_epochs=o.step_epochs, step_gamma=o.step_gamma)
         self.history: list[dict[str, Any]] = []
         self.best, self.best_epoch, self.bad_epochs, self.global_step = None, 0, 0, 0
-        self.running = _zero_running()
+        self.running = EpochStats()
         self.peer_best: dict[str, Any] | None = None
-        if fabric.is_global_zero:
+
+    def _restore(self, st: dict[str, Any]) -> None:
+        self.opt.load_state_dict(st["optimizer"])
+        self.center_opt.load_state_dict(st["center_optimizer"])
+        with torch.no_grad():
+            self.crit.center.centers.copy_(st["centers"].to(self.fabric.device))
+        self.history, self.best, self.best_epoch = list(st["history"]), st["best"], st["best_epoch"]
+        self.bad_epochs, self.global_step = st["bad_epochs"], st["global_step"]
+        self.running, self.peer_best = EpochStats(**st["running"]), st.get("peer_best")
+        torch.set_rng_state(st["rng_cpu"])
+        if "rng_cuda" in st and torch.cuda.is_available():
+            torch.cuda.set_rng_state(st["rng_cuda"])
+
+    def _setup(self) -> dict[str, Any] | None:
+        """Build everything; returns the resume state when continuing a run."""
+        cfg = self.cfg
+        if self.fabric is None:
+            self.fabric = make_fabric(cfg)
+        if cfg.runtime.threads > 0:
+            torch.set_num_threads(cfg.runtime.threads)
+        resume_ckpt = self._resume_checkpoint()
+        self._build(resume_ckpt)
+        if self.fabric.is_global_zero:
             self.out.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.out / "config.yaml", dump_yaml(cfg))
-            atomic_write_json(self.out / "split.json", {**self.split_info, **{k: self.fd.fold.get(k, []) for k in ("train", "val", "test")}})
-        fabric.barrier()
-        if resume_ckpt:
-            st = resume_ckpt["state"]
-            self.opt.load_state_dict(st["optimizer"])
-            self.center_opt.load_state_dict(st["center_optimizer"])
-            with torch.no_grad():
-                self.crit.center.centers.copy_(st["centers"].to(fabric.device))
-            self.history, self.best, self.best_epoch = list(st["history"]), st["best"], st["best_epoch"]
-            self.bad_epochs, self.global_step = st["bad_epochs"], st["global_step"]
-            self.running, self.peer_best = dict(st["running"]), st.get("peer_best")
-            torch.set_rng_state(st["rng_cpu"])
-            if "rng_cuda" in st and torch.cuda.is_available():
-                torch.cuda.set_rng_state(st["rng_cuda"])
-            return st
-        return None
+            ids = {k: self.fd.fold.get(k, []) for k in ("train", "val", "test")}
+            atomic_write_json(self.out / "split.json", {**self.split_info, **ids})
+        self.fabric.barrier()
+        if resume_ckpt is None:
+            return None
+        self._restore(resume_ckpt["state"])
+        return resume_ckpt["state"]
 
     # main -------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -317,99 +272,62 @@ class FoldTrainer:
         cfg, fabric = self.cfg, self.fabric
         self.loader.sampler.set_epoch(epoch, skip_batches=skip)
         if skip == 0:
-            self.running = _zero_running()
-        self.net.train()
-        from tqdm.auto import tqdm
+            self.running = EpochStats()
 
-        import sys
-
-        # A live bar on a terminal; in a log file, a line every 30 s instead of one per batch.
-        bar = tqdm(total=self.steps_per_epoch, initial=skip, desc=f"fold {self.fold_name} epoch {epoch + 1}/{cfg.optim.epochs}",
-                   unit="batch", disable=not (cfg.runtime.progress and fabric.is_global_zero), leave=False,
-                   mininterval=0.1 if sys.stderr.isatty() else 30.0)
-        t_last = time.perf_counter()
-        for batch_idx, (x, y, _) in enumerate(self.loader, start=skip):
-            x, y = fabric.to_device(x), fabric.to_device(y)
-            if cfg.runtime.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last_3d)
-            lr = lr_at(self.global_step, self.total_steps, self.steps_per_epoch, cfg)
-            for g in self.opt.param_groups:
-                g["lr"] = lr
-            out = self.net(x)  # logits (B, K), embedding (B, D), weights (B, D)
-            total, ce, sc = self.crit(out.logits, out.embedding.float(), out.weights.float(), y)
-            if not torch.isfinite(total):
-                hint = (" bf16 autocast on CPU is known to give wrong conv3d weight gradients when a temporal size "
-                        "is 2; use --precision 32-true" if self.fabric.device.type == "cpu" and "bf16" in resolve_precision(cfg) else
-                        " lower the learning rate (--lr) or use --precision 32-true")
-                raise TrainingError(f"fold {self.fold_name}: the loss became {float(total)} at epoch {epoch + 1}, step "
-                                    f"{batch_idx + 1}; last.pt keeps the last good state.{hint}")
-            self.opt.zero_grad(set_to_none=True)
-            self.center_opt.zero_grad(set_to_none=True)
-            fabric.backward(total)
-            if fabric.world_size > 1:  # centers live outside DDP: average their update over processes
-                self.crit.center.centers.grad = fabric.all_reduce(self.crit.center.centers.grad, reduce_op="mean")
-            if cfg.optim.grad_clip > 0:
-                fabric.clip_gradients(self.net, self.opt, max_norm=cfg.optim.grad_clip)
-            self.opt.step()
-            self.center_opt.step()
-            self.global_step += 1
-            n = y.shape[0]
-            now = time.perf_counter()
-            r = self.running
-            r["loss"] += float(total.detach()) * n
-            r["ce"] += float(ce) * n
-            r["sc"] += float(sc) * n
-            r["correct"] += int((out.logits.argmax(1) == y).sum())
-            r["seen"] += n
-            r["seconds"] += now - t_last
-            t_last = now
-            bar.update(1)
-            bar.set_postfix(loss=f"{r['loss'] / r['seen']:.3f}", clips_s=f"{r['seen'] * fabric.world_size / max(r['seconds'], 1e-9):.1f}")
-            if writer is not None and self.global_step % 10 == 0:
-                writer.add_scalar("train/loss_step", float(total.detach()), self.global_step)
-                writer.add_scalar("train/lr", lr, self.global_step)
-            if cfg.runtime.checkpoint_every and self.global_step % cfg.runtime.checkpoint_every == 0:
+        def on_step(batch_idx: int, global_step: int, loss: float) -> None:
+            self.global_step = global_step
+            if writer is not None and global_step % 10 == 0:
+                writer.add_scalar("train/loss_step", loss, global_step)
+                writer.add_scalar("train/lr", self.lr_at(global_step - 1), global_step)
+            if cfg.runtime.checkpoint_every and global_step % cfg.runtime.checkpoint_every == 0:
                 self._save_last(epoch, batch_idx + 1)
-            self._emit("step_end", {"epoch": epoch, "batch": batch_idx, "global_step": self.global_step})
-        bar.close()
+            self._emit("step_end", {"epoch": epoch, "batch": batch_idx, "global_step": global_step})
 
-    def _score(self, ds: ClipDataset | None) -> tuple[dict[str, Any] | None, Predictions | None]:
+        cpu_bf16 = fabric.device.type == "cpu" and "bf16" in resolve_precision(cfg)
+        hint = (" bf16 autocast on CPU is known to give wrong conv3d weight gradients when a temporal size is 2; "
+                "use precision 32-true" if cpu_bf16 else " lower the learning rate or use precision 32-true")
+        opts = StepOptions(grad_clip=cfg.optim.grad_clip, channels_last=cfg.runtime.channels_last,
+                           progress=cfg.runtime.progress and fabric.is_global_zero, on_step=on_step, hint=hint,
+                           desc=f"fold {self.fold_name} epoch {epoch + 1}/{cfg.optim.epochs}")
+        self.running, self.global_step = train_one_epoch(
+            self.net, self.crit, self.opt, self.center_opt, self.loader, fabric, self.lr_at,
+            global_step=self.global_step, first_batch=skip, num_batches=self.steps_per_epoch, stats=self.running,
+            options=opts)
+
+    def _score(self, ds: ClipDataset | None) -> dict[str, Any] | None:
         if ds is None:
-            return None, None
+            return None
         cfg = self.cfg
         # The bare module, not the DDP wrapper: each process scores its own share, no collective in forward.
-        preds = predict_dataset(self.model, ds, batch_size=cfg.data.eval_batch_size or cfg.data.batch_size,
-                                workers=0, channels_last=cfg.runtime.channels_last, fabric=self.fabric,
-                                autocast_dtype=autocast_dtype(resolve_precision(cfg)))
-        return preds.report(self.fd.class_names), preds
+        preds = evaluate(self.model, ds, batch_size=cfg.data.eval_batch_size or cfg.data.batch_size, workers=0,
+                         channels_last=cfg.runtime.channels_last, fabric=self.fabric,
+                         autocast_dtype=autocast_dtype(resolve_precision(cfg)))
+        return preds.report(self.fd.class_names)
 
     def _end_epoch(self, epoch: int, writer) -> dict[str, Any]:
         cfg, fabric = self.cfg, self.fabric
         r = self.running
-        totals = fabric.all_reduce(torch.tensor([r["loss"], r["ce"], r["sc"], r["correct"], r["seen"]],
+        totals = fabric.all_reduce(torch.tensor([r.loss, r.ce, r.sc, r.correct, r.seen],
                                                 dtype=torch.float64, device=fabric.device), reduce_op="sum")
         loss, ce, sc, correct, seen = totals.tolist()
-        val, _ = self._score(self.fd.val)
+        val = self._score(self.fd.val)
         row = {
-            "epoch": epoch + 1, "lr": lr_at(max(0, self.global_step - 1), self.total_steps, self.steps_per_epoch, cfg),
+            "epoch": epoch + 1, "lr": self.lr_at(max(0, self.global_step - 1)),
             "train_loss": loss / max(seen, 1), "train_ce": ce / max(seen, 1), "train_sc": sc / max(seen, 1),
-            "train_acc": correct / max(seen, 1), "train_clips_per_s": seen / max(r["seconds"], 1e-9),
+            "train_acc": correct / max(seen, 1), "train_clips_per_s": seen / max(r.seconds, 1e-9),
             "val_loss": val["loss"] if val else None, "val_war": val["war"] if val else None,
             "val_uar": val["uar"] if val else None,
         }
         if cfg.eval.peer_best_on_test:
-            test, _ = self._score(self.fd.test)
-            if test:
-                row["test_war"], row["test_uar"] = test["war"], test["uar"]
-                if self.peer_best is None or test["war"] > self.peer_best["war"]:
-                    self.peer_best = {"epoch": epoch + 1, "war": test["war"], "uar": test["uar"]}
+            self._peer_test(row, epoch)
         self.history.append(row)
         monitor = row.get(f"val_{cfg.eval.monitor}")
         improved = is_better(monitor, self.best, cfg.eval.monitor)
         if improved:
             self.best, self.best_epoch, self.bad_epochs = monitor, epoch + 1, 0
             if fabric.is_global_zero:
-                save_checkpoint(self.out / "best.pt", self._ckpt({"epoch": epoch + 1, "val": val, "selected_on": f"val_{cfg.eval.monitor}"}))
+                selected = {"epoch": epoch + 1, "val": val, "selected_on": f"val_{cfg.eval.monitor}"}
+                save_checkpoint(self.out / "best.pt", self._ckpt(selected))
         else:
             self.bad_epochs += 1
         if fabric.is_global_zero:
@@ -418,28 +336,40 @@ class FoldTrainer:
                 for key, v in row.items():
                     if key != "epoch" and v is not None:
                         writer.add_scalar(key.replace("_", "/", 1), v, epoch + 1)
-        fabric.print(_epoch_line(self.fold_name, row, improved, cfg.eval.monitor))
+        fabric.print(_epoch_line(self.fold_name, row, improved))
         self._save_last(epoch + 1, 0)
         return row
+
+    def _peer_test(self, row: dict[str, Any], epoch: int) -> None:
+        """The peers' optimistic protocol, reported beside ours: the test part scored every epoch."""
+        test = self._score(self.fd.test)
+        if test:
+            row["test_war"], row["test_uar"] = test["war"], test["uar"]
+            if self.peer_best is None or test["war"] > self.peer_best["war"]:
+                self.peer_best = {"epoch": epoch + 1, "war": test["war"], "uar": test["uar"]}
+
+    def _selected_test(self, last_test: dict[str, Any] | None) -> tuple[dict[str, Any] | None, int, str]:
+        """Test metrics of the checkpoint selected on validation (best.pt), its epoch and how it was chosen."""
+        best = self.out / "best.pt"
+        if self.fd.val is None or not best.is_file():
+            return last_test, len(self.history), "last epoch (no validation part)"
+        selection = f"best validation {self.cfg.eval.monitor}"
+        if self.best_epoch == len(self.history):
+            return last_test, self.best_epoch, selection  # the same weights
+        current = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(load_checkpoint(best)["model"]["state_dict"])
+        selected_test = self._score(self.fd.test)
+        self.model.load_state_dict(current)
+        return selected_test, self.best_epoch, selection
 
     def _final(self, stopped_early: bool) -> dict[str, Any]:
         """Test metrics of the selected (best.pt) and of the last model; metrics.json and report."""
         fabric = self.fabric
-        names = self.fd.class_names
-        last_test, _ = self._score(self.fd.test)
-        selected_test, selected_epoch, selection = last_test, len(self.history), "last epoch (no validation part)"
-        best = self.out / "best.pt"
-        if self.fd.val is not None and best.is_file() and self.best_epoch == len(self.history):
-            selected_epoch, selection = self.best_epoch, f"best validation {self.cfg.eval.monitor}"  # the same weights
-        elif self.fd.val is not None and best.is_file():
-            state = load_checkpoint(best)["model"]["state_dict"]
-            current = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-            self.model.load_state_dict(state)
-            selected_test, _ = self._score(self.fd.test)
-            self.model.load_state_dict(current)
-            selected_epoch, selection = self.best_epoch, f"best validation {self.cfg.eval.monitor}"
+        last_test = self._score(self.fd.test)
+        selected_test, selected_epoch, selection = self._selected_test(last_test)
         metrics = {
-            "fold": self.fold_name, "protocol": self.fd.protocol, "class_names": names, "split": self.split_info,
+            "fold": self.fold_name, "protocol": self.fd.protocol, "class_names": self.fd.class_names,
+            "split": self.split_info,
             "selected": {"epoch": selected_epoch, "selection": selection,
                          "val": self.history[selected_epoch - 1] if self.history else None, "test": selected_test},
             "last": {"epoch": len(self.history), "test": last_test},
@@ -458,11 +388,7 @@ class FoldTrainer:
         return metrics
 
 
-def _zero_running() -> dict[str, float]:
-    return {"loss": 0.0, "ce": 0.0, "sc": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
-
-
-def _epoch_line(fold: str, row: dict[str, Any], improved: bool, monitor: str) -> str:
+def _epoch_line(fold: str, row: dict[str, Any], improved: bool) -> str:
     def f(v):
         return "-" if v is None else f"{v:.4f}"
 

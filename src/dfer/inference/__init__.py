@@ -1,10 +1,10 @@
 """Inference on raw videos and streams, annotated outputs, and export for deployment."""
 
+from dfer.data.video import FrameSource, open_source
 from dfer.inference.backends import BACKENDS, OnnxBackend, OpenVinoBackend, TorchBackend
 from dfer.inference.export import export_model, export_onnx, read_metadata
 from dfer.inference.predict import PredictRun, predict_inputs
 from dfer.inference.recognizer import FrameEvent, InferenceSettings, Recognizer, VideoPrediction, WindowPrediction
-from dfer.data.video import FrameSource, open_source
 
 __all__ = [
     "BACKENDS", "FrameEvent", "FrameSource", "InferenceSettings", "OnnxBackend", "OpenVinoBackend", "PredictRun",

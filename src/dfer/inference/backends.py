@@ -31,7 +31,7 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise CheckpointError(f"device {device!r} asked for, but this machine has no CUDA GPU; use --device cpu")
+        raise CheckpointError(f"device {device!r} asked for, but this machine has no CUDA GPU; run on the cpu device")
     return torch.device(device)
 
 
@@ -73,11 +73,12 @@ class OnnxBackend:
             if "CUDAExecutionProvider" in ort.get_available_providers():
                 providers.insert(0, "CUDAExecutionProvider")
             elif device.startswith("cuda"):
-                raise CheckpointError("ONNX Runtime here has no CUDA provider (install onnxruntime-gpu); use --device cpu")
+                raise CheckpointError("ONNX Runtime here has no CUDA provider (install onnxruntime-gpu); run on the cpu device")
         try:
             self.session = ort.InferenceSession(str(self.path), so, providers=providers)
         except Exception as exc:
-            raise CheckpointError(f"{self.path}: not a loadable ONNX model ({exc.__class__.__name__}: {str(exc)[:200]})") from None
+            detail = f"{exc.__class__.__name__}: {str(exc)[:200]}"
+            raise CheckpointError(f"{self.path}: not a loadable ONNX model ({detail})") from None
         self.input = self.session.get_inputs()[0].name
         used = self.session.get_providers()[0].replace("ExecutionProvider", "")
         self.detail = f"onnxruntime {ort.__version__} {used}"
@@ -111,7 +112,8 @@ class OpenVinoBackend:
         if precision not in OPENVINO_PRECISIONS:
             raise CheckpointError(f"OpenVINO precision must be one of {OPENVINO_PRECISIONS}, got {precision!r}")
         if device not in ("auto", "cpu"):
-            raise CheckpointError(f"the openvino backend runs on the CPU; got device {device!r} (use --backend torch or onnx for CUDA)")
+            raise CheckpointError(f"the openvino backend runs on the CPU; got device {device!r} "
+                                  "(the torch and onnx backends run on CUDA)")
         self.path = Path(path)
         if not self.path.is_file():
             raise CheckpointError(f"{self.path}: model not found")

@@ -15,16 +15,17 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from dfer.checkpoint import Preprocess, model_from_checkpoint, versions
-from dfer.files import atomic_write_bytes
 from dfer.errors import CheckpointError
+from dfer.files import atomic_write_bytes
 
 METADATA_KEY = "dfer"
 QUANTIZE = (None, "int8")
@@ -186,12 +187,12 @@ def export_model(
     precision on this CPU), named in `parity_runtime`.
     """
     if format not in FORMATS:
-        raise CheckpointError(f"--format must be one of {FORMATS}, got {format!r}")
+        raise CheckpointError(f"export format must be one of {', '.join(FORMATS)}, got {format!r}")
     if quantize not in QUANTIZE:
-        raise CheckpointError(f"--quantize must be int8 or absent, got {quantize!r}")
+        raise CheckpointError(f"quantization must be int8 or none, got {quantize!r}")
     out = Path(out)
     if format == "openvino" and out.suffix.lower() != ".xml":
-        raise CheckpointError(f"{out}: OpenVINO IR is written as NAME.xml (+ NAME.bin); give --out a .xml path")
+        raise CheckpointError(f"{out}: OpenVINO IR is written as NAME.xml (+ NAME.bin); name the output NAME.xml")
     from dfer.inference.backends import OnnxBackend, OpenVinoBackend
 
     if format == "openvino":

@@ -16,15 +16,16 @@ from __future__ import annotations
 import csv
 import io
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
-from dfer.files import atomic_write_json, atomic_write_text
 from dfer.data.video import IMAGE_EXTS, VIDEO_EXTS, VideoWriter, is_webcam, open_source
 from dfer.errors import DferError
+from dfer.files import atomic_write_json, atomic_write_text
 from dfer.inference.recognizer import Recognizer, VideoPrediction
 from dfer.inference.render import draw_track, plot_timeline, render_annotated
+from dfer.progress import progress_bar
 
 
 @dataclass
@@ -85,10 +86,9 @@ def predict_inputs(
     out = Path(out)
     items = expand_inputs(inputs)
     run = PredictRun()
-    from tqdm.auto import tqdm
-
-    for item, folder in tqdm(list(zip(items, _unique_dirs(items, out))), desc="inputs", unit="video",
-                             disable=not progress or len(items) < 2):
+    bar = progress_bar(len(items), "inputs", unit="video", enabled=progress and len(items) > 1)
+    for item, folder in zip(items, _unique_dirs(items, out)):
+        bar.update(1)
         if (folder / "summary.json").is_file() and not overwrite:
             run.skipped.append(str(folder))
             continue
@@ -118,6 +118,7 @@ def predict_inputs(
         faces = ", ".join(f"#{t['track_id']} {t['label']}" for t in s["tracks"]) or s.get("message", "")
         log(f"{item}: {len(s['tracks'])} face track(s) [{faces}], {len(result.windows)} windows, "
             f"{s['realtime_factor']:.2f}x real time -> {folder}")
+    bar.close()
     if run.failed:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from itertools import islice
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,9 @@ from dfer.data.sampling import UniformSampler
 from dfer.data.tracking import FaceTracker, TrackedBox
 from dfer.data.transforms import resize_frames, to_tensor
 from dfer.data.video import FrameSource, open_source
+from dfer.errors import ConfigError
 from dfer.inference.backends import Backend
+from dfer.progress import progress_bar
 
 
 @dataclass
@@ -120,7 +123,8 @@ class VideoPrediction:
         return {
             "track_id": track_id, "first_frame": first, "last_frame": last,
             "first_s": round(first / self.fps, 3), "last_s": round(last / self.fps, 3), "windows": len(ws),
-            "label": self.class_names[int(mean.argmax())], "mean_probs": {c: round(float(p), 4) for c, p in zip(self.class_names, mean)},
+            "label": self.class_names[int(mean.argmax())],
+            "mean_probs": {c: round(float(p), 4) for c, p in zip(self.class_names, mean)},
             "window_labels": {c: int(n) for c, n in zip(self.class_names, counts) if n},
         }
 
@@ -170,7 +174,7 @@ class Recognizer:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", backend: str = "torch",
                         settings: InferenceSettings | None = None, threads: int = 0,
-                        precision: str = "auto") -> "Recognizer":
+                        precision: str = "auto") -> Recognizer:
         """From a dfer checkpoint (.pt) or an exported model (.onnx: ONNX Runtime unless
         backend="openvino"; .xml: OpenVINO IR, implies backend openvino).
 
@@ -187,7 +191,7 @@ class Recognizer:
         elif suffix == ".onnx" and backend == "torch":
             backend = "onnx"
         if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if backend in ("onnx", "openvino"):
             from dfer.inference.export import export_onnx, read_metadata
 
@@ -298,9 +302,7 @@ class Recognizer:
         r = self.resolved_settings(src.fps)
         result = VideoPrediction(src.name, src.fps, 0, src.width, src.height, self.class_names,
                                  backend=self.backend.name, settings=r)
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=src.num_frames, desc=f"predict {src.stem}", unit="frame", disable=not progress, leave=False)
+        bar = progress_bar(src.num_frames, f"predict {src.stem}", unit="frame", enabled=progress)
         t0 = time.perf_counter()
         n = 0
         for ev in self.iter_source(src, max_frames=max_frames):

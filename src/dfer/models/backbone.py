@@ -8,7 +8,6 @@ torchvision's Kinetics-400 weights load with strict key matching.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Union
 
 import torch
 from torch import nn
@@ -16,7 +15,7 @@ from torchvision.models.video import R2Plus1D_18_Weights, r2plus1d_18
 
 from dfer.errors import WeightsError
 
-WeightsSpec = Union[None, str, Path, R2Plus1D_18_Weights]
+WeightsSpec = None | str | Path | R2Plus1D_18_Weights
 
 STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
 STAGE_CHANNELS = {"stem": 64, "layer1": 64, "layer2": 128, "layer3": 256, "layer4": 512}

@@ -8,17 +8,21 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from dfer.errors import ConfigError
 from dfer.models.attention import SpatioTemporalAttention
 from dfer.models.backbone import STAGE_CHANNELS, R2Plus1DBackbone, WeightsSpec, load_backbone_weights
 from dfer.models.heads import CenterLossHead, ClassifierHead
 
 ATTENTION_STAGES = ("layer3", "layer4", "none")
+# Model registry: name -> constructor from a ModelConfig. Names are stable: checkpoints store them.
+MODELS: dict[str, Any] = {}
 
 
 @dataclass
 class ModelConfig:
     """Everything needed to rebuild the network; stored in every checkpoint."""
 
+    name: str = "dfer_r2plus1d_18"  # a key of MODELS
     num_classes: int = 7
     attention_stage: str = "layer4"  # one of ATTENTION_STAGES
     attention_reduction: int = 8  # Q/K channels = C / reduction
@@ -29,10 +33,12 @@ class ModelConfig:
     zero_init_residual: bool = False  # start every residual block as the identity (helps training from scratch)
 
     def __post_init__(self) -> None:
+        if self.name not in MODELS:
+            raise ConfigError(f"model must be one of {', '.join(MODELS)}, got {self.name!r}")
         if self.attention_stage not in ATTENTION_STAGES:
-            raise ValueError(f"attention_stage must be one of {ATTENTION_STAGES}, got {self.attention_stage!r}")
+            raise ConfigError(f"attention_stage must be one of {', '.join(ATTENTION_STAGES)}, got {self.attention_stage!r}")
         if self.num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
+            raise ConfigError(f"num_classes must be >= 2, got {self.num_classes}")
         self.attn_grid = tuple(int(v) for v in self.attn_grid)
         self.attn_hidden = tuple(int(v) for v in self.attn_hidden)
 
@@ -41,11 +47,11 @@ class ModelConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+            raise ConfigError(f"unknown model config keys: {sorted(unknown)}")
         return cls(**d)
 
 
@@ -89,34 +95,20 @@ class DferNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def build_model(
-    *,
-    num_classes: int = 7,
-    attention_stage: str = "layer4",
-    attention_reduction: int = 8,
-    embed_dim: int = 256,
-    attn_grid: tuple[int, int, int] = (1, 2, 2),
-    attn_hidden: tuple[int, int, int] = (512, 256, 64),
-    dropout: float = 0.0,
-    zero_init_residual: bool = False,
-    weights: WeightsSpec = None,
-) -> DferNet:
-    """Build the paper's network. `weights`: backbone weights (torchvision enum, its name, or a file)."""
-    config = ModelConfig(
-        num_classes=num_classes,
-        attention_stage=attention_stage,
-        attention_reduction=attention_reduction,
-        embed_dim=embed_dim,
-        attn_grid=attn_grid,
-        attn_hidden=attn_hidden,
-        dropout=dropout,
-        zero_init_residual=zero_init_residual,
-    )
-    return build_from_config(config, weights=weights)
+MODELS["dfer_r2plus1d_18"] = DferNet
 
 
-def build_from_config(config: ModelConfig, *, weights: WeightsSpec = None) -> DferNet:
-    model = DferNet(config)
+def build_model(*, weights: WeightsSpec = None, **config: Any) -> nn.Module:
+    """Build a registered network from ModelConfig fields (`name`, `num_classes`, `attention_stage`...).
+
+    `weights`: backbone weights (torchvision enum, its name, or a state-dict file).
+    """
+    return build_from_config(ModelConfig(**config), weights=weights)
+
+
+def build_from_config(config: ModelConfig, *, weights: WeightsSpec = None) -> nn.Module:
+    """The one way models are made: the registry entry named by `config.name`."""
+    model = MODELS[config.name](config)
     if config.zero_init_residual:
         # The last BN of each residual branch at 0: each block starts as its shortcut (Goyal et al., 2017).
         from torchvision.models.video.resnet import BasicBlock
@@ -128,27 +120,4 @@ def build_from_config(config: ModelConfig, *, weights: WeightsSpec = None) -> Df
     return model
 
 
-# The registry keeps names stable for checkpoints and the CLI.
-_REGISTRY = {"dfer_r2plus1d_18": build_model}
-
-
-def create_model(name: str = "dfer_r2plus1d_18", **kwargs: Any) -> DferNet:
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; available: {sorted(_REGISTRY)}")
-    return _REGISTRY[name](**kwargs)
-
-
-def list_models() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-__all__ = [
-    "ATTENTION_STAGES",
-    "DferNet",
-    "DferOutput",
-    "ModelConfig",
-    "build_from_config",
-    "build_model",
-    "create_model",
-    "list_models",
-]
+__all__ = ["ATTENTION_STAGES", "MODELS", "DferNet", "DferOutput", "ModelConfig", "build_from_config", "build_model"]

@@ -31,8 +31,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dfer.synth.face import NEUTRAL, Expression, Identity, draw_face
 from dfer.data.video import write_video
+from dfer.errors import ConfigError
+from dfer.synth.face import NEUTRAL, Expression, Identity, draw_face
 
 CLASSES = ["Happy", "Sad", "Neutral", "Angry", "Surprise", "Disgust", "Fear"]  # DFEW's order
 ORDER_ONLY = ("Surprise", "Fear")
@@ -56,6 +57,12 @@ class SynthSettings:
     fps: float = 25.0
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if self.clips_per_class < 1 or self.frames < 2 or self.width < 32 or self.height < 32 or self.fps <= 0:
+            raise ConfigError(f"synthetic set needs clips_per_class >= 1, frames >= 2, a size of at least 32x32 "
+                              f"and fps > 0; got {self.clips_per_class}, {self.frames}, {self.width}x{self.height}, "
+                              f"{self.fps}")
+
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
@@ -77,7 +84,8 @@ def _profile(n: int, rng: np.random.Generator, offset: bool = True) -> np.ndarra
 def _expressions(cls: str, n: int, rng: np.random.Generator) -> list[Expression]:
     strength = rng.uniform(0.75, 1.0)
     # Idiosyncratic small movements on top of the class, so no two clips are alike.
-    jitter = Expression(**{k: float(rng.normal(0, 0.08)) for k in NEUTRAL.__dataclass_fields__ if k not in ("nose_wrinkle", "lip_raise", "mouth_open")})
+    still = ("nose_wrinkle", "lip_raise", "mouth_open")
+    jitter = Expression(**{k: float(rng.normal(0, 0.08)) for k in NEUTRAL.__dataclass_fields__ if k not in still})
     if cls == "Neutral":
         wobble = Expression(smile=float(rng.uniform(-0.15, 0.15)), brow_raise=float(rng.uniform(-0.15, 0.15)))
         p = _profile(n, rng)
@@ -177,9 +185,8 @@ def generate(out: str | Path, settings: SynthSettings | None = None, *, workers:
     """Write the synthetic set to `out` (resumable: finished videos are kept); returns the manifest path."""
     import multiprocessing as mp
 
-    from tqdm.auto import tqdm
-
     from dfer.files import atomic_write_text
+    from dfer.progress import progress_bar
 
     s = settings or SynthSettings()
     out = Path(out)
@@ -187,15 +194,16 @@ def generate(out: str | Path, settings: SynthSettings | None = None, *, workers:
             for subj in range(s.clips_per_class) for cls in CLASSES]
     todo = [(s, str(out), subj, cls) for subj in range(s.clips_per_class) for cls in CLASSES
             if not (out / cls / f"s{subj:03d}_{cls.lower()}.mp4").is_file()]
-    with tqdm(total=len(todo), desc="synth", unit="clip", disable=not progress) as bar:
-        if workers > 1 and len(todo) > 1:
-            with mp.get_context("spawn").Pool(workers) as pool:
-                for _ in pool.imap_unordered(_write_clip, todo, chunksize=4):
-                    bar.update(1)
-        else:
-            for job in todo:
-                _write_clip(job)
+    bar = progress_bar(len(todo), "synth", unit="clip", enabled=progress)
+    if workers > 1 and len(todo) > 1:
+        with mp.get_context("spawn").Pool(workers) as pool:
+            for _ in pool.imap_unordered(_write_clip, todo, chunksize=4):
                 bar.update(1)
+    else:
+        for job in todo:
+            _write_clip(job)
+            bar.update(1)
+    bar.close()
     buf = io.StringIO()
     wr = csv.writer(buf, lineterminator="\n")
     wr.writerow(["path", "label", "subject"])

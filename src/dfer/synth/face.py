@@ -25,11 +25,11 @@ class Expression:
     nose_wrinkle: float = 0.0  # 0..1, disgust
     lip_raise: float = 0.0  # upper lip raised asymmetrically, 0..1 (disgust)
 
-    def blend(self, other: "Expression", t: float) -> "Expression":
+    def blend(self, other: Expression, t: float) -> Expression:
         """(1 - t) * self + t * other."""
         return Expression(**{k: (1 - t) * getattr(self, k) + t * getattr(other, k) for k in self.__dataclass_fields__})
 
-    def scaled(self, t: float) -> "Expression":
+    def scaled(self, t: float) -> Expression:
         return NEUTRAL.blend(self, t)
 
 
@@ -49,7 +49,7 @@ class Identity:
     mouth_y: float = 28.0
 
     @classmethod
-    def random(cls, rng: np.random.Generator) -> "Identity":
+    def random(cls, rng: np.random.Generator) -> Identity:
         tone = rng.uniform(0.35, 1.0)
         skin = tuple(int(v) for v in np.array([225, 190, 165]) * tone + rng.integers(-12, 12, 3))
         hair = tuple(int(v) for v in rng.integers(10, 120, 3))
@@ -57,6 +57,22 @@ class Identity:
             face_w=rng.uniform(42, 50), face_h=rng.uniform(56, 64), skin=skin, hair=hair,
             eye_gap=rng.uniform(16, 20), eye_y=rng.uniform(-14, -10), mouth_y=rng.uniform(25, 31),
         )
+
+
+class _Pen:
+    """Face units -> patch pixels: the face is drawn in units of a 160-pixel box around `c`."""
+
+    def __init__(self, c: tuple[int, int], s: float) -> None:
+        self.c, self.s = c, s
+
+    def P(self, x: float, y: float) -> tuple[int, int]:
+        return int(round(self.c[0] + x * self.s)), int(round(self.c[1] + y * self.s))
+
+    def L(self, v: float) -> int:
+        return max(1, int(round(v * self.s)))
+
+
+_DARK = (25, 18, 18)
 
 
 def draw_face(
@@ -72,39 +88,50 @@ def draw_face(
     `scale` = 1 draws a face about 120 x 150 pixels; `roll_deg` tilts the head in plane.
     """
     # Draw upright on a local patch, then rotate and paste, so roll is exact.
-    s = scale
-    half = int(np.ceil(95 * s))
+    half = int(np.ceil(95 * scale))
     patch = np.zeros((2 * half, 2 * half, 3), np.uint8)
     mask = np.zeros((2 * half, 2 * half), np.uint8)
-    c = (half, half)
+    pen = _Pen((half, half), scale)
+    _draw_head(patch, mask, pen, ident, expr)
+    _draw_eyes(patch, pen, ident, expr)
+    _draw_nose(patch, pen, expr)
+    _draw_mouth(patch, pen, ident, expr)
+    if abs(roll_deg) > 1e-3:
+        rot = cv2.getRotationMatrix2D((half, half), roll_deg, 1.0)
+        patch = cv2.warpAffine(patch, rot, patch.shape[1::-1], flags=cv2.INTER_LINEAR)
+        mask = cv2.warpAffine(mask, rot, mask.shape[1::-1], flags=cv2.INTER_LINEAR)
+    _paste(canvas, patch, mask, int(round(center[0])) - half, int(round(center[1])) - half)
+    return canvas
 
-    def P(x: float, y: float) -> tuple[int, int]:
-        return int(round(c[0] + x * s)), int(round(c[1] + y * s))
 
-    def L(v: float) -> int:
-        return max(1, int(round(v * s)))
-
-    i, e = ident, expr
-    dark = (25, 18, 18)
-    # hair behind the head, then the head
+def _draw_head(patch: np.ndarray, mask: np.ndarray, pen: _Pen, i: Identity, e: Expression) -> None:
+    """Hair behind the head, then the shaded head; the mask marks what is pasted."""
+    P, L = pen.P, pen.L
     cv2.ellipse(patch, P(0, -10), (L(i.face_w + 6), L(i.face_h + 4)), 0, 180, 360, i.hair, -1, cv2.LINE_AA)
     cv2.ellipse(mask, P(0, -10), (L(i.face_w + 6), L(i.face_h + 4)), 0, 180, 360, 255, -1)
     jaw = i.face_h + 6 * e.mouth_open
     cv2.ellipse(patch, P(0, 0), (L(i.face_w), L(jaw)), 0, 0, 360, i.skin, -1, cv2.LINE_AA)
     cv2.ellipse(mask, P(0, 0), (L(i.face_w), L(jaw)), 0, 0, 360, 255, -1)
-    _shade_face(patch, c, s, i, jaw)
-    # eyes
+    _shade_face(patch, pen.c, pen.s, i, jaw)
+
+
+def _draw_eyes(patch: np.ndarray, pen: _Pen, i: Identity, e: Expression) -> None:
+    P, L = pen.P, pen.L
     eye_h = 5 * (1 + 0.7 * e.eye_open)
     for side in (-1, 1):
         ex, ey = side * i.eye_gap, i.eye_y
         cv2.ellipse(patch, P(ex, ey), (L(9), L(max(1.0, eye_h))), 0, 0, 360, (245, 245, 245), -1, cv2.LINE_AA)
-        cv2.circle(patch, P(ex, ey), L(min(4.0, max(1.5, eye_h - 0.5))), dark, -1, cv2.LINE_AA)
+        cv2.circle(patch, P(ex, ey), L(min(4.0, max(1.5, eye_h - 0.5))), _DARK, -1, cv2.LINE_AA)
         # brows: outer and inner end heights
         base = ey - 12 - 8 * e.brow_raise
         inner = base - 7 * e.brow_inner
         outer = base + 1.5 * e.brow_inner
-        cv2.line(patch, P(ex + side * 11, outer), P(ex - side * 9, inner), dark, L(3), cv2.LINE_AA)
-    # nose, with wrinkles for disgust
+        cv2.line(patch, P(ex + side * 11, outer), P(ex - side * 9, inner), _DARK, L(3), cv2.LINE_AA)
+
+
+def _draw_nose(patch: np.ndarray, pen: _Pen, e: Expression) -> None:
+    """The nose, with wrinkles for disgust."""
+    P, L = pen.P, pen.L
     nose_c = (150, 105, 95)
     cv2.line(patch, P(0, -8), P(-5, 10), nose_c, L(2), cv2.LINE_AA)
     cv2.line(patch, P(-5, 10), P(3, 12), nose_c, L(2), cv2.LINE_AA)
@@ -114,7 +141,11 @@ def draw_face(
             y = -6 + 4 * k
             cv2.line(patch, P(-12, y), P(-4, y - 3 * e.nose_wrinkle), wr, L(1 + 1.5 * e.nose_wrinkle), cv2.LINE_AA)
             cv2.line(patch, P(4, y - 3 * e.nose_wrinkle), P(12, y), wr, L(1 + 1.5 * e.nose_wrinkle), cv2.LINE_AA)
-    # mouth: corners, upper and lower lip curves
+
+
+def _draw_mouth(patch: np.ndarray, pen: _Pen, i: Identity, e: Expression) -> None:
+    """Mouth corners, upper and lower lip curves, teeth in a smile, and the folds around the mouth."""
+    P, L = pen.P, pen.L
     my = i.mouth_y
     half_w = 15 * (1 + 0.45 * e.mouth_width)
     corner_y = my - 12 * e.smile
@@ -143,14 +174,8 @@ def draw_face(
             if e.smile > 0:
                 cv2.line(patch, P(side * 11, 12), P(cx, corner_y - 1), fold, L(1 + e.smile), cv2.LINE_AA)
             else:
-                cv2.line(patch, P(side * half_w, corner_y), P(cx, corner_y + 9 * -e.smile), fold, L(1 - e.smile), cv2.LINE_AA)
-
-    if abs(roll_deg) > 1e-3:
-        rot = cv2.getRotationMatrix2D((half, half), roll_deg, 1.0)
-        patch = cv2.warpAffine(patch, rot, patch.shape[1::-1], flags=cv2.INTER_LINEAR)
-        mask = cv2.warpAffine(mask, rot, mask.shape[1::-1], flags=cv2.INTER_LINEAR)
-    _paste(canvas, patch, mask, int(round(center[0])) - half, int(round(center[1])) - half)
-    return canvas
+                cv2.line(patch, P(side * half_w, corner_y), P(cx, corner_y + 9 * -e.smile), fold, L(1 - e.smile),
+                         cv2.LINE_AA)
 
 
 def _shade_face(patch: np.ndarray, c: tuple[int, int], s: float, i: Identity, jaw: float) -> None:
