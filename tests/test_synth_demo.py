@@ -80,6 +80,7 @@ def test_tiny_demo_end_to_end(tmp_path):
     pred = out / "predict" / r["predict"]["outputs"][0].split("/")[-1]
     assert (pred / "annotated.mp4").is_file() and (pred / "timeline.png").is_file()
     assert any(line.startswith("report:") for line in lines)
+    assert lines[-1].startswith("serve it:     dfer serve --checkpoint ") and "best.pt" in lines[-1]
     # a rerun resumes every stage instead of starting over: nothing made before is made again
     made = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.suffix in (".mp4", ".npy", ".pt")}
     again = run_demo(tmp_path / "demo", s, progress=False, log=lambda _: None)

@@ -147,6 +147,7 @@ def run_demo(
     log(f"CV report:    {out / 'cv' / 'report.md'}")
     log(f"checkpoints:  {out / 'cv'}/fold_*/best.pt")
     log(f"predictions:  {out / 'predict'}/")
+    log(f"serve it:     dfer serve --checkpoint {ckpt}   (then open http://127.0.0.1:8000/)")
     return result
 
 

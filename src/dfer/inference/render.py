@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -125,10 +125,11 @@ def nearest_window(lookup: dict[int, tuple[np.ndarray, list]], track_id: int, fr
     return ws[j]
 
 
-def render_annotated(source, result, path: Path) -> int:
+def render_annotated(source, result, path: Path, on_frame: Callable[[int], None] | None = None) -> int:
     """Second pass over a file or folder: every frame with its faces, labels and probability bars.
 
-    Each frame shows, per face, the window whose centre is nearest that frame. Returns the frame count.
+    Each frame shows, per face, the window whose centre is nearest that frame; `on_frame(i)` is
+    called after frame i is written. Returns the frame count.
     """
     src = open_source(source) if not hasattr(source, "frames") else source
     writer = VideoWriter(path, src.fps, src.width, src.height)
@@ -147,6 +148,8 @@ def render_annotated(source, result, path: Path) -> int:
             if not result.windows and not drawn:
                 draw_banner(frame, "no face found")
             writer.write(frame)
+            if on_frame is not None:
+                on_frame(i)
     except BaseException:
         writer.abort()
         raise

@@ -1,0 +1,261 @@
+"""The HTTP service: a versioned JSON API over durable jobs, and a web page.
+
+    POST   /v1/jobs                 multipart: video (file), stride, window, detect_every -> 202 {id, status}
+    GET    /v1/jobs                 the latest jobs
+    GET    /v1/jobs/{id}            {id, status, progress, error | summary}
+    GET    /v1/jobs/{id}/{name}     predictions.csv, tracks.csv, summary.json, timeline.png, annotated.mp4
+    DELETE /v1/jobs/{id}            the job and its files
+    GET    /v1/model                class names, clip size, backend and precision
+    GET    /healthz                 liveness (no auth)
+    GET    /                        the web page
+
+Errors are JSON `{"error": "<one sentence>"}`. With a token, every /v1 route needs
+`Authorization: Bearer <token>` (artifact downloads also take `?token=`, for <video> and links).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import shutil
+import uuid
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from dfer.data.video import open_source
+from dfer.errors import DferError
+from dfer.serve.jobs import JobStore
+from dfer.serve.worker import Workers
+
+ARTIFACTS = {
+    "predictions.csv": "text/csv",
+    "tracks.csv": "text/csv",
+    "summary.json": "application/json",
+    "timeline.png": "image/png",
+    "annotated.mp4": "video/mp4",
+}
+PARAMS = {"stride": (int, 1, 100_000), "window": (float, 0.1, 600.0), "detect_every": (int, 1, 1000)}
+
+
+@dataclass
+class ServeConfig:
+    data_dir: Path
+    token: str | None = None
+    max_upload_mb: float = 500.0
+    max_queue: int = 32  # queued jobs beyond this are refused (503) until the workers catch up
+    workers: int = 1
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, log=print) -> FastAPI:
+    """The FastAPI app over `config.data_dir`; workers start with the app and stop with it."""
+    data = Path(config.data_dir)
+    for sub in ("uploads", "jobs", "incoming"):
+        (data / sub).mkdir(parents=True, exist_ok=True)
+    store = JobStore(data / "jobs.sqlite")
+    workers = Workers(store, recognizer, data, config.workers, log=log)
+    max_bytes = int(config.max_upload_mb * 1024 * 1024)
+
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        again = store.requeue_interrupted()
+        if again:
+            log(f"re-queued {len(again)} job(s) interrupted by the last shutdown: {', '.join(again)}")
+        if start_workers:
+            workers.start()
+        yield
+        workers.stop()
+        log("shutting down: workers stopped, unfinished jobs stay queued")
+
+    app = FastAPI(title="dfer", version="1", lifespan=lifespan,
+                  description="Dynamic facial expression recognition on uploaded videos.")
+    app.state.store, app.state.workers, app.state.config = store, workers, config
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError):
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return JSONResponse({"error": f"bad request: {where} {first.get('msg', '')}".strip()}, status_code=400)
+
+    def auth(request: Request) -> None:
+        if not config.token:
+            return
+        header = request.headers.get("authorization", "")
+        given = header[7:] if header.lower().startswith("bearer ") else request.query_params.get("token", "")
+        if not given or not hmac.compare_digest(given.encode(), config.token.encode()):
+            raise ApiError(401, "missing or wrong token: send 'Authorization: Bearer <token>'")
+
+    def job_or_404(job_id: str):
+        try:
+            uuid.UUID(job_id)
+        except ValueError:
+            raise ApiError(404, f"no job {job_id!r}") from None
+        job = store.get(job_id)
+        if job is None:
+            raise ApiError(404, f"no job {job_id!r}")
+        return job
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "queued": store.count("queued"), "running": store.count("running")}
+
+    @app.get("/v1/model", dependencies=[Depends(auth)])
+    def model() -> dict[str, Any]:
+        rec = recognizer
+        backend = rec.backend
+        return {"class_names": rec.class_names, "clip": {"frames": rec.preprocess.num_frames, "size": rec.preprocess.size},
+                "backend": backend.name, "backend_detail": getattr(backend, "detail", backend.name),
+                "precision": getattr(backend, "precision", "fp32"), "face": rec.face_settings()[0].to_dict()}
+
+    @app.post("/v1/jobs", status_code=202, dependencies=[Depends(auth)])
+    async def submit(request: Request) -> dict[str, Any]:
+        if store.count("queued") >= config.max_queue:
+            raise ApiError(503, f"the queue is full ({config.max_queue} jobs waiting); try again later")
+        job_id = str(uuid.uuid4())
+        filename, params, tmp = await _receive(request, data / "incoming", job_id, max_bytes)
+        try:
+            params["num_frames"] = _readable_video(tmp, filename)
+        except ApiError:
+            tmp.unlink(missing_ok=True)
+            raise
+        tmp.replace(workers.upload_path(job_id))  # on disk under a server-made name, then recorded
+        store.create(job_id, params, filename)
+        workers.notify()
+        return {"id": job_id, "status": "queued"}
+
+    @app.get("/v1/jobs", dependencies=[Depends(auth)])
+    def list_jobs(limit: int = 100) -> dict[str, Any]:
+        return {"jobs": [j.to_dict() for j in store.list(max(1, min(limit, 1000)))]}
+
+    @app.get("/v1/jobs/{job_id}", dependencies=[Depends(auth)])
+    def get_job(job_id: str) -> dict[str, Any]:
+        job = job_or_404(job_id)
+        out = job.to_dict()
+        if job.status == "done":
+            out["summary"] = json.loads((workers.result_dir(job_id) / "summary.json").read_text())
+            out["artifacts"] = [n for n in ARTIFACTS if (workers.result_dir(job_id) / n).is_file()]
+        return out
+
+    @app.get("/v1/jobs/{job_id}/{name}", dependencies=[Depends(auth)])
+    def artifact(job_id: str, name: str):
+        job = job_or_404(job_id)
+        if name not in ARTIFACTS:
+            raise ApiError(404, f"no artifact {name!r}; jobs have {', '.join(ARTIFACTS)}")
+        path = workers.result_dir(job.id) / name  # only fixed names under a server-made id
+        if job.status != "done" or not path.is_file():
+            raise ApiError(404, f"job {job_id} has no {name} (status {job.status})")
+        return FileResponse(path, media_type=ARTIFACTS[name], filename=name, content_disposition_type="inline")
+
+    @app.delete("/v1/jobs/{job_id}", dependencies=[Depends(auth)])
+    def delete_job(job_id: str) -> dict[str, Any]:
+        job = job_or_404(job_id)
+        if job.status == "running":
+            raise ApiError(409, f"job {job_id} is running; delete it when it is done or failed")
+        store.delete(job.id)
+        shutil.rmtree(workers.result_dir(job.id), ignore_errors=True)
+        workers.upload_path(job.id).unlink(missing_ok=True)
+        return {"id": job.id, "deleted": True}
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(status_code=204)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> HTMLResponse:
+        return HTMLResponse(resources.files("dfer.serve").joinpath("static/index.html").read_text("utf-8"))
+
+    return app
+
+
+async def _limited(request: Request, max_bytes: int) -> AsyncGenerator[bytes, None]:
+    """The request body, refused (413) as soon as it passes the limit: never held whole in memory."""
+    n = 0
+    async for chunk in request.stream():
+        n += len(chunk)
+        if n > max_bytes:
+            raise ApiError(413, f"upload larger than the limit of {max_bytes / 2**20:.0f} MB")
+        yield chunk
+
+
+async def _receive(request: Request, folder: Path, job_id: str, max_bytes: int) -> tuple[str, dict[str, Any], Path]:
+    """Parse the multipart form (files spool to disk); returns (client file name, params, temp path)."""
+    from starlette.datastructures import UploadFile
+    from starlette.formparsers import MultiPartException, MultiPartParser
+
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > max_bytes + 64 * 1024:
+        raise ApiError(413, f"upload larger than the limit of {max_bytes / 2**20:.0f} MB")
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise ApiError(400, "send the video as multipart/form-data with a file field named 'video'")
+    try:
+        form = await MultiPartParser(request.headers, _limited(request, max_bytes), max_files=1, max_fields=10).parse()
+    except MultiPartException as exc:
+        raise ApiError(400, f"malformed multipart form: {exc.message}") from None
+    video = form.get("video")
+    if not isinstance(video, UploadFile):
+        raise ApiError(400, "no file field named 'video' in the form")
+    params = {}
+    for key, (kind, lo, hi) in PARAMS.items():
+        raw = form.get(key)
+        if raw in (None, ""):
+            continue
+        try:
+            value = kind(raw)
+        except (TypeError, ValueError):
+            raise ApiError(400, f"{key} must be a number, got {raw!r}") from None
+        if not lo <= value <= hi:
+            raise ApiError(400, f"{key} must be between {lo} and {hi}, got {raw}")
+        params[key] = value
+    tmp = folder / f"{job_id}.part"
+    with tmp.open("wb") as out:
+        await video.seek(0)
+        while block := await video.read(1 << 20):
+            out.write(block)
+    await video.close()
+    if tmp.stat().st_size == 0:
+        tmp.unlink()
+        raise ApiError(415, f"{_display(video.filename)}: the upload is empty (0 bytes)")
+    return _display(video.filename), params, tmp
+
+
+def _display(name: str | None) -> str:
+    """The client's file name, for display only: the last path part, printable, at most 120 chars."""
+    base = (name or "video").replace("\\", "/").split("/")[-1]
+    return "".join(c for c in base if c.isprintable())[:120] or "video"
+
+
+def _readable_video(path: Path, filename: str) -> int:
+    """Frame count of an upload PyAV can decode (415 otherwise): decided by opening it, not by its name."""
+    try:
+        src = open_source(path)
+        first = next(iter(src.frames()), None)
+    except DferError as exc:
+        reason = str(exc).split(": ", 1)[-1]
+        raise ApiError(415, f"{filename}: not a readable video ({reason})") from None
+    if first is None:
+        raise ApiError(415, f"{filename}: not a readable video (no frame could be decoded)")
+    return int(src.num_frames or 0)

@@ -1,0 +1,40 @@
+"""Run the service with uvicorn: bind, print the URL, stop cleanly on SIGINT / SIGTERM."""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from pathlib import Path
+
+from dfer.serve.app import ServeConfig, create_app
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def serve(checkpoint: str | Path, *, host: str = "127.0.0.1", port: int = 8000, data_dir: str | Path = "dfer-serve",
+          workers: int = 1, token: str | None = None, max_upload_mb: float = 500.0, max_queue: int = 32,
+          backend: str = "torch", device: str = "auto", precision: str = "auto") -> None:
+    """Load the model once, then serve until interrupted; jobs left running are re-queued on the next start."""
+    import uvicorn
+
+    from dfer.inference import Recognizer
+
+    def log(msg: str) -> None:
+        print(f"dfer serve: {msg}", file=sys.stderr, flush=True)
+
+    rec = Recognizer.from_checkpoint(checkpoint, device=device, backend=backend, precision=precision)
+    config = ServeConfig(Path(data_dir), token=token or None, max_upload_mb=max_upload_mb, max_queue=max_queue,
+                         workers=workers)
+    app = create_app(rec, config, log=log)
+    if not _loopback(host) and not config.token:
+        log(f"warning: listening on {host} without a token: anyone who can reach this port can submit videos")
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    shown = f"[{host}]" if ":" in host else host
+    log(f"model {rec.backend.detail}; data in {Path(data_dir).resolve()}; {workers} worker(s)")
+    log(f"serving on http://{shown}:{port}/  (API docs: http://{shown}:{port}/docs; Ctrl-C stops)")
+    server.run()  # uvicorn handles SIGINT/SIGTERM: the app's shutdown stops the workers

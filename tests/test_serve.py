@@ -1,0 +1,223 @@
+"""`dfer serve`: the API with FastAPI's test client, a real server killed and restarted, and a real browser."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from dfer.inference import Recognizer
+from dfer.serve import ServeConfig, create_app
+from synthetic import write_face_video
+
+ARTIFACTS = ["predictions.csv", "tracks.csv", "summary.json", "timeline.png", "annotated.mp4"]
+
+
+@pytest.fixture(scope="module")
+def ckpt(toy_run):
+    return toy_run[1] / "best.pt"
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    return write_face_video(tmp_path_factory.mktemp("media") / "talk.mp4", n=30, size=(160, 120))
+
+
+def client_for(ckpt, data_dir, **kw):
+    app = create_app(Recognizer.from_checkpoint(ckpt, device="cpu"), ServeConfig(Path(data_dir), **kw), log=lambda m: None)
+    return TestClient(app)
+
+
+def submit(client, path, headers=None, **fields):
+    with open(path, "rb") as f:
+        return client.post("/v1/jobs", files={"video": (Path(path).name, f, "video/mp4")},
+                           data={k: str(v) for k, v in fields.items()}, headers=headers or {})
+
+
+def wait_done(get, job_id, timeout=120):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        job = get(f"/v1/jobs/{job_id}").json()
+        if job["status"] in ("done", "failed"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} not finished in {timeout} s: {job}")
+
+
+def test_happy_path_artifacts_range_list_delete(ckpt, video, tmp_path):
+    with client_for(ckpt, tmp_path / "srv") as c:
+        assert c.get("/healthz").json()["status"] == "ok"
+        model = c.get("/v1/model").json()
+        assert model["class_names"] == ["right", "left", "still"] and model["clip"] == {"frames": 4, "size": 32}
+        r = submit(c, video, stride=8, window=0.8, detect_every=2)
+        assert r.status_code == 202 and r.json()["status"] == "queued"
+        job_id = r.json()["id"]
+        job = wait_done(c.get, job_id)
+        assert job["status"] == "done" and job["progress"] == 1.0 and job["artifacts"] == ARTIFACTS
+        s = job["summary"]
+        assert s["source"] == "talk.mp4" and s["frames"] == 30 and s["settings"]["stride"] == 8
+        assert s["settings"]["face"]["detect_every"] == 2 and len(s["tracks"]) == 1
+        for name in ARTIFACTS:
+            assert c.get(f"/v1/jobs/{job_id}/{name}").status_code == 200
+        assert c.get(f"/v1/jobs/{job_id}/tracks.csv").text.startswith("frame,time_s,track_id,x0,y0,x1,y1,source")
+        part = c.get(f"/v1/jobs/{job_id}/annotated.mp4", headers={"Range": "bytes=10-109"})
+        assert part.status_code == 206 and len(part.content) == 100 and part.headers["content-range"].startswith("bytes 10-109/")
+        assert [j["id"] for j in c.get("/v1/jobs").json()["jobs"]] == [job_id]
+        assert c.delete(f"/v1/jobs/{job_id}").status_code == 200
+        assert c.get(f"/v1/jobs/{job_id}").status_code == 404
+        assert not (tmp_path / "srv" / "jobs" / job_id).exists() and not list((tmp_path / "srv" / "uploads").iterdir())
+
+
+def test_every_error_is_json_with_the_right_status(ckpt, video, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "notes.mp4").write_text("this is not a video\n" * 50)
+    (bad / "empty.mp4").write_bytes(b"")
+    with client_for(ckpt, tmp_path / "srv", max_upload_mb=0.02) as c:
+        cases = [
+            (submit(c, video, stride="abc"), 400, "stride must be a number"),
+            (submit(c, video, stride=-5), 400, "stride must be between"),
+            (submit(c, video, window=0), 400, "window must be between"),
+            (c.post("/v1/jobs", data={"stride": "3"}), 400, "multipart"),
+            (c.post("/v1/jobs", files={"other": ("x.mp4", b"123")}), 400, "no file field named 'video'"),
+            (submit(c, bad / "notes.mp4"), 415, "notes.mp4: not a readable video"),
+            (submit(c, bad / "empty.mp4"), 415, "empty"),
+            (c.post("/v1/jobs", files={"video": ("big.mp4", b"\0" * 40_000)}), 413, "larger than the limit"),
+            (c.get("/v1/jobs/3f0c2a61-0000-4000-8000-000000000000"), 404, "no job"),
+            (c.get("/v1/jobs/not-a-uuid"), 404, "no job"),
+            (c.get("/v1/jobs/..%2F..%2Fjobs.sqlite"), 404, ""),
+            (c.get("/v1/nothing"), 404, ""),
+        ]
+        for r, status, text in cases:
+            assert r.status_code == status, (r.status_code, r.text)
+            assert text in r.json()["error"]
+        assert c.get("/v1/jobs").json()["jobs"] == []  # nothing bad was accepted
+        assert not list((tmp_path / "srv" / "uploads").iterdir()) and not list((tmp_path / "srv" / "incoming").iterdir())
+
+
+def test_artifact_names_are_fixed_and_uploads_get_server_names(ckpt, video, tmp_path):
+    with client_for(ckpt, tmp_path / "srv") as c:
+        with open(video, "rb") as f:
+            r = c.post("/v1/jobs", files={"video": ("../../../etc/evil name.mp4", f, "video/mp4")})
+        job_id = r.json()["id"]
+        job = wait_done(c.get, job_id)
+        assert job["filename"] == "evil name.mp4"
+        assert [p.name for p in (tmp_path / "srv" / "uploads").iterdir()] == [f"{job_id}.video"]
+        for name in ["jobs.sqlite", "..%2Fjobs.sqlite", "%2e%2e", "annotated.mp4.bak", "%2e%2e%2f%2e%2e%2fjobs.sqlite"]:
+            r = c.get(f"/v1/jobs/{job_id}/{name}")
+            assert r.status_code == 404, name
+
+
+def test_token_auth_and_full_queue(ckpt, video, tmp_path):
+    app = create_app(Recognizer.from_checkpoint(ckpt), ServeConfig(tmp_path / "srv", token="s3cret", max_queue=1),
+                     start_workers=False, log=lambda m: None)
+    with TestClient(app) as c:
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/v1/model").status_code == 401
+        assert c.get("/v1/jobs", headers={"Authorization": "Bearer nope"}).json()["error"].startswith("missing or wrong token")
+        good = {"Authorization": "Bearer s3cret"}
+        assert c.get("/v1/model", headers=good).status_code == 200
+        assert c.get("/v1/jobs?token=s3cret").status_code == 200  # for <video src> and download links
+        assert submit(c, video).status_code == 401
+        assert submit(c, video, headers=good).status_code == 202
+        full = submit(c, video, headers=good)  # no workers run here, so the first job still waits
+        assert full.status_code == 503 and "queue is full" in full.json()["error"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_server(ckpt, data_dir, port):
+    cmd = [sys.executable, "-m", "dfer.cli", "serve", "--checkpoint", str(ckpt), "--data-dir", str(data_dir),
+           "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(proc.stdout.read().decode())
+
+
+def test_server_killed_mid_job_restarts_and_finishes_every_job(ckpt, tmp_path):
+    long_video = write_face_video(tmp_path / "long.mp4", n=90, size=(160, 120))
+    port = _free_port()
+    proc, base = _start_server(ckpt, tmp_path / "srv", port)
+    try:
+        ids = []
+        for _ in range(3):
+            with open(long_video, "rb") as f:
+                r = httpx.post(base + "/v1/jobs", files={"video": ("long.mp4", f, "video/mp4")}, timeout=30)
+            assert r.status_code == 202
+            ids.append(r.json()["id"])
+        for _ in range(300):  # kill while the first job is running
+            if httpx.get(f"{base}/v1/jobs/{ids[0]}").json()["status"] == "running":
+                break
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    proc, base = _start_server(ckpt, tmp_path / "srv", port)
+    try:
+        for job_id in ids:
+            job = wait_done(lambda p: httpx.get(base + p, timeout=10), job_id)
+            assert job["status"] == "done", job
+            assert job["summary"]["frames"] == 90
+            for name in ARTIFACTS:
+                assert httpx.get(f"{base}/v1/jobs/{job_id}/{name}").status_code == 200
+        assert not list((tmp_path / "srv" / "jobs").glob(".*.partial"))
+    finally:
+        proc.send_signal(signal.SIGTERM)  # a clean stop (uvicorn re-raises the signal once shut down)
+        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+    out = proc.stdout.read().decode()
+    assert "workers stopped" in out and "Traceback" not in out
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_web_page_in_a_real_browser(ckpt, video, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    port = _free_port()
+    proc, base = _start_server(ckpt, tmp_path / "srv", port)
+    try:
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--no-first-run", "--disable-sync"])
+            page = browser.new_page()
+            page.goto(base + "/")
+            page.set_input_files("#file", str(video))
+            page.wait_for_selector("#result", state="visible", timeout=90_000)
+            page.wait_for_function("document.getElementById('video').readyState >= 2", timeout=30_000)
+            page.evaluate("document.getElementById('video').play()")
+            page.wait_for_function("document.getElementById('video').currentTime > 0.3", timeout=30_000)
+            assert page.evaluate("current.classes") == ["right", "left", "still"]
+            assert "#0" in page.inner_text("#faces")
+            links = page.eval_on_selector_all("#downloads a", "as => as.map(a => a.textContent)")
+            assert links == ARTIFACTS
+            box = page.locator("#timeline").bounding_box()
+            page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + 40)  # hover shows the values
+            tip = page.inner_text("#tip")
+            assert "face #0" in tip and "right" in tip and "%" in tip
+            browser.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert os.path.isdir(tmp_path / "srv" / "jobs")
+    assert json.loads(next((tmp_path / "srv" / "jobs").glob("*/summary.json")).read_text())["source"] == "talk.mp4"
