@@ -134,6 +134,17 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ray_options(args: argparse.Namespace):
+    """RayOptions for --engine ray, None for the local engine."""
+    if args.engine != "ray":
+        return None
+    from dfer.scale import RayOptions, import_ray
+
+    import_ray()  # a clear error naming the extra when Ray is not installed
+    return RayOptions(address=args.ray_address, cpus_per_worker=args.ray_cpus_per_worker,
+                      gpus_per_worker=args.ray_gpus_per_worker, workers=args.ray_workers)
+
+
 def _face_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Face settings given on the command line (flags left out are None)."""
     return {name: getattr(args, name) for name in _FACE_FLAGS if getattr(args, name, None) is not None}
@@ -154,6 +165,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     summary = prepare_dataset(
         spec, args.out, settings, workers=args.workers, shard=args.shard or (0, 1), retry_failed=args.retry_failed,
         folds=args.folds, seed=args.seed, val_fraction=args.val_fraction, progress=not args.quiet,
+        ray=_ray_options(args),
     )
     print(summary.line())
     if summary.failed:
@@ -236,6 +248,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from functools import partial
+
+    from dfer.data.video import is_webcam
     from dfer.inference import InferenceSettings, Recognizer, predict_inputs
 
     inputs = list(args.inputs) + ([args.source] if args.source is not None else [])
@@ -243,10 +258,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise DferError("no input: give a video, a folder, a webcam index (--source 0) or a stream URL")
     settings = InferenceSettings(window_seconds=args.window or 0.0, stride=args.stride or 0,
                                  batch_size=args.batch_size, face=_face_overrides(args))
-    rec = Recognizer.from_checkpoint(args.checkpoint, device=args.device, backend=args.backend, settings=settings,
-                                     threads=args.threads, precision=args.precision)
-    run = predict_inputs(rec, inputs, args.out, annotate=not args.no_video, overwrite=args.overwrite,
-                         max_seconds=args.max_seconds, progress=not args.quiet)
+    make = partial(Recognizer.from_checkpoint, args.checkpoint, device=args.device, backend=args.backend,
+                   settings=settings, threads=args.threads, precision=args.precision)
+    ray = _ray_options(args)
+    if ray is not None and any(is_webcam(i) or "://" in str(i) for i in inputs):
+        raise DferError("the Ray engine takes files and folders; run webcams and streams with the local engine")
+    run = predict_inputs(make if ray else make(), inputs, args.out, annotate=not args.no_video,
+                         overwrite=args.overwrite, max_seconds=args.max_seconds, progress=not args.quiet, ray=ray)
     print(f"{len(run.done)} done, {len(run.skipped)} already done (skipped), {len(run.failed)} failed -> {args.out}")
     if run.failed:
         print(f"failures listed in {args.out}/failures.csv")
@@ -287,6 +305,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    from dfer.serve import serve
+
+    serve(args.checkpoint, host=args.host, port=args.port, data_dir=args.data_dir, workers=args.workers,
+          token=args.token or os.environ.get("DFER_TOKEN"), max_upload_mb=args.max_upload_mb,
+          max_queue=args.max_queue, backend=args.backend, device=args.device, precision=args.precision)
+    return 0
+
+
 # -- parser --------------------------------------------------------------------------------
 # Face settings on the command line: type and help; defaults come from FaceSettings.
 _FACE_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
@@ -321,6 +350,18 @@ def _add_face_args(p: argparse.ArgumentParser, *, inherit: bool) -> None:
                        default=None, help=text + suffix)
 
 
+def _add_engine_args(p: argparse.ArgumentParser) -> None:
+    from dfer.scale import ENGINES
+
+    p.add_argument("--engine", default="local", choices=ENGINES,
+                   help='local: this machine; ray: a Ray cluster (pip install "dfer[ray]")')
+    p.add_argument("--ray-address", help="default: start a local Ray sized to this machine; auto: join the running "
+                                         "cluster; ray://HOST:10001: Ray Client")
+    p.add_argument("--ray-cpus-per-worker", type=POSITIVE_FLOAT, default=1.0, help="CPUs each Ray worker asks for")
+    p.add_argument("--ray-gpus-per-worker", type=NONNEG_FLOAT, default=0.0, help="GPUs each Ray worker asks for")
+    p.add_argument("--ray-workers", type=NONNEG_INT, default=0, help="Ray workers (0: as the cluster's resources allow)")
+
+
 def _add_profile(sub) -> None:
     from dfer.models import ATTENTION_STAGES
 
@@ -350,6 +391,7 @@ def _add_prepare(sub) -> None:
     p.add_argument("--target", default="Engagement", choices=DAISEE_TARGETS, help="DAiSEE label column")
     p.add_argument("--dfew-source", default="auto", choices=DFEW_SOURCES)
     p.add_argument("--retry-failed", action="store_true", help="retry clips that failed in an earlier run")
+    _add_engine_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress")
     p.set_defaults(func=cmd_prepare)
 
@@ -434,6 +476,7 @@ def _add_predict(sub) -> None:
     p.add_argument("--max-seconds", type=POSITIVE_FLOAT, help="stop after this much video (live sources run until stopped)")
     p.add_argument("--no-video", action="store_true", help="skip annotated.mp4")
     p.add_argument("--overwrite", action="store_true", help="redo inputs that already have outputs")
+    _add_engine_args(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_predict)
 
@@ -486,6 +529,24 @@ def _add_demo(sub) -> None:
     p.set_defaults(func=cmd_demo)
 
 
+def _add_serve(sub) -> None:
+    from dfer.inference.backends import BACKENDS, OPENVINO_PRECISIONS
+
+    p = sub.add_parser("serve", help="HTTP service and web page: upload videos, get annotated results")
+    p.add_argument("--checkpoint", required=True, type=existing_file, help="dfer checkpoint (.pt) or exported model")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_number(int, 1, 65535), default=8000)
+    p.add_argument("--data-dir", type=out_dir, default="dfer-serve", help="job database, uploads and results")
+    p.add_argument("--workers", type=POSITIVE_INT, default=1, help="videos processed at once (threads, one model)")
+    p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on the API (or set DFER_TOKEN)")
+    p.add_argument("--max-upload-mb", type=POSITIVE_FLOAT, default=500.0)
+    p.add_argument("--max-queue", type=POSITIVE_INT, default=32, help="queued jobs before new ones are refused (503)")
+    p.add_argument("--backend", default="torch", choices=BACKENDS)
+    p.add_argument("--precision", default="auto", choices=OPENVINO_PRECISIONS)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.set_defaults(func=cmd_serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from dfer import __version__
 
@@ -493,7 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"dfer {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     for add in (_add_profile, _add_prepare, _add_train, _add_evaluate, _add_predict, _add_export, _add_synth,
-                _add_demo):
+                _add_demo, _add_serve):
         add(sub)
     return p
 

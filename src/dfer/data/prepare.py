@@ -12,6 +12,7 @@ import multiprocessing as mp
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from dfer.data.splits import make_splits
 from dfer.errors import ConfigError, DatasetError, DferError
 from dfer.files import atomic_write_json
 from dfer.progress import progress_bar
+from dfer.scale import RayOptions, ray_map
 
 
 @dataclass
@@ -41,7 +43,8 @@ class PrepareSummary:
     def line(self) -> str:
         text = (
             f"prepared {self.processed} clips ({self.ok} ok in cache, {self.failed} failed, "
-            f"{self.skipped} already done) of {self.total} in {self.seconds:.1f}s -> {self.cache}"
+            f"{self.skipped} already done) of {self.total} in {self.seconds:.1f}s "
+            f"({self.processed / max(self.seconds, 1e-9):.2f} clips/s) -> {self.cache}"
         )
         return text + (f"\nsplits.json not written: {self.splits_note}" if self.splits_note else "")
 
@@ -98,9 +101,15 @@ def _dedupe(records: list[ClipRecord]) -> tuple[list[ClipRecord], list[ClipRow]]
     return list(seen.values()), dup_rows
 
 
+def _ray_worker(settings: dict[str, Any]):
+    """Runs in a Ray actor: the detector is made once, then `_process` runs item after item."""
+    _init_worker(settings)
+    return _process
+
+
 def _run_jobs(jobs: list[tuple[ClipRecord, str]], settings: FaceSettings, workers: int, bar,
-              on_clip: Callable[[ClipRow], None] | None) -> int:
-    """Every job through `_process`, in `workers` processes; returns the frames decoded."""
+              on_clip: Callable[[ClipRow], None] | None, ray: RayOptions | None = None) -> int:
+    """Every job through `_process`: in `workers` local processes, or on Ray; returns the frames decoded."""
     decoded = 0
 
     def done(row: ClipRow, n: int) -> None:
@@ -110,7 +119,15 @@ def _run_jobs(jobs: list[tuple[ClipRecord, str]], settings: FaceSettings, worker
         if on_clip:
             on_clip(row)
 
-    if workers > 1 and len(jobs) > 1:
+    if ray is not None:
+        for (rec, root), out, error in ray_map(partial(_ray_worker, settings.to_dict()), jobs, ray):
+            if error is not None:  # the clip's worker kept dying: record it like any failed clip
+                row = ClipRow(rec.clip_id, rec.label, rec.subject, rec.source, status="failed",
+                              reason=f"{rec.source}: the worker failed ({error})")
+                ClipCache(root).write_clip(row, None)
+                out = (row, 0)
+            done(*out)
+    elif workers > 1 and len(jobs) > 1:
         ctx = mp.get_context("spawn")  # dlib and av are not fork-safe with threads
         with ctx.Pool(workers, initializer=_init_worker, initargs=(settings.to_dict(),)) as pool:
             for row, n in pool.imap_unordered(_process, jobs, chunksize=1):
@@ -135,8 +152,13 @@ def prepare_dataset(
     val_fraction: float = 0.1,
     progress: bool = True,
     on_clip: Callable[[ClipRow], None] | None = None,
+    ray: RayOptions | None = None,
 ) -> PrepareSummary:
-    """Every clip of `spec` through the face pipeline into the cache at `out`, then splits.json."""
+    """Every clip of `spec` through the face pipeline into the cache at `out`, then splits.json.
+
+    `ray`: run the clips on a Ray cluster (see dfer.scale) instead of `workers` local processes;
+    the cache written is the same, byte for byte.
+    """
     start = time.perf_counter()
     cache = ClipCache(out)
     cache.init({
@@ -152,7 +174,7 @@ def prepare_dataset(
     done = cache.finished()
     todo = [r for r in mine if r.clip_id not in done or (retry_failed and done[r.clip_id].status != "ok")]
     bar = progress_bar(len(todo), f"prepare {spec.name}", unit="clip", enabled=progress)
-    decoded = _run_jobs([(r, str(cache.root)) for r in todo], settings, workers, bar, on_clip)
+    decoded = _run_jobs([(r, str(cache.root)) for r in todo], settings, workers, bar, on_clip, ray)
     bar.close()
     rows = list(cache.finished().values()) + dup_rows
     ok, failed = cache.write_index(rows)

@@ -18,6 +18,7 @@ import io
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from dfer.data.video import IMAGE_EXTS, VIDEO_EXTS, VideoWriter, is_webcam, open_source
@@ -26,6 +27,7 @@ from dfer.files import atomic_write_json, atomic_write_text
 from dfer.inference.recognizer import Recognizer, VideoPrediction
 from dfer.inference.render import draw_track, plot_timeline, render_annotated
 from dfer.progress import progress_bar
+from dfer.scale import RayOptions, ray_map
 
 
 @dataclass
@@ -72,8 +74,46 @@ def write_outputs(result: VideoPrediction, folder: Path) -> None:
     atomic_write_json(folder / "summary.json", result.summary())  # last: its presence marks the input done
 
 
+def predict_one(recognizer: Recognizer, item: str, folder: Path, *, annotate: bool = True,
+                max_seconds: float | None = None, progress: bool = False,
+                log: Callable[[str], None] = print) -> tuple[VideoPrediction | None, str | None]:
+    """One input into its output folder; (result, None) or (None, reason). Never raises for bad input."""
+    try:
+        src = open_source(item)
+        if src.live:
+            result = predict_live(recognizer, src, folder, max_seconds=max_seconds, log=log)
+        else:
+            max_frames = int(max_seconds * src.fps) if max_seconds else None
+            result = recognizer.predict_video(src, max_frames=max_frames, progress=progress)
+            if annotate:
+                render_annotated(src, result, folder / "annotated.mp4")
+        write_outputs(result, folder)
+    except DferError as exc:
+        return None, str(exc)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # recorded, never fatal to the other inputs
+        return None, f"{item}: unexpected {exc.__class__.__name__}: {exc}"
+    return result, None
+
+
+def _ray_worker(make_recognizer: Callable[[], Recognizer], annotate: bool, max_seconds: float | None):
+    """Runs in a Ray actor: the model is loaded once, then inputs run one after another."""
+    recognizer = make_recognizer()
+
+    def run(job: tuple[str, str]) -> tuple[VideoPrediction | None, str | None]:
+        item, folder = job
+        result, error = predict_one(recognizer, item, Path(folder), annotate=annotate, max_seconds=max_seconds,
+                                    log=lambda _: None)
+        if result is not None:
+            result.boxes = {}  # the files hold them; keep the reply to the driver small
+        return result, error
+
+    return run
+
+
 def predict_inputs(
-    recognizer: Recognizer,
+    recognizer: Recognizer | Callable[[], Recognizer],
     inputs: Iterable[str],
     out: str | Path,
     *,
@@ -82,38 +122,36 @@ def predict_inputs(
     max_seconds: float | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    ray: RayOptions | None = None,
 ) -> PredictRun:
+    """Every input into OUT/<stem>/; inputs already done are skipped. With `ray`, inputs run on a Ray
+    cluster and `recognizer` is a function that makes one (called once per Ray worker)."""
     out = Path(out)
     items = expand_inputs(inputs)
     run = PredictRun()
-    bar = progress_bar(len(items), "inputs", unit="video", enabled=progress and len(items) > 1)
+    todo = []
     for item, folder in zip(items, _unique_dirs(items, out)):
-        bar.update(1)
         if (folder / "summary.json").is_file() and not overwrite:
             run.skipped.append(str(folder))
+        else:
+            todo.append((item, str(folder)))
+    bar = progress_bar(len(todo), "inputs", unit="video", enabled=progress and len(todo) > 1)
+    if ray is not None:
+        done = ray_map(partial(_ray_worker, recognizer, annotate, max_seconds), todo, ray)
+        results = (((item, folder), *(out if err is None else (None, err))) for (item, folder), out, err in done)
+    else:
+        rec = recognizer if isinstance(recognizer, Recognizer) else recognizer()
+        results = (((item, folder), *predict_one(rec, item, Path(folder), annotate=annotate, max_seconds=max_seconds,
+                                                 progress=progress and len(todo) == 1, log=log))
+                   for item, folder in todo)
+    for (item, folder), result, error in results:
+        bar.update(1)
+        if error is not None:
+            run.failed.append((item, error))
+            log(f"failed: {error}")
             continue
-        try:
-            src = open_source(item)
-            if src.live:
-                result = predict_live(recognizer, src, folder, max_seconds=max_seconds, log=log)
-            else:
-                max_frames = int(max_seconds * src.fps) if max_seconds else None
-                result = recognizer.predict_video(src, max_frames=max_frames, progress=progress)
-                if annotate:
-                    render_annotated(src, result, folder / "annotated.mp4")
-            write_outputs(result, folder)
-        except DferError as exc:
-            run.failed.append((item, str(exc)))
-            log(f"failed: {exc}")
-            continue
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # recorded, never fatal to the other inputs
-            run.failed.append((item, f"{item}: unexpected {exc.__class__.__name__}: {exc}"))
-            log(f"failed: {item}: unexpected {exc.__class__.__name__}: {exc}")
-            continue
-        run.done.append(str(folder))
-        run.results[str(folder)] = result
+        run.done.append(folder)
+        run.results[folder] = result
         s = result.summary()
         faces = ", ".join(f"#{t['track_id']} {t['label']}" for t in s["tracks"]) or s.get("message", "")
         log(f"{item}: {len(s['tracks'])} face track(s) [{faces}], {len(result.windows)} windows, "
