@@ -58,3 +58,10 @@ def test_combined_loss_scales_center_term():
     assert torch.allclose(ce, torch.nn.functional.cross_entropy(logits, y))
     total.backward()
     assert emb.grad is not None and logits.grad is not None
+
+
+def test_centers_start_as_in_dacl():
+    torch.manual_seed(0)
+    loss = SparseCenterLoss(7, 256)
+    assert loss.centers.shape == (7, 256)
+    assert abs(float(loss.centers.std()) - (2 / 7) ** 0.5) < 0.03  # Kaiming normal with fan-in K: about 0.53

@@ -123,8 +123,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from dfer.models import build_model
     from dfer.profiling import COUNTER, PAPER_GMACS, format_table, profile_model, torchvision_references
 
-    model = build_model(num_classes=args.num_classes, attention_stage=args.attention_stage)
-    main = profile_model(model, args.clip, name=f"dfer (attention: {args.attention_stage})")
+    model = build_model(name=args.model, num_classes=args.num_classes, attention_stage=args.attention_stage)
+    main = profile_model(model, args.clip, name=f"{args.model} (attention: {model.config.attention_stage})")
     refs = [] if args.no_reference else torchvision_references(args.clip)
     if args.json:
         out = {**main.to_dict(), "counter": COUNTER, "paper_gmacs": PAPER_GMACS, "references": [r.to_dict() for r in refs]}
@@ -160,6 +160,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         kw["target"] = args.target
     if args.kind == "dfew":
         kw["source"] = args.dfew_source
+    if args.kind == "mafw":
+        kw["source"] = args.mafw_source
+    if args.kind == "lists":
+        kw.update(classes=args.classes, data_root=args.data_root)
     spec = load_spec(args.kind, args.root, **kw)
     settings = FaceSettings(detector=spec.default_detector).with_overrides(_face_overrides(args))
     summary = prepare_dataset(
@@ -178,16 +182,17 @@ _SHORTCUTS = {
     "epochs": "optim.epochs", "lr": "optim.lr", "batch_size": "data.batch_size", "workers": "data.workers",
     "weights": "weights", "devices": "runtime.devices", "seed": "runtime.seed", "protocol": "data.protocol",
     "precision": "runtime.precision", "accelerator": "runtime.accelerator", "clip_frames": "data.num_frames",
-    "clip_size": "data.size", "lam": "loss.lam", "patience": "eval.patience",
+    "clip_size": "data.size", "lam": "loss.lam", "patience": "eval.patience", "model": "model.name",
 }
 _FLAGS = {"balanced": "data.balanced", "class_weighted": "loss.class_weighted",
           "peer_best_on_test": "eval.peer_best_on_test"}
 
 
-def _train_config(args: argparse.Namespace):
+def _train_config(args: argparse.Namespace, extra: list[str] = ()):
     from dfer.engine.config import load_config
 
-    overrides = [f"{key}={getattr(args, name)}" for name, key in _SHORTCUTS.items() if getattr(args, name, None) is not None]
+    overrides = list(extra)
+    overrides += [f"{key}={getattr(args, name)}" for name, key in _SHORTCUTS.items() if getattr(args, name, None) is not None]
     overrides += [f"{key}=true" for name, key in _FLAGS.items() if getattr(args, name, False)]
     if args.quiet:
         overrides.append("runtime.progress=false")
@@ -227,6 +232,24 @@ def cmd_cv(args: argparse.Namespace) -> int:
     print(f"{len(cv['folds'])}-fold CV, selected on validation: WAR {100 * sel['war']['mean']:.2f} ± "
           f"{100 * sel['war']['std']:.2f}, UAR {100 * sel['uar']['mean']:.2f} ± {100 * sel['uar']['std']:.2f}; "
           f"last epoch: WAR {100 * last['war']['mean']:.2f}, UAR {100 * last['uar']['mean']:.2f}")
+    print(f"report: {out}/report.md")
+    return 0
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from dfer.engine.ablate import QUICK, parse_variants, run_ablation
+
+    quick = QUICK if args.quick else []
+    base = _train_config(args, extra=quick)
+    out = args.out or _default_out(args.data, "ablate")
+    folds = [f.strip() for f in args.folds.split(",") if f.strip()] if args.folds else None
+    s = run_ablation(base, args.data, out, variants=parse_variants(args.variants), folds=folds)
+    for name, r in s["variants"].items():
+        diff = s["paired_vs_full"].get(name)
+        w = diff and diff["war"]
+        vs = "" if not w else f" ({100 * w['mean']:+.2f} vs full, sign test p {w['sign_test_p']:.2f})"
+        print(f"{name:>13}: WAR {100 * r['war']['mean']:.2f} ± {100 * r['war']['std']:.2f}, "
+              f"UAR {100 * r['uar']['mean']:.2f}{vs}")
     print(f"report: {out}/report.md")
     return 0
 
@@ -363,10 +386,12 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_profile(sub) -> None:
-    from dfer.models import ATTENTION_STAGES
+    from dfer.models import ATTENTION_STAGES, MODELS
 
     p = sub.add_parser("profile", help="parameters and GMACs of the model, beside the paper and torchvision")
     p.add_argument("--clip", type=_clip, default=(16, 112, 112), help="T x H x W (default 16x112x112)")
+    p.add_argument("--model", default="dfer_r2plus1d_18", choices=list(MODELS),
+                   help="the paper's network or a baseline (r2plus1d_18, r3d_18, mc3_18: plain CE)")
     p.add_argument("--attention-stage", default="layer4", choices=ATTENTION_STAGES)
     p.add_argument("--num-classes", type=_number(int, 2), default=7)
     p.add_argument("--no-reference", action="store_true", help="skip the torchvision reference models")
@@ -375,7 +400,7 @@ def _add_profile(sub) -> None:
 
 
 def _add_prepare(sub) -> None:
-    from dfer.data.adapters import ADAPTERS, DAISEE_TARGETS, DFEW_SOURCES
+    from dfer.data.adapters import ADAPTERS, DAISEE_TARGETS, DFEW_SOURCES, MAFW_SOURCES
 
     p = sub.add_parser("prepare", help="faces of every clip of a dataset into a clip cache, plus splits.json")
     p.add_argument("kind", choices=ADAPTERS)
@@ -390,6 +415,10 @@ def _add_prepare(sub) -> None:
     p.add_argument("--seed", type=NONNEG_INT, default=0)
     p.add_argument("--target", default="Engagement", choices=DAISEE_TARGETS, help="DAiSEE label column")
     p.add_argument("--dfew-source", default="auto", choices=DFEW_SOURCES)
+    p.add_argument("--mafw-source", default="auto", choices=MAFW_SOURCES,
+                   help="data/clips videos, data/frames folders, or data/faces crops (auto: frames if present)")
+    p.add_argument("--classes", help="lists: class names, comma-separated, or a known dataset: dfew, ferv39k, mafw")
+    p.add_argument("--data-root", help="lists: folder the listed paths are relative to (default: the lists' folder)")
     p.add_argument("--retry-failed", action="store_true", help="retry clips that failed in an earlier run")
     _add_engine_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress")
@@ -398,11 +427,14 @@ def _add_prepare(sub) -> None:
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     from dfer.engine.config import PRECISIONS
+    from dfer.models import MODELS
 
     p.add_argument("--data", required=True, type=existing_dir, help="clip cache made by `dfer prepare`")
     p.add_argument("--config", type=existing_file, help="YAML config file (keys of dfer.engine.TrainConfig)")
     p.add_argument("--out", type=out_dir, help="run folder (default runs/<cache>-...)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last.pt")
+    p.add_argument("--model", choices=list(MODELS), help="default dfer_r2plus1d_18 (the paper's); baselines: "
+                                                          "r2plus1d_18, r3d_18, mc3_18 (plain CE)")
     p.add_argument("--epochs", type=POSITIVE_INT)
     p.add_argument("--lr", type=POSITIVE_FLOAT)
     p.add_argument("--batch-size", type=POSITIVE_INT)
@@ -434,6 +466,15 @@ def _add_train(sub) -> None:
     _add_train_args(p)
     p.add_argument("--folds", help="comma-separated fold names (default: all)")
     p.set_defaults(func=cmd_cv)
+    from dfer.engine.ablate import DEFAULT_VARIANTS, VARIANTS
+
+    p = sub.add_parser("ablate", help="cross-validate the paper's network, its ablations and baselines side by side")
+    _add_train_args(p)
+    p.add_argument("--variants", help=f"comma-separated, from {', '.join(VARIANTS)} "
+                                      f"(default {','.join(DEFAULT_VARIANTS)}; full is always included)")
+    p.add_argument("--quick", action="store_true", help="demo-size clips (8x32x32) and 3 epochs: minutes on a CPU")
+    p.add_argument("--folds", help="comma-separated fold names (default: all)")
+    p.set_defaults(func=cmd_ablate)
 
 
 def _add_evaluate(sub) -> None:

@@ -1,4 +1,5 @@
-"""Dataset adapters: the real on-disk layouts of DFEW, AFEW, DAiSEE, a folder per class and a CSV manifest.
+"""Dataset adapters: the real on-disk layouts of DFEW, AFEW, DAiSEE, MAFW, FERV39k, other projects' split
+lists, a folder per class and a CSV manifest.
 
 Each adapter returns a `DatasetSpec`: class names, one `ClipRecord` per clip, the dataset's
 official splits (lists of clip ids) and the face detector its sources need by default.
@@ -47,6 +48,7 @@ class DatasetSpec:
     official: dict[str, list[dict[str, list[str]]]] = field(default_factory=dict)  # protocol -> folds
     default_detector: str = "dlib"
     grouped: bool = False  # True when subjects are known (split by subject)
+    default_protocol: str | None = None  # None: official when it has several folds, else k-fold
 
 
 def _require_dir(path: Path, what: str) -> None:
@@ -249,11 +251,140 @@ def manifest(csv_path: str | Path) -> DatasetSpec:
     return DatasetSpec(csv_path.stem, classes, records, grouped=grouped)
 
 
-ADAPTERS = ("dfew", "afew", "daisee", "folder", "manifest")
+# -- MAFW ----------------------------------------------------------------------------------
+MAFW_CLASSES = ["anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise", "contempt", "anxiety",
+                "helplessness", "disappointment"]
+MAFW_SOURCES = ("auto", "clips", "frames", "faces")  # auto: frames when data/frames exists, else clips
+
+
+def _split_lines(path: Path) -> list[tuple[int, list[str]]]:
+    """(line number, fields) of a headerless, space-separated list; CRLF or LF; blank lines skipped."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read the split file ({exc})") from None
+    return [(n, line.split()) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+
+
+def mafw(root: str | Path, source: str = "auto") -> DatasetSpec:
+    """MAFW, single-label protocol: `Train & Test Set/single/no_caption/set_{1..5}/{train,test}.txt` with
+    lines like `03747.mp4 anger` (CRLF); clips `data/clips/NNNNN.mp4`, frames `data/frames/NNNNN/`, or
+    face crops `data/faces/NNNNN/`. The compound protocol (labels joined by `_`) is not read here."""
+    root = Path(root)
+    split_root = root / "Train & Test Set" / "single" / "no_caption"
+    _require_dir(split_root, "MAFW single-label split folder 'Train & Test Set/single/no_caption'")
+    if source == "auto":
+        source = "frames" if (root / "data" / "frames").is_dir() else "clips"
+    if source not in MAFW_SOURCES[1:]:
+        raise DatasetError(f"MAFW source must be one of {', '.join(MAFW_SOURCES)}, got {source!r}")
+    labels: dict[str, int] = {}
+    folds = []
+    for k in range(1, 6):
+        fold = {"name": str(k)}
+        for part in ("train", "test"):
+            path = split_root / f"set_{k}" / f"{part}.txt"
+            if not path.is_file():
+                raise DatasetError(f"{path}: MAFW split file not found")
+            ids = []
+            for n, fields in _split_lines(path):
+                if len(fields) != 2:
+                    raise DatasetError(f"{path}:{n}: expected '<clip> <class>', got {' '.join(fields)!r}")
+                name, cls = Path(fields[0]).stem, fields[1].lower()
+                if cls not in MAFW_CLASSES:
+                    raise DatasetError(f"{path}:{n}: class {fields[1]!r} is not one of MAFW's 11 ({', '.join(MAFW_CLASSES)})")
+                labels[name] = MAFW_CLASSES.index(cls)
+                ids.append(name)
+            fold[part] = ids
+        folds.append(fold)
+    base = root / "data" / source
+    records = [ClipRecord(name, str(base / f"{name}.mp4" if source == "clips" else base / name), labels[name])
+               for name in sorted(labels)]
+    return DatasetSpec("mafw", MAFW_CLASSES, records, {"official": folds}, "none" if source == "faces" else "dlib",
+                       default_protocol="official")
+
+
+# -- FERV39k -------------------------------------------------------------------------------
+FERV39K_CLASSES = ["Angry", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise"]
+
+
+def ferv39k(root: str | Path) -> DatasetSpec:
+    """FERV39k: face-crop frames `2_ClipsforFaceCrop/<Scene>/<Emotion>/<NNNN>/*.jpg`; official split
+    `4_setups/All_scenes/{train_All,test_All}.csv`: no header despite the name, lines `Action/Sad/0010 Sad`."""
+    root = Path(root)
+    setups = root / "4_setups" / "All_scenes"
+    _require_dir(setups, "FERV39k split folder 4_setups/All_scenes")
+    frames = root / "2_ClipsforFaceCrop"
+    records, parts = [], {}
+    for part, fname in (("train", "train_All.csv"), ("test", "test_All.csv")):
+        path = setups / fname
+        if not path.is_file():
+            raise DatasetError(f"{path}: FERV39k split file not found")
+        ids = []
+        for n, fields in _split_lines(path):  # every line is a clip: there is no header to skip
+            if len(fields) != 2:
+                raise DatasetError(f"{path}:{n}: expected '<Scene/Emotion/NNNN> <Emotion>', got {' '.join(fields)!r}")
+            rel, cls = fields
+            if cls not in FERV39K_CLASSES:
+                raise DatasetError(f"{path}:{n}: class {cls!r} is not one of FERV39k's {', '.join(FERV39K_CLASSES)}")
+            cid = safe_id(rel)
+            records.append(ClipRecord(cid, str(frames / rel), FERV39K_CLASSES.index(cls)))
+            ids.append(cid)
+        parts[part] = ids
+    return DatasetSpec("ferv39k", FERV39K_CLASSES, records, {"official": [{"name": "1", **parts}]}, "none",
+                       default_protocol="official")
+
+
+# -- peer split lists ------------------------------------------------------------------------
+KNOWN_CLASSES = {"dfew": DFEW_CLASSES, "ferv39k": FERV39K_CLASSES, "mafw": MAFW_CLASSES}
+_LIST_PART = re.compile(r"(train|val|test)", re.IGNORECASE)
+_LIST_FOLD = re.compile(r"(?:set|split|fold)[_-]?0*(\d+)", re.IGNORECASE)
+
+
+def lists(root: str | Path, classes: str | None = None, data_root: str | Path | None = None) -> DatasetSpec:
+    """Other DFER projects' split lists: a folder of `*.txt` / `*.csv` files, one per split, whose names
+    say the part (train / val / test) and optionally the fold (`set_1`, `split01`); lines are
+    `<path> <label>` (MAE-DFER) or `<path> <num_frames> <label>` (DFER-CLIP), 0-based labels, no header.
+    `classes`: a known dataset (dfew, ferv39k, mafw) or comma-separated names; default: the label numbers.
+    Paths are taken relative to `data_root` (default: the lists' folder) unless absolute."""
+    root = Path(root)
+    files = [root] if root.is_file() else sorted(p for p in root.iterdir() if p.suffix.lower() in (".txt", ".csv")) \
+        if root.is_dir() else []
+    if not files:
+        raise DatasetError(f"{root}: no split lists (*.txt, *.csv) found")
+    base = Path(data_root) if data_root else (root.parent if root.is_file() else root)
+    names = KNOWN_CLASSES.get((classes or "").lower()) or ([c.strip() for c in classes.split(",")] if classes else None)
+    folds: dict[str, dict[str, list[str]]] = {}
+    records: dict[str, ClipRecord] = {}
+    for path in files:
+        part = _LIST_PART.search(path.stem)
+        if part is None:
+            raise DatasetError(f"{path}: cannot tell the split from the file name (it should say train, val or test)")
+        fold = _LIST_FOLD.search(path.stem)
+        ids = folds.setdefault(fold.group(1) if fold else "1", {}).setdefault(part.group(1).lower(), [])
+        for n, fields in _split_lines(path):
+            if len(fields) not in (2, 3) or not fields[-1].lstrip("-").isdigit():
+                raise DatasetError(f"{path}:{n}: expected '<path> <label>' or '<path> <num_frames> <label>', "
+                                   f"got {' '.join(fields)!r}")
+            label = int(fields[-1])
+            if label < 0 or (names and label >= len(names)):
+                raise DatasetError(f"{path}:{n}: label {label} outside 0..{len(names) - 1 if names else 'n'}")
+            src = Path(fields[0]) if Path(fields[0]).is_absolute() else base / fields[0]
+            cid = safe_id(fields[0])
+            records.setdefault(cid, ClipRecord(cid, str(src), label))
+            ids.append(cid)
+    n_classes = max(r.label for r in records.values()) + 1
+    class_names = names or [str(k) for k in range(n_classes)]
+    official = [{"name": k, **v} for k, v in sorted(folds.items(), key=lambda kv: int(kv[0]))]
+    return DatasetSpec(root.stem, class_names, list(records.values()), {"official": official}, "none",
+                       default_protocol="official")
+
+
+ADAPTERS = ("dfew", "afew", "daisee", "mafw", "ferv39k", "lists", "folder", "manifest")
 
 
 def load_spec(kind: str, root: str | Path, **kw) -> DatasetSpec:
-    fns = {"dfew": dfew, "afew": afew, "daisee": daisee, "folder": folder, "manifest": manifest}
+    fns = {"dfew": dfew, "afew": afew, "daisee": daisee, "mafw": mafw, "ferv39k": ferv39k, "lists": lists,
+           "folder": folder, "manifest": manifest}
     if kind not in fns:
         raise DatasetError(f"unknown dataset kind {kind!r}; choose from {ADAPTERS}")
     return fns[kind](root, **kw)

@@ -181,7 +181,7 @@ def prepare_dataset(
     note = ""
     try:
         splits = make_splits(spec.name, rows, spec.official, k=folds, seed=seed, val_fraction=val_fraction,
-                             grouped=spec.grouped)
+                             grouped=spec.grouped, default=spec.default_protocol)
         atomic_write_json(cache.root / "splits.json", splits)
     except DatasetError as exc:
         note = str(exc)

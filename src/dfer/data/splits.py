@@ -7,6 +7,8 @@
 - DFEW: `official` = the dataset's 5 folds (default).
 - AFEW: `kfold` = stratified k-fold over train+val (default); `official` = Train_AFEW vs Val_AFEW.
 - DAiSEE: `kfold` = subject-grouped stratified k-fold (default); `official` = train/validation/test.
+- MAFW: `official` = the dataset's 5 folds (single-label protocol, default).
+- FERV39k: `official` = the dataset's train/test split (default), validation carved from train.
 - folder / manifest: `kfold` (grouped by subject when the manifest gives one).
 Every training part gets a validation part carved out of it (stratified, subject-grouped
 where subjects are known) that model selection uses; test folds are never looked at.
@@ -83,7 +85,9 @@ def make_splits(
     seed: int = 0,
     val_fraction: float = 0.1,
     grouped: bool = False,
+    default: str | None = None,
 ) -> dict[str, Any]:
+    """Every protocol's folds over the clips prepared ok; `default` forces the default protocol."""
     ok = {r.id: r for r in rows if r.status == "ok"}
     if not ok:
         raise DatasetError("no clip was prepared successfully; nothing to split")
@@ -111,8 +115,9 @@ def make_splits(
         if folds:
             keys = ("name", "train", "val", "test")
             protocols["kfold"] = {"folds": [{k: f[k] for k in keys} for f in folds]}
-    default = "official" if "official" in protocols and len(protocols["official"]["folds"]) > 1 else (
-        "kfold" if "kfold" in protocols else "official")
+    if default not in protocols:
+        default = "official" if "official" in protocols and len(protocols["official"]["folds"]) > 1 else (
+            "kfold" if "kfold" in protocols else "official")
     return {"dataset": dataset, "seed": seed, "k": k, "val_fraction": val_fraction, "grouped": grouped,
             "default": default, "protocols": protocols}
 

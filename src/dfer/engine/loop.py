@@ -86,7 +86,8 @@ def train_one_epoch(
         for g in optimizer.param_groups:
             g["lr"] = lr_at(global_step)
         out = net(x)  # logits (B, K), embedding (B, D), weights (B, D)
-        total, ce, sc = criterion(out.logits, out.embedding.float(), out.weights.float(), y)
+        emb, w = (None, None) if out.embedding is None else (out.embedding.float(), out.weights.float())
+        total, ce, sc = criterion(out.logits, emb, w, y)
         if not torch.isfinite(total):
             raise TrainingError(f"{opts.desc}: the loss became {float(total)} at step {batch_idx + 1}; "
                                 f"last.pt keeps the last good state.{opts.hint}")

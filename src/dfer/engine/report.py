@@ -106,7 +106,7 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str) -> None:
 
 
 # -- markdown ------------------------------------------------------------------------------
-def _pct(v: Any) -> str:
+def pct(v: Any) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.2f}"
 
 
@@ -122,7 +122,7 @@ def recall_table(rows: list[tuple[str, dict[str, Any] | None]], names: Sequence[
         if r is None:
             continue
         rec = r.get("per_class_recall") or [None] * len(names)
-        lines.append("| " + " | ".join([label] + [_pct(v) for v in rec] + [_pct(r.get("uar")), _pct(r.get("war"))]) + " |")
+        lines.append("| " + " | ".join([label] + [pct(v) for v in rec] + [pct(r.get("uar")), pct(r.get("war"))]) + " |")
     return "\n".join(lines)
 
 
@@ -159,11 +159,11 @@ def write_fold_report(out: Path, m: dict[str, Any]) -> None:
         "",
     ]
     if sel["test"]:
-        lines += [f"Macro-F1 (selected): {_pct(sel['test']['macro_f1'])}.", ""]
+        lines += [f"Macro-F1 (selected): {pct(sel['test']['macro_f1'])}.", ""]
     if "peer_best_on_test" in m:
         p = m["peer_best_on_test"]
-        lines += [f"Best epoch chosen on the test part ({p['note']}): epoch {p['epoch']}, WAR {_pct(p['war'])}, "
-                  f"UAR {_pct(p['uar'])}.", ""]
+        lines += [f"Best epoch chosen on the test part ({p['note']}): epoch {p['epoch']}, WAR {pct(p['war'])}, "
+                  f"UAR {pct(p['uar'])}.", ""]
     lines += _cost_lines(m.get("cost"))
     lines += ["## Files", "", "- `confusion.png`, `confusion_normalized.png`: test confusion of the selected model",
               "- `curves.png`, `log.csv`, `tb/`: training curves", "- `best.pt` (selected), `last.pt` (resume)",
@@ -184,7 +184,7 @@ def write_cv_report(out: Path, cv: dict[str, Any], folds: list[dict[str, Any]]) 
     sel, last = cv["selected"], cv["last"]
 
     def ms(d, key):
-        return f"{_pct(d[key]['mean'])} ± {_pct(d[key]['std'])}"
+        return f"{pct(d[key]['mean'])} ± {pct(d[key]['std'])}"
 
     mean_row = {"per_class_recall": sel["per_class_recall"]["mean"], "uar": sel["uar"]["mean"], "war": sel["war"]["mean"],
                 "support": pooled["support"]}

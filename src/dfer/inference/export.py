@@ -33,7 +33,8 @@ FORMATS = ("onnx", "openvino")
 
 
 class InferenceHead(nn.Module):
-    """The deployable part of DferNet: clips -> (logits, embedding)."""
+    """The deployable part of a dfer model: clips -> (logits, embedding); a baseline without the
+    center-loss head gives its pooled features as the embedding."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
@@ -42,7 +43,8 @@ class InferenceHead(nn.Module):
     def forward(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         fmap = self.net.forward_features(clips)  # (B, 512, T/8, H/16, W/16)
         pooled = self.net.pool(fmap).flatten(1)  # (B, 512)
-        return self.net.classifier(pooled), self.net.center_head.embed(pooled)  # (B, K), (B, D)
+        head = getattr(self.net, "center_head", None)
+        return self.net.classifier(pooled), head.embed(pooled) if head is not None else pooled  # (B, K), (B, D)
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:

@@ -29,7 +29,7 @@ class DferLoss(nn.Module):
 
     def forward(self, logits, embedding, weights, labels):
         ce = self.ce(logits.float(), labels)
-        if self.lam == 0:
+        if self.lam == 0 or embedding is None:  # lambda 0, or a baseline without the center-loss head
             return ce, ce.detach(), torch.zeros((), device=ce.device)
         sc = self.center(embedding, weights, labels)
         return ce + self.lam * sc, ce.detach(), sc.detach()

@@ -13,8 +13,6 @@ their own SGD rate alpha whatever the loss weight lambda is (`center_optimizer`)
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from torch.autograd import Function
@@ -53,8 +51,11 @@ class SparseCenterLoss(nn.Module):
         super().__init__()
         self.num_classes = num_classes
         self.feat_dim = feat_dim
-        self.centers = nn.Parameter(torch.empty(num_classes, feat_dim))
-        nn.init.kaiming_normal_(self.centers, a=math.sqrt(5))
+        # As DACL's reference code: Kaiming normal over the (feat_dim, num_classes) matrix, transposed,
+        # so fan-in is K and the std is sqrt(2 / K) (about 0.53 for 7 classes).
+        init = torch.empty(feat_dim, num_classes)
+        nn.init.kaiming_normal_(init)
+        self.centers = nn.Parameter(init.t().contiguous())  # (K, D)
 
     def forward(self, embedding: torch.Tensor, weights: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if embedding.shape != weights.shape:

@@ -1,4 +1,4 @@
-"""R(2+1)D-18 backbone from torchvision, module names unchanged.
+"""Video ResNet-18 backbones from torchvision (R(2+1)D-18, R3D-18, MC3-18), module names unchanged.
 
 `R2Plus1DBackbone.state_dict()` has exactly the keys of
 `torchvision.models.video.r2plus1d_18().state_dict()` minus `fc.*`, so
@@ -11,22 +11,37 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models.video import R2Plus1D_18_Weights, r2plus1d_18
+from torchvision.models.video import (
+    MC3_18_Weights,
+    R2Plus1D_18_Weights,
+    R3D_18_Weights,
+    mc3_18,
+    r2plus1d_18,
+    r3d_18,
+)
 
 from dfer.errors import WeightsError
 
-WeightsSpec = None | str | Path | R2Plus1D_18_Weights
+WeightsSpec = None | str | Path | R2Plus1D_18_Weights | R3D_18_Weights | MC3_18_Weights
+# torchvision's video ResNet-18 family: builder and Kinetics-400 weights enum per name.
+ARCHS = {"r2plus1d_18": (r2plus1d_18, R2Plus1D_18_Weights), "r3d_18": (r3d_18, R3D_18_Weights),
+         "mc3_18": (mc3_18, MC3_18_Weights)}
 
 STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
 STAGE_CHANNELS = {"stem": 64, "layer1": 64, "layer2": 128, "layer3": 256, "layer4": 512}
 
 
-class R2Plus1DBackbone(nn.Module):
-    """torchvision's r2plus1d_18 without avgpool/fc: (B,3,T,H,W) -> (B,512,T/8,H/16,W/16)."""
+class VideoBackbone(nn.Module):
+    """A torchvision video ResNet-18 without avgpool/fc: (B,3,T,H,W) -> (B,512,T',H/16,W/16).
 
-    def __init__(self) -> None:
+    `state_dict()` has exactly torchvision's keys minus `fc.*`, so its Kinetics-400 weights load
+    with strict key matching.
+    """
+
+    def __init__(self, arch: str = "r2plus1d_18") -> None:
         super().__init__()
-        tv = r2plus1d_18(weights=None)
+        self.arch = arch
+        tv = ARCHS[arch][0](weights=None)
         # Same attribute names as torchvision so state-dict keys match.
         self.stem = tv.stem
         self.layer1 = tv.layer1
@@ -34,6 +49,12 @@ class R2Plus1DBackbone(nn.Module):
         self.layer3 = tv.layer3
         self.layer4 = tv.layer4
         self.out_channels = 512
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer4(self.layer3(self.layer2(self.layer1(self.stem(x)))))
+
+
+R2Plus1DBackbone = VideoBackbone  # the paper's backbone: VideoBackbone("r2plus1d_18")
 
 
 def clean_state_dict(state: dict) -> dict:
@@ -52,7 +73,7 @@ def clean_state_dict(state: dict) -> dict:
     return out
 
 
-def resolve_weights(weights: WeightsSpec) -> dict | None:
+def resolve_weights(weights: WeightsSpec, arch: str = "r2plus1d_18") -> dict | None:
     """Turn a weights spec into a backbone state dict (None: random init).
 
     Accepts torchvision's `R2Plus1D_18_Weights` enum (or its name, e.g. "KINETICS400_V1"),
@@ -60,16 +81,17 @@ def resolve_weights(weights: WeightsSpec) -> dict | None:
     """
     if weights is None or weights == "" or weights == "none":
         return None
-    if isinstance(weights, str) and not Path(weights).suffix and weights in R2Plus1D_18_Weights.__members__:
-        weights = R2Plus1D_18_Weights[weights]
-    if isinstance(weights, R2Plus1D_18_Weights):
+    enum = ARCHS[arch][1]
+    if isinstance(weights, str) and not Path(weights).suffix and weights in enum.__members__:
+        weights = enum[weights]
+    if isinstance(weights, (R2Plus1D_18_Weights, R3D_18_Weights, MC3_18_Weights)):
         try:
             state = weights.get_state_dict(progress=True)
         except Exception as exc:  # offline machines end here
             raise WeightsError(
                 f"could not fetch torchvision weights {weights} ({exc.__class__.__name__}: {exc}); "
                 "on an offline machine save them elsewhere with "
-                "torch.save(r2plus1d_18(weights='KINETICS400_V1').state_dict(), 'r2p1d_k400.pt') "
+                f"torch.save({arch}(weights='KINETICS400_V1').state_dict(), '{arch}_k400.pt') "
                 "and pass the file path instead"
             ) from exc
         return clean_state_dict(state)
@@ -85,8 +107,8 @@ def resolve_weights(weights: WeightsSpec) -> dict | None:
     return clean_state_dict(state)
 
 
-def load_backbone_weights(backbone: R2Plus1DBackbone, weights: WeightsSpec) -> None:
-    state = resolve_weights(weights)
+def load_backbone_weights(backbone: VideoBackbone, weights: WeightsSpec) -> None:
+    state = resolve_weights(weights, backbone.arch)
     if state is None:
         return
     own = backbone.state_dict()

@@ -10,10 +10,11 @@ from torch import nn
 
 from dfer.errors import ConfigError
 from dfer.models.attention import SpatioTemporalAttention
-from dfer.models.backbone import STAGE_CHANNELS, R2Plus1DBackbone, WeightsSpec, load_backbone_weights
+from dfer.models.backbone import STAGE_CHANNELS, VideoBackbone, WeightsSpec, load_backbone_weights
 from dfer.models.heads import CenterLossHead, ClassifierHead
 
 ATTENTION_STAGES = ("layer3", "layer4", "none")
+BASELINES = ("r2plus1d_18", "r3d_18", "mc3_18")  # torchvision's video ResNet-18s with a plain CE head
 # Model registry: name -> constructor from a ModelConfig. Names are stable: checkpoints store them.
 MODELS: dict[str, Any] = {}
 
@@ -22,7 +23,7 @@ MODELS: dict[str, Any] = {}
 class ModelConfig:
     """Everything needed to rebuild the network; stored in every checkpoint."""
 
-    name: str = "dfer_r2plus1d_18"  # a key of MODELS
+    name: str = "dfer_r2plus1d_18"  # a key of MODELS: the paper's network or a baseline
     num_classes: int = 7
     attention_stage: str = "layer4"  # one of ATTENTION_STAGES
     attention_reduction: int = 8  # Q/K channels = C / reduction
@@ -35,6 +36,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.name not in MODELS:
             raise ConfigError(f"model must be one of {', '.join(MODELS)}, got {self.name!r}")
+        if self.name in BASELINES:
+            self.attention_stage = "none"  # baselines have no attention block (and no center-loss head)
         if self.attention_stage not in ATTENTION_STAGES:
             raise ConfigError(f"attention_stage must be one of {', '.join(ATTENTION_STAGES)}, got {self.attention_stage!r}")
         if self.num_classes < 2:
@@ -57,15 +60,15 @@ class ModelConfig:
 
 class DferOutput(NamedTuple):
     logits: torch.Tensor  # (B, K)
-    embedding: torch.Tensor  # (B, D)
-    weights: torch.Tensor  # (B, D), center-loss attention weights in (0, 1)
+    embedding: torch.Tensor | None  # (B, D); None for baselines without the center-loss head
+    weights: torch.Tensor | None  # (B, D), center-loss attention weights in (0, 1); None likewise
 
 
 class DferNet(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.backbone = R2Plus1DBackbone()
+        self.backbone = VideoBackbone("r2plus1d_18")
         stage = config.attention_stage
         self.attention = (
             SpatioTemporalAttention(STAGE_CHANNELS[stage], config.attention_reduction) if stage != "none" else None
@@ -95,7 +98,32 @@ class DferNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
+class VideoResNetClassifier(nn.Module):
+    """A baseline: a torchvision video ResNet-18 (r2plus1d_18, r3d_18, mc3_18), average pooling and a
+    linear classifier, trained with plain cross-entropy: no attention block, no center-loss head."""
+
+    attention = None
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = VideoBackbone(config.name)
+        self.pool = nn.AdaptiveAvgPool3d(1)
+        self.classifier = ClassifierHead(self.backbone.out_channels, config.num_classes, config.dropout)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)  # (B, 512, T', H/16, W/16)
+
+    def forward_head(self, fmap: torch.Tensor) -> DferOutput:
+        return DferOutput(self.classifier(self.pool(fmap).flatten(1)), None, None)
+
+    def forward(self, x: torch.Tensor) -> DferOutput:
+        return self.forward_head(self.forward_features(x))
+
+
 MODELS["dfer_r2plus1d_18"] = DferNet
+for _name in BASELINES:
+    MODELS[_name] = VideoResNetClassifier
 
 
 def build_model(*, weights: WeightsSpec = None, **config: Any) -> nn.Module:
@@ -120,4 +148,5 @@ def build_from_config(config: ModelConfig, *, weights: WeightsSpec = None) -> nn
     return model
 
 
-__all__ = ["ATTENTION_STAGES", "MODELS", "DferNet", "DferOutput", "ModelConfig", "build_from_config", "build_model"]
+__all__ = ["ATTENTION_STAGES", "BASELINES", "MODELS", "DferNet", "DferOutput", "ModelConfig", "VideoResNetClassifier",
+           "build_from_config", "build_model"]

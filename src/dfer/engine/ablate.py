@@ -1,0 +1,148 @@
+"""`dfer ablate`: the paper's comparisons under one protocol.
+
+Every variant is cross-validated on the same cache with the same folds, seed, epochs and clip
+size (one base config, one override list per variant); the report puts WAR and UAR (mean ± std),
+per-class recall, GMACs and parameters side by side, and each variant's per-fold paired difference
+against the paper's full model with a two-sided sign test over folds.
+
+    DIR/<variant>/        a `dfer cv` run folder per variant (resumable)
+    DIR/metrics.json      every number of the report
+    DIR/report.md
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from dfer.engine.config import TrainConfig, load_config
+from dfer.engine.cv import run_cv
+from dfer.engine.report import pct, recall_table
+from dfer.errors import ConfigError
+from dfer.files import atomic_write_json, atomic_write_text
+
+# name -> (what it is, config overrides on top of the base config)
+VARIANTS: dict[str, tuple[str, list[str]]] = {
+    "full": ("the paper's network: attention + CE + lambda x sparse center loss", []),
+    "no_attention": ("without the spatio-temporal attention block", ["model.attention_stage=none"]),
+    "ce_only": ("cross-entropy only (lambda 0: no sparse center loss)", ["loss.lam=0"]),
+    "lambda_1": ("lambda 1.0: the paper's eq. (6) literally", ["loss.lam=1.0"]),
+    "r3d_18": ("torchvision R3D-18 (3D convolutions), plain CE", ["model.name=r3d_18"]),
+    "mc3_18": ("torchvision MC3-18 (mixed 3D/2D convolutions), plain CE", ["model.name=mc3_18"]),
+    "r2plus1d_18": ("torchvision R(2+1)D-18, plain CE: no attention, no center-loss head", ["model.name=r2plus1d_18"]),
+}
+DEFAULT_VARIANTS = ("full", "no_attention", "ce_only", "lambda_1", "r3d_18", "mc3_18")
+# --quick: sized for the synthetic benchmark on a 2-core CPU (demo-size clips, a few epochs).
+QUICK = ["data.num_frames=8", "data.size=32", "data.batch_size=8", "data.workers=0", "optim.epochs=3",
+         "optim.warmup_epochs=0.5", "data.crop_scale=[0.85,1.0]", "data.color_jitter=0.15", "weights=none"]
+
+
+def parse_variants(text: str | None) -> list[str]:
+    names = [v.strip() for v in (text or ",".join(DEFAULT_VARIANTS)).split(",") if v.strip()]
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown or not names:
+        raise ConfigError(f"unknown ablation variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
+    if "full" not in names:
+        names.insert(0, "full")  # the reference every difference is taken against
+    return list(dict.fromkeys(names))
+
+
+def sign_test(diffs: list[float]) -> float:
+    """Two-sided sign test p-value over folds (ties dropped); 1.0 when no fold differs."""
+    pos, neg = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+    n = pos + neg
+    if n == 0:
+        return 1.0
+    k = min(pos, neg)
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
+
+
+def _variant_result(name: str, cv: dict[str, Any], run: Path) -> dict[str, Any]:
+    first = json.loads((run / f"fold_{cv['folds'][0]}" / "metrics.json").read_text())
+    cost = first.get("cost", {})
+    sel = cv["selected"]
+    return {
+        "description": VARIANTS[name][0], "overrides": VARIANTS[name][1],
+        "war": sel["war"], "uar": sel["uar"], "macro_f1": sel["macro_f1"],
+        "per_class_recall_mean": sel["per_class_recall"]["mean"], "pooled": sel["pooled"],
+        "per_fold": {f["fold"]: f["selected"] for f in cv["per_fold"]},
+        "gmacs_run_clip": cost.get("run", {}).get("gmacs"), "gmacs_16x112x112": cost.get("paper_clip", {}).get("gmacs"),
+        "params": cost.get("run", {}).get("params"), "class_names": cv["class_names"],
+    }
+
+
+def paired(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per variant: fold-wise differences against `full` (variant - full) and the sign test."""
+    ref = results["full"]["per_fold"]
+    out = {}
+    for name, r in results.items():
+        if name == "full":
+            continue
+        folds = [f for f in r["per_fold"] if f in ref]
+        entry = {}
+        for metric in ("war", "uar"):
+            diffs = [r["per_fold"][f][metric] - ref[f][metric] for f in folds]
+            entry[metric] = {"per_fold": dict(zip(folds, diffs)), "mean": sum(diffs) / max(1, len(diffs)),
+                             "sign_test_p": sign_test(diffs)}
+        out[name] = entry
+    return out
+
+
+def run_ablation(base: TrainConfig, data: str | Path, out: str | Path, *, variants: list[str] | None = None,
+                 folds: list[str] | None = None, resume: bool = True, log=print) -> dict[str, Any]:
+    """Cross-validate every variant into out/<variant>; write out/metrics.json and out/report.md."""
+    out = Path(out)
+    names = parse_variants(",".join(variants) if variants else None)
+    results = {}
+    for k, name in enumerate(names, start=1):
+        log(f"== variant {name} ({k}/{len(names)}): {VARIANTS[name][0]} ==")
+        cfg = load_config(base=base.to_dict(), overrides=VARIANTS[name][1])
+        cv = run_cv(cfg, data, out / name, folds=folds, resume=resume)
+        results[name] = _variant_result(name, cv, out / name)
+    summary = {"cache": str(data), "base_config": base.to_dict(), "variants": results, "paired_vs_full": paired(results)}
+    atomic_write_json(out / "metrics.json", summary)
+    atomic_write_text(out / "report.md", ablation_report(summary))
+    return summary
+
+
+def ablation_report(s: dict[str, Any]) -> str:
+    res, pair = s["variants"], s["paired_vs_full"]
+    names = next(iter(res.values()))["class_names"]
+    cfg = s["base_config"]
+    d = cfg["data"]
+    folds = len(next(iter(res.values()))["per_fold"])
+    lines = [
+        "# dfer ablate", "",
+        f"Cache `{s['cache']}`; {folds} folds, the same for every variant; clips {d['num_frames']}x{d['size']}x{d['size']}; "
+        f"{cfg['optim']['epochs']} epochs; seed {cfg['runtime']['seed']}; backbone init "
+        f"{cfg['weights'] or 'random'}. Each fold's model is selected on its validation part; test numbers below.", "",
+        "| variant | WAR | UAR | macro-F1 | GMACs (run clip) | GMACs (16x112x112) | params (M) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    def num(v, scale=1.0):
+        return "n/a" if v is None else f"{v / scale:.2f}"
+
+    for name, r in res.items():
+        lines.append(f"| {name} | {pct(r['war']['mean'])} ± {pct(r['war']['std'])} | {pct(r['uar']['mean'])} ± "
+                     f"{pct(r['uar']['std'])} | {pct(r['macro_f1']['mean'])} | {num(r['gmacs_run_clip'])} | "
+                     f"{num(r['gmacs_16x112x112'])} | {num(r['params'], 1e6)} |")
+    lines += ["", "## Per-class test recall (%, mean over folds)", "",
+              recall_table([(n, {"per_class_recall": r["per_class_recall_mean"], "uar": r["uar"]["mean"],
+                                 "war": r["war"]["mean"]}) for n, r in res.items()], names,
+                           support=next(iter(res.values()))["pooled"]["support"]), "",
+              "## Paired differences against the full model (points, variant - full, per fold)", "",
+              "| variant | WAR diff (mean) | WAR per fold | sign test p | UAR diff (mean) | sign test p |",
+              "|---|---|---|---|---|---|"]
+    for name, p in pair.items():
+        w, u = p["war"], p["uar"]
+        per = ", ".join(f"{100 * v:+.1f}" for v in w["per_fold"].values())
+        lines.append(f"| {name} | {100 * w['mean']:+.2f} | {per} | {w['sign_test_p']:.3f} | {100 * u['mean']:+.2f} | "
+                     f"{u['sign_test_p']:.3f} |")
+    lines += ["", "What each variant is:", ""]
+    lines += [f"- `{n}`: {r['description']}" + (f" (`{' '.join(r['overrides'])}`)" if r["overrides"] else "")
+              for n, r in res.items()]
+    lines += ["", "The sign test counts the folds where a variant beats the full model; with k folds its "
+              "smallest possible p is 2 / 2^k, so few folds can show a direction but rarely significance.", ""]
+    return "\n".join(lines)
