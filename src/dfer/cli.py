@@ -472,7 +472,8 @@ def _add_train(sub) -> None:
     _add_train_args(p)
     p.add_argument("--variants", help=f"comma-separated, from {', '.join(VARIANTS)} "
                                       f"(default {','.join(DEFAULT_VARIANTS)}; full is always included)")
-    p.add_argument("--quick", action="store_true", help="demo-size clips (8x32x32) and 3 epochs: minutes on a CPU")
+    p.add_argument("--quick", action="store_true",
+                   help="demo-size clips (8x32x32) and 2 epochs: well under an hour on a 2-core CPU")
     p.add_argument("--folds", help="comma-separated fold names (default: all)")
     p.set_defaults(func=cmd_ablate)
 

@@ -35,7 +35,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
 }
 DEFAULT_VARIANTS = ("full", "no_attention", "ce_only", "lambda_1", "r3d_18", "mc3_18")
 # --quick: sized for the synthetic benchmark on a 2-core CPU (demo-size clips, a few epochs).
-QUICK = ["data.num_frames=8", "data.size=32", "data.batch_size=8", "data.workers=0", "optim.epochs=3",
+QUICK = ["data.num_frames=8", "data.size=32", "data.batch_size=8", "data.workers=0", "optim.epochs=2",
          "optim.warmup_epochs=0.5", "data.crop_scale=[0.85,1.0]", "data.color_jitter=0.15", "weights=none"]
 
 
