@@ -7,6 +7,21 @@ import torch
 # Keep the suite light on a 2-core machine.
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
+
+
+@pytest.fixture(scope="session", autouse=True)
+def converted_model_cache(tmp_path_factory):
+    """Converted models (backend auto / onnx / openvino) go to one cache per test session, never ~/.cache."""
+    root = tmp_path_factory.mktemp("dfer-cache")
+    old = os.environ.get("DFER_CACHE_DIR")
+    os.environ["DFER_CACHE_DIR"] = str(root)
+    yield root
+    if old is None:
+        os.environ.pop("DFER_CACHE_DIR", None)
+    else:
+        os.environ["DFER_CACHE_DIR"] = old
+
+
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
 

@@ -131,23 +131,52 @@ def test_onnx_export_parity_fp32_and_int8(ckpt, toy_cache, tmp_path):
     assert q["parity_vs_torch_fp32"]["top1_agreement"] >= 0.9 and q["parity_vs_torch_fp32"]["min_cosine"] > 0.95
     # the exported model runs the same pipeline: same windows, same labels as PyTorch
     video = write_face_video(tmp_path / "v.mp4", n=30, size=(160, 120))
-    a = Recognizer.from_checkpoint(ckpt, settings=FAST).predict_video(video)
-    b = Recognizer.from_checkpoint(fp32, settings=FAST).predict_video(video)
+    a = Recognizer.from_checkpoint(ckpt, backend="torch", settings=FAST).predict_video(video)
+    b = Recognizer.from_checkpoint(fp32, backend="onnx", settings=FAST).predict_video(video)
     assert b.backend == "onnx" and [w.end_frame for w in a.windows] == [w.end_frame for w in b.windows]
     assert np.allclose(np.stack([w.probs for w in a.windows]), np.stack([w.probs for w in b.windows]), atol=1e-4)
     with pytest.raises(CheckpointError, match="without dfer metadata|not a loadable"):
         read_metadata(tmp_path / "v.mp4")
 
 
-def test_cli_export_and_onnx_backend_from_checkpoint(ckpt, tmp_path, capsys):
+def test_cli_export_reports_agreement(ckpt, tmp_path, capsys):
+    assert main(["export", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "x.onnx")]) == 0
+    assert "top-1 agreement 100.0%" in capsys.readouterr().out
+
+
+def test_backend_auto_converts_once_into_the_digest_cache(ckpt, tmp_path, monkeypatch):
     import shutil
 
+    from dfer.inference import convert
+
+    monkeypatch.setenv("DFER_CACHE_DIR", str(tmp_path / "cache"))
     local = tmp_path / "best.pt"
     shutil.copy(ckpt, local)
-    assert main(["export", str(local), "--format", "onnx", "--out", str(tmp_path / "x.onnx")]) == 0
-    assert "top-1 agreement 100.0%" in capsys.readouterr().out
-    rec = Recognizer.from_checkpoint(local, backend="onnx")  # exports once, beside the checkpoint
-    assert rec.backend.name == "onnx" and (tmp_path / "best.onnx").is_file()
+    rec = Recognizer.from_checkpoint(local, settings=FAST)  # auto: OpenVINO, converted now
+    choice = rec.backend_choice
+    assert rec.backend.name == "openvino" and choice["requested"] == "auto" and choice["used"] == "openvino"
+    assert choice["agreement"]["top1_agreement"] == 1.0 and "agreement" in choice["why"]
+    xml = convert.converted_dir(local) / "model.xml"
+    assert choice["model"] == str(xml) and xml.is_file() and not (tmp_path / "best.onnx").exists()
+    stamp = xml.stat().st_mtime_ns
+    renamed = tmp_path / "renamed.pt"
+    shutil.copy(local, renamed)
+    again = Recognizer.from_checkpoint(renamed)  # same bytes, another name: the cached conversion
+    assert again.backend_choice["model"] == str(xml) and xml.stat().st_mtime_ns == stamp
+    res = again.predict_video(write_face_video(tmp_path / "v.mp4", n=24, size=(160, 120)))
+    assert res.summary()["settings"]["backend_choice"]["used"] == "openvino"  # summary.json says what ran
+    # explicit backends still work; onnx converts into the same cache folder
+    assert Recognizer.from_checkpoint(local, backend="onnx").backend.name == "onnx"
+    assert (xml.parent / "model.onnx").is_file()
+    assert Recognizer.from_checkpoint(local, backend="torch").backend_choice["used"] == "torch"
+    # without OpenVINO: ONNX Runtime; with no usable cache folder: PyTorch, saying why
+    monkeypatch.setattr(convert, "openvino_installed", lambda: False)
+    assert Recognizer.from_checkpoint(local, device="cpu").backend.name == "onnx"
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("DFER_CACHE_DIR", str(blocker))
+    fallback = Recognizer.from_checkpoint(local, device="cpu")
+    assert fallback.backend.name == "torch" and "DFER_CACHE_DIR" in " ".join(fallback.backend_choice["skipped"])
 
 
 def test_stream_url_is_read_live(ckpt, tmp_path):
@@ -196,7 +225,7 @@ def test_openvino_export_backend_and_parity(ckpt, toy_cache, tmp_path, capsys):
     assert meta["format"] == "dfer-openvino" and meta["class_names"] == ["right", "left", "still"]
     # stated tolerance: OpenVINO in f32 within 1e-3 of PyTorch, on the same windows of the same video
     video = write_face_video(tmp_path / "v.mp4", n=30, size=(160, 120))
-    a = Recognizer.from_checkpoint(ckpt, settings=FAST).predict_video(video)
+    a = Recognizer.from_checkpoint(ckpt, backend="torch", settings=FAST).predict_video(video)
     b = Recognizer.from_checkpoint(xml, settings=FAST, precision="f32").predict_video(video)
     assert b.backend == "openvino" and "f32" in b.settings["backend"]
     assert [w.end_frame for w in a.windows] == [w.end_frame for w in b.windows]

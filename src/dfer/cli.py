@@ -506,7 +506,8 @@ def _add_predict(sub) -> None:
                    help="dfer checkpoint (.pt) or exported model (.onnx, OpenVINO .xml)")
     p.add_argument("--out", required=True, type=out_dir, help="output folder (one subfolder per input)")
     p.add_argument("--source", help="a webcam index (0) or a stream URL (rtsp://, http://)")
-    p.add_argument("--backend", default="torch", choices=BACKENDS, help="openvino needs: pip install \"dfer[openvino]\"")
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
+                   help="auto: the fastest installed runtime that agrees with float32 (converted once, cached)")
     p.add_argument("--precision", default="auto", choices=OPENVINO_PRECISIONS,
                    help="OpenVINO float precision (auto: bf16 on CPUs with native bf16, else f32)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -583,7 +584,7 @@ def _add_serve(sub) -> None:
     p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on the API (or set DFER_TOKEN)")
     p.add_argument("--max-upload-mb", type=POSITIVE_FLOAT, default=500.0)
     p.add_argument("--max-queue", type=POSITIVE_INT, default=32, help="queued jobs before new ones are refused (503)")
-    p.add_argument("--backend", default="torch", choices=BACKENDS)
+    p.add_argument("--backend", default="auto", choices=BACKENDS, help="as for dfer predict")
     p.add_argument("--precision", default="auto", choices=OPENVINO_PRECISIONS)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.set_defaults(func=cmd_serve)

@@ -1,5 +1,7 @@
 """Inference backends: one call, normalised clips (B, 3, T, S, S) float32 -> logits (B, K) float32.
 
+`auto` (the default everywhere) is not a runtime but a choice among these: see dfer.inference.convert.
+
 - `torch`: the network in eager PyTorch (CPU or CUDA; bf16 autocast on CUDA);
 - `onnx`: ONNX Runtime on an exported model (fp32 or static int8, see dfer.inference.export);
 - `openvino`: OpenVINO on the CPU, from an exported ONNX model or OpenVINO IR (.xml); optional
@@ -8,6 +10,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -16,7 +19,7 @@ import torch
 
 from dfer.errors import CheckpointError
 
-BACKENDS = ("torch", "onnx", "openvino")
+BACKENDS = ("auto", "torch", "onnx", "openvino")
 OPENVINO_PRECISIONS = ("auto", "f32", "bf16")
 
 
@@ -128,10 +131,13 @@ class OpenVinoBackend:
             self.output = self.compiled.output("logits")
         except Exception as exc:
             raise CheckpointError(f"{self.path}: OpenVINO cannot load it ({exc.__class__.__name__}: {str(exc)[:200]})") from None
-        self.request = self.compiled.create_infer_request()
+        self._local = threading.local()  # an infer request is not thread-safe: one per calling thread
         self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # "bf16" | "f32"
         self.detail = f"openvino {ov.__version__.split('-')[0]} CPU {self.precision}"
 
     def __call__(self, clips: np.ndarray) -> np.ndarray:
-        out = self.request.infer({0: np.ascontiguousarray(clips, dtype=np.float32)})
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        out = request.infer({0: np.ascontiguousarray(clips, dtype=np.float32)})
         return np.array(out[self.output], dtype=np.float32)  # (B, K), copied out of the request's buffer

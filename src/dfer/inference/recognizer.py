@@ -34,7 +34,6 @@ from dfer.data.sampling import UniformSampler
 from dfer.data.tracking import FaceTracker, TrackedBox
 from dfer.data.transforms import resize_frames, to_tensor
 from dfer.data.video import FrameSource, open_source
-from dfer.errors import ConfigError
 from dfer.inference.backends import Backend
 from dfer.progress import progress_bar
 
@@ -169,47 +168,27 @@ class Recognizer:
         self.class_names = list(class_names)
         self.preprocess = preprocess
         self.settings = settings or InferenceSettings()
+        self.backend_choice: dict[str, Any] = {"requested": backend.name, "used": backend.name, "why": "given"}
 
     # construction ------------------------------------------------------------------------
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "auto", backend: str = "torch",
+    def from_checkpoint(cls, path: str | Path, device: str = "auto", backend: str = "auto",
                         settings: InferenceSettings | None = None, threads: int = 0,
                         precision: str = "auto") -> Recognizer:
-        """From a dfer checkpoint (.pt) or an exported model (.onnx: ONNX Runtime unless
-        backend="openvino"; .xml: OpenVINO IR, implies backend openvino).
+        """From a dfer checkpoint (.pt) or an exported model (.onnx, OpenVINO .xml).
 
-        `backend="onnx"` or `"openvino"` with a checkpoint exports it once to `<checkpoint>.onnx`
-        beside it (redone when the checkpoint is newer). `precision` is OpenVINO's float precision
-        (auto | f32 | bf16, see OpenVinoBackend); `threads` applies to ONNX Runtime and OpenVINO.
+        `backend="auto"` (the default) runs the fastest installed runtime whose agreement with
+        PyTorch float32 passed when the checkpoint was converted (converted once, cached by the
+        checkpoint's digest; see dfer.inference.convert); "torch", "onnx" and "openvino" force one.
+        `precision` is OpenVINO's float precision (auto | f32 | bf16, see OpenVinoBackend);
+        `threads` applies to ONNX Runtime and OpenVINO. `.backend_choice` records what ran and why.
         """
-        from dfer.inference.backends import BACKENDS, OnnxBackend, OpenVinoBackend, TorchBackend
+        from dfer.inference.convert import open_backend
 
-        path = Path(path)
-        suffix = path.suffix.lower()
-        if suffix == ".xml":
-            backend = "openvino"
-        elif suffix == ".onnx" and backend == "torch":
-            backend = "onnx"
-        if backend not in BACKENDS:
-            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        if backend in ("onnx", "openvino"):
-            from dfer.inference.export import export_onnx, read_metadata
-
-            model_path = path
-            if suffix not in (".onnx", ".xml"):
-                model_path = path.with_suffix(".onnx")
-                if not model_path.is_file() or model_path.stat().st_mtime < path.stat().st_mtime:
-                    export_onnx(path, model_path)
-            meta = read_metadata(model_path)
-            if backend == "onnx":
-                runtime: Backend = OnnxBackend(model_path, threads=threads, device=device)
-            else:
-                runtime = OpenVinoBackend(model_path, threads=threads, device=device, precision=precision)
-            return cls(runtime, meta["class_names"], Preprocess.from_dict(meta["preprocess"]), settings)
-        from dfer.checkpoint import model_from_checkpoint
-
-        model, ckpt = model_from_checkpoint(path)
-        return cls(TorchBackend(model, device), ckpt["class_names"], Preprocess.from_dict(ckpt["preprocess"]), settings)
+        runtime, names, pre, choice = open_backend(path, backend, device=device, threads=threads, precision=precision)
+        rec = cls(runtime, names, pre, settings)
+        rec.backend_choice = choice.to_dict()
+        return rec
 
     # helpers -----------------------------------------------------------------------------
     def face_settings(self) -> tuple[FaceSettings, dict[str, Any]]:
@@ -231,7 +210,8 @@ class Recognizer:
         seconds = s.window_seconds or self.preprocess.clip_seconds or 2.0
         span = max(self.preprocess.num_frames, int(round(seconds * fps)))
         face, overrides = self.face_settings()
-        return {"backend": getattr(self.backend, "detail", self.backend.name), "window_frames": span,
+        return {"backend": getattr(self.backend, "detail", self.backend.name), "backend_choice": self.backend_choice,
+                "window_frames": span,
                 "window_seconds": round(span / fps, 3), "stride": s.stride or max(1, int(round(fps))),
                 "num_frames": self.preprocess.num_frames, "size": self.preprocess.size,
                 "face": face.to_dict(), "face_overrides": overrides}

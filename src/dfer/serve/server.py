@@ -18,7 +18,7 @@ def _loopback(host: str) -> bool:
 
 def serve(checkpoint: str | Path, *, host: str = "127.0.0.1", port: int = 8000, data_dir: str | Path = "dfer-serve",
           workers: int = 1, token: str | None = None, max_upload_mb: float = 500.0, max_queue: int = 32,
-          backend: str = "torch", device: str = "auto", precision: str = "auto") -> None:
+          backend: str = "auto", device: str = "auto", precision: str = "auto") -> None:
     """Load the model once, then serve until interrupted; jobs left running are re-queued on the next start."""
     import uvicorn
 
@@ -35,6 +35,6 @@ def serve(checkpoint: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
         log(f"warning: listening on {host} without a token: anyone who can reach this port can submit videos")
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
     shown = f"[{host}]" if ":" in host else host
-    log(f"model {rec.backend.detail}; data in {Path(data_dir).resolve()}; {workers} worker(s)")
+    log(f"model {rec.backend.detail} ({rec.backend_choice['why']}); data in {Path(data_dir).resolve()}; {workers} worker(s)")
     log(f"serving on http://{shown}:{port}/  (API docs: http://{shown}:{port}/docs; Ctrl-C stops)")
     server.run()  # uvicorn handles SIGINT/SIGTERM: the app's shutdown stops the workers

@@ -128,4 +128,6 @@ class Workers:
                                      min_track_frames=base.settings.min_track_frames,
                                      face={**base.settings.face, **({"detect_every": int(params["detect_every"])}
                                                                     if params.get("detect_every") else {})})
-        return Recognizer(base.backend, base.class_names, base.preprocess, settings)
+        rec = Recognizer(base.backend, base.class_names, base.preprocess, settings)
+        rec.backend_choice = base.backend_choice
+        return rec

@@ -1,0 +1,184 @@
+"""The fast path by default: `--backend auto` and the per-checkpoint cache of converted models.
+
+A dfer checkpoint (.pt) is converted once per runtime (OpenVINO IR, ONNX) into a cache folder
+keyed by the checkpoint's SHA-256, so a renamed or copied checkpoint reuses it and a retrained
+one (new bytes) gets its own; the conversion measures its agreement with PyTorch float32 (see
+`export_model`), and `auto` only uses a converted model whose agreement passed `AGREEMENT_BAR`.
+
+`auto`, in order:
+1. PyTorch on the GPU when the device is CUDA (or auto with a CUDA GPU present): nothing on a CPU
+   runtime beats it;
+2. OpenVINO at the CPU's native precision (bf16 on CPUs with native bf16, else f32), when
+   OpenVINO is installed; if bf16 misses the bar on the check clips, OpenVINO in f32;
+3. ONNX Runtime in float32;
+4. PyTorch on the CPU.
+A conversion that fails falls through to the next, with the reason in the choice record.
+
+The cache folder is `$DFER_CACHE_DIR` or `~/.cache/dfer`, under `converted/<digest[:16]>/`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dfer.errors import CheckpointError, ConfigError
+from dfer.files import file_digest
+
+AGREEMENT_BAR = 0.99  # top-1 agreement with PyTorch float32 a reduced-precision model must reach
+COSINE_BAR = 0.99  # and the least logit cosine, on the conversion's check clips
+CACHE_ENV = "DFER_CACHE_DIR"
+_LOCK = threading.Lock()  # one conversion at a time within a process (service workers share a model)
+
+
+@dataclass
+class BackendChoice:
+    """What ran and why: written into summary.json (`settings.backend_choice`) and /v1/model."""
+
+    requested: str
+    used: str = ""
+    model: str = ""  # the file the runtime loaded (the checkpoint for torch)
+    precision: str = ""
+    agreement: dict[str, Any] = field(default_factory=dict)  # parity vs PyTorch fp32 measured at conversion
+    why: str = ""
+    skipped: list[str] = field(default_factory=list)  # runtimes auto passed over, with the reason
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def cache_root() -> Path:
+    root = os.environ.get(CACHE_ENV)
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "dfer"
+
+
+def converted_dir(checkpoint: str | Path) -> Path:
+    return cache_root() / "converted" / file_digest(checkpoint)[:16]
+
+
+def converted_model(checkpoint: str | Path, fmt: str) -> Path:
+    """The checkpoint as `fmt` ("openvino" | "onnx") in the cache, converted now if it is not there.
+
+    The IR's .xml and the .onnx are renamed into place last, so a killed conversion leaves nothing
+    that looks done.
+    """
+    from dfer.inference.export import export_model
+
+    if fmt not in ("openvino", "onnx"):
+        raise ConfigError(f"no conversion to {fmt!r}")
+    path = converted_dir(checkpoint) / ("model.xml" if fmt == "openvino" else "model.onnx")
+    with _LOCK:
+        if not path.is_file():
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise CheckpointError(f"cannot create the model cache {path.parent} ({exc.strerror}); "
+                                      f"set {CACHE_ENV} to a writable folder") from None
+            export_model(checkpoint, path, format=fmt)
+    return path
+
+
+def passes(agreement: dict[str, Any]) -> bool:
+    return (agreement.get("top1_agreement", 0.0) >= AGREEMENT_BAR and agreement.get("min_cosine", 0.0) >= COSINE_BAR)
+
+
+def openvino_installed() -> bool:
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def cuda_wanted(device: str) -> bool:
+    import torch
+
+    return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+
+
+def open_backend(path: str | Path, backend: str = "auto", *, device: str = "auto", threads: int = 0,
+                 precision: str = "auto"):
+    """(runtime, class names, Preprocess, BackendChoice) for a checkpoint (.pt) or an exported model.
+
+    An exported model runs as given: .xml on OpenVINO; .onnx on ONNX Runtime, or OpenVINO when
+    asked. A checkpoint runs on `backend`; onnx / openvino convert it once into the cache.
+    """
+    from dfer.checkpoint import Preprocess, model_from_checkpoint
+    from dfer.inference.backends import BACKENDS, OnnxBackend, OpenVinoBackend, TorchBackend
+    from dfer.inference.export import read_metadata
+
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    path = Path(path)
+    suffix = path.suffix.lower()
+    choice = BackendChoice(requested=backend)
+
+    def exported(model_path: Path, runtime_name: str, prec: str):
+        meta = read_metadata(model_path)
+        if runtime_name == "openvino":
+            runtime = OpenVinoBackend(model_path, threads=threads, device=device, precision=prec)
+        else:
+            runtime = OnnxBackend(model_path, threads=threads, device=device)
+        choice.used, choice.model = runtime_name, str(model_path)
+        choice.precision = getattr(runtime, "precision", meta.get("quantization", "fp32"))
+        choice.agreement = meta.get("parity_vs_torch_fp32", {})
+        return runtime, meta["class_names"], Preprocess.from_dict(meta["preprocess"])
+
+    if suffix in (".xml", ".onnx"):
+        name = "openvino" if suffix == ".xml" or backend == "openvino" else "onnx"
+        if backend == "auto" and suffix == ".onnx" and openvino_installed() and not cuda_wanted(device):
+            name = "openvino"  # the faster runtime for the same graph
+        if suffix == ".onnx" and name == "openvino" and backend == "auto":
+            choice.why = "exported model given; OpenVINO runs ONNX graphs faster than ONNX Runtime on CPUs"
+        else:
+            choice.why = "exported model given"
+        runtime, names, pre = exported(path, name, precision)
+        return runtime, names, pre, choice
+
+    def torch_runtime(dev: str):
+        model, ckpt = model_from_checkpoint(path)
+        runtime = TorchBackend(model, dev)
+        choice.used, choice.model, choice.precision = "torch", str(path), runtime.detail.split()[-1]
+        return runtime, ckpt["class_names"], Preprocess.from_dict(ckpt["preprocess"])
+
+    if backend == "torch":
+        choice.why = "asked for"
+        return (*torch_runtime(device), choice)
+    if backend in ("onnx", "openvino"):
+        choice.why = "asked for; converted once, cached by the checkpoint's digest"
+        return (*exported(converted_model(path, backend), backend, precision), choice)
+
+    # auto
+    if cuda_wanted(device):
+        choice.why = "CUDA GPU: PyTorch with bf16 autocast"
+        return (*torch_runtime(device), choice)
+    candidates = (["openvino"] if openvino_installed() else []) + ["onnx"]
+    if not openvino_installed():
+        choice.skipped.append('openvino: not installed (pip install "dfer[openvino]")')
+    for name in candidates:
+        try:
+            model_path = converted_model(path, name)
+            meta = read_metadata(model_path)
+            agreement = meta.get("parity_vs_torch_fp32", {})
+            prec = precision
+            if name == "openvino" and precision == "auto" and not passes(agreement):
+                # The native precision (bf16) missed the bar on the check clips: float32 is exact.
+                choice.skipped.append(f"openvino native precision: agreement {agreement.get('top1_agreement')} "
+                                      f"/ cosine {agreement.get('min_cosine')} under the bar")
+                prec = "f32"
+            elif name == "onnx" and not passes(agreement):
+                choice.skipped.append(f"onnx: agreement {agreement} under the bar")
+                continue
+            runtime, names, pre = exported(model_path, name, prec)
+            if prec == "f32" and name == "openvino":
+                choice.agreement = {**agreement, "note": "measured at the native precision; f32 runs float32"}
+            choice.why = ("fastest runtime installed whose agreement with PyTorch float32 passed at conversion "
+                          f"(top-1 >= {AGREEMENT_BAR:.0%})")
+            return runtime, names, pre, choice
+        except (CheckpointError, ConfigError, ImportError, RuntimeError, OSError) as exc:
+            choice.skipped.append(f"{name}: {exc}")
+    choice.why = "no converted runtime available; PyTorch on the CPU"
+    return (*torch_runtime("cpu"), choice)
