@@ -298,9 +298,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     from dfer.inference import export_model
 
     meta = export_model(args.checkpoint, args.out, format=args.format, quantize=args.quantize,
-                        calibration=args.calibration, calibration_clips_count=args.calibration_clips)
+                        calibration=args.calibration, calibration_clips_count=args.calibration_clips,
+                        min_agreement=args.min_agreement)
     p = meta["parity_vs_torch_fp32"]
-    print(f"wrote {args.out} ({args.format}, {meta['quantization']}); parity vs PyTorch fp32 on {p['clips']} clips "
+    method = f" by {meta['quantization_method']}" if args.quantize else ""
+    print(f"wrote {args.out} ({args.format}, {meta['quantization']}{method}); parity vs PyTorch fp32 on {p['clips']} clips "
           f"({meta['parity_runtime']}): top-1 agreement {100 * p['top1_agreement']:.1f}%, "
           f"max |logit diff| {p['max_abs_diff']:.2e}, min cosine {p['min_cosine']:.5f}")
     return 0
@@ -531,9 +533,12 @@ def _add_export(sub) -> None:
     p.add_argument("checkpoint", type=existing_file)
     p.add_argument("--format", default="onnx", choices=FORMATS,
                    help="onnx: one .onnx file; openvino: IR NAME.xml + NAME.bin (needs dfer[openvino])")
-    p.add_argument("--quantize", choices=["int8"], help="static int8 (ONNX Runtime QDQ, calibrated)")
+    p.add_argument("--quantize", choices=["int8"],
+                   help="int8: OpenVINO by NNCF with accuracy control; ONNX by ONNX Runtime static QDQ; calibrated")
     p.add_argument("--calibration", type=existing_dir, help="clip cache to calibrate int8 on (default: synthetic faces)")
     p.add_argument("--calibration-clips", type=POSITIVE_INT, default=32)
+    p.add_argument("--min-agreement", type=_number(float, 0.0, 1.0), default=0.99,
+                   help="int8: refuse to write a model whose top-1 agreement with float32 on held-out clips is lower")
     p.add_argument("--out", required=True, type=out_file, help="output .onnx file, or .xml for OpenVINO")
     p.set_defaults(func=cmd_export)
 

@@ -16,8 +16,10 @@ Every failure raises `VideoError` naming the file or source and the problem.
 from __future__ import annotations
 
 import os
+import queue
 import re
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -174,6 +176,55 @@ class FrameSource:
     def frames(self) -> Iterator[np.ndarray]:
         """Every frame as RGB uint8 (H, W, 3), in order. A file or folder may be read again."""
         return self._frames()
+
+
+def read_ahead(frames: Iterable[np.ndarray], depth: int = 16) -> Iterator[np.ndarray]:
+    """`frames`, decoded by a background thread up to `depth` frames ahead of the consumer.
+
+    FFmpeg decodes and converts without the GIL, so decoding overlaps detection, cropping and the
+    network. An error in the reader (a VideoError) is raised to the consumer at the frame where it
+    happened; a consumer that stops early stops the reader.
+    """
+    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+    end = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        it = iter(frames)
+        try:
+            for frame in it:
+                if not put(frame):
+                    return
+            put(end)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+        finally:
+            close = getattr(it, "close", None)  # a generator: closes its container now, in this thread
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=run, name="dfer-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def is_webcam(spec: str | int | Path) -> bool:

@@ -24,8 +24,8 @@ from pathlib import Path
 from dfer.data.video import IMAGE_EXTS, VIDEO_EXTS, VideoWriter, is_webcam, open_source
 from dfer.errors import DferError
 from dfer.files import atomic_write_json, atomic_write_text
-from dfer.inference.recognizer import Recognizer, VideoPrediction
-from dfer.inference.render import draw_track, plot_timeline, render_annotated
+from dfer.inference.recognizer import FrameEvent, Recognizer, VideoPrediction
+from dfer.inference.render import AnnotatedVideo, draw_track, plot_timeline
 from dfer.progress import progress_bar
 from dfer.scale import RayOptions, ray_map
 
@@ -74,6 +74,32 @@ def write_outputs(result: VideoPrediction, folder: Path) -> None:
     atomic_write_json(folder / "summary.json", result.summary())  # last: its presence marks the input done
 
 
+def analyse(recognizer: Recognizer, src, folder: Path, *, annotate: bool = True, max_frames: int | None = None,
+            progress: bool = False, on_event: Callable[[FrameEvent], None] | None = None) -> VideoPrediction:
+    """One pass over a file or folder: the predictions and, with `annotate`, folder/annotated.mp4 written
+    as the frames go by (no second decode). A failure leaves no partial video behind."""
+    video = AnnotatedVideo(folder / "annotated.mp4", src.fps, src.width, src.height, recognizer.class_names) \
+        if annotate else None
+
+    def each(ev: FrameEvent) -> None:
+        if video is not None:
+            video(ev)
+        if on_event is not None:
+            on_event(ev)
+
+    try:
+        result = recognizer.predict_video(src, max_frames=max_frames, progress=progress, on_event=each)
+        if video is not None:
+            t0 = time.perf_counter()
+            video.close()  # the frames still waiting for their windows, and the encoder's tail
+            result.seconds += time.perf_counter() - t0
+    except BaseException:
+        if video is not None:
+            video.abort()
+        raise
+    return result
+
+
 def predict_one(recognizer: Recognizer, item: str, folder: Path, *, annotate: bool = True,
                 max_seconds: float | None = None, progress: bool = False,
                 log: Callable[[str], None] = print) -> tuple[VideoPrediction | None, str | None]:
@@ -84,9 +110,7 @@ def predict_one(recognizer: Recognizer, item: str, folder: Path, *, annotate: bo
             result = predict_live(recognizer, src, folder, max_seconds=max_seconds, log=log)
         else:
             max_frames = int(max_seconds * src.fps) if max_seconds else None
-            result = recognizer.predict_video(src, max_frames=max_frames, progress=progress)
-            if annotate:
-                render_annotated(src, result, folder / "annotated.mp4")
+            result = analyse(recognizer, src, folder, annotate=annotate, max_frames=max_frames, progress=progress)
         write_outputs(result, folder)
     except DferError as exc:
         return None, str(exc)

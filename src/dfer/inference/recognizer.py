@@ -33,7 +33,7 @@ from dfer.data.faces import make_detector
 from dfer.data.sampling import UniformSampler
 from dfer.data.tracking import FaceTracker, TrackedBox
 from dfer.data.transforms import resize_frames, to_tensor
-from dfer.data.video import FrameSource, open_source
+from dfer.data.video import FrameSource, open_source, read_ahead
 from dfer.inference.backends import Backend
 from dfer.progress import progress_bar
 
@@ -252,6 +252,7 @@ class Recognizer:
         span, stride, min_frames = r["window_frames"], r["stride"], max(2, self.settings.min_track_frames)
         fps = source.fps
         frames = source.frames() if max_frames is None else islice(source.frames(), max_frames)
+        frames = read_ahead(frames)  # decoding overlaps the rest
         i = -1
         for tf in tracker.run(frames):
             i, frame, boxes = tf.index, tf.frame, tf.faces

@@ -19,10 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from dfer.data.video import open_source
 from dfer.errors import DferError
-from dfer.inference.predict import write_outputs
+from dfer.inference.predict import analyse, write_outputs
 from dfer.inference.recognizer import InferenceSettings, Recognizer
-from dfer.inference.render import render_annotated
 from dfer.serve.jobs import Job, JobStore
 
 
@@ -112,10 +112,10 @@ class Workers:
 
         video = self.upload_path(job.id)
         frames = max(1, int(job.params.get("num_frames") or 1))
-        result = rec.predict_video(video, on_event=lambda ev: report(0.8 * min(1.0, (ev.index + 1) / frames)))
+        partial.mkdir(parents=True, exist_ok=True)
+        result = analyse(rec, open_source(video), partial,
+                         on_event=lambda ev: report(0.98 * min(1.0, (ev.index + 1) / frames)))
         result.source = job.filename  # reports name the user's file, never a server path
-        render_annotated(video, result, partial / "annotated.mp4",
-                         on_frame=lambda i: report(0.8 + 0.19 * min(1.0, (i + 1) / max(1, result.num_frames))))
         write_outputs(result, partial)
         shutil.rmtree(final, ignore_errors=True)  # a rerun after a crash replaces what the first run left
         partial.rename(final)
