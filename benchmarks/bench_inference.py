@@ -1,19 +1,25 @@
-"""Inference speed, measured in one run: ratios against torchvision's r2plus1d_18 in eager fp32.
+"""Inference speed and agreement, measured in one run, as ratios against a baseline of the same run.
 
-    python benchmarks/bench_inference.py [--media ../shared/media] [--checkpoint CKPT [CKPT ...] --data CACHE]
+    python benchmarks/bench_inference.py [--media ../shared/media] [--checkpoint CKPT ... --data CACHE]
+                                         [--seconds 60] [--out bench_inference.json]
 
-Prints one JSON object:
-- backends: clips/s at 16x112x112, batch 1, for torchvision r2plus1d_18 eager fp32 (the baseline), the
-  dfer network eager fp32 and channels_last_3d, ONNX Runtime fp32 and static int8 (QDQ), and (when
-  installed) OpenVINO on the same ONNX graphs in f32, at its default precision (bf16 on CPUs with
-  native bf16) and int8, each with its ratio to the baseline measured in the same run;
-- agreement: top-1 agreement and logit cosine of each reduced-precision runtime vs PyTorch fp32 on
-  held-out clips. With --checkpoint/--data, each trained model on every clip of the cache but the 32
-  its int8 model was calibrated on; always also the full-size random-init network on synthetic face clips (a harsh
-  case: near-tied logits);
-- end_to_end: real-time factor of `dfer predict` (decode + dlib every 3rd frame + tracking + crops +
-  windows of 2 s every 1 s) with the full-size network on single_face.mp4 (640x360, 30 fps), looped to
-  about 19 s so start-up does not dominate, for torch fp32, ONNX Runtime int8 and OpenVINO int8.
+Prints (and writes) one JSON object:
+- backends: clips/s at 16x112x112, batch 1, for torchvision r2plus1d_18 eager fp32 (the baseline) and
+  the full-size dfer network on PyTorch eager, ONNX Runtime fp32 / static int8, OpenVINO f32 / native
+  precision / int8 (the QDQ graph, and NNCF's int8 without accuracy control: the upper bound of what
+  accuracy control keeps), each with its ratio to the baseline;
+- agreement_per_fold (with --checkpoint and --data, each checkpoint's split.json beside it): top-1
+  agreement with PyTorch fp32 on every test clip of the fold, for the int8 exports (OpenVINO by NNCF
+  with accuracy control, calibrated and validated on the fold's train part; ONNX Runtime QDQ) and
+  OpenVINO's native precision when it is not f32; plus the share of convolutions NNCF kept in float;
+- end_to_end: the whole `dfer predict` command (a subprocess: start-up, conversion cache warm, all
+  outputs written) on a 640x360 30 fps video of --seconds (single_face.mp4 looped), real-time factor
+  with the defaults (backend auto), with --no-video, and with --backend torch (dfer 0.1's backend),
+  for the full-size network and for the demo-size network (8x32x32, where the network costs little);
+- tracking: mean IoU of the default tracking (dlib every 3rd frame + interpolation) vs dlib on
+  every frame, on single_face.mp4 and carphone_pristine.mp4;
+- live_streams: concurrent 30 fps 640x360 streams (one face each) that one process keeps up with:
+  N threads sharing one model (as `dfer serve` workers do), each stream's real-time factor.
 """
 
 from __future__ import annotations
@@ -21,29 +27,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from dfer.checkpoint import Preprocess, make_checkpoint, save_checkpoint
+from dfer.checkpoint import Preprocess, make_checkpoint, model_from_checkpoint, save_checkpoint
 from dfer.data import FaceSettings
-from dfer.inference import InferenceSettings, OnnxBackend, OpenVinoBackend, Recognizer, TorchBackend, export_onnx
-from dfer.inference.export import calibration_clips, parity
+from dfer.files import atomic_write_json
+from dfer.inference import OnnxBackend, OpenVinoBackend, Recognizer, TorchBackend, export_model
 from dfer.models import build_model
-
-try:
-    import openvino  # noqa: F401
-
-    HAVE_OPENVINO = True
-except ImportError:
-    HAVE_OPENVINO = False
 
 
 def clips_per_s(fn, x, repeats: int = 5) -> float:
-    fn(x)  # warm-up (allocations, ONNX Runtime kernels)
+    fn(x)  # warm-up (allocations, kernels)
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -52,8 +54,18 @@ def clips_per_s(fn, x, repeats: int = 5) -> float:
     return x.shape[0] / best
 
 
-def bench_backends(tmp: Path, repeats: int) -> tuple[dict, Path]:
+def make_ckpt(path: Path, num_frames: int, size: int, **model_kw) -> Path:
+    model = build_model(num_classes=7, **model_kw)
+    pre = Preprocess(num_frames=num_frames, size=size, face=FaceSettings().to_dict(), clip_seconds=2.0)
+    return save_checkpoint(path, make_checkpoint(model=model, class_names=[f"c{k}" for k in range(7)], preprocess=pre))
+
+
+def bench_backends(tmp: Path, ckpt: Path, repeats: int) -> dict:
+    import nncf
+    import openvino as ov
     from torchvision.models.video import r2plus1d_18
+
+    from dfer.inference.export import calibration_clips
 
     x = np.random.default_rng(0).standard_normal((1, 3, 16, 112, 112)).astype(np.float32)
     tv = r2plus1d_18().eval()
@@ -62,115 +74,192 @@ def bench_backends(tmp: Path, repeats: int) -> tuple[dict, Path]:
         with torch.inference_mode():
             return tv(torch.from_numpy(a)).numpy()
 
-    model = build_model(num_classes=7)
-    pre = Preprocess(face=FaceSettings().to_dict(), clip_seconds=2.0)
-    ckpt = save_checkpoint(tmp / "full.pt", make_checkpoint(model=model, class_names=[f"c{k}" for k in range(7)],
-                                                            preprocess=pre))
-    export_onnx(ckpt, tmp / "fp32.onnx")
-    export_onnx(ckpt, tmp / "int8.onnx", quantize="int8")
+    export_model(ckpt, tmp / "fp32.onnx")
+    export_model(ckpt, tmp / "int8.onnx", quantize="int8", min_agreement=0)
+    pre = Preprocess.from_dict(torch.load(ckpt, weights_only=False)["preprocess"])
+    q = nncf.quantize(ov.Core().read_model(str(tmp / "fp32.onnx")),
+                      nncf.Dataset(list(calibration_clips(pre, count=32)), lambda c: c[None]), subset_size=32)
+    ov.save_model(q, str(tmp / "nncf_int8.xml"), compress_to_fp16=False)
+    model, _ = model_from_checkpoint(ckpt)
+    native = OpenVinoBackend(tmp / "fp32.onnx")
     runs = {
         "torchvision_r2plus1d_18_eager_fp32": tv_fn,
-        "dfer_torch_eager_fp32": TorchBackend(build_model(num_classes=7), "cpu"),
-        "dfer_torch_channels_last_3d": TorchBackend(build_model(num_classes=7), "cpu", channels_last=True),
+        "dfer_torch_eager_fp32": TorchBackend(model, "cpu"),
         "dfer_onnxruntime_fp32": OnnxBackend(tmp / "fp32.onnx"),
-        "dfer_onnxruntime_int8_static": OnnxBackend(tmp / "int8.onnx"),
+        "dfer_onnxruntime_int8_qdq": OnnxBackend(tmp / "int8.onnx"),
+        "dfer_openvino_f32": OpenVinoBackend(tmp / "fp32.onnx", precision="f32"),
+        f"dfer_openvino_native_{native.precision} (backend auto)": native,
+        "dfer_openvino_int8_qdq": OpenVinoBackend(tmp / "int8.onnx"),
+        "dfer_openvino_int8_nncf": OpenVinoBackend(tmp / "nncf_int8.xml"),
     }
-    if HAVE_OPENVINO:
-        runs["dfer_openvino_f32"] = OpenVinoBackend(tmp / "fp32.onnx", precision="f32")
-        auto = OpenVinoBackend(tmp / "fp32.onnx")
-        runs[f"dfer_openvino_default_{auto.precision}"] = auto
-        runs["dfer_openvino_int8_static"] = OpenVinoBackend(tmp / "int8.onnx")
     rates = {name: clips_per_s(fn, x, repeats) for name, fn in runs.items()}
     base = rates["torchvision_r2plus1d_18_eager_fp32"]
-    out = {name: {"clips_per_s": round(r, 3), "ratio_to_baseline": round(r / base, 3)} for name, r in rates.items()}
-    return out, ckpt
+    return {name: {"clips_per_s": round(r, 3), "ratio_to_baseline": round(r / base, 3)} for name, r in rates.items()}
 
 
-def reduced_runtimes(fp32: Path, int8: Path) -> dict:
-    """The runtimes that do not compute in float32: name -> backend."""
-    out = {"onnxruntime_int8": OnnxBackend(int8)}
-    if HAVE_OPENVINO:
-        out["openvino_int8"] = OpenVinoBackend(int8)
-        auto = OpenVinoBackend(fp32)
-        if auto.precision != "f32":
-            out[f"openvino_{auto.precision}"] = auto
+def float_conv_share(xml: Path) -> float:
+    """Share of Convolution nodes whose weights reach them without a FakeQuantize or int8 constant (kept in float)."""
+    import openvino as ov
+
+    def quantised(node) -> bool:
+        src = node.input_value(1).get_node()
+        for _ in range(6):
+            kind = src.get_type_name()
+            if kind == "FakeQuantize":
+                return True
+            if kind == "Constant":
+                return src.get_output_element_type(0).get_type_name() in ("i8", "u8")
+            if src.get_input_size() == 0:
+                return False
+            src = src.input_value(0).get_node()
+        return False
+
+    convs = [n for n in ov.Core().read_model(str(xml)).get_ordered_ops() if n.get_type_name() == "Convolution"]
+    return round(sum(not quantised(c) for c in convs) / max(1, len(convs)), 3)
+
+
+def agreement_per_fold(tmp: Path, checkpoints: list[str], data: str | None) -> dict:
+    from dfer.inference.export import calibration_clips, parity
+
+    out = {}
+    for k, ckpt in enumerate(checkpoints if data else []):
+        split = Path(ckpt).parent / "split.json"
+        row = {"checkpoint": str(ckpt)}
+        for name, fmt in (("openvino_int8_nncf_accuracy_control", "openvino"), ("onnxruntime_int8_qdq", "onnx")):
+            path = tmp / f"fold{k}_{fmt}.{'xml' if fmt == 'openvino' else 'onnx'}"
+            meta = export_model(ckpt, path, format=fmt, quantize="int8", calibration=data, calibration_split=split,
+                                min_agreement=0)
+            row[name] = meta["parity_vs_torch_fp32"]
+            if fmt == "openvino":
+                row["openvino_int8_float_conv_share"] = float_conv_share(path)
+        export_model(ckpt, tmp / f"fold{k}_fp32.xml", format="openvino")
+        native = OpenVinoBackend(tmp / f"fold{k}_fp32.xml")
+        if native.precision != "f32":  # bf16 on CPUs with native bf16: its agreement on the same test clips
+            model, ck = model_from_checkpoint(ckpt)
+            pre = Preprocess.from_dict(ck["preprocess"])
+            ids = json.loads(split.read_text())["test"]
+            x = calibration_clips(pre, data=data, count=len(ids), ids=ids)
+            ref = np.concatenate([TorchBackend(model, "cpu")(x[i : i + 16]) for i in range(0, len(x), 16)])
+            got = np.concatenate([native(x[i : i + 16]) for i in range(0, len(x), 16)])
+            row[f"openvino_native_{native.precision}"] = parity(ref, got)
+        out[f"fold_{k + 1}"] = row
     return out
 
 
-def batched(fn, x: np.ndarray, bs: int = 16) -> np.ndarray:
-    return np.concatenate([fn(x[k : k + bs]) for k in range(0, len(x), bs)])
-
-
-def agreement(tmp: Path, ckpt_full: Path, checkpoints: list[str], data: str | None) -> dict:
-    res = {}
-    pre = Preprocess(face={"size": 128})
-    clips = calibration_clips(pre, count=24, seed=7)  # held out: calibration used seeds 0 (and parity 1)
-    model = build_model(num_classes=7).eval()
-    model.load_state_dict(torch.load(ckpt_full, weights_only=True)["model"]["state_dict"])
-    ref = TorchBackend(model, "cpu")(clips)
-    res["random_init_full_size_synthetic_faces"] = {
-        name: parity(ref, batched(fn, clips)) for name, fn in reduced_runtimes(tmp / "fp32.onnx", tmp / "int8.onnx").items()}
-    for k, checkpoint in enumerate(checkpoints if data else []):
-        from dfer.checkpoint import model_from_checkpoint
-        from dfer.data.dataset import ClipDataset
-        from dfer.data.transforms import ClipTransformConfig
-
-        m, ck = model_from_checkpoint(checkpoint)
-        p = Preprocess.from_dict(ck["preprocess"])
-        export_onnx(checkpoint, tmp / "trained_fp32.onnx")
-        export_onnx(checkpoint, tmp / "trained_int8.onnx", quantize="int8", calibration=data, calibration_clips_count=32)
-        ds = ClipDataset(data, num_frames=p.num_frames, transform_config=ClipTransformConfig(size=p.size))
-        # every clip but the 32 that export_onnx calibrated on (the first 32 of its seed-0 permutation)
-        idx = np.sort(np.random.default_rng(0).permutation(len(ds))[32:])
-        x = np.stack([ds[int(i)][0].numpy() for i in idx])
-        ref = batched(TorchBackend(m, "cpu"), x)
-        runtimes = reduced_runtimes(tmp / "trained_fp32.onnx", tmp / "trained_int8.onnx")
-        res[f"trained_checkpoint_{k + 1}"] = {"checkpoint": str(checkpoint), "clip": [p.num_frames, p.size, p.size],
-                                             **{name: parity(ref, batched(fn, x)) for name, fn in runtimes.items()}}
-    return res
-
-
-def looped_video(src: Path, out: Path, loops: int = 8) -> Path:
+def looped_video(src: Path, out: Path, seconds: float) -> Path:
     from dfer.data import read_video, write_video
 
     frames, info = read_video(src)
-    seq = [f for k in range(loops) for f in (frames if k % 2 == 0 else frames[::-1])]  # ping-pong: no jump
-    return write_video(out, seq, fps=info.fps)
+    need = int(seconds * info.fps)
+    seq = []
+    k = 0
+    while len(seq) < need:
+        seq.extend(frames if k % 2 == 0 else frames[::-1])  # ping-pong: no jump
+        k += 1
+    return write_video(out, seq[:need], fps=info.fps)
 
 
-def end_to_end(tmp: Path, ckpt_full: Path, media: Path) -> dict:
-    video = looped_video(media / "single_face.mp4", tmp / "single_face_looped.mp4")
-    settings = InferenceSettings()  # the defaults: 2 s windows every 1 s, the checkpoint's face settings
-    out = {"video": f"{video.name} (single_face.mp4 ping-pong looped 8x)"}
-    runs = [("torch_fp32", ckpt_full, "torch"), ("onnxruntime_int8", tmp / "int8.onnx", "onnx")]
-    if HAVE_OPENVINO:
-        runs.append(("openvino_int8", tmp / "int8.onnx", "openvino"))
-    for name, path, backend in runs:
-        rec = Recognizer.from_checkpoint(path, device="cpu", backend=backend, settings=settings)
-        best = None
-        for _ in range(2):
-            r = rec.predict_video(video)
-            best = r if best is None or r.seconds < best.seconds else best
-        out[name] = {"realtime_factor": round(best.realtime_factor, 3), "video_s": round(best.duration, 2),
-                     "processing_s": round(best.seconds, 2), "windows": len(best.windows),
-                     "settings": best.settings}
+def run_predict(video: Path, ckpt: Path, out: Path, *extra: str) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "dfer.cli", "predict", str(video), "--checkpoint", str(ckpt), "--out", str(out),
+                    "--overwrite", "--quiet", *extra], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def end_to_end(tmp: Path, video: Path, seconds: float, checkpoints: dict[str, Path]) -> dict:
+    res = {"video": f"{video.name}: {seconds:.0f} s, 640x360, 30 fps (single_face.mp4 ping-pong looped)"}
+    for label, ckpt in checkpoints.items():
+        run_predict(video, ckpt, tmp / "warm", "--max-seconds", "2")  # converts once into the cache (not timed)
+        row = {}
+        for name, extra in (("defaults (auto), all outputs", ()), ("defaults, --no-video", ("--no-video",)),
+                            ("--backend torch, all outputs", ("--backend", "torch"))):
+            wall = run_predict(video, ckpt, tmp / "e2e", *extra)
+            row[name] = {"wall_s": round(wall, 2), "realtime_factor": round(seconds / wall, 3)}
+        summary = json.loads(next((tmp / "e2e").glob("*/summary.json")).read_text())
+        row["windows"] = sum(t["windows"] for t in summary["tracks"])
+        out_dir = next((tmp / "e2e").iterdir())
+        row["annotated_mp4_MB"] = round((out_dir / "annotated.mp4").stat().st_size / 1e6, 2)
+        res[label] = row
+    return res
+
+
+def tracking(media: Path) -> dict:
+    from dfer.data import read_video
+    from dfer.data.faces import iou, make_detector
+    from dfer.data.tracking import FaceTracker
+
+    out = {}
+    for name in ("single_face.mp4", "carphone_pristine.mp4"):
+        frames, _ = read_video(media / name)
+        settings = FaceSettings(upsample=1 if name.startswith("carphone") else 0)
+        every = FaceSettings(**{**settings.to_dict(), "detect_every": 1})
+        a = {tf.index: tf.faces for tf in FaceTracker(make_detector(settings), settings).run(list(frames))}
+        b = {tf.index: tf.faces for tf in FaceTracker(make_detector(every), every).run(list(frames))}
+        ious = [iou(min(a[i].values(), key=lambda t: -t.box.area).box, min(b[i].values(), key=lambda t: -t.box.area).box)
+                for i in a if a[i] and b.get(i)]
+        out[name] = {"mean_iou_vs_every_frame": round(float(np.mean(ious)), 4), "frames": len(ious)}
+    return out
+
+
+def live_streams(video: Path, ckpt: Path, max_streams: int = 4) -> dict:
+    """N streams at once, one thread each, one shared model; a stream keeps up when its factor >= 1."""
+    base = Recognizer.from_checkpoint(ckpt)
+    out = {"backend": base.backend.detail}
+    for n in range(1, max_streams + 1):
+        factors = [0.0] * n
+
+        def one(k: int, factors: list[float] = factors) -> None:
+            rec = Recognizer(base.backend, base.class_names, base.preprocess, base.settings)
+            factors[k] = rec.predict_video(video, max_frames=600).realtime_factor  # 20 s of each stream
+
+        threads = [threading.Thread(target=one, args=(k,)) for k in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        out[f"{n}_streams"] = {"per_stream_realtime_factor": [round(f, 2) for f in factors], "keep_up": min(factors) >= 1.0}
+        if min(factors) < 1.0:
+            break
+    out["capacity_streams"] = max([int(k.split("_")[0]) for k, v in out.items() if isinstance(v, dict) and v["keep_up"]],
+                                  default=0)
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--media", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "media"))
-    ap.add_argument("--checkpoint", nargs="*", default=[], help="trained dfer checkpoints for the agreement figures")
+    ap.add_argument("--checkpoint", nargs="*", default=[], help="trained fold checkpoints (split.json beside each)")
     ap.add_argument("--data", help="the clip cache they were trained on")
+    ap.add_argument("--seconds", type=float, default=60.0, help="length of the end-to-end video")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--skip", nargs="*", default=[], help="sections to skip: backends agreement end_to_end tracking live")
+    ap.add_argument("--out", default="bench_inference.json")
     args = ap.parse_args()
     result = {"threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        result["backends"], ckpt = bench_backends(tmp, args.repeats)
-        result["agreement_vs_torch_fp32"] = agreement(tmp, ckpt, args.checkpoint, args.data)
+        os.environ.setdefault("DFER_CACHE_DIR", str(tmp / "cache"))
+        full = make_ckpt(tmp / "full.pt", 16, 112)
+        demo = make_ckpt(tmp / "demo.pt", 8, 32)
         media = Path(args.media)
-        result["end_to_end"] = end_to_end(tmp, ckpt, media) if media.is_dir() else {"skipped": f"{media} not found"}
+        sections = [
+            ("backends", lambda: bench_backends(tmp, full, args.repeats)),
+            ("agreement", lambda: agreement_per_fold(tmp, args.checkpoint, args.data)),
+            ("tracking", lambda: tracking(media)),
+        ]
+        if media.is_dir():
+            video = looped_video(media / "single_face.mp4", tmp / "long.mp4", args.seconds)
+            sections += [("end_to_end", lambda: end_to_end(tmp, video, args.seconds, {"full_size_16x112x112": full,
+                                                                                     "demo_size_8x32x32": demo})),
+                         ("live", lambda: {"full_size_16x112x112": live_streams(video, full),
+                                           "demo_size_8x32x32": live_streams(video, demo)})]
+        for name, fn in sections:
+            if name in args.skip:
+                continue
+            t0 = time.perf_counter()
+            result[name] = fn()
+            print(f"[{name}: {time.perf_counter() - t0:.0f} s]", file=sys.stderr, flush=True)
+            atomic_write_json(args.out, result)  # what is measured so far survives an interrupted run
     print(json.dumps(result, indent=2))
 
 

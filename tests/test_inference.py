@@ -241,9 +241,13 @@ def test_openvino_export_backend_and_parity(ckpt, toy_cache, tmp_path, capsys):
     assert [w.end_frame for w in a.windows] == [w.end_frame for w in b.windows]
     assert np.allclose(np.stack([w.probs for w in a.windows]), np.stack([w.probs for w in b.windows]), atol=1e-4)
     # int8 IR from the QDQ graph; and an .onnx file runs in OpenVINO when asked
+    # the fold protocol: calibrated and validated on the fold's train part, agreement on its whole test part
+    split = json.loads((ckpt.parent / "split.json").read_text())
     q = dfer.inference.export_model(ckpt, tmp_path / "m8.xml", format="openvino", quantize="int8", calibration=toy_cache,
-                                   calibration_clips_count=8, min_agreement=0.9)
-    assert "NNCF" in q["quantization_method"] and q["parity_vs_torch_fp32"]["clips"] == 8  # the 8 clips left
+                                   calibration_split=ckpt.parent / "split.json", calibration_clips_count=8,
+                                   min_agreement=0.9)
+    assert "NNCF" in q["quantization_method"] and q["parity_vs_torch_fp32"]["clips"] == len(split["test"])
+    assert "split.json" in q["calibration"]
     assert q["parity_vs_torch_fp32"]["top1_agreement"] >= 0.9 and q["parity_runtime"].startswith("openvino")
     onnx_path = tmp_path / "m.onnx"
     export_onnx(ckpt, onnx_path)

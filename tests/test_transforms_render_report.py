@@ -124,3 +124,31 @@ def test_face_settings_reach_the_checkpoint_preprocess():
 @pytest.mark.parametrize("size", [8, 33])
 def test_resize_frames_shapes(size):
     assert resize_frames(clip(2, 20, 20), size).shape == (2, size, size, 3)
+
+
+def test_annotated_video_in_one_pass_draws_each_frame_with_its_nearest_window(tmp_path, monkeypatch):
+    """Windows arrive late (as in the recogniser); every frame still gets the window nearest it, the
+    frames come out in order, and a face that never got a window is drawn without bars."""
+    from dfer.data import read_video
+    from dfer.inference import render
+    from dfer.inference.recognizer import FrameEvent
+
+    res = _prediction()  # track 0: windows centred at 4.5, 14.5, 24.5; track 1: none
+    drawn = []
+    monkeypatch.setattr(render, "draw_track",
+                        lambda frame, tid, box, probs, names: drawn.append((int(frame[0, 0, 0]), tid, probs)))
+    probs = {w.end_frame: np.array([w.end_frame / 100, 1 - w.end_frame / 100]) for w in res.windows}
+    windows = {w.end_frame: WindowPrediction(**{**w.__dict__, "probs": probs[w.end_frame]}) for w in res.windows}
+    video = render.AnnotatedVideo(tmp_path / "a.mp4", 10.0, 64, 48, res.class_names)
+    for f in range(30):
+        frame = np.full((48, 64, 3), f, np.uint8)  # the frame's index in its pixels
+        boxes = {tid: res.boxes[tid][f] for tid in (0, 1)}
+        video(FrameEvent(f, f / 10, frame, boxes, [windows[f]] if f in windows else []))
+    video(FrameEvent(29, 2.9, None, {}, []))
+    assert video.close() == 30 and read_video(tmp_path / "a.mp4")[0].shape[0] == 30
+    lookup = window_lookup(res)
+    got0 = [(f, p) for f, tid, p in drawn if tid == 0]
+    assert [f for f, _ in got0] == list(range(30))  # in order, each frame once
+    for f, p in got0:
+        assert np.allclose(p, probs[nearest_window(lookup, 0, f).end_frame])
+    assert all(p is None for _, tid, p in drawn if tid == 1)

@@ -299,7 +299,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     meta = export_model(args.checkpoint, args.out, format=args.format, quantize=args.quantize,
                         calibration=args.calibration, calibration_clips_count=args.calibration_clips,
-                        min_agreement=args.min_agreement)
+                        calibration_split=args.calibration_split, min_agreement=args.min_agreement)
     p = meta["parity_vs_torch_fp32"]
     method = f" by {meta['quantization_method']}" if args.quantize else ""
     print(f"wrote {args.out} ({args.format}, {meta['quantization']}{method}); parity vs PyTorch fp32 on {p['clips']} clips "
@@ -537,6 +537,8 @@ def _add_export(sub) -> None:
                    help="int8: OpenVINO by NNCF with accuracy control; ONNX by ONNX Runtime static QDQ; calibrated")
     p.add_argument("--calibration", type=existing_dir, help="clip cache to calibrate int8 on (default: synthetic faces)")
     p.add_argument("--calibration-clips", type=POSITIVE_INT, default=32)
+    p.add_argument("--calibration-split", type=existing_file,
+                   help="a fold's split.json (beside its checkpoint): calibrate on its train part, report on its test part")
     p.add_argument("--min-agreement", type=_number(float, 0.0, 1.0), default=0.99,
                    help="int8: refuse to write a model whose top-1 agreement with float32 on held-out clips is lower")
     p.add_argument("--out", required=True, type=out_file, help="output .onnx file, or .xml for OpenVINO")

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 
 @dataclass
@@ -63,6 +62,8 @@ def _nan_to_none(x):
 
 def confusion_matrix(preds, targets, num_classes: int) -> np.ndarray:
     """(K, K) integer counts, rows = targets, columns = predictions."""
+    from torchmetrics.functional.classification import multiclass_confusion_matrix  # lazy: 2 s of imports
+
     preds = torch.as_tensor(np.asarray(preds)).long().flatten()
     targets = torch.as_tensor(np.asarray(targets)).long().flatten()
     if preds.shape != targets.shape:

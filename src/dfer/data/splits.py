@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold
 
 from dfer.data.cache import ClipRow
 from dfer.errors import DatasetError
@@ -37,6 +36,8 @@ def _sgkf_parts(labels: np.ndarray, groups: np.ndarray, n_splits: int, seed: int
         raise DatasetError(f"cannot make {n_splits} folds from {n_groups} clips/subjects; prepare more data or use fewer folds")
     if np.bincount(np.unique(labels, return_inverse=True)[1]).max() < n_splits:
         labels = np.zeros_like(labels)  # every class smaller than the part count: group split only
+    from sklearn.model_selection import StratifiedGroupKFold  # imported here: 1.5 s that only splitting needs
+
     cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # small classes: sklearn warns, still splits

@@ -80,7 +80,7 @@ def _read_openvino_metadata(path: Path) -> dict[str, Any]:
 
 
 def calibration_clips(preprocess: Preprocess, *, data: str | Path | None = None, count: int = 32, seed: int = 0,
-                      offset: int = 0) -> np.ndarray:
+                      offset: int = 0, ids: list[str] | None = None) -> np.ndarray:
     """(N, 3, T, S, S) float32 normalised clips for int8 calibration and parity checks.
 
     From a prepared clip cache when given (use your own data for the best int8 accuracy): clips
@@ -96,7 +96,7 @@ def calibration_clips(preprocess: Preprocess, *, data: str | Path | None = None,
         from dfer.data.transforms import ClipTransformConfig
 
         cfg = ClipTransformConfig(size=s, mean=tuple(preprocess.mean), std=tuple(preprocess.std))
-        ds = ClipDataset(data, num_frames=t, transform_config=cfg)
+        ds = ClipDataset(data, num_frames=t, transform_config=cfg, ids=ids)  # ids: only these clips
         idx = np.random.default_rng(0).permutation(len(ds))[offset : offset + count]
         if len(idx) == 0:
             raise ConfigError(f"{data}: {len(ds)} clips, too few for {offset} calibration clips plus check clips; "
@@ -244,6 +244,7 @@ def export_model(
     quantize: str | None = None,
     calibration: str | Path | None = None,
     calibration_clips_count: int = 32,
+    calibration_split: str | Path | None = None,
     min_agreement: float = 0.99,
     opset: int = 18,
 ) -> dict[str, Any]:
@@ -258,6 +259,10 @@ def export_model(
     32 more held-out clips stay in float), or ONNX Runtime static QDQ (and OpenVINO from that graph
     without NNCF). An int8 model whose agreement is under `min_agreement` is not written: a
     CheckpointError says the figure and what to try (min_agreement=0 writes it anyway).
+
+    `calibration_split`: a fold's split.json (written by dfer train beside its checkpoints), with
+    `calibration` its cache: int8 is calibrated and validated on the fold's training clips and the
+    agreement is reported on every one of its test clips, the clips the fold's scores come from.
     """
     if format not in FORMATS:
         raise CheckpointError(f"export format must be one of {', '.join(FORMATS)}, got {format!r}")
@@ -281,12 +286,24 @@ def export_model(
             return np.concatenate([head(torch.from_numpy(x[k : k + 16]))[0].numpy() for k in range(0, len(x), 16)])
 
     n_cal = calibration_clips_count
+    train_ids = test_ids = None
+    if calibration_split is not None:
+        if calibration is None:
+            raise ConfigError("calibration_split needs calibration: the clip cache the split refers to")
+        try:
+            split = json.loads(Path(calibration_split).read_text())
+            train_ids, test_ids = list(split["train"]), list(split["test"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{calibration_split}: not a dfer split file with train and test ids ({exc})") from None
     n_val = INT8_VALIDATION_CLIPS if quantize and format == "openvino" and _have_nncf() else 0
     # Clips of one permutation of the cache (or distinct synthetic seeds): calibration, then NNCF's
     # validation clips, then the check clips the reported agreement is measured on.
-    check_clips = (calibration_clips(pre, data=calibration, count=INT8_CHECK_CLIPS, seed=1,
-                                     offset=n_cal + n_val) if quantize else
-                   calibration_clips(pre, data=calibration, count=8, seed=1))
+    if quantize and test_ids is not None:
+        check_clips = calibration_clips(pre, data=calibration, count=len(test_ids), ids=test_ids)
+    elif quantize:
+        check_clips = calibration_clips(pre, data=calibration, count=INT8_CHECK_CLIPS, seed=1, offset=n_cal + n_val)
+    else:
+        check_clips = calibration_clips(pre, data=calibration, count=8, seed=1)
     ref_check = torch_logits(check_clips)  # (N, K) fp32 torch logits
     method = "fp32"
     with tempfile.TemporaryDirectory() as tmp:
@@ -294,9 +311,9 @@ def export_model(
         _export_fp32(head, torch.from_numpy(check_clips[:1]), fp32, opset)
         path, ov_model = fp32, None
         if quantize == "int8":
-            calib = calibration_clips(pre, data=calibration, count=n_cal)
+            calib = calibration_clips(pre, data=calibration, count=n_cal, ids=train_ids)
             if n_val:
-                val = calibration_clips(pre, data=calibration, count=n_val, seed=2, offset=n_cal)
+                val = calibration_clips(pre, data=calibration, count=n_val, seed=2, offset=n_cal, ids=train_ids)
                 ov_model = _quantize_openvino_int8(fp32, calib, val, torch_logits(val).argmax(1), min_agreement)
                 method = "NNCF post-training int8 with accuracy control (float kept where agreement needs it)"
             if ov_model is None:
@@ -314,7 +331,8 @@ def export_model(
             "format": f"dfer-{format}", "class_names": ckpt["class_names"], "preprocess": pre.to_dict(),
             "model": {"name": ckpt["model"]["name"], "config": ckpt["model"]["config"]},
             "quantization": quantize or "fp32", "quantization_method": method,
-            "calibration": str(calibration) if calibration else "synthetic faces (dfer.synth)",
+            "calibration": (f"{calibration} (train part of {Path(calibration_split).name})" if calibration_split else
+                            str(calibration) if calibration else "synthetic faces (dfer.synth)"),
             "parity_vs_torch_fp32": agreement, "parity_runtime": runtime.detail,
             "source_checkpoint": Path(checkpoint).name, "versions": versions(),
         }

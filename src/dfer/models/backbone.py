@@ -8,24 +8,32 @@ torchvision's Kinetics-400 weights load with strict key matching.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
-from torchvision.models.video import (
-    MC3_18_Weights,
-    R2Plus1D_18_Weights,
-    R3D_18_Weights,
-    mc3_18,
-    r2plus1d_18,
-    r3d_18,
-)
 
 from dfer.errors import WeightsError
 
-WeightsSpec = None | str | Path | R2Plus1D_18_Weights | R3D_18_Weights | MC3_18_Weights
-# torchvision's video ResNet-18 family: builder and Kinetics-400 weights enum per name.
-ARCHS = {"r2plus1d_18": (r2plus1d_18, R2Plus1D_18_Weights), "r3d_18": (r3d_18, R3D_18_Weights),
-         "mc3_18": (mc3_18, MC3_18_Weights)}
+if TYPE_CHECKING:
+    from torchvision.models.video import MC3_18_Weights, R2Plus1D_18_Weights, R3D_18_Weights
+
+    WeightsSpec = None | str | Path | R2Plus1D_18_Weights | R3D_18_Weights | MC3_18_Weights
+else:
+    WeightsSpec = Any
+
+# torchvision's video ResNet-18 family. torchvision is imported when a network is built, not when
+# dfer is imported: it pulls in torch._dynamo (about 2 s), which every CLI start would pay.
+ARCHS = ("r2plus1d_18", "r3d_18", "mc3_18")
+
+
+def torchvision_arch(arch: str):
+    """(builder, Kinetics-400 weights enum) of a torchvision video ResNet-18."""
+    from torchvision.models import video
+
+    return {"r2plus1d_18": (video.r2plus1d_18, video.R2Plus1D_18_Weights), "r3d_18": (video.r3d_18, video.R3D_18_Weights),
+            "mc3_18": (video.mc3_18, video.MC3_18_Weights)}[arch]
+
 
 STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
 STAGE_CHANNELS = {"stem": 64, "layer1": 64, "layer2": 128, "layer3": 256, "layer4": 512}
@@ -41,7 +49,7 @@ class VideoBackbone(nn.Module):
     def __init__(self, arch: str = "r2plus1d_18") -> None:
         super().__init__()
         self.arch = arch
-        tv = ARCHS[arch][0](weights=None)
+        tv = torchvision_arch(arch)[0](weights=None)
         # Same attribute names as torchvision so state-dict keys match.
         self.stem = tv.stem
         self.layer1 = tv.layer1
@@ -81,9 +89,11 @@ def resolve_weights(weights: WeightsSpec, arch: str = "r2plus1d_18") -> dict | N
     """
     if weights is None or weights == "" or weights == "none":
         return None
-    enum = ARCHS[arch][1]
+    enum = torchvision_arch(arch)[1]
     if isinstance(weights, str) and not Path(weights).suffix and weights in enum.__members__:
         weights = enum[weights]
+    from torchvision.models.video import MC3_18_Weights, R2Plus1D_18_Weights, R3D_18_Weights
+
     if isinstance(weights, (R2Plus1D_18_Weights, R3D_18_Weights, MC3_18_Weights)):
         try:
             state = weights.get_state_dict(progress=True)
