@@ -252,7 +252,7 @@ def main() -> None:
             sections += [("end_to_end", lambda: end_to_end(tmp, video, args.seconds, {"full_size_16x112x112": full,
                                                                                      "demo_size_8x32x32": demo})),
                          ("live", lambda: {"full_size_16x112x112": live_streams(video, full),
-                                           "demo_size_8x32x32": live_streams(video, demo)})]
+                                           "demo_size_8x32x32": live_streams(video, demo, max_streams=8)})]
         for name, fn in sections:
             if name in args.skip:
                 continue

@@ -214,8 +214,7 @@ class AnnotatedVideo:
     def close(self) -> int:
         """Write what is still waiting, finish the file (atomic rename); returns the frame count."""
         self._release(final=True)
-        self._queue.put(None)
-        self._thread.join()
+        self._stop()
         if self._error is not None:
             self.writer.abort()
             raise self._error
@@ -223,8 +222,12 @@ class AnnotatedVideo:
         return self.writer.frames
 
     def abort(self) -> None:
-        """Stop without leaving a file."""
+        """Stop without leaving a file (also after a failed close)."""
         self._waiting.clear()
+        if self._thread.is_alive():
+            self._stop()
+            self.writer.abort()
+
+    def _stop(self) -> None:
         self._queue.put(None)
         self._thread.join()
-        self.writer.abort()
