@@ -340,8 +340,10 @@ def export_model(
             raise CheckpointError(
                 f"{out}: not written: int8 agrees with float32 on the top-1 class of {100 * agreement['top1_agreement']:.1f}% "
                 f"of {agreement['clips']} held-out clips, under the {100 * min_agreement:.0f}% bar. Calibrate on your own "
-                "data (--calibration CACHE), with more clips (--calibration-clips), with NNCF installed for the OpenVINO "
-                "format (pip install nncf), or keep float (OpenVINO's native precision); --min-agreement 0 writes it anyway")
+                "data (--calibration CACHE) or with more clips (--calibration-clips)"
+                + ("" if format == "openvino" and _have_nncf() else
+                   ", use the OpenVINO format with NNCF (pip install \"dfer[int8]\")")
+                + ", or keep float (OpenVINO's native precision); --min-agreement 0 writes it anyway")
         if format == "onnx":
             atomic_write_bytes(out, _set_metadata(path, meta))
         else:
