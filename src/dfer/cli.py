@@ -282,7 +282,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     settings = InferenceSettings(window_seconds=args.window or 0.0, stride=args.stride or 0,
                                  batch_size=args.batch_size, face=_face_overrides(args))
     make = partial(Recognizer.from_checkpoint, args.checkpoint, device=args.device, backend=args.backend,
-                   settings=settings, threads=args.threads, precision=args.precision)
+                   settings=settings, threads=args.threads, precision=args.precision, streams=args.streams)
     ray = _ray_options(args)
     if ray is not None and any(is_webcam(i) or "://" in str(i) for i in inputs):
         raise DferError("the Ray engine takes files and folders; run webcams and streams with the local engine")
@@ -337,11 +337,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     serve(args.checkpoint, host=args.host, port=args.port, data_dir=args.data_dir, workers=args.workers,
           token=args.token or os.environ.get("DFER_TOKEN"), max_upload_mb=args.max_upload_mb,
-          max_queue=args.max_queue, backend=args.backend, device=args.device, precision=args.precision)
+          max_queue=args.max_queue, backend=args.backend, device=args.device, precision=args.precision,
+          streams=args.streams)
     return 0
 
 
 # -- parser --------------------------------------------------------------------------------
+STREAMS_HELP = ("OpenVINO requests run at once, windows scored while frames are read "
+                "(0: auto: float models as many as suit the CPU, int8 one; 1: lowest latency per window)")
 # Face settings on the command line: type and help; defaults come from FaceSettings.
 _FACE_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "detector": (str, "dlib (HOG frontal faces) or none (inputs are face crops already)"),
@@ -518,6 +521,7 @@ def _add_predict(sub) -> None:
     _add_face_args(p, inherit=True)
     p.add_argument("--batch-size", type=POSITIVE_INT, default=8, help="windows per model call")
     p.add_argument("--threads", type=NONNEG_INT, default=0, help="ONNX Runtime / OpenVINO threads (0: all cores)")
+    p.add_argument("--streams", type=NONNEG_INT, default=0, help=STREAMS_HELP)
     p.add_argument("--max-seconds", type=POSITIVE_FLOAT, help="stop after this much video (live sources run until stopped)")
     p.add_argument("--no-video", action="store_true", help="skip annotated.mp4")
     p.add_argument("--overwrite", action="store_true", help="redo inputs that already have outputs")
@@ -593,6 +597,7 @@ def _add_serve(sub) -> None:
     p.add_argument("--max-queue", type=POSITIVE_INT, default=32, help="queued jobs before new ones are refused (503)")
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="as for dfer predict")
     p.add_argument("--precision", default="auto", choices=OPENVINO_PRECISIONS)
+    p.add_argument("--streams", type=NONNEG_INT, default=0, help=STREAMS_HELP)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.set_defaults(func=cmd_serve)
 

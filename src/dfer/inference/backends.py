@@ -97,6 +97,13 @@ class OpenVinoBackend:
     precision: OpenVINO's inference precision for float layers. "auto" is OpenVINO's own choice:
     bf16 on CPUs with native bf16 (AVX512-BF16, AMX), else f32; "f32" keeps float32 exactly.
     The chosen one is in `.detail`.
+
+    streams: requests that run at once, each on its share of the cores. 1: one request on all
+    cores (lowest latency per call); N > 1: N streams; 0 (auto): a float model gets OpenVINO's
+    throughput setting (as many streams as suit the CPU), an int8 model one request. Measured on
+    a 2-core AVX2 CPU, 16x112x112 clips: float32 ran 1.3-1.6x more clips/s as two one-core
+    streams than as one two-core request; int8 0.75-0.85x. `.concurrency` is the number of
+    streams: callers (the Recognizer, the service's workers) keep that many calls in flight.
     """
 
     name = "openvino"
@@ -110,8 +117,11 @@ class OpenVinoBackend:
             raise CheckpointError('the openvino backend needs OpenVINO: pip install "dfer[openvino]"') from None
         return openvino
 
-    def __init__(self, path: str | Path, threads: int = 0, device: str = "cpu", precision: str = "auto") -> None:
+    def __init__(self, path: str | Path, threads: int = 0, device: str = "cpu", precision: str = "auto",
+                 streams: int = 0) -> None:
         ov = self.require()
+        if streams < 0:
+            raise CheckpointError(f"OpenVINO streams must be >= 0 (0: auto), got {streams}")
         if precision not in OPENVINO_PRECISIONS:
             raise CheckpointError(f"OpenVINO precision must be one of {OPENVINO_PRECISIONS}, got {precision!r}")
         if device not in ("auto", "cpu"):
@@ -120,20 +130,28 @@ class OpenVinoBackend:
         self.path = Path(path)
         if not self.path.is_file():
             raise CheckpointError(f"{self.path}: model not found")
-        config: dict[str, str] = {"PERFORMANCE_HINT": "LATENCY"}  # one clip batch at a time, all cores on it
-        if threads > 0:
-            config["INFERENCE_NUM_THREADS"] = str(threads)
-        if precision != "auto":
-            config["INFERENCE_PRECISION_HINT"] = precision
         core = ov.Core()
         try:
-            self.compiled = core.compile_model(core.read_model(str(self.path)), "CPU", config)
+            model = core.read_model(str(self.path))
+            quantized = any(op.get_type_name() == "FakeQuantize" for op in model.get_ordered_ops())
+            if streams == 0:
+                streams = 1 if quantized else 0  # 0 here: OpenVINO's throughput choice
+            config: dict[str, str] = {"PERFORMANCE_HINT": "LATENCY" if streams == 1 else "THROUGHPUT"}
+            if streams > 1:
+                config["NUM_STREAMS"] = str(streams)
+            if threads > 0:
+                config["INFERENCE_NUM_THREADS"] = str(threads)
+            if precision != "auto":
+                config["INFERENCE_PRECISION_HINT"] = precision
+            self.compiled = core.compile_model(model, "CPU", config)
             self.output = self.compiled.output("logits")
         except Exception as exc:
             raise CheckpointError(f"{self.path}: OpenVINO cannot load it ({exc.__class__.__name__}: {str(exc)[:200]})") from None
         self._local = threading.local()  # an infer request is not thread-safe: one per calling thread
         self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # "bf16" | "f32"
-        self.detail = f"openvino {ov.__version__.split('-')[0]} CPU {self.precision}"
+        self.concurrency = max(1, int(self.compiled.get_property("NUM_STREAMS")))
+        self.detail = (f"openvino {ov.__version__.split('-')[0]} CPU {self.precision}"
+                       + (f" x{self.concurrency} streams" if self.concurrency > 1 else ""))
 
     def __call__(self, clips: np.ndarray) -> np.ndarray:
         request = getattr(self._local, "request", None)

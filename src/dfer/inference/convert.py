@@ -100,7 +100,7 @@ def cuda_wanted(device: str) -> bool:
 
 
 def open_backend(path: str | Path, backend: str = "auto", *, device: str = "auto", threads: int = 0,
-                 precision: str = "auto"):
+                 precision: str = "auto", streams: int = 0):
     """(runtime, class names, Preprocess, BackendChoice) for a checkpoint (.pt) or an exported model.
 
     An exported model runs as given: .xml on OpenVINO; .onnx on ONNX Runtime, or OpenVINO when
@@ -119,7 +119,7 @@ def open_backend(path: str | Path, backend: str = "auto", *, device: str = "auto
     def exported(model_path: Path, runtime_name: str, prec: str):
         meta = read_metadata(model_path)
         if runtime_name == "openvino":
-            runtime = OpenVinoBackend(model_path, threads=threads, device=device, precision=prec)
+            runtime = OpenVinoBackend(model_path, threads=threads, device=device, precision=prec, streams=streams)
         else:
             runtime = OnnxBackend(model_path, threads=threads, device=device)
         choice.used, choice.model = runtime_name, str(model_path)

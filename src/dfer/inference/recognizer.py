@@ -5,7 +5,8 @@ source, `FaceTracker`, `crop_face`) with the face settings stored in the checkpo
 overridden: faces are detected on every k-th frame and interpolated in between, with stable
 track ids; every frame's face crop is kept in a per-track buffer covering one window; every
 `stride` frames each track's window is sampled to T frames as in evaluation (uniformly over the
-window), resized, normalised and scored, all tracks in one batch.
+window), resized, normalised and scored, all tracks in one batch; with a runtime that serves
+several calls at once (OpenVINO streams), on worker threads while the next frames are read.
 
     rec = Recognizer.from_checkpoint("best.pt")   # or backend="onnx" / "openvino", or a .onnx / .xml file
     result = rec.predict_video("talk.mp4")
@@ -35,6 +36,7 @@ from dfer.data.tracking import FaceTracker, TrackedBox
 from dfer.data.transforms import resize_frames, to_tensor
 from dfer.data.video import FrameSource, open_source, read_ahead
 from dfer.inference.backends import Backend
+from dfer.inference.scoring import ScoringQueue
 from dfer.progress import progress_bar
 
 
@@ -174,18 +176,21 @@ class Recognizer:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", backend: str = "auto",
                         settings: InferenceSettings | None = None, threads: int = 0,
-                        precision: str = "auto") -> Recognizer:
+                        precision: str = "auto", streams: int = 0) -> Recognizer:
         """From a dfer checkpoint (.pt) or an exported model (.onnx, OpenVINO .xml).
 
         `backend="auto"` (the default) runs the fastest installed runtime whose agreement with
         PyTorch float32 passed when the checkpoint was converted (converted once, cached by the
         checkpoint's digest; see dfer.inference.convert); "torch", "onnx" and "openvino" force one.
         `precision` is OpenVINO's float precision (auto | f32 | bf16, see OpenVinoBackend);
-        `threads` applies to ONNX Runtime and OpenVINO. `.backend_choice` records what ran and why.
+        `threads` applies to ONNX Runtime and OpenVINO; `streams` is OpenVINO's requests at once
+        (0: auto, see OpenVinoBackend), which is how many windows are scored while the next frames
+        are read. `.backend_choice` records what ran and why.
         """
         from dfer.inference.convert import open_backend
 
-        runtime, names, pre, choice = open_backend(path, backend, device=device, threads=threads, precision=precision)
+        runtime, names, pre, choice = open_backend(path, backend, device=device, threads=threads, precision=precision,
+                                                  streams=streams)
         rec = cls(runtime, names, pre, settings)
         rec.backend_choice = choice.to_dict()
         return rec
@@ -225,26 +230,39 @@ class Recognizer:
         clip = to_tensor(resize_frames(frames, self.preprocess.size), self.preprocess.mean, self.preprocess.std)
         return clip.numpy(), tuple(int(crops[i][0]) for i in idx)
 
-    def _score(self, pending: list[tuple[int, _TrackBuffer]], fps: float) -> list[WindowPrediction]:
-        out = []
+    def _submit(self, scoring: ScoringQueue, pending: list[tuple[int, _TrackBuffer]]) -> None:
+        """Clips of the due windows, in batches of `batch_size`, handed to the scoring queue with what
+        each window needs once scored (the buffers move on meanwhile)."""
         bs = max(1, self.settings.batch_size)
         for k in range(0, len(pending), bs):
-            part = pending[k : k + bs]
-            made = [self._clip(b) for _, b in part]
-            clips = np.stack([c for c, _ in made])  # (B, 3, T, S, S)
-            probs = softmax_rows(self.backend(clips).astype(np.float64))  # (B, K)
-            for (tid, b), p, (_, sampled) in zip(part, probs, made):
+            tags = []
+            clips = []
+            for tid, b in pending[k : k + bs]:
+                clip, sampled = self._clip(b)
                 start, end = b.crops[0][0], b.crops[-1][0]
                 box = b.box.box
-                out.append(WindowPrediction(tid, start, end, start / fps, (end + 1) / fps,
-                                            (box.x0, box.y0, box.x1, box.y1), p.astype(np.float32),
-                                            self.class_names[int(p.argmax())], sampled))
+                tags.append((tid, start, end, (box.x0, box.y0, box.x1, box.y1), sampled))
+                clips.append(clip)
                 b.last_emit = end
+            scoring.submit(np.stack(clips), tags)  # (B, 3, T, S, S)
+
+    def _windows(self, scored: list[tuple[np.ndarray, list]], fps: float) -> list[WindowPrediction]:
+        out = []
+        for logits, tags in scored:
+            probs = softmax_rows(logits.astype(np.float64))  # (B, K)
+            for (tid, start, end, box, sampled), p in zip(tags, probs):
+                out.append(WindowPrediction(tid, start, end, start / fps, (end + 1) / fps, box, p.astype(np.float32),
+                                            self.class_names[int(p.argmax())], sampled))
         return out
 
     # main loop ---------------------------------------------------------------------------
     def iter_source(self, source: FrameSource, max_frames: int | None = None) -> Iterator[FrameEvent]:
-        """Frame by frame: boxes of the visible faces and the windows scored on this frame."""
+        """Frame by frame: boxes of the visible faces and the windows scored since the last event.
+
+        With a runtime that serves several calls at once (`backend.concurrency` > 1), windows are
+        scored while the next frames are read and arrive a few frames after the one that made them,
+        in order; a track that ends has all its windows in the event where it is gone.
+        """
         r = self.resolved_settings(source.fps)
         face = FaceSettings.from_dict(r["face"])
         tracker = FaceTracker(make_detector(face), face)
@@ -253,28 +271,39 @@ class Recognizer:
         fps = source.fps
         frames = source.frames() if max_frames is None else islice(source.frames(), max_frames)
         frames = read_ahead(frames)  # decoding overlaps the rest
+        scoring: ScoringQueue[list] = ScoringQueue(self.backend, getattr(self.backend, "concurrency", 1))
         i = -1
-        for tf in tracker.run(frames):
-            i, frame, boxes = tf.index, tf.frame, tf.faces
-            pending = []
-            for tid, tb in boxes.items():
-                b = buffers.setdefault(tid, _TrackBuffer(span))
-                b.crops.append((i, crop_face(frame, tb.box, face.size, face.margin)))
-                b.box, b.seen = tb, b.seen + 1
-                # First window once the buffer is full; then every `stride` frames.
-                due = (b.last_emit < 0 and len(b.crops) == span) or (b.last_emit >= 0 and i - b.last_emit >= stride)
-                if due and len(b.crops) >= min_frames:
-                    pending.append((tid, b))
-            for tid in [t for t in buffers if t not in boxes]:  # track ended: flush what it has not scored
-                b = buffers.pop(tid)
-                if b.crops and b.crops[-1][0] - b.last_emit >= max(1, stride // 2) and len(b.crops) >= min_frames:
-                    pending.append((tid, b))
-            yield FrameEvent(i, i / fps, frame, boxes, self._score(pending, fps) if pending else [])
-        # End of the video: every face still buffered gets its last (or only) window.
-        pending = [(tid, b) for tid, b in buffers.items()
-                   if b.crops and b.crops[-1][0] - b.last_emit >= max(1, stride // 2) and len(b.crops) >= min_frames]
-        if pending:
-            yield FrameEvent(i, i / fps, None, {}, self._score(pending, fps))
+        try:
+            for tf in tracker.run(frames):
+                i, frame, boxes = tf.index, tf.frame, tf.faces
+                pending = []
+                for tid, tb in boxes.items():
+                    b = buffers.setdefault(tid, _TrackBuffer(span))
+                    b.crops.append((i, crop_face(frame, tb.box, face.size, face.margin)))
+                    b.box, b.seen = tb, b.seen + 1
+                    # First window once the buffer is full; then every `stride` frames.
+                    due = (b.last_emit < 0 and len(b.crops) == span) or (b.last_emit >= 0 and i - b.last_emit >= stride)
+                    if due and len(b.crops) >= min_frames:
+                        pending.append((tid, b))
+                ended = [t for t in buffers if t not in boxes]
+                for tid in ended:  # track ended: flush what it has not scored
+                    b = buffers.pop(tid)
+                    if b.crops and b.crops[-1][0] - b.last_emit >= max(1, stride // 2) and len(b.crops) >= min_frames:
+                        pending.append((tid, b))
+                if pending:
+                    self._submit(scoring, pending)
+                # An ended track's windows all come with this event (its last ones may still be running).
+                scored = scoring.drain() if ended else scoring.ready()
+                yield FrameEvent(i, i / fps, frame, boxes, self._windows(scored, fps))
+            # End of the video: every face still buffered gets its last (or only) window.
+            pending = [(tid, b) for tid, b in buffers.items()
+                       if b.crops and b.crops[-1][0] - b.last_emit >= max(1, stride // 2) and len(b.crops) >= min_frames]
+            if pending:
+                self._submit(scoring, pending)
+            if scoring.in_flight:
+                yield FrameEvent(i, i / fps, None, {}, self._windows(scoring.drain(), fps))
+        finally:
+            scoring.close()
 
     def predict_video(self, source: str | int | Path | FrameSource, *, max_frames: int | None = None,
                       progress: bool = False, on_event: Callable[[FrameEvent], None] | None = None) -> VideoPrediction:

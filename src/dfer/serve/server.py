@@ -18,7 +18,7 @@ def _loopback(host: str) -> bool:
 
 def serve(checkpoint: str | Path, *, host: str = "127.0.0.1", port: int = 8000, data_dir: str | Path = "dfer-serve",
           workers: int = 1, token: str | None = None, max_upload_mb: float = 500.0, max_queue: int = 32,
-          backend: str = "auto", device: str = "auto", precision: str = "auto") -> None:
+          backend: str = "auto", device: str = "auto", precision: str = "auto", streams: int = 0) -> None:
     """Load the model once, then serve until interrupted; jobs left running are re-queued on the next start."""
     import uvicorn
 
@@ -27,7 +27,7 @@ def serve(checkpoint: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
     def log(msg: str) -> None:
         print(f"dfer serve: {msg}", file=sys.stderr, flush=True)
 
-    rec = Recognizer.from_checkpoint(checkpoint, device=device, backend=backend, precision=precision)
+    rec = Recognizer.from_checkpoint(checkpoint, device=device, backend=backend, precision=precision, streams=streams)
     config = ServeConfig(Path(data_dir), token=token or None, max_upload_mb=max_upload_mb, max_queue=max_queue,
                          workers=workers)
     app = create_app(rec, config, log=log)
