@@ -7,14 +7,16 @@ Prints (and writes) one JSON object:
 - backends: clips/s at 16x112x112, batch 1, for torchvision r2plus1d_18 eager fp32 (the baseline) and
   the full-size dfer network on PyTorch eager, ONNX Runtime fp32 / static int8, OpenVINO f32 / native
   precision / int8 (the QDQ graph, and NNCF's int8 without accuracy control: the upper bound of what
-  accuracy control keeps), each with its ratio to the baseline;
+  accuracy control keeps), one request at a time, and OpenVINO native as `auto` runs it (throughput
+  streams, as many calls in flight), each with its ratio to the baseline;
 - agreement_per_fold (with --checkpoint and --data, each checkpoint's split.json beside it): top-1
   agreement with PyTorch fp32 on every test clip of the fold, for the int8 exports (OpenVINO by NNCF
   with accuracy control, calibrated and validated on the fold's train part; ONNX Runtime QDQ) and
   OpenVINO's native precision when it is not f32; plus the share of convolutions NNCF kept in float;
 - end_to_end: the whole `dfer predict` command (a subprocess: start-up, conversion cache warm, all
   outputs written) on a 640x360 30 fps video of --seconds (single_face.mp4 looped), real-time factor
-  with the defaults (backend auto), with --no-video, and with --backend torch (dfer 0.1's backend),
+  with the defaults (backend auto), with --no-video, with --streams 1 (one request at a time: the
+  previous default) and with --backend torch (dfer 0.1's backend),
   for the full-size network and for the demo-size network (8x32x32, where the network costs little);
 - tracking: mean IoU of the default tracking (dlib every 3rd frame + interpolation) vs dlib on
   every frame, on single_face.mp4 and carphone_pristine.mp4;
@@ -54,6 +56,20 @@ def clips_per_s(fn, x, repeats: int = 5) -> float:
     return x.shape[0] / best
 
 
+def clips_per_s_concurrent(fn, x, callers: int, repeats: int = 5) -> float:
+    """Clips/s with `callers` threads calling at once (a runtime with that many streams), best of `repeats` rounds."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(callers) as pool:
+        list(pool.map(fn, [x] * callers))  # warm-up: one infer request per thread
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            list(pool.map(fn, [x] * (2 * callers)))
+            best = min(best, time.perf_counter() - t0)
+    return 2 * callers * x.shape[0] / best
+
+
 def make_ckpt(path: Path, num_frames: int, size: int, **model_kw) -> Path:
     model = build_model(num_classes=7, **model_kw)
     pre = Preprocess(num_frames=num_frames, size=size, face=FaceSettings().to_dict(), clip_seconds=2.0)
@@ -81,18 +97,21 @@ def bench_backends(tmp: Path, ckpt: Path, repeats: int) -> dict:
                       nncf.Dataset(list(calibration_clips(pre, count=32)), lambda c: c[None]), subset_size=32)
     ov.save_model(q, str(tmp / "nncf_int8.xml"), compress_to_fp16=False)
     model, _ = model_from_checkpoint(ckpt)
-    native = OpenVinoBackend(tmp / "fp32.onnx")
+    native = OpenVinoBackend(tmp / "fp32.onnx", streams=1)
+    streams = OpenVinoBackend(tmp / "fp32.onnx")  # what `auto` runs: float -> OpenVINO's throughput streams
     runs = {
         "torchvision_r2plus1d_18_eager_fp32": tv_fn,
         "dfer_torch_eager_fp32": TorchBackend(model, "cpu"),
         "dfer_onnxruntime_fp32": OnnxBackend(tmp / "fp32.onnx"),
         "dfer_onnxruntime_int8_qdq": OnnxBackend(tmp / "int8.onnx"),
-        "dfer_openvino_f32": OpenVinoBackend(tmp / "fp32.onnx", precision="f32"),
-        f"dfer_openvino_native_{native.precision} (backend auto)": native,
+        "dfer_openvino_f32": OpenVinoBackend(tmp / "fp32.onnx", precision="f32", streams=1),
+        f"dfer_openvino_native_{native.precision}, one request": native,
         "dfer_openvino_int8_qdq": OpenVinoBackend(tmp / "int8.onnx"),
         "dfer_openvino_int8_nncf": OpenVinoBackend(tmp / "nncf_int8.xml"),
     }
     rates = {name: clips_per_s(fn, x, repeats) for name, fn in runs.items()}
+    name = f"dfer_openvino_native_{streams.precision}, {streams.concurrency} streams, calls in flight (backend auto)"
+    rates[name] = clips_per_s_concurrent(streams, x, streams.concurrency, repeats)
     base = rates["torchvision_r2plus1d_18_eager_fp32"]
     return {name: {"clips_per_s": round(r, 3), "ratio_to_baseline": round(r / base, 3)} for name, r in rates.items()}
 
@@ -133,7 +152,7 @@ def agreement_per_fold(tmp: Path, checkpoints: list[str], data: str | None) -> d
             if fmt == "openvino":
                 row["openvino_int8_float_conv_share"] = float_conv_share(path)
         export_model(ckpt, tmp / f"fold{k}_fp32.xml", format="openvino")
-        native = OpenVinoBackend(tmp / f"fold{k}_fp32.xml")
+        native = OpenVinoBackend(tmp / f"fold{k}_fp32.xml", streams=1)
         if native.precision != "f32":  # bf16 on CPUs with native bf16: its agreement on the same test clips
             model, ck = model_from_checkpoint(ckpt)
             pre = Preprocess.from_dict(ck["preprocess"])
@@ -172,6 +191,7 @@ def end_to_end(tmp: Path, video: Path, seconds: float, checkpoints: dict[str, Pa
         run_predict(video, ckpt, tmp / "warm", "--max-seconds", "2")  # converts once into the cache (not timed)
         row = {}
         for name, extra in (("defaults (auto), all outputs", ()), ("defaults, --no-video", ("--no-video",)),
+                            ("--streams 1 (one request at a time), all outputs", ("--streams", "1")),
                             ("--backend torch, all outputs", ("--backend", "torch"))):
             wall = run_predict(video, ckpt, tmp / "e2e", *extra)
             row[name] = {"wall_s": round(wall, 2), "realtime_factor": round(seconds / wall, 3)}

@@ -325,7 +325,7 @@ def export_model(
             import openvino as ov
 
             ov.save_model(ov_model, str(path), compress_to_fp16=False)
-        runtime = OnnxBackend(path) if format == "onnx" else OpenVinoBackend(path)
+        runtime = OnnxBackend(path) if format == "onnx" else OpenVinoBackend(path, streams=1)  # one caller
         agreement = parity(ref_check, runtime(check_clips))
         meta = {
             "format": f"dfer-{format}", "class_names": ckpt["class_names"], "preprocess": pre.to_dict(),
