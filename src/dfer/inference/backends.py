@@ -99,11 +99,12 @@ class OpenVinoBackend:
     The chosen one is in `.detail`.
 
     streams: requests that run at once, each on its share of the cores. 1: one request on all
-    cores (lowest latency per call); N > 1: N streams; 0 (auto): a float model gets OpenVINO's
-    throughput setting (as many streams as suit the CPU), an int8 model one request. Measured on
-    a 2-core AVX2 CPU, 16x112x112 clips: float32 ran 1.3-1.6x more clips/s as two one-core
-    streams than as one two-core request; int8 0.75-0.85x. `.concurrency` is the number of
-    streams: callers (the Recognizer, the service's workers) keep that many calls in flight.
+    cores (lowest latency per call); N > 1: N streams (at most what the CPU has); 0 (auto): a
+    float model gets OpenVINO's throughput setting (as many streams as suit the CPU), an int8
+    model one request. Measured on a 2-core AVX2 CPU, 16x112x112: the whole `dfer predict` ran
+    1.03-1.33x faster with two streams (float; the network alone within noise either way), int8
+    0.75-0.85x as fast. `.concurrency` is the number of streams: callers (the Recognizer, the
+    service's workers) keep that many calls in flight.
     """
 
     name = "openvino"

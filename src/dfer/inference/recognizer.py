@@ -272,6 +272,10 @@ class Recognizer:
         frames = source.frames() if max_frames is None else islice(source.frames(), max_frames)
         frames = read_ahead(frames)  # decoding overlaps the rest
         scoring: ScoringQueue[list] = ScoringQueue(self.backend, getattr(self.backend, "concurrency", 1))
+
+        def owes_window(b: _TrackBuffer) -> bool:  # a track that stops: the frames since its last window
+            return bool(b.crops) and b.crops[-1][0] - b.last_emit >= max(1, stride // 2) and len(b.crops) >= min_frames
+
         i = -1
         try:
             for tf in tracker.run(frames):
@@ -288,7 +292,7 @@ class Recognizer:
                 ended = [t for t in buffers if t not in boxes]
                 for tid in ended:  # track ended: flush what it has not scored
                     b = buffers.pop(tid)
-                    if b.crops and b.crops[-1][0] - b.last_emit >= max(1, stride // 2) and len(b.crops) >= min_frames:
+                    if owes_window(b):
                         pending.append((tid, b))
                 if pending:
                     self._submit(scoring, pending)
@@ -296,8 +300,7 @@ class Recognizer:
                 scored = scoring.drain() if ended else scoring.ready()
                 yield FrameEvent(i, i / fps, frame, boxes, self._windows(scored, fps))
             # End of the video: every face still buffered gets its last (or only) window.
-            pending = [(tid, b) for tid, b in buffers.items()
-                       if b.crops and b.crops[-1][0] - b.last_emit >= max(1, stride // 2) and len(b.crops) >= min_frames]
+            pending = [(tid, b) for tid, b in buffers.items() if owes_window(b)]
             if pending:
                 self._submit(scoring, pending)
             if scoring.in_flight:
