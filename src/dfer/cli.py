@@ -163,8 +163,14 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     if args.kind == "mafw":
         kw["source"] = args.mafw_source
     if args.kind == "lists":
-        kw.update(classes=args.classes, data_root=args.data_root)
+        kw.update(classes=args.classes, data_root=args.data_root, dataset=args.dataset, strip_prefix=args.strip_prefix)
+    if args.kind in ("ckplus", "oulu"):
+        kw["classes"] = args.classes
+    if args.kind == "oulu":
+        kw.update(sensor=args.oulu_sensor, light=args.oulu_light)
     spec = load_spec(args.kind, args.root, **kw)
+    for note in spec.notes:
+        print(note)
     settings = FaceSettings(detector=spec.default_detector).with_overrides(_face_overrides(args))
     summary = prepare_dataset(
         spec, args.out, settings, workers=args.workers, shard=args.shard or (0, 1), retry_failed=args.retry_failed,
@@ -406,6 +412,7 @@ def _add_profile(sub) -> None:
 
 def _add_prepare(sub) -> None:
     from dfer.data.adapters import ADAPTERS, DAISEE_TARGETS, DFEW_SOURCES, MAFW_SOURCES
+    from dfer.data.posed import OULU_LIGHTS, OULU_SENSORS
 
     p = sub.add_parser("prepare", help="faces of every clip of a dataset into a clip cache, plus splits.json")
     p.add_argument("kind", choices=ADAPTERS)
@@ -422,8 +429,17 @@ def _add_prepare(sub) -> None:
     p.add_argument("--dfew-source", default="auto", choices=DFEW_SOURCES)
     p.add_argument("--mafw-source", default="auto", choices=MAFW_SOURCES,
                    help="data/clips videos, data/frames folders, or data/faces crops (auto: frames if present)")
-    p.add_argument("--classes", help="lists: class names, comma-separated, or a known dataset: dfew, ferv39k, mafw")
-    p.add_argument("--data-root", help="lists: folder the listed paths are relative to (default: the lists' folder)")
+    p.add_argument("--oulu-sensor", default="vl", choices=list(OULU_SENSORS), help="Oulu-CASIA camera: vl (visible), nir (NI)")
+    p.add_argument("--oulu-light", default="strong", choices=list(OULU_LIGHTS), help="Oulu-CASIA illumination")
+    p.add_argument("--classes", help="lists: class names, comma-separated, or a known dataset: dfew, ferv39k, mafw; "
+                                     "ckplus: ckplus (7 labelled classes, default) or dfew (contempt dropped); "
+                                     "oulu: oulu (6, default) or dfew")
+    p.add_argument("--data-root", help="lists: folder the listed clips are under; a listed path that is not found "
+                                       "as given is looked up here by its trailing components")
+    p.add_argument("--strip-prefix", help="lists: remove this prefix from every listed path, then look it up under "
+                                          "--data-root (forces what the automatic suffix search finds)")
+    p.add_argument("--dataset", help="lists: read only the lists whose file names start with this dataset "
+                                     "(DFEW, MAFW, FERV39K) in a folder that holds several")
     p.add_argument("--retry-failed", action="store_true", help="retry clips that failed in an earlier run")
     _add_engine_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress")

@@ -1,5 +1,5 @@
-"""Dataset adapters: the real on-disk layouts of DFEW, AFEW, DAiSEE, MAFW, FERV39k, other projects' split
-lists, a folder per class and a CSV manifest.
+"""Dataset adapters: the real on-disk layouts of DFEW, AFEW, DAiSEE, MAFW, FERV39k, CK+ and Oulu-CASIA
+(dfer.data.posed), other projects' split lists (dfer.data.peer_lists), a folder per class and a CSV manifest.
 
 Each adapter returns a `DatasetSpec`: class names, one `ClipRecord` per clip, the dataset's
 official splits (lists of clip ids) and the face detector its sources need by default.
@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import csv
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from dfer.data.cache import safe_id
+from dfer.data.peer_lists import lists
+from dfer.data.posed import ckplus, oulu
+from dfer.data.spec import DFEW_CLASSES, FERV39K_CLASSES, MAFW_CLASSES, ClipRecord, DatasetSpec, split_lines
 from dfer.data.video import IMAGE_EXTS, VIDEO_EXTS
 from dfer.errors import DatasetError
 
-DFEW_CLASSES = ["Happy", "Sad", "Neutral", "Angry", "Surprise", "Disgust", "Fear"]
 DAISEE_LEVELS = ["very low", "low", "high", "very high"]
 DAISEE_TARGETS = ("Engagement", "Boredom", "Confusion", "Frustration")
 DFEW_SOURCES = ("auto", "frames", "original")  # auto: frames when Clip/clip_224x224 exists
@@ -30,25 +31,6 @@ CLASS_ALIASES = {
     "sad": "Sad", "sadness": "Sad",
     "surprise": "Surprise", "surprised": "Surprise",
 }
-
-
-@dataclass
-class ClipRecord:
-    clip_id: str
-    source: str  # a video file or a folder of frames
-    label: int
-    subject: str = ""
-
-
-@dataclass
-class DatasetSpec:
-    name: str
-    class_names: list[str]
-    records: list[ClipRecord]
-    official: dict[str, list[dict[str, list[str]]]] = field(default_factory=dict)  # protocol -> folds
-    default_detector: str = "dlib"
-    grouped: bool = False  # True when subjects are known (split by subject)
-    default_protocol: str | None = None  # None: official when it has several folds, else k-fold
 
 
 def _require_dir(path: Path, what: str) -> None:
@@ -205,6 +187,14 @@ def daisee(root: str | Path, target: str = "Engagement") -> DatasetSpec:
 
 
 # -- folder per class and manifest ---------------------------------------------------------
+SYNTHETIC_MARK = "SYNTHETIC.txt"  # written by dfer synth beside its manifest
+
+
+def is_synthetic(folder: Path) -> bool:
+    """dfer synth's cartoon faces: models trained on them must say so wherever they show labels."""
+    return (folder / SYNTHETIC_MARK).is_file()
+
+
 def folder(root: str | Path) -> DatasetSpec:
     """ROOT/<class name>/<video file or frame folder>; classes in sorted folder order."""
     root = Path(root)
@@ -218,7 +208,7 @@ def folder(root: str | Path) -> DatasetSpec:
             records.append(ClipRecord(safe_id(f"{cls}-{src.stem}"), str(src), k))
     if not records:
         raise DatasetError(f"{root}: class folders hold no videos or frame folders")
-    return DatasetSpec(root.name or "folder", classes, records)
+    return DatasetSpec(root.name or "folder", classes, records, synthetic=is_synthetic(root))
 
 
 def manifest(csv_path: str | Path) -> DatasetSpec:
@@ -248,22 +238,11 @@ def manifest(csv_path: str | Path) -> DatasetSpec:
         cid = safe_id(r.get("id") or str(Path(r["path"]).with_suffix("")))
         records.append(ClipRecord(cid, str(src), to_int(r["label"]), r.get("subject", "")))
     grouped = any(r.subject for r in records)
-    return DatasetSpec(csv_path.stem, classes, records, grouped=grouped)
+    return DatasetSpec(csv_path.stem, classes, records, grouped=grouped, synthetic=is_synthetic(csv_path.parent))
 
 
 # -- MAFW ----------------------------------------------------------------------------------
-MAFW_CLASSES = ["anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise", "contempt", "anxiety",
-                "helplessness", "disappointment"]
 MAFW_SOURCES = ("auto", "clips", "frames", "faces")  # auto: frames when data/frames exists, else clips
-
-
-def _split_lines(path: Path) -> list[tuple[int, list[str]]]:
-    """(line number, fields) of a headerless, space-separated list; CRLF or LF; blank lines skipped."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot read the split file ({exc})") from None
-    return [(n, line.split()) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
 
 
 def mafw(root: str | Path, source: str = "auto") -> DatasetSpec:
@@ -286,7 +265,7 @@ def mafw(root: str | Path, source: str = "auto") -> DatasetSpec:
             if not path.is_file():
                 raise DatasetError(f"{path}: MAFW split file not found")
             ids = []
-            for n, fields in _split_lines(path):
+            for n, fields in split_lines(path):
                 if len(fields) != 2:
                     raise DatasetError(f"{path}:{n}: expected '<clip> <class>', got {' '.join(fields)!r}")
                 name, cls = Path(fields[0]).stem, fields[1].lower()
@@ -304,7 +283,6 @@ def mafw(root: str | Path, source: str = "auto") -> DatasetSpec:
 
 
 # -- FERV39k -------------------------------------------------------------------------------
-FERV39K_CLASSES = ["Angry", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise"]
 
 
 def ferv39k(root: str | Path) -> DatasetSpec:
@@ -320,7 +298,7 @@ def ferv39k(root: str | Path) -> DatasetSpec:
         if not path.is_file():
             raise DatasetError(f"{path}: FERV39k split file not found")
         ids = []
-        for n, fields in _split_lines(path):  # every line is a clip: there is no header to skip
+        for n, fields in split_lines(path):  # every line is a clip: there is no header to skip
             if len(fields) != 2:
                 raise DatasetError(f"{path}:{n}: expected '<Scene/Emotion/NNNN> <Emotion>', got {' '.join(fields)!r}")
             rel, cls = fields
@@ -334,57 +312,12 @@ def ferv39k(root: str | Path) -> DatasetSpec:
                        default_protocol="official")
 
 
-# -- peer split lists ------------------------------------------------------------------------
-KNOWN_CLASSES = {"dfew": DFEW_CLASSES, "ferv39k": FERV39K_CLASSES, "mafw": MAFW_CLASSES}
-_LIST_PART = re.compile(r"(train|val|test)", re.IGNORECASE)
-_LIST_FOLD = re.compile(r"(?:set|split|fold)[_-]?0*(\d+)", re.IGNORECASE)
-
-
-def lists(root: str | Path, classes: str | None = None, data_root: str | Path | None = None) -> DatasetSpec:
-    """Other DFER projects' split lists: a folder of `*.txt` / `*.csv` files, one per split, whose names
-    say the part (train / val / test) and optionally the fold (`set_1`, `split01`); lines are
-    `<path> <label>` (MAE-DFER) or `<path> <num_frames> <label>` (DFER-CLIP), 0-based labels, no header.
-    `classes`: a known dataset (dfew, ferv39k, mafw) or comma-separated names; default: the label numbers.
-    Paths are taken relative to `data_root` (default: the lists' folder) unless absolute."""
-    root = Path(root)
-    files = [root] if root.is_file() else sorted(p for p in root.iterdir() if p.suffix.lower() in (".txt", ".csv")) \
-        if root.is_dir() else []
-    if not files:
-        raise DatasetError(f"{root}: no split lists (*.txt, *.csv) found")
-    base = Path(data_root) if data_root else (root.parent if root.is_file() else root)
-    names = KNOWN_CLASSES.get((classes or "").lower()) or ([c.strip() for c in classes.split(",")] if classes else None)
-    folds: dict[str, dict[str, list[str]]] = {}
-    records: dict[str, ClipRecord] = {}
-    for path in files:
-        part = _LIST_PART.search(path.stem)
-        if part is None:
-            raise DatasetError(f"{path}: cannot tell the split from the file name (it should say train, val or test)")
-        fold = _LIST_FOLD.search(path.stem)
-        ids = folds.setdefault(fold.group(1) if fold else "1", {}).setdefault(part.group(1).lower(), [])
-        for n, fields in _split_lines(path):
-            if len(fields) not in (2, 3) or not fields[-1].lstrip("-").isdigit():
-                raise DatasetError(f"{path}:{n}: expected '<path> <label>' or '<path> <num_frames> <label>', "
-                                   f"got {' '.join(fields)!r}")
-            label = int(fields[-1])
-            if label < 0 or (names and label >= len(names)):
-                raise DatasetError(f"{path}:{n}: label {label} outside 0..{len(names) - 1 if names else 'n'}")
-            src = Path(fields[0]) if Path(fields[0]).is_absolute() else base / fields[0]
-            cid = safe_id(fields[0])
-            records.setdefault(cid, ClipRecord(cid, str(src), label))
-            ids.append(cid)
-    n_classes = max(r.label for r in records.values()) + 1
-    class_names = names or [str(k) for k in range(n_classes)]
-    official = [{"name": k, **v} for k, v in sorted(folds.items(), key=lambda kv: int(kv[0]))]
-    return DatasetSpec(root.stem, class_names, list(records.values()), {"official": official}, "none",
-                       default_protocol="official")
-
-
-ADAPTERS = ("dfew", "afew", "daisee", "mafw", "ferv39k", "lists", "folder", "manifest")
+_ADAPTERS = {"dfew": dfew, "afew": afew, "daisee": daisee, "mafw": mafw, "ferv39k": ferv39k, "ckplus": ckplus,
+             "oulu": oulu, "lists": lists, "folder": folder, "manifest": manifest}
+ADAPTERS = tuple(_ADAPTERS)
 
 
 def load_spec(kind: str, root: str | Path, **kw) -> DatasetSpec:
-    fns = {"dfew": dfew, "afew": afew, "daisee": daisee, "mafw": mafw, "ferv39k": ferv39k, "lists": lists,
-           "folder": folder, "manifest": manifest}
-    if kind not in fns:
+    if kind not in _ADAPTERS:
         raise DatasetError(f"unknown dataset kind {kind!r}; choose from {ADAPTERS}")
-    return fns[kind](root, **kw)
+    return _ADAPTERS[kind](root, **kw)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -45,19 +46,25 @@ def keep_indices(num_frames: int, max_frames: int) -> set[int]:
     return {int(v) for v in np.floor((np.arange(max_frames) + 0.5) * num_frames / max_frames)}
 
 
-def extract_face_clip(path: str | Path, detector: FaceDetector, settings: FaceSettings) -> FaceClip:
+def extract_face_clip(path: str | Path, detector: FaceDetector, settings: FaceSettings,
+                      stop: int | None = None) -> FaceClip:
     """Decode once, detect + track, keep up to `max_frames` crops of the main face.
 
+    `stop`: read only the first `stop` frames (a posed sequence cut at its apex frame).
     Only crops of the frames to keep are held in memory, so long 1080p videos stay cheap.
     """
     src = open_source(Path(path))
-    keep = keep_indices(src.num_frames or 0, settings.max_frames)
+    total = src.num_frames or 0
+    if stop is not None:
+        total = min(total, stop) if total else stop
+    keep = keep_indices(total, settings.max_frames)
     tracker = FaceTracker(detector, settings)
+    frames = src.frames() if stop is None else islice(src.frames(), stop)
     area: dict[int, float] = defaultdict(float)
     covered: dict[int, int] = defaultdict(int)
     kept: dict[int, list[tuple[int, np.ndarray, TrackedBox]]] = defaultdict(list)
     n = 0
-    for tf in tracker.run(src.frames()):
+    for tf in tracker.run(frames):
         n = tf.index + 1
         for tid, tb in tf.faces.items():
             area[tid] += tb.box.area

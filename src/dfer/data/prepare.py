@@ -65,7 +65,7 @@ def _process(args: tuple[ClipRecord, str]) -> tuple[ClipRow, int]:
     row = ClipRow(rec.clip_id, rec.label, rec.subject, rec.source)
     frames, trace, decoded = None, None, 0
     try:
-        clip = extract_face_clip(rec.source, _worker_detector, _worker_settings)
+        clip = extract_face_clip(rec.source, _worker_detector, _worker_settings, rec.stop)
         frames, trace, decoded = clip.frames, clip.trace(), clip.decoded_frames
         row.num_frames, row.src_frames, row.fps = len(clip.frames), clip.decoded_frames, round(clip.fps, 4)
     except DferError as exc:
@@ -166,9 +166,12 @@ def prepare_dataset(
         "class_names": spec.class_names,
         "face": settings.to_dict(),
         "grouped": spec.grouped,
+        "synthetic": spec.synthetic,
         "format": "clips/<id>.npy uint8 (N, size, size, 3) RGB; clips/<id>.json row + trace",
     })
     records, dup_rows = _dedupe(spec.records)
+    dup_rows += [ClipRow(rec.clip_id, rec.label, rec.subject, rec.source, status="failed", reason=reason)
+                 for rec, reason in spec.failures]
     si, sn = shard
     mine = [r for k, r in enumerate(records) if k % sn == si]
     done = cache.finished()

@@ -125,6 +125,7 @@ class FoldTrainer:
                                      clip_seconds=round(float(np.median(durations)), 3) if durations else 0.0)
         self.split_info = {"cache": self.data_path, "dataset": meta.get("dataset", ""), "protocol": self.fd.protocol,
                            "fold": self.fold_name, "sha256": split_digest(self.fd.fold),
+                           "synthetic": bool(meta.get("synthetic", False)),
                            "sizes": {k: len(self.fd.fold.get(k, [])) for k in ("train", "val", "test")}}
         self.fabric = fabric
 
