@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from dfer.errors import CheckpointError
+from dfer.remote import resolve_checkpoint
 
 FORMAT = "dfer-checkpoint"
 FORMAT_VERSION = 1
@@ -101,8 +102,9 @@ def save_checkpoint(path: str | Path, ckpt: dict[str, Any]) -> Path:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read and validate a dfer checkpoint; `CheckpointError` naming the file otherwise."""
-    path = Path(path)
+    """Read and validate a dfer checkpoint (a file, or a URL: see dfer.remote); `CheckpointError` naming
+    the file otherwise."""
+    path = resolve_checkpoint(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
     try:

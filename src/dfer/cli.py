@@ -111,6 +111,19 @@ def existing_file(text: str) -> Path:
     return path
 
 
+def checkpoint_ref(text: str) -> Path | str:
+    """A checkpoint file, or an http(s):// / hf:// URL (checked here, downloaded when used)."""
+    from dfer.remote import check_reference, is_remote
+
+    if not is_remote(text):
+        return existing_file(text)
+    try:
+        check_reference(text)
+    except DferError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def existing_dir(text: str) -> Path:
     path = Path(text)
     if not path.is_dir():
@@ -281,13 +294,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from dfer.data.video import is_webcam
     from dfer.inference import InferenceSettings, Recognizer, predict_inputs
+    from dfer.remote import resolve_checkpoint
 
     inputs = list(args.inputs) + ([args.source] if args.source is not None else [])
     if not inputs:
         raise DferError("no input: give a video, a folder, a webcam index (--source 0) or a stream URL")
     settings = InferenceSettings(window_seconds=args.window or 0.0, stride=args.stride or 0,
                                  batch_size=args.batch_size, face=_face_overrides(args))
-    make = partial(Recognizer.from_checkpoint, args.checkpoint, device=args.device, backend=args.backend,
+    checkpoint = resolve_checkpoint(args.checkpoint, progress=not args.quiet)  # once, before any worker starts
+    make = partial(Recognizer.from_checkpoint, checkpoint, device=args.device, backend=args.backend,
                    settings=settings, threads=args.threads, precision=args.precision, streams=args.streams)
     ray = _ray_options(args)
     if ray is not None and any(is_webcam(i) or "://" in str(i) for i in inputs):
@@ -349,6 +364,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 # -- parser --------------------------------------------------------------------------------
+CHECKPOINT_HELP = ("a file, https://host/best.pt#sha256=HEX (downloaded once, verified) or "
+                   "hf://owner/repo/best.pt[@revision]")
 STREAMS_HELP = ("OpenVINO requests run at once, windows scored while frames are read "
                 "(0: auto: float models as many as suit the CPU, int8 one; 1: lowest latency per window)")
 # Face settings on the command line: type and help; defaults come from FaceSettings.
@@ -504,7 +521,7 @@ def _add_evaluate(sub) -> None:
     from dfer.engine.evaluate import SPLITS
 
     p = sub.add_parser("evaluate", help="metrics, confusion matrices and report of a checkpoint on a split")
-    p.add_argument("checkpoint", type=existing_file)
+    p.add_argument("checkpoint", type=checkpoint_ref, help=CHECKPOINT_HELP)
     p.add_argument("--data", required=True, type=existing_dir, help="clip cache")
     p.add_argument("--split", default="test", choices=SPLITS)
     p.add_argument("--fold", help="default: the fold the checkpoint was trained on")
@@ -523,8 +540,8 @@ def _add_predict(sub) -> None:
 
     p = sub.add_parser("predict", help="expressions of every face in videos, folders, a webcam or a stream")
     p.add_argument("inputs", nargs="*", help="video files, frame folders, folders of videos, stream URLs")
-    p.add_argument("--checkpoint", required=True, type=existing_file,
-                   help="dfer checkpoint (.pt) or exported model (.onnx, OpenVINO .xml)")
+    p.add_argument("--checkpoint", required=True, type=checkpoint_ref,
+                   help="dfer checkpoint (.pt) or exported model (.onnx, OpenVINO .xml); " + CHECKPOINT_HELP)
     p.add_argument("--out", required=True, type=out_dir, help="output folder (one subfolder per input)")
     p.add_argument("--source", help="a webcam index (0) or a stream URL (rtsp://, http://)")
     p.add_argument("--backend", default="auto", choices=BACKENDS,
@@ -550,7 +567,7 @@ def _add_export(sub) -> None:
     from dfer.inference.export import FORMATS
 
     p = sub.add_parser("export", help="ONNX or OpenVINO model (fp32 or int8) with class names and preprocessing inside")
-    p.add_argument("checkpoint", type=existing_file)
+    p.add_argument("checkpoint", type=checkpoint_ref, help=CHECKPOINT_HELP)
     p.add_argument("--format", default="onnx", choices=FORMATS,
                    help="onnx: one .onnx file; openvino: IR NAME.xml + NAME.bin (needs dfer[openvino])")
     p.add_argument("--quantize", choices=["int8"],
@@ -603,7 +620,8 @@ def _add_serve(sub) -> None:
     from dfer.inference.backends import BACKENDS, OPENVINO_PRECISIONS
 
     p = sub.add_parser("serve", help="HTTP service and web page: upload videos, get annotated results")
-    p.add_argument("--checkpoint", required=True, type=existing_file, help="dfer checkpoint (.pt) or exported model")
+    p.add_argument("--checkpoint", required=True, type=checkpoint_ref,
+                   help="dfer checkpoint (.pt) or exported model; " + CHECKPOINT_HELP)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=_number(int, 1, 65535), default=8000)
     p.add_argument("--data-dir", type=out_dir, default="dfer-serve", help="job database, uploads and results")

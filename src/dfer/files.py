@@ -67,3 +67,12 @@ def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+CACHE_ENV = "DFER_CACHE_DIR"
+
+
+def cache_root() -> Path:
+    """dfer's cache folder (converted models, downloaded checkpoints): $DFER_CACHE_DIR or ~/.cache/dfer."""
+    root = os.environ.get(CACHE_ENV)
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "dfer"

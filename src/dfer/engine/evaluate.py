@@ -17,6 +17,7 @@ from dfer.engine.loop import Predictions, evaluate
 from dfer.engine.report import plot_confusion, recall_table
 from dfer.errors import DatasetError
 from dfer.files import atomic_write_json, atomic_write_text
+from dfer.remote import is_remote
 
 SPLITS = ("train", "val", "test")
 
@@ -87,7 +88,8 @@ def evaluate_checkpoint(
               "frame_order": frame_order, "split_matches_training": trained.get("sha256") == split_digest(f),
               "report": preds.report(names), "trained_metrics": ckpt.get("metrics", {})}
     suffix = "" if frame_order == "natural" else f"_{frame_order}"
-    out = Path(out) if out else Path(checkpoint).parent / f"eval_{split}{suffix}"
+    # A downloaded checkpoint lives in dfer's cache: its report goes to the working folder instead.
+    out = Path(out) if out else (Path(".") if is_remote(checkpoint) else Path(checkpoint).parent) / f"eval_{split}{suffix}"
     out.mkdir(parents=True, exist_ok=True)
     title = f"{Path(checkpoint).name}, fold {fold}, {split}" + (f", frames {frame_order}" if suffix else "")
     _write_outputs(out, result, preds, names, title)

@@ -19,18 +19,17 @@ The cache folder is `$DFER_CACHE_DIR` or `~/.cache/dfer`, under `converted/<dige
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dfer.errors import CheckpointError, ConfigError
-from dfer.files import file_digest
+from dfer.files import CACHE_ENV, cache_root, file_digest
+from dfer.remote import resolve_checkpoint
 
 AGREEMENT_BAR = 0.99  # top-1 agreement with PyTorch float32 a reduced-precision model must reach
 COSINE_BAR = 0.99  # and the least logit cosine, on the conversion's check clips
-CACHE_ENV = "DFER_CACHE_DIR"
 _LOCK = threading.Lock()  # one conversion at a time within a process (service workers share a model)
 
 
@@ -48,11 +47,6 @@ class BackendChoice:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def cache_root() -> Path:
-    root = os.environ.get(CACHE_ENV)
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "dfer"
 
 
 def converted_dir(checkpoint: str | Path) -> Path:
@@ -112,7 +106,7 @@ def open_backend(path: str | Path, backend: str = "auto", *, device: str = "auto
 
     if backend not in BACKENDS:
         raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    path = Path(path)
+    path = resolve_checkpoint(path)
     suffix = path.suffix.lower()
     choice = BackendChoice(requested=backend)
 

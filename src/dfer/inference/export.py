@@ -26,6 +26,7 @@ from torch import nn
 from dfer.checkpoint import Preprocess, model_from_checkpoint, versions
 from dfer.errors import CheckpointError, ConfigError
 from dfer.files import atomic_write_bytes
+from dfer.remote import resolve_checkpoint
 
 METADATA_KEY = "dfer"
 QUANTIZE = (None, "int8")
@@ -277,6 +278,7 @@ def export_model(
 
     if format == "openvino":
         OpenVinoBackend.require()
+    checkpoint = resolve_checkpoint(checkpoint)
     model, ckpt = model_from_checkpoint(checkpoint)
     pre = Preprocess.from_dict(ckpt["preprocess"])
     head = InferenceHead(model).eval()
