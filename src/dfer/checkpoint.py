@@ -53,6 +53,18 @@ class Preprocess:
         )
 
 
+SYNTHETIC_WARNING = ("SYNTHETIC-ONLY MODEL: trained only on dfer synth's cartoon faces, never on people; "
+                     "its labels on real faces mean nothing")
+
+
+def training_data(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """What the model was trained on, as shown beside its labels (predict, the service, exported models)."""
+    split = ckpt.get("split") or {}
+    synthetic = bool(split.get("synthetic", False))
+    return {"dataset": str(split.get("dataset", "")), "synthetic": synthetic,
+            **({"warning": SYNTHETIC_WARNING} if synthetic else {})}
+
+
 def versions() -> dict[str, str]:
     import torchvision
 

@@ -329,6 +329,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_card(args: argparse.Namespace) -> int:
+    from dfer.engine.card import write_model_card
+
+    path = write_model_card(args.checkpoint, args.out, metrics=args.metrics)
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from dfer.synth.dataset import SynthSettings, generate
 
@@ -582,6 +590,14 @@ def _add_export(sub) -> None:
     p.set_defaults(func=cmd_export)
 
 
+def _add_card(sub) -> None:
+    p = sub.add_parser("card", help="MODEL_CARD.md for a checkpoint: model, cost, data, protocol, results, limits")
+    p.add_argument("checkpoint", type=checkpoint_ref, help=CHECKPOINT_HELP)
+    p.add_argument("--metrics", type=existing_file, help="the run's metrics.json (default: the one beside the checkpoint)")
+    p.add_argument("--out", type=out_file, help="default: MODEL_CARD.md beside the checkpoint")
+    p.set_defaults(func=cmd_card)
+
+
 def _add_synth(sub) -> None:
     from dfer.synth.dataset import SynthSettings
 
@@ -642,8 +658,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dfer", description="Dynamic facial expression recognition.")
     p.add_argument("--version", action="version", version=f"dfer {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    for add in (_add_profile, _add_prepare, _add_train, _add_evaluate, _add_predict, _add_export, _add_synth,
-                _add_demo, _add_serve):
+    for add in (_add_profile, _add_prepare, _add_train, _add_evaluate, _add_predict, _add_export, _add_card,
+                _add_synth, _add_demo, _add_serve):
         add(sub)
     return p
 

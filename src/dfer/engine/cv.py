@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from dfer.data.prepare import load_splits
+from dfer.engine.card import write_cv_card
 from dfer.engine.config import TrainConfig
 from dfer.engine.fabric import make_fabric
 from dfer.engine.report import write_cv_report
@@ -81,5 +82,6 @@ def run_cv(
     if fabric.is_global_zero:
         atomic_write_json(out / "metrics.json", cv)
         write_cv_report(out, cv, results)
+        write_cv_card(out, cv, [out / f"fold_{name}" for name in chosen])
     fabric.barrier()
     return cv

@@ -380,11 +380,14 @@ class FoldTrainer:
             metrics["peer_best_on_test"] = {**self.peer_best, "note": "best epoch picked on the test part "
                                             "(peers' protocol; optimistic, for comparison with the literature only)"}
         if fabric.is_global_zero:
+            from dfer.engine.card import write_model_card
             from dfer.engine.report import model_cost, write_fold_report
 
             metrics["cost"] = model_cost(self.model.config, self.preprocess)
             atomic_write_json(self.out / "metrics.json", metrics)
             write_fold_report(self.out, metrics)
+            best = self.out / "best.pt"
+            write_model_card(best if best.is_file() else self.out / "last.pt", metrics=metrics)
         fabric.barrier()
         return metrics
 

@@ -95,12 +95,13 @@ def cuda_wanted(device: str) -> bool:
 
 def open_backend(path: str | Path, backend: str = "auto", *, device: str = "auto", threads: int = 0,
                  precision: str = "auto", streams: int = 0):
-    """(runtime, class names, Preprocess, BackendChoice) for a checkpoint (.pt) or an exported model.
+    """(runtime, class names, Preprocess, training data, BackendChoice) for a checkpoint (.pt) or an
+    exported model; training data says what the model was trained on (see checkpoint.training_data).
 
     An exported model runs as given: .xml on OpenVINO; .onnx on ONNX Runtime, or OpenVINO when
     asked. A checkpoint runs on `backend`; onnx / openvino convert it once into the cache.
     """
-    from dfer.checkpoint import Preprocess, model_from_checkpoint
+    from dfer.checkpoint import Preprocess, model_from_checkpoint, training_data
     from dfer.inference.backends import BACKENDS, OnnxBackend, OpenVinoBackend, TorchBackend
     from dfer.inference.export import read_metadata
 
@@ -119,7 +120,7 @@ def open_backend(path: str | Path, backend: str = "auto", *, device: str = "auto
         choice.used, choice.model = runtime_name, str(model_path)
         choice.precision = getattr(runtime, "precision", meta.get("quantization", "fp32"))
         choice.agreement = meta.get("parity_vs_torch_fp32", {})
-        return runtime, meta["class_names"], Preprocess.from_dict(meta["preprocess"])
+        return runtime, meta["class_names"], Preprocess.from_dict(meta["preprocess"]), meta.get("training", {})
 
     if suffix in (".xml", ".onnx"):
         name = "openvino" if suffix == ".xml" or backend == "openvino" else "onnx"
@@ -129,14 +130,13 @@ def open_backend(path: str | Path, backend: str = "auto", *, device: str = "auto
             choice.why = "exported model given; OpenVINO runs ONNX graphs faster than ONNX Runtime on CPUs"
         else:
             choice.why = "exported model given"
-        runtime, names, pre = exported(path, name, precision)
-        return runtime, names, pre, choice
+        return (*exported(path, name, precision), choice)
 
     def torch_runtime(dev: str):
         model, ckpt = model_from_checkpoint(path)
         runtime = TorchBackend(model, dev)
         choice.used, choice.model, choice.precision = "torch", str(path), runtime.detail.split()[-1]
-        return runtime, ckpt["class_names"], Preprocess.from_dict(ckpt["preprocess"])
+        return runtime, ckpt["class_names"], Preprocess.from_dict(ckpt["preprocess"]), training_data(ckpt)
 
     if backend == "torch":
         choice.why = "asked for"
@@ -166,12 +166,12 @@ def open_backend(path: str | Path, backend: str = "auto", *, device: str = "auto
             elif name == "onnx" and not passes(agreement):
                 choice.skipped.append(f"onnx: agreement {agreement} under the bar")
                 continue
-            runtime, names, pre = exported(model_path, name, prec)
+            opened = exported(model_path, name, prec)
             if prec == "f32" and name == "openvino":
                 choice.agreement = {**agreement, "note": "measured at the native precision; f32 runs float32"}
             choice.why = ("fastest runtime installed whose agreement with PyTorch float32 passed at conversion "
                           f"(top-1 >= {AGREEMENT_BAR:.0%})")
-            return runtime, names, pre, choice
+            return (*opened, choice)
         except (CheckpointError, ConfigError, ImportError, RuntimeError, OSError) as exc:
             choice.skipped.append(f"{name}: {exc}")
     choice.why = "no converted runtime available; PyTorch on the CPU"

@@ -179,7 +179,7 @@ def predict_inputs(
         s = result.summary()
         faces = ", ".join(f"#{t['track_id']} {t['label']}" for t in s["tracks"]) or s.get("message", "")
         log(f"{item}: {len(s['tracks'])} face track(s) [{faces}], {len(result.windows)} windows, "
-            f"{s['realtime_factor']:.2f}x real time -> {folder}")
+            f"{s['realtime_factor']:.2f}x real time -> {folder}" + (f" [{s['warning']}]" if "warning" in s else ""))
     bar.close()
     if run.failed:
         buf = io.StringIO()
@@ -199,6 +199,8 @@ def predict_live(recognizer: Recognizer, src, folder: Path, *, max_seconds: floa
     result = VideoPrediction(src.name, src.fps, 0, src.width, src.height, recognizer.class_names,
                              backend=recognizer.backend.name, settings=recognizer.resolved_settings(src.fps))
     latest: dict[int, object] = {}
+    if recognizer.training.get("warning"):
+        log(recognizer.training["warning"])
     t0 = time.perf_counter()
     max_frames = int(max_seconds * src.fps) if max_seconds else None
     try:

@@ -136,6 +136,8 @@ class VideoPrediction:
             "processing_s": round(self.seconds, 3), "realtime_factor": round(self.realtime_factor, 3),
             "settings": self.settings, "tracks": [self.track_summary(t) for t in self.track_ids],
         }
+        if self.settings.get("model", {}).get("warning"):
+            out["warning"] = self.settings["model"]["warning"]
         if not self.windows:
             out["message"] = ("no face found" if not self.boxes else
                               "faces were seen too briefly for a prediction (fewer frames than min_track_frames)")
@@ -165,8 +167,9 @@ class _TrackBuffer:
 
 class Recognizer:
     def __init__(self, backend: Backend, class_names: list[str], preprocess: Preprocess,
-                 settings: InferenceSettings | None = None) -> None:
+                 settings: InferenceSettings | None = None, training: dict[str, Any] | None = None) -> None:
         self.backend = backend
+        self.training = dict(training or {})  # what the model was trained on (dataset, synthetic)
         self.class_names = list(class_names)
         self.preprocess = preprocess
         self.settings = settings or InferenceSettings()
@@ -189,9 +192,9 @@ class Recognizer:
         """
         from dfer.inference.convert import open_backend
 
-        runtime, names, pre, choice = open_backend(path, backend, device=device, threads=threads, precision=precision,
-                                                  streams=streams)
-        rec = cls(runtime, names, pre, settings)
+        runtime, names, pre, training, choice = open_backend(path, backend, device=device, threads=threads,
+                                                             precision=precision, streams=streams)
+        rec = cls(runtime, names, pre, settings, training=training)
         rec.backend_choice = choice.to_dict()
         return rec
 
@@ -219,7 +222,7 @@ class Recognizer:
                 "window_frames": span,
                 "window_seconds": round(span / fps, 3), "stride": s.stride or max(1, int(round(fps))),
                 "num_frames": self.preprocess.num_frames, "size": self.preprocess.size,
-                "face": face.to_dict(), "face_overrides": overrides}
+                "face": face.to_dict(), "face_overrides": overrides, "model": self.training}
 
     def _clip(self, buf: _TrackBuffer) -> tuple[np.ndarray, tuple[int, ...]]:
         """(3, T, S, S) normalised clip from the track's buffered crops, sampled as in evaluation,
