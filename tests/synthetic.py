@@ -155,3 +155,41 @@ def make_toy_cache(root, per_class: int = 12, classes: int = 3, frames: int = 8,
     cache.write_index(rows)
     atomic_write_json(root / "splits.json", make_splits("toy", rows, k=folds, seed=seed, val_fraction=0.2))
     return root
+
+
+PATCH_COLOURS = [(230, 60, 60), (60, 200, 80), (70, 110, 240)]  # red, green, blue
+
+
+def patch_clip(label: int, rng: np.random.Generator, frames: int = 4, size: int = 48, side: int = 14):
+    """(frames, size, size, 3) uint8 and the (size, size) bool region: a small patch whose colour is
+    the class, still at a random place on a grey noisy background; nothing else carries the class."""
+    y, x = (int(v) for v in rng.integers(0, size - side, 2))
+    clip = (rng.integers(100, 140) + rng.normal(0, 18, (frames, size, size, 3))).clip(0, 255).astype(np.uint8)
+    clip[:, y : y + side, x : x + side] = PATCH_COLOURS[label]
+    region = np.zeros((size, size), bool)
+    region[y : y + side, x : x + side] = True
+    return clip, region
+
+
+def make_patch_cache(root, per_class: int = 16, frames: int = 4, size: int = 48, seed: int = 0) -> Path:
+    """A clip cache of the patch-colour task (see patch_clip); each clip's region is saved beside it."""
+    from dfer.data.cache import ClipCache, ClipRow
+    from dfer.data.splits import make_splits
+    from dfer.files import atomic_write_json
+
+    root = Path(root)
+    cache = ClipCache(root)
+    cache.init({"dataset": "patch", "class_names": ["red", "green", "blue"],
+                "face": {"detector": "none", "size": size}, "grouped": False})
+    rng = np.random.default_rng(seed)
+    rows = []
+    for j in range(per_class):
+        for k in range(3):
+            row = ClipRow(f"p{k}_{j:03d}", k, "", "patch", frames, frames, 25.0)
+            clip, region = patch_clip(k, rng, frames, size)
+            cache.write_clip(row, clip)
+            np.save(root / "clips" / f"{row.id}.region.npy", region)
+            rows.append(row)
+    cache.write_index(rows)
+    atomic_write_json(root / "splits.json", make_splits("patch", rows, k=3, seed=seed, val_fraction=0.2))
+    return root

@@ -48,7 +48,7 @@ def test_card_command_and_synthetic_checkpoint_says_so_everywhere(toy_run, tmp_p
     assert SYNTHETIC_WARNING in text
     # the Python API, summary.json and the console line of dfer predict
     rec = Recognizer.from_checkpoint(synth, backend="torch")
-    assert rec.training["synthetic"] and rec.training["warning"] == SYNTHETIC_WARNING
+    assert rec.model_info["synthetic"] and rec.model_info["warning"] == SYNTHETIC_WARNING
     video = write_face_video(tmp_path / "v.mp4", n=20)
     assert main(["predict", str(video), "--checkpoint", str(synth), "--backend", "torch", "--out", str(tmp_path / "p"),
                  "--no-video", "--quiet"]) == 0

@@ -57,11 +57,15 @@ SYNTHETIC_WARNING = ("SYNTHETIC-ONLY MODEL: trained only on dfer synth's cartoon
                      "its labels on real faces mean nothing")
 
 
-def training_data(ckpt: dict[str, Any]) -> dict[str, Any]:
-    """What the model was trained on, as shown beside its labels (predict, the service, exported models)."""
+def model_info(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """What the model was trained on and its calibration, shown beside its labels (predict, the
+    service, exported models). A checkpoint without a temperature (trained before dfer fitted one)
+    gets 1.0, and says so."""
     split = ckpt.get("split") or {}
     synthetic = bool(split.get("synthetic", False))
+    cal = ckpt.get("calibration") or {}
     return {"dataset": str(split.get("dataset", "")), "synthetic": synthetic,
+            "temperature": float(cal.get("temperature", 1.0)), "calibrated": "temperature" in cal,
             **({"warning": SYNTHETIC_WARNING} if synthetic else {})}
 
 

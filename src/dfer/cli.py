@@ -294,13 +294,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from dfer.data.video import is_webcam
     from dfer.inference import InferenceSettings, Recognizer, predict_inputs
+    from dfer.inference.episodes import EpisodeRule
     from dfer.remote import resolve_checkpoint
 
     inputs = list(args.inputs) + ([args.source] if args.source is not None else [])
     if not inputs:
         raise DferError("no input: give a video, a folder, a webcam index (--source 0) or a stream URL")
     settings = InferenceSettings(window_seconds=args.window or 0.0, stride=args.stride or 0,
-                                 batch_size=args.batch_size, face=_face_overrides(args))
+                                 batch_size=args.batch_size, face=_face_overrides(args),
+                                 min_confidence=args.min_confidence,
+                                 episodes=EpisodeRule(args.min_episode, args.episode_margin))
     checkpoint = resolve_checkpoint(args.checkpoint, progress=not args.quiet)  # once, before any worker starts
     make = partial(Recognizer.from_checkpoint, checkpoint, device=args.device, backend=args.backend,
                    settings=settings, threads=args.threads, precision=args.precision, streams=args.streams)
@@ -313,6 +316,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if run.failed:
         print(f"failures listed in {args.out}/failures.csv")
     return 1 if run.failed and not run.done and not run.skipped else 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from dfer.inference import InferenceSettings, Recognizer
+    from dfer.inference.explain_render import write_explanation
+    from dfer.remote import resolve_checkpoint
+
+    if args.backend not in ("auto", "torch"):
+        print(f"note: explanations need gradients, so PyTorch runs them (--backend {args.backend} is not used)")
+    settings = InferenceSettings(window_seconds=args.window or 0.0, stride=args.stride or 0, face=_face_overrides(args),
+                                 min_confidence=args.min_confidence)
+    rec = Recognizer.from_checkpoint(resolve_checkpoint(args.checkpoint, progress=not args.quiet), backend="torch",
+                                     device=args.device, settings=settings)
+    ex = rec.explain(args.video, target=args.target, stage=args.stage, every=args.every, progress=not args.quiet)
+    info = write_explanation(ex, args.video, args.out, video=not args.no_video)
+    print(f"explained {info['explained']} of {info['windows']} windows ({args.stage}: {info['stage_resolution']}) "
+          f"-> {args.out}")
+    if not ex.has_attention:
+        print(f"note: {info['attention_note']}; Grad-CAM and the temporal importance are there")
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -407,6 +430,19 @@ def _add_face_args(p: argparse.ArgumentParser, *, inherit: bool) -> None:
             suffix = f" (default {defaults[name]})"
         p.add_argument("--" + name.replace("_", "-"), type=kind, choices=DETECTORS if name == "detector" else None,
                        default=None, help=text + suffix)
+
+
+def _add_output_args(p: argparse.ArgumentParser) -> None:
+    """How windows are labelled and grouped into episodes (predict and explain)."""
+    from dfer.inference.episodes import EpisodeRule
+
+    rule = EpisodeRule()
+    p.add_argument("--min-confidence", type=_number(float, 0, 1), default=0.0,
+                   help="label windows whose top (calibrated) probability is lower as 'uncertain' (default 0: never)")
+    p.add_argument("--min-episode", type=NONNEG_FLOAT, default=rule.min_seconds,
+                   help=f"seconds; shorter label runs are flickers merged into a neighbour (default {rule.min_seconds}; 0: off)")
+    p.add_argument("--episode-margin", type=_number(float, 0, 1), default=rule.margin,
+                   help=f"probability lead a new label needs to start an episode (default {rule.margin}; 0: off)")
 
 
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
@@ -560,6 +596,7 @@ def _add_predict(sub) -> None:
     p.add_argument("--stride", type=POSITIVE_INT, help="frames between windows of a face (default: 1 s of video)")
     p.add_argument("--window", type=POSITIVE_FLOAT, help="window span in seconds (default: training clip length)")
     _add_face_args(p, inherit=True)
+    _add_output_args(p)
     p.add_argument("--batch-size", type=POSITIVE_INT, default=8, help="windows per model call")
     p.add_argument("--threads", type=NONNEG_INT, default=0, help="ONNX Runtime / OpenVINO threads (0: all cores)")
     p.add_argument("--streams", type=NONNEG_INT, default=0, help=STREAMS_HELP)
@@ -569,6 +606,30 @@ def _add_predict(sub) -> None:
     _add_engine_args(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_predict)
+
+
+def _add_explain(sub) -> None:
+    from dfer.inference.backends import BACKENDS
+    from dfer.inference.explain import STAGE_RESOLUTION, STAGES
+
+    p = sub.add_parser("explain", help="where and when each face window's decision comes from: Grad-CAM, "
+                                       "attention maps, temporal importance")
+    p.add_argument("video", help="a video file or frame folder")
+    p.add_argument("--checkpoint", required=True, type=checkpoint_ref, help="dfer checkpoint (.pt); " + CHECKPOINT_HELP)
+    p.add_argument("--out", required=True, type=out_dir, help="output folder")
+    p.add_argument("--target", help="class to explain (default: each window's predicted class)")
+    p.add_argument("--stage", default="layer3", choices=STAGES,
+                   help="Grad-CAM stage: " + "; ".join(f"{k} {v}" for k, v in STAGE_RESOLUTION.items()))
+    p.add_argument("--every", type=POSITIVE_INT, default=1, help="explain every N-th window (each costs T+2 passes)")
+    p.add_argument("--backend", default="auto", choices=BACKENDS, help="ignored: PyTorch runs explanations")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--stride", type=POSITIVE_INT, help="frames between windows of a face (default: 1 s of video)")
+    p.add_argument("--window", type=POSITIVE_FLOAT, help="window span in seconds (default: training clip length)")
+    p.add_argument("--min-confidence", type=_number(float, 0, 1), default=0.0, help="as for dfer predict")
+    _add_face_args(p, inherit=True)
+    p.add_argument("--no-video", action="store_true", help="skip explain.mp4")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_explain)
 
 
 def _add_export(sub) -> None:
@@ -658,7 +719,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dfer", description="Dynamic facial expression recognition.")
     p.add_argument("--version", action="version", version=f"dfer {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    for add in (_add_profile, _add_prepare, _add_train, _add_evaluate, _add_predict, _add_export, _add_card,
+    for add in (_add_profile, _add_prepare, _add_train, _add_evaluate, _add_predict, _add_explain, _add_export, _add_card,
                 _add_synth, _add_demo, _add_serve):
         add(sub)
     return p

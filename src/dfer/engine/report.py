@@ -138,6 +138,21 @@ def _cost_lines(cost: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _calibration_lines(cal: dict[str, Any] | None) -> list[str]:
+    if not cal:
+        return []
+    lines = ["## Calibrated confidence", "",
+             f"Temperature T = {cal['temperature']:.3f}, fitted on the validation part ({cal['val']['clips']} clips; "
+             f"NLL {cal['val']['nll_before']:.3f} -> {cal['val']['nll_after']:.3f}) and stored in `best.pt`; "
+             "predictions divide the logits by T (the predicted class never changes)." +
+             (f" Note: {cal['note']}." if cal.get("note") else "")]
+    if "test" in cal:
+        t = cal["test"]
+        lines.append(f"Expected calibration error on the test part ({t['clips']} clips, {cal['ece_bins']} bins): "
+                     f"{pct(t['ece_before'])}% before, {pct(t['ece_after'])}% after (`reliability.png`).")
+    return lines + [""]
+
+
 def write_fold_report(out: Path, m: dict[str, Any]) -> None:
     names = m["class_names"]
     sel, last = m["selected"], m["last"]
@@ -164,6 +179,7 @@ def write_fold_report(out: Path, m: dict[str, Any]) -> None:
         p = m["peer_best_on_test"]
         lines += [f"Best epoch chosen on the test part ({p['note']}): epoch {p['epoch']}, WAR {pct(p['war'])}, "
                   f"UAR {pct(p['uar'])}.", ""]
+    lines += _calibration_lines(m.get("calibration"))
     lines += _cost_lines(m.get("cost"))
     lines += ["## Files", "", "- `confusion.png`, `confusion_normalized.png`: test confusion of the selected model",
               "- `curves.png`, `log.csv`, `tb/`: training curves", "- `best.pt` (selected), `last.pt` (resume)",
@@ -204,6 +220,13 @@ def write_cv_report(out: Path, cv: dict[str, Any], folds: list[dict[str, Any]]) 
               "Counts in the header are the pooled test clips over folds.", "",
               recall_table(rows + [("mean over folds", mean_row), ("pooled confusion", pooled)], names,
                            support=pooled["support"]), ""]
+    cals = [f["calibration"]["test"] for f in folds if (f.get("calibration") or {}).get("test")]
+    if cals:
+        lines += ["## Calibrated confidence", "",
+                  f"Expected calibration error on the test parts (15 bins), mean over {len(cals)} folds: "
+                  f"{pct(float(np.mean([c['ece_before'] for c in cals])))}% before temperature scaling, "
+                  f"{pct(float(np.mean([c['ece_after'] for c in cals])))}% after (each fold's T fitted on its "
+                  "validation part; per fold in `fold_*/report.md`).", ""]
     lines += _cost_lines(folds[0].get("cost") if folds else None)
     lines += ["## Files", "", "- `confusion.png`, `confusion_normalized.png`: pooled test confusion of the selected models",
               "- `fold_*/`: each fold's report, curves, checkpoints", "- `metrics.json`: every number above", ""]

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dfer.calibration import calibration_summary, fit_temperature, plot_reliability
 from dfer.checkpoint import Preprocess, load_checkpoint, make_checkpoint, save_checkpoint
 from dfer.data.cache import ClipCache
 from dfer.data.dataset import ClipDataset, make_loader
@@ -296,14 +297,7 @@ class FoldTrainer:
             options=opts)
 
     def _score(self, ds: ClipDataset | None) -> dict[str, Any] | None:
-        if ds is None:
-            return None
-        cfg = self.cfg
-        # The bare module, not the DDP wrapper: each process scores its own share, no collective in forward.
-        preds = evaluate(self.model, ds, batch_size=cfg.data.eval_batch_size or cfg.data.batch_size, workers=0,
-                         channels_last=cfg.runtime.channels_last, fabric=self.fabric,
-                         autocast_dtype=autocast_dtype(resolve_precision(cfg)))
-        return preds.report(self.fd.class_names)
+        return None if ds is None else self._predictions(ds).report(self.fd.class_names)
 
     def _end_epoch(self, epoch: int, writer) -> dict[str, Any]:
         cfg, fabric = self.cfg, self.fabric
@@ -363,11 +357,41 @@ class FoldTrainer:
         self.model.load_state_dict(current)
         return selected_test, self.best_epoch, selection
 
+    def _predictions(self, ds: ClipDataset):
+        cfg = self.cfg
+        # The bare module, not the DDP wrapper: each process scores its own share, no collective in forward.
+        return evaluate(self.model, ds, batch_size=cfg.data.eval_batch_size or cfg.data.batch_size, workers=0,
+                        channels_last=cfg.runtime.channels_last, fabric=self.fabric,
+                        autocast_dtype=autocast_dtype(resolve_precision(cfg)))
+
+    def _calibrate(self) -> dict[str, Any] | None:
+        """Temperature of the selected model fitted on validation (NLL), stored in best.pt; ECE on test."""
+        best = self.out / "best.pt"
+        if self.fd.val is None or not best.is_file():
+            return None
+        ckpt = load_checkpoint(best)
+        current = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(ckpt["model"]["state_dict"])
+        val = self._predictions(self.fd.val)
+        test = self._predictions(self.fd.test) if self.fd.test is not None else None
+        self.model.load_state_dict(current)
+        t = fit_temperature(val.logits, val.labels)
+        summary = calibration_summary(t, (val.logits, val.labels), (test.logits, test.labels) if test else None)
+        if self.fabric.is_global_zero:
+            ckpt["calibration"] = {k: v for k, v in summary.items() if k != "test"}
+            if "test" in summary:
+                ckpt["calibration"]["test_ece"] = {k: summary["test"][k] for k in ("clips", "ece_before", "ece_after")}
+                plot_reliability(summary, self.out / "reliability.png")
+            save_checkpoint(best, ckpt)
+        self.fabric.barrier()
+        return summary
+
     def _final(self, stopped_early: bool) -> dict[str, Any]:
         """Test metrics of the selected (best.pt) and of the last model; metrics.json and report."""
         fabric = self.fabric
         last_test = self._score(self.fd.test)
         selected_test, selected_epoch, selection = self._selected_test(last_test)
+        calibration = self._calibrate()
         metrics = {
             "fold": self.fold_name, "protocol": self.fd.protocol, "class_names": self.fd.class_names,
             "split": self.split_info,
@@ -375,6 +399,7 @@ class FoldTrainer:
                          "val": self.history[selected_epoch - 1] if self.history else None, "test": selected_test},
             "last": {"epoch": len(self.history), "test": last_test},
             "stopped_early": stopped_early, "world_size": fabric.world_size, "history": self.history,
+            "calibration": calibration,
         }
         if self.peer_best is not None:
             metrics["peer_best_on_test"] = {**self.peer_best, "note": "best epoch picked on the test part "

@@ -95,13 +95,13 @@ def cuda_wanted(device: str) -> bool:
 
 def open_backend(path: str | Path, backend: str = "auto", *, device: str = "auto", threads: int = 0,
                  precision: str = "auto", streams: int = 0):
-    """(runtime, class names, Preprocess, training data, BackendChoice) for a checkpoint (.pt) or an
-    exported model; training data says what the model was trained on (see checkpoint.training_data).
+    """(runtime, class names, Preprocess, model info, BackendChoice) for a checkpoint (.pt) or an
+    exported model; the model info says what it was trained on and its temperature (checkpoint.model_info).
 
     An exported model runs as given: .xml on OpenVINO; .onnx on ONNX Runtime, or OpenVINO when
     asked. A checkpoint runs on `backend`; onnx / openvino convert it once into the cache.
     """
-    from dfer.checkpoint import Preprocess, model_from_checkpoint, training_data
+    from dfer.checkpoint import Preprocess, model_from_checkpoint, model_info
     from dfer.inference.backends import BACKENDS, OnnxBackend, OpenVinoBackend, TorchBackend
     from dfer.inference.export import read_metadata
 
@@ -120,7 +120,7 @@ def open_backend(path: str | Path, backend: str = "auto", *, device: str = "auto
         choice.used, choice.model = runtime_name, str(model_path)
         choice.precision = getattr(runtime, "precision", meta.get("quantization", "fp32"))
         choice.agreement = meta.get("parity_vs_torch_fp32", {})
-        return runtime, meta["class_names"], Preprocess.from_dict(meta["preprocess"]), meta.get("training", {})
+        return runtime, meta["class_names"], Preprocess.from_dict(meta["preprocess"]), meta.get("model_info", {})
 
     if suffix in (".xml", ".onnx"):
         name = "openvino" if suffix == ".xml" or backend == "openvino" else "onnx"
@@ -136,7 +136,7 @@ def open_backend(path: str | Path, backend: str = "auto", *, device: str = "auto
         model, ckpt = model_from_checkpoint(path)
         runtime = TorchBackend(model, dev)
         choice.used, choice.model, choice.precision = "torch", str(path), runtime.detail.split()[-1]
-        return runtime, ckpt["class_names"], Preprocess.from_dict(ckpt["preprocess"]), training_data(ckpt)
+        return runtime, ckpt["class_names"], Preprocess.from_dict(ckpt["preprocess"]), model_info(ckpt)
 
     if backend == "torch":
         choice.why = "asked for"

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dfer.checkpoint import Preprocess, model_from_checkpoint, training_data, versions
+from dfer.checkpoint import Preprocess, model_from_checkpoint, model_info, versions
 from dfer.errors import CheckpointError, ConfigError
 from dfer.files import atomic_write_bytes
 from dfer.remote import resolve_checkpoint
@@ -336,7 +336,7 @@ def export_model(
             "calibration": (f"{calibration} (train part of {Path(calibration_split).name})" if calibration_split else
                             str(calibration) if calibration else "synthetic faces (dfer.synth)"),
             "parity_vs_torch_fp32": agreement, "parity_runtime": runtime.detail,
-            "source_checkpoint": Path(checkpoint).name, "versions": versions(), "training": training_data(ckpt),
+            "source_checkpoint": Path(checkpoint).name, "versions": versions(), "model_info": model_info(ckpt),
         }
         if quantize and agreement["top1_agreement"] < min_agreement:
             raise CheckpointError(

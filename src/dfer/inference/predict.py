@@ -2,6 +2,7 @@
 
     OUT/<input stem>/predictions.csv   one row per (face track, window)
     OUT/<input stem>/tracks.csv        one row per (frame, face): the box and whether it was detected
+    OUT/<input stem>/episodes.csv      one row per expression episode of a face (start, end, label)
     OUT/<input stem>/summary.json      per-track summary, timing, settings
     OUT/<input stem>/annotated.mp4     every input frame with boxes, ids, labels, probability bars
     OUT/<input stem>/timeline.png      class probabilities over time per track
@@ -66,7 +67,8 @@ def _unique_dirs(inputs: list[str], out: Path) -> list[Path]:
 
 def write_outputs(result: VideoPrediction, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    for name, df in (("predictions.csv", result.to_dataframe()), ("tracks.csv", result.tracks_dataframe())):
+    for name, df in (("predictions.csv", result.to_dataframe()), ("tracks.csv", result.tracks_dataframe()),
+                     ("episodes.csv", result.episodes_dataframe())):
         buf = io.StringIO()
         df.to_csv(buf, index=False)
         atomic_write_text(folder / name, buf.getvalue())
@@ -199,8 +201,8 @@ def predict_live(recognizer: Recognizer, src, folder: Path, *, max_seconds: floa
     result = VideoPrediction(src.name, src.fps, 0, src.width, src.height, recognizer.class_names,
                              backend=recognizer.backend.name, settings=recognizer.resolved_settings(src.fps))
     latest: dict[int, object] = {}
-    if recognizer.training.get("warning"):
-        log(recognizer.training["warning"])
+    if recognizer.model_info.get("warning"):
+        log(recognizer.model_info["warning"])
     t0 = time.perf_counter()
     max_frames = int(max_seconds * src.fps) if max_seconds else None
     try:

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from dfer.calibration import softmax
 from dfer.checkpoint import Preprocess
 from dfer.data.crop import crop_face
 from dfer.data.face_settings import FaceSettings
@@ -35,7 +36,10 @@ from dfer.data.sampling import UniformSampler
 from dfer.data.tracking import FaceTracker, TrackedBox
 from dfer.data.transforms import resize_frames, to_tensor
 from dfer.data.video import FrameSource, open_source, read_ahead
+from dfer.errors import ConfigError
 from dfer.inference.backends import Backend
+from dfer.inference.episodes import UNCERTAIN, Episode, EpisodeRule, track_episodes
+from dfer.inference.explain import Explainer, ExplainingBackend, Explanation
 from dfer.inference.scoring import ScoringQueue
 from dfer.progress import progress_bar
 
@@ -48,6 +52,8 @@ class InferenceSettings:
     stride: int = 0  # frames between windows of a track; 0: one window per second of video
     batch_size: int = 8  # windows per backend call
     min_track_frames: int = 8  # a face seen on fewer frames gets no prediction
+    min_confidence: float = 0.0  # a window whose top probability is lower is labelled UNCERTAIN (probabilities kept)
+    episodes: EpisodeRule = field(default_factory=EpisodeRule)  # how windows become expression episodes
     face: dict[str, Any] = field(default_factory=dict)  # FaceSettings overrides, e.g. {"detect_every": 5}
 
 
@@ -114,6 +120,19 @@ class VideoPrediction:
         rows.sort(key=lambda r: (r[0], r[2]))
         return pd.DataFrame(rows, columns=["frame", "time_s", "track_id", "x0", "y0", "x1", "y1", "source"])
 
+    def episodes(self) -> list[Episode]:
+        """Expression episodes of every track (see dfer.inference.episodes for the rule)."""
+        rule = EpisodeRule(**self.settings.get("episodes", {}))
+        return [e for t in self.track_ids
+                for e in track_episodes(t, [w for w in self.windows if w.track_id == t], self.class_names, rule)]
+
+    def episodes_dataframe(self):
+        """One row per episode: track_id, start_s, end_s, label, mean_probability, windows."""
+        import pandas as pd
+
+        cols = ["track_id", "start_s", "end_s", "label", "mean_probability", "windows"]
+        return pd.DataFrame([[getattr(e, c) for c in cols] for e in self.episodes()], columns=cols)
+
     def track_summary(self, track_id: int) -> dict[str, Any]:
         ws = [w for w in self.windows if w.track_id == track_id]
         probs = np.stack([w.probs for w in ws])  # (W, K)
@@ -127,6 +146,7 @@ class VideoPrediction:
             "label": self.class_names[int(mean.argmax())],
             "mean_probs": {c: round(float(p), 4) for c, p in zip(self.class_names, mean)},
             "window_labels": {c: int(n) for c, n in zip(self.class_names, counts) if n},
+            "uncertain_windows": sum(1 for w in ws if w.label == UNCERTAIN),
         }
 
     def summary(self) -> dict[str, Any]:
@@ -135,9 +155,15 @@ class VideoPrediction:
             "width": self.width, "height": self.height, "class_names": self.class_names, "backend": self.backend,
             "processing_s": round(self.seconds, 3), "realtime_factor": round(self.realtime_factor, 3),
             "settings": self.settings, "tracks": [self.track_summary(t) for t in self.track_ids],
+            "episodes": [vars(e) for e in self.episodes()],
         }
-        if self.settings.get("model", {}).get("warning"):
-            out["warning"] = self.settings["model"]["warning"]
+        model = self.settings.get("model", {})
+        out["temperature"] = self.settings.get("temperature", 1.0)
+        if not model.get("calibrated", False):
+            out["temperature_note"] = "the checkpoint has no fitted temperature (trained before dfer fitted one): 1.0"
+        out["uncertain_windows"] = sum(1 for w in self.windows if w.label == UNCERTAIN)
+        if model.get("warning"):
+            out["warning"] = model["warning"]
         if not self.windows:
             out["message"] = ("no face found" if not self.boxes else
                               "faces were seen too briefly for a prediction (fewer frames than min_track_frames)")
@@ -167,9 +193,10 @@ class _TrackBuffer:
 
 class Recognizer:
     def __init__(self, backend: Backend, class_names: list[str], preprocess: Preprocess,
-                 settings: InferenceSettings | None = None, training: dict[str, Any] | None = None) -> None:
+                 settings: InferenceSettings | None = None, model_info: dict[str, Any] | None = None) -> None:
         self.backend = backend
-        self.training = dict(training or {})  # what the model was trained on (dataset, synthetic)
+        # What the model was trained on (dataset, synthetic) and its temperature (1.0: uncalibrated).
+        self.model_info = {"temperature": 1.0, "calibrated": False, **(model_info or {})}
         self.class_names = list(class_names)
         self.preprocess = preprocess
         self.settings = settings or InferenceSettings()
@@ -192,9 +219,9 @@ class Recognizer:
         """
         from dfer.inference.convert import open_backend
 
-        runtime, names, pre, training, choice = open_backend(path, backend, device=device, threads=threads,
-                                                             precision=precision, streams=streams)
-        rec = cls(runtime, names, pre, settings, training=training)
+        runtime, names, pre, info, choice = open_backend(path, backend, device=device, threads=threads,
+                                                         precision=precision, streams=streams)
+        rec = cls(runtime, names, pre, settings, model_info=info)
         rec.backend_choice = choice.to_dict()
         return rec
 
@@ -222,7 +249,9 @@ class Recognizer:
                 "window_frames": span,
                 "window_seconds": round(span / fps, 3), "stride": s.stride or max(1, int(round(fps))),
                 "num_frames": self.preprocess.num_frames, "size": self.preprocess.size,
-                "face": face.to_dict(), "face_overrides": overrides, "model": self.training}
+                "face": face.to_dict(), "face_overrides": overrides, "model": self.model_info,
+                "temperature": self.temperature, "min_confidence": s.min_confidence,
+                "episodes": {"min_seconds": s.episodes.min_seconds, "margin": s.episodes.margin}}
 
     def _clip(self, buf: _TrackBuffer) -> tuple[np.ndarray, tuple[int, ...]]:
         """(3, T, S, S) normalised clip from the track's buffered crops, sampled as in evaluation,
@@ -249,13 +278,21 @@ class Recognizer:
                 b.last_emit = end
             scoring.submit(np.stack(clips), tags)  # (B, 3, T, S, S)
 
+    @property
+    def temperature(self) -> float:
+        return float(self.model_info["temperature"])
+
+    def label_of(self, probs: np.ndarray) -> str:
+        """The class of a window, or UNCERTAIN under `min_confidence`."""
+        return UNCERTAIN if probs.max() < self.settings.min_confidence else self.class_names[int(probs.argmax())]
+
     def _windows(self, scored: list[tuple[np.ndarray, list]], fps: float) -> list[WindowPrediction]:
         out = []
         for logits, tags in scored:
-            probs = softmax_rows(logits.astype(np.float64))  # (B, K)
+            probs = softmax(logits, self.temperature)  # (B, K), calibrated
             for (tid, start, end, box, sampled), p in zip(tags, probs):
                 out.append(WindowPrediction(tid, start, end, start / fps, (end + 1) / fps, box, p.astype(np.float32),
-                                            self.class_names[int(p.argmax())], sampled))
+                                            self.label_of(p), sampled))
         return out
 
     # main loop ---------------------------------------------------------------------------
@@ -336,16 +373,30 @@ class Recognizer:
         result.windows.sort(key=lambda w: (w.track_id, w.end_frame))
         return result
 
+    def explain(self, source: str | Path | FrameSource, *, target: str | None = None, stage: str = "layer3",
+                every: int = 1, progress: bool = False):
+        """Predictions of every face window plus, for every `every`-th window, Grad-CAM on `stage`, the
+        attention block's maps and the temporal importance of the `target` class (default: the
+        predicted one); see dfer.inference.explain. Needs the PyTorch runtime (gradients)."""
+        model = getattr(self.backend, "model", None)
+        if model is None:
+            raise ConfigError(f"explanations need the PyTorch runtime (gradients); this recogniser runs "
+                              f"{self.backend.name}: open it with backend='torch'")
+        explainer = Explainer(model, self.class_names, mean=self.preprocess.mean, std=self.preprocess.std,
+                              temperature=self.temperature, stage=stage)
+        backend = ExplainingBackend(self.backend, explainer, explainer.target_index(target), every)
+        emitted: list[WindowPrediction] = []
+        explaining = Recognizer(backend, self.class_names, self.preprocess, self.settings, self.model_info)
+        result = explaining.predict_video(source, progress=progress, on_event=lambda ev: emitted.extend(ev.new_windows))
+        for item in backend.items:
+            item.window = emitted[item.index]
+        return Explanation(result, backend.items, stage, explainer.has_attention, self.class_names)
+
     def predict_clip(self, frames: np.ndarray) -> np.ndarray:
         """Class probabilities (K,) of one ready face clip: uint8 (N, H, W, 3) crops of one face."""
         idx = UniformSampler(self.preprocess.num_frames)(len(frames)).indices
         clip = to_tensor(resize_frames(np.asarray(frames)[idx], self.preprocess.size), self.preprocess.mean, self.preprocess.std)
-        return softmax_rows(self.backend(clip.numpy()[None]).astype(np.float64))[0].astype(np.float32)
-
-
-def softmax_rows(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
+        return softmax(self.backend(clip.numpy()[None]), self.temperature)[0].astype(np.float32)
 
 
 __all__ = ["FrameEvent", "InferenceSettings", "Recognizer", "VideoPrediction", "WindowPrediction"]

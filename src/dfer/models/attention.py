@@ -25,6 +25,10 @@ class SpatioTemporalAttention(nn.Module):
         self.k_t = nn.Conv3d(channels, inner, kernel_size=1)
         self.v_t = nn.Conv3d(channels, channels, kernel_size=1)
         self.gamma = nn.Parameter(torch.zeros(1))
+        # With keep_maps set (explanations), the last forward's attention maps are kept here:
+        # "spatial" (B, T, H, W, HW): query position (H, W) -> key position, and "temporal" (B, HW, T, T).
+        self.keep_maps = False
+        self.maps: dict[str, torch.Tensor] = {}
 
     def spatial(self, f: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = f.shape
@@ -33,6 +37,8 @@ class SpatioTemporalAttention(nn.Module):
         k = self.k_s(f).permute(0, 2, 1, 3, 4).reshape(b * t, self.inner, h * w)
         v = self.v_s(f).permute(0, 2, 1, 3, 4).reshape(b * t, c, h * w)
         attn = torch.softmax(torch.bmm(q, k), dim=-1)  # (B*T, HW, HW)
+        if self.keep_maps:
+            self.maps["spatial"] = attn.detach().reshape(b, t, h, w, h * w)
         out = torch.bmm(v, attn.transpose(1, 2))  # (B*T, C, HW)
         return out.reshape(b, t, c, h, w).permute(0, 2, 1, 3, 4)  # (B, C, T, H, W)
 
@@ -43,6 +49,8 @@ class SpatioTemporalAttention(nn.Module):
         k = self.k_t(f).permute(0, 3, 4, 1, 2).reshape(b * h * w, self.inner, t)
         v = self.v_t(f).permute(0, 3, 4, 1, 2).reshape(b * h * w, c, t)
         attn = torch.softmax(torch.bmm(q, k), dim=-1)  # (B*HW, T, T)
+        if self.keep_maps:
+            self.maps["temporal"] = attn.detach().reshape(b, h * w, t, t)
         out = torch.bmm(v, attn.transpose(1, 2))  # (B*HW, C, T)
         return out.reshape(b, h, w, c, t).permute(0, 3, 4, 1, 2)  # (B, C, T, H, W)
 

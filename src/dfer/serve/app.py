@@ -130,7 +130,7 @@ def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, l
         return {"class_names": rec.class_names, "clip": {"frames": rec.preprocess.num_frames, "size": rec.preprocess.size},
                 "backend": backend.name, "backend_detail": getattr(backend, "detail", backend.name),
                 "precision": getattr(backend, "precision", "fp32"), "backend_choice": rec.backend_choice,
-                "face": rec.face_settings()[0].to_dict(), "training": rec.training}
+                "face": rec.face_settings()[0].to_dict(), "model_info": rec.model_info}
 
     @app.post("/v1/jobs", status_code=202, dependencies=[Depends(auth)])
     async def submit(request: Request) -> dict[str, Any]:
