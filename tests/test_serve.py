@@ -18,7 +18,7 @@ from dfer.inference import Recognizer
 from dfer.serve import ServeConfig, create_app
 from synthetic import write_face_video
 
-ARTIFACTS = ["predictions.csv", "tracks.csv", "summary.json", "timeline.png", "annotated.mp4"]
+ARTIFACTS = ["predictions.csv", "tracks.csv", "summary.json", "timeline.png", "annotated.mp4", "episodes.csv"]
 
 
 @pytest.fixture(scope="module")
@@ -221,3 +221,25 @@ def test_web_page_in_a_real_browser(ckpt, video, tmp_path):
         proc.wait(timeout=30)
     assert os.path.isdir(tmp_path / "srv" / "jobs")
     assert json.loads(next((tmp_path / "srv" / "jobs").glob("*/summary.json")).read_text())["source"] == "talk.mp4"
+
+
+def test_explain_jobs_episodes_calibration_and_a_dollar_in_the_name(ckpt, video, tmp_path):
+    weird = tmp_path / "smile $x^2$ take.mp4"  # drawn as a title: text, never parsed as math
+    shutil.copy(video, weird)
+    with client_for(ckpt, tmp_path / "srv", explain_checkpoint=ckpt) as client:
+        r = submit(client, weird, explain="true", min_confidence="0.2")
+        assert r.status_code == 202, r.text
+        job = wait_done(client.get, r.json()["id"])
+        assert job["status"] == "done", job
+        assert "explain.mp4" in job["artifacts"] and "episodes.csv" in job["artifacts"]
+        s = job["summary"]
+        assert s["source"] == weird.name and s["episodes"] and s["settings"]["min_confidence"] == 0.2
+        assert s["temperature"] == s["settings"]["model"]["temperature"]
+        ep = client.get(f"/v1/jobs/{job['id']}/episodes.csv").text.splitlines()
+        assert ep[0] == "track_id,start_s,end_s,label,mean_probability,windows" and len(ep) == 1 + len(s["episodes"])
+        assert client.get(f"/v1/jobs/{job['id']}/explain.mp4").headers["content-type"] == "video/mp4"
+        assert submit(client, video, explain="maybe").json()["error"] == "explain must be true or false, got 'maybe'"
+        assert client.get("/v1/model").json()["model_info"]["temperature"] > 0
+    with client_for(ckpt, tmp_path / "srv2") as client:  # an exported model cannot explain
+        r = submit(client, video, explain="true")
+        assert r.status_code == 400 and "needs the server to run a dfer checkpoint" in r.json()["error"]

@@ -70,7 +70,8 @@ def draw_banner(frame: np.ndarray, text: str) -> None:
 
 
 def plot_timeline(result, path: Path) -> None:
-    """Class probabilities over time, one panel per face track (a VideoPrediction)."""
+    """Class probabilities over time, one panel per face track (a VideoPrediction), with the track's
+    expression episodes as a labelled band at the bottom."""
     import io
 
     import matplotlib
@@ -81,6 +82,9 @@ def plot_timeline(result, path: Path) -> None:
     tracks = result.track_ids
     names = result.class_names
     cmap = plt.get_cmap("tab10")
+    episodes: dict[int, list] = {}
+    for e in result.episodes():
+        episodes.setdefault(e.track_id, []).append(e)
     fig, axes = plt.subplots(max(1, len(tracks)), 1, figsize=(10, 2.4 * max(1, len(tracks)) + 0.6), squeeze=False)
     for ax, tid in zip(axes[:, 0], tracks or [None]):
         ax.set_xlim(0, max(result.duration, 1e-3))
@@ -89,16 +93,19 @@ def plot_timeline(result, path: Path) -> None:
         if tid is None:
             ax.text(0.5, 0.5, result.summary().get("message", "no predictions"), ha="center", va="center",
                     transform=ax.transAxes, fontsize=12)
-            ax.set_title(Path(result.source).name, fontsize=10)
+            ax.set_title(Path(result.source).name, fontsize=10, parse_math=False)  # a file name is text, "$" too
             continue
         ws = [w for w in result.windows if w.track_id == tid]
         t = np.array([(w.start_time + w.end_time) / 2 for w in ws])
         p = np.stack([w.probs for w in ws])  # (W, K)
         for k, c in enumerate(names):
             ax.plot(t, p[:, k], "o-" if len(ws) < 40 else "-", ms=3, color=cmap(k % 10), label=c)
-        for w in ws:  # window spans of the top class, as a strip at the bottom
-            ax.axvspan(w.start_time, w.end_time, ymin=0, ymax=0.04, color=cmap(int(np.argmax(w.probs)) % 10), alpha=0.5)
-        ax.set_title(f"{Path(result.source).name}: face #{tid}", fontsize=10)
+        for e in episodes.get(tid, []):  # expression episodes, as a band at the bottom
+            color = cmap(names.index(e.label) % 10) if e.label in names else "0.6"
+            ax.axvspan(e.start_s, e.end_s, ymin=0, ymax=0.06, color=color, alpha=0.6)
+            if e.end_s - e.start_s > 0.08 * max(result.duration, 1e-3):
+                ax.text((e.start_s + e.end_s) / 2, 0.085, e.label, ha="center", va="center", fontsize=7, parse_math=False)
+        ax.set_title(f"{Path(result.source).name}: face #{tid}", fontsize=10, parse_math=False)
         ax.legend(fontsize=7, ncol=min(len(names), 7), loc="upper left")
     axes[-1, 0].set_xlabel("time (s)")
     fig.tight_layout()

@@ -1,6 +1,7 @@
 """The HTTP service: a versioned JSON API over durable jobs, and a web page.
 
-    POST   /v1/jobs                 multipart: video (file), stride, window, detect_every -> 202 {id, status}
+    POST   /v1/jobs                 multipart: video (file), stride, window, detect_every, min_confidence,
+                                    explain (true: also explain.mp4) -> 202 {id, status}
     GET    /v1/jobs                 the latest jobs
     GET    /v1/jobs/{id}            {id, status, progress, error | summary}
     GET    /v1/jobs/{id}/{name}     predictions.csv, tracks.csv, summary.json, timeline.png, annotated.mp4
@@ -41,8 +42,12 @@ ARTIFACTS = {
     "summary.json": "application/json",
     "timeline.png": "image/png",
     "annotated.mp4": "video/mp4",
+    "episodes.csv": "text/csv",
+    "explain.mp4": "video/mp4",
 }
-PARAMS = {"stride": (int, 1, 100_000), "window": (float, 0.1, 600.0), "detect_every": (int, 1, 1000)}
+PARAMS = {"stride": (int, 1, 100_000), "window": (float, 0.1, 600.0), "detect_every": (int, 1, 1000),
+          "min_confidence": (float, 0.0, 1.0)}
+FLAGS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
 @dataclass
@@ -52,6 +57,7 @@ class ServeConfig:
     max_upload_mb: float = 500.0
     max_queue: int = 32  # queued jobs beyond this are refused (503) until the workers catch up
     workers: int = 1
+    explain_checkpoint: Path | None = None  # the .pt that explain=true jobs run on PyTorch (None: not offered)
 
 
 class ApiError(Exception):
@@ -67,7 +73,7 @@ def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, l
     for sub in ("uploads", "jobs", "incoming"):
         (data / sub).mkdir(parents=True, exist_ok=True)
     store = JobStore(data / "jobs.sqlite")
-    workers = Workers(store, recognizer, data, config.workers, log=log)
+    workers = Workers(store, recognizer, data, config.workers, log=log, explain_checkpoint=config.explain_checkpoint)
     max_bytes = int(config.max_upload_mb * 1024 * 1024)
 
     from contextlib import asynccontextmanager
@@ -138,6 +144,9 @@ def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, l
             raise ApiError(503, f"the queue is full ({config.max_queue} jobs waiting); try again later")
         job_id = str(uuid.uuid4())
         filename, params, tmp = await _receive(request, data / "incoming", job_id, max_bytes)
+        if params.get("explain") and config.explain_checkpoint is None:
+            tmp.unlink(missing_ok=True)
+            raise ApiError(400, "explain=true needs the server to run a dfer checkpoint (.pt), not an exported model")
         try:
             params["num_frames"] = _readable_video(tmp, filename)
         except ApiError:
@@ -231,6 +240,11 @@ async def _receive(request: Request, folder: Path, job_id: str, max_bytes: int) 
         if not lo <= value <= hi:
             raise ApiError(400, f"{key} must be between {lo} and {hi}, got {raw}")
         params[key] = value
+    raw = form.get("explain")
+    if raw not in (None, ""):
+        if str(raw).strip().lower() not in FLAGS:
+            raise ApiError(400, f"explain must be true or false, got {raw!r}")
+        params["explain"] = FLAGS[str(raw).strip().lower()]
     tmp = folder / f"{job_id}.part"
     with tmp.open("wb") as out:
         await video.seek(0)

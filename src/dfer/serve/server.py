@@ -6,6 +6,7 @@ import ipaddress
 import sys
 from pathlib import Path
 
+from dfer.remote import resolve_checkpoint
 from dfer.serve.app import ServeConfig, create_app
 
 
@@ -27,9 +28,10 @@ def serve(checkpoint: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
     def log(msg: str) -> None:
         print(f"dfer serve: {msg}", file=sys.stderr, flush=True)
 
-    rec = Recognizer.from_checkpoint(checkpoint, device=device, backend=backend, precision=precision, streams=streams)
+    local = resolve_checkpoint(checkpoint)  # a URL is downloaded and verified once
+    rec = Recognizer.from_checkpoint(local, device=device, backend=backend, precision=precision, streams=streams)
     config = ServeConfig(Path(data_dir), token=token or None, max_upload_mb=max_upload_mb, max_queue=max_queue,
-                         workers=workers)
+                         workers=workers, explain_checkpoint=local if local.suffix.lower() == ".pt" else None)
     app = create_app(rec, config, log=log)
     if not _loopback(host) and not config.token:
         log(f"warning: listening on {host} without a token: anyone who can reach this port can submit videos")

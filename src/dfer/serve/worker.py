@@ -21,6 +21,7 @@ from typing import Any
 
 from dfer.data.video import open_source
 from dfer.errors import DferError
+from dfer.inference.explain_render import write_explanation
 from dfer.inference.predict import analyse, write_outputs
 from dfer.inference.recognizer import InferenceSettings, Recognizer
 from dfer.serve.jobs import Job, JobStore
@@ -32,9 +33,12 @@ class Stopped(Exception):
 
 class Workers:
     def __init__(self, store: JobStore, recognizer: Recognizer, data_dir: Path, count: int = 1,
-                 log: Callable[[str], None] = print) -> None:
+                 log: Callable[[str], None] = print, explain_checkpoint: Path | None = None) -> None:
         self.store = store
         self.recognizer = recognizer
+        self.explain_checkpoint = explain_checkpoint
+        self._explainer: Recognizer | None = None  # PyTorch copy of the model, loaded on the first explain job
+        self._explain_lock = threading.Lock()
         self.data_dir = data_dir
         self.count = count
         self.log = log
@@ -117,17 +121,31 @@ class Workers:
                          on_event=lambda ev: report(0.98 * min(1.0, (ev.index + 1) / frames)))
         result.source = job.filename  # reports name the user's file, never a server path
         write_outputs(result, partial)
+        if job.params.get("explain"):
+            self._explain(job.params, video, partial)
         shutil.rmtree(final, ignore_errors=True)  # a rerun after a crash replaces what the first run left
         partial.rename(final)
 
-    def _recognizer(self, params: dict[str, Any]) -> Recognizer:
-        """The shared model with this job's window settings."""
-        base = self.recognizer
+    def _explain(self, params: dict[str, Any], video: Path, folder: Path) -> None:
+        """explain.mp4 (and the raw maps under explain/) by the PyTorch model, one job at a time."""
+        with self._explain_lock:
+            if self._explainer is None:
+                self._explainer = Recognizer.from_checkpoint(self.explain_checkpoint, backend="torch", device="cpu")
+            torch_rec = self._recognizer(params, base=self._explainer)
+            ex = torch_rec.explain(video)
+        write_explanation(ex, video, folder / "explain")
+        if (folder / "explain" / "explain.mp4").is_file():
+            (folder / "explain" / "explain.mp4").rename(folder / "explain.mp4")
+
+    def _recognizer(self, params: dict[str, Any], base: Recognizer | None = None) -> Recognizer:
+        """The shared model (or `base`) with this job's window settings."""
+        base = base or self.recognizer
         settings = InferenceSettings(window_seconds=float(params.get("window") or 0.0),
                                      stride=int(params.get("stride") or 0), batch_size=base.settings.batch_size,
                                      min_track_frames=base.settings.min_track_frames,
+                                     min_confidence=float(params.get("min_confidence") or 0.0),
                                      face={**base.settings.face, **({"detect_every": int(params["detect_every"])}
                                                                     if params.get("detect_every") else {})})
-        rec = Recognizer(base.backend, base.class_names, base.preprocess, settings)
+        rec = Recognizer(base.backend, base.class_names, base.preprocess, settings, model_info=base.model_info)
         rec.backend_choice = base.backend_choice
         return rec

@@ -1,0 +1,104 @@
+"""Calibrated confidence (temperature scaling, ECE), 'uncertain' windows and expression episodes."""
+
+import json
+
+import numpy as np
+import pytest
+
+from dfer.calibration import expected_calibration_error, fit_temperature, softmax
+from dfer.checkpoint import load_checkpoint, save_checkpoint
+from dfer.cli import main
+from dfer.inference import Recognizer
+from dfer.inference.episodes import EpisodeRule, track_episodes
+from dfer.inference.recognizer import WindowPrediction
+from synthetic import write_face_video
+
+
+def test_temperature_is_recovered_and_ece_falls():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 4, (4000, 5))
+    # labels drawn from softmax(logits / 2.5): a model over-confident by a temperature of 2.5
+    p = softmax(logits, 2.5)
+    labels = np.array([rng.choice(5, p=row) for row in p])
+    t = fit_temperature(logits, labels)
+    assert t == pytest.approx(2.5, rel=0.08)
+    before = expected_calibration_error(softmax(logits), labels)
+    after = expected_calibration_error(softmax(logits, t), labels)
+    assert before > 0.1 and after < 0.03
+    assert (softmax(logits, t).argmax(1) == logits.argmax(1)).all()  # the predicted class never changes
+
+
+def test_temperature_is_not_fitted_on_a_perfect_validation_part():
+    logits = np.array([[3.0, 0.0], [0.0, 2.0], [4.0, 1.0]])
+    assert fit_temperature(logits, np.array([0, 1, 0])) == 1.0
+    assert fit_temperature(np.zeros((0, 2)), np.zeros(0, int)) == 1.0
+
+
+def test_training_stores_the_temperature_and_predict_applies_it(toy_run, tmp_path):
+    m, out = toy_run
+    cal = m["calibration"]
+    assert cal["fitted_on"] == "val" and cal["ece_bins"] == 15 and "ece_before" in cal["test"]
+    assert (out / "reliability.png").is_file() and "## Calibrated confidence" in (out / "report.md").read_text()
+    ckpt = load_checkpoint(out / "best.pt")
+    assert ckpt["calibration"]["temperature"] == cal["temperature"]
+    ckpt["calibration"] = {"temperature": 2.0}
+    hot = save_checkpoint(tmp_path / "hot.pt", ckpt)
+    del ckpt["calibration"]
+    old = save_checkpoint(tmp_path / "old.pt", ckpt)
+    video = write_face_video(tmp_path / "v.mp4", n=30)
+    a = Recognizer.from_checkpoint(old, backend="torch").predict_video(video)
+    b = Recognizer.from_checkpoint(hot, backend="torch").predict_video(video)
+    pa, pb = np.stack([w.probs for w in a.windows]), np.stack([w.probs for w in b.windows])
+    np.testing.assert_allclose(pb, softmax(np.log(pa), 2.0), atol=1e-5)  # softmax(z / T) from softmax(z)
+    assert a.summary()["temperature"] == 1.0 and "no fitted temperature" in a.summary()["temperature_note"]
+    assert b.summary()["temperature"] == 2.0 and "temperature_note" not in b.summary()
+
+
+def test_min_confidence_labels_uncertain_and_counts_them(toy_run, tmp_path):
+    video = write_face_video(tmp_path / "v.mp4", n=30)
+    ck = toy_run[1] / "best.pt"
+    assert main(["predict", str(video), "--checkpoint", str(ck), "--backend", "torch", "--out", str(tmp_path / "p"),
+                 "--no-video", "--quiet", "--min-confidence", "1.0"]) == 0
+    s = json.loads((tmp_path / "p" / "v" / "summary.json").read_text())
+    rows = (tmp_path / "p" / "v" / "predictions.csv").read_text().splitlines()[1:]
+    assert rows and all(",uncertain," in r for r in rows)
+    assert s["uncertain_windows"] == len(rows) == sum(t["uncertain_windows"] for t in s["tracks"])
+    assert s["settings"]["min_confidence"] == 1.0
+    episodes = (tmp_path / "p" / "v" / "episodes.csv").read_text().splitlines()
+    assert episodes[0] == "track_id,start_s,end_s,label,mean_probability,windows"
+    assert all(",uncertain," in r for r in episodes[1:])
+    with pytest.raises(SystemExit) as exit_:  # out of range: refused when parsed
+        main(["predict", str(video), "--checkpoint", str(ck), "--out", str(tmp_path / "q"), "--min-confidence", "1.5"])
+    assert exit_.value.code == 2
+
+
+def _windows(labels_probs, step=1.0):
+    out = []
+    for k, probs in enumerate(labels_probs):
+        p = np.array(probs, np.float32)
+        out.append(WindowPrediction(1, int(k * 25), int(k * 25 + 49), k * step, k * step + 2.0, (0, 0, 1, 1), p,
+                                    "ABC"[int(p.argmax())]))
+    return out
+
+
+def test_episode_rule_removes_one_window_flickers_with_hysteresis():
+    names = ["A", "B", "C"]
+    a, b, near_b = [0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.42, 0.48, 0.1]
+    ws = _windows([a, a, a, b, a, a, near_b, a, b, b, b])
+    raw = track_episodes(1, ws, names, EpisodeRule(0, 0))
+    assert [(e.label, e.windows) for e in raw] == [("A", 3), ("B", 1), ("A", 2), ("B", 1), ("A", 1), ("B", 3)]
+    assert raw[0].start_s == 0.0 and raw[-1].end_s == 12.0  # from the first window's start to the last's end
+    assert all(x.end_s == y.start_s for x, y in zip(raw, raw[1:]))  # episodes tile the track
+    ruled = track_episodes(1, ws, names, EpisodeRule(min_seconds=1.5, margin=0.1))
+    assert [(e.label, e.windows) for e in ruled] == [("A", 8), ("B", 3)]
+    assert ruled[1].mean_probability == pytest.approx(0.8)
+    assert track_episodes(1, ws[:1], names, EpisodeRule())[0].windows == 1
+
+
+def test_episodes_in_outputs_and_dataframe(toy_run, tmp_path):
+    video = write_face_video(tmp_path / "v.mp4", n=60)
+    r = Recognizer.from_checkpoint(toy_run[1] / "best.pt", backend="torch").predict_video(video)
+    df = r.episodes_dataframe()
+    assert list(df.columns) == ["track_id", "start_s", "end_s", "label", "mean_probability", "windows"]
+    assert df["windows"].sum() == len(r.windows)
+    assert r.summary()["episodes"] == df.to_dict("records")
