@@ -18,7 +18,8 @@ from dfer.data.transforms import ClipTransformConfig
 from dfer.engine import load_config, train_fold
 from dfer.inference.explain import Explainer
 from dfer.models import build_from_config, build_model
-from synthetic import make_patch_cache, write_face_video
+from dfer.synth.patches import gradcam_focus, make_patch_cache
+from synthetic import write_face_video
 
 
 def test_explain_command_outputs(toy_run, tmp_path, capsys):
@@ -66,23 +67,6 @@ def _dataset(root, ids, pre):
                        transform_config=ClipTransformConfig(size=pre.size, mean=pre.mean, std=pre.std))
 
 
-def focus(model, pre, names, root, ids, stage="layer3"):
-    """(mass ratio, pointing-game hit rate): Grad-CAM mass inside the class-carrying patch over the
-    patch's area fraction, and how often the map's peak falls inside the patch."""
-    ex = Explainer(model, names, mean=pre.mean, std=pre.std, stage=stage)
-    ds = _dataset(root, ids, pre)
-    ratios, hits = [], []
-    for k in range(len(ds)):
-        x, y, cid = ds[k]
-        region = np.load(root / "clips" / f"{cid}.region.npy").astype(np.uint8)
-        region = cv2.resize(region, (pre.size, pre.size), interpolation=cv2.INTER_NEAREST).astype(bool)
-        cam = ex.explain(x.numpy(), int(y)).gradcam.sum(0)  # (S, S) over the clip's frames
-        total = float(cam.sum())
-        ratios.append(0.0 if total <= 0 else float(cam[region].sum()) / total / region.mean())
-        hits.append(bool(region.flat[int(cam.argmax())]))
-    return float(np.mean(ratios)), float(np.mean(hits))
-
-
 @pytest.mark.slow
 def test_gradcam_focuses_on_the_class_region_and_randomised_weights_lose_it(tmp_path):
     root = make_patch_cache(tmp_path / "patch", per_class=16, size=64)
@@ -94,9 +78,10 @@ def test_gradcam_focuses_on_the_class_region_and_randomised_weights_lose_it(tmp_
     model, ckpt = model_from_checkpoint(tmp_path / "run" / "best.pt")
     pre, names = Preprocess.from_dict(ckpt["preprocess"]), ckpt["class_names"]
     test = json.loads((root / "splits.json").read_text())["protocols"]["kfold"]["folds"][0]["test"]
-    ratio, hit = focus(model, pre, names, root, test)
+    trained = gradcam_focus(model, pre, names, root, test)
     torch.manual_seed(0)
-    ratio_rnd, hit_rnd = focus(build_from_config(model.config).eval(), pre, names, root, test)
+    randomised = gradcam_focus(build_from_config(model.config).eval(), pre, names, root, test)
+    ratio, hit, ratio_rnd, hit_rnd = trained["mass_ratio"], trained["pointing"], randomised["mass_ratio"], randomised["pointing"]
     # measured: trained 8.6 / 94%, randomised 1.8 / 62% (patch: 4.8% of the frame)
     assert ratio > 4.0 and hit >= 0.75
     assert ratio_rnd < ratio / 2 and hit_rnd < hit

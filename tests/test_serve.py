@@ -209,6 +209,7 @@ def test_web_page_in_a_real_browser(ckpt, video, tmp_path):
             page.wait_for_function("document.getElementById('video').currentTime > 0.3", timeout=30_000)
             assert page.evaluate("current.classes") == ["right", "left", "still"]
             assert "#0" in page.inner_text("#faces")
+            assert page.locator("#episodes tbody tr").count() >= 1  # the expression episodes are listed
             links = page.eval_on_selector_all("#downloads a", "as => as.map(a => a.textContent)")
             assert links == ARTIFACTS
             box = page.locator("#timeline").bounding_box()
