@@ -133,7 +133,7 @@ def _fetch(httpx, url: str, part: Path, progress: bool) -> None:
             have = 0  # the server ignored the range: start over
         length = r.headers.get("Content-Length")
         total = have + int(length) if length and length.isdigit() else None
-        bar = progress_bar(total, f"download {Path(urlsplit(url).path).name}", unit="B", enabled=progress,
+        bar = progress_bar(total, f"download {Path(urlsplit(url).path).name}", unit="byte", enabled=progress,
                            initial=have)
         got = have
         try:
