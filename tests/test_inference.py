@@ -125,7 +125,8 @@ def test_onnx_export_parity_fp32_and_int8(ckpt, toy_cache, tmp_path):
     read = read_metadata(fp32)
     assert read["class_names"] == ["right", "left", "still"] and read["preprocess"]["num_frames"] == 4
     int8 = tmp_path / "m8.onnx"
-    q = export_onnx(ckpt, int8, quantize="int8", calibration=toy_cache, calibration_clips_count=16, min_agreement=0.9)
+    q = export_onnx(ckpt, int8, quantize="int8", calibration=toy_cache, calibration_clips_count=16, min_agreement=0.9,
+                    accept="agreement")
     assert q["quantization"] == "int8" and int8.stat().st_size < 0.5 * fp32.stat().st_size
     # stated and tested: int8 agrees with fp32 on the top-1 class of >= 90% of the 32 toy clips not calibrated on
     assert q["parity_vs_torch_fp32"]["top1_agreement"] >= 0.9 and q["parity_vs_torch_fp32"]["min_cosine"] > 0.95
@@ -241,12 +242,14 @@ def test_openvino_export_backend_and_parity(ckpt, toy_cache, tmp_path, capsys):
     assert [w.end_frame for w in a.windows] == [w.end_frame for w in b.windows]
     assert np.allclose(np.stack([w.probs for w in a.windows]), np.stack([w.probs for w in b.windows]), atol=1e-4)
     # int8 IR from the QDQ graph; and an .onnx file runs in OpenVINO when asked
-    # the fold protocol: calibrated and validated on the fold's train part, agreement on its whole test part
+    # the fold protocol: calibrated and validated on the fold's train part, judged on its validation part,
+    # reported on its whole test part
     split = json.loads((ckpt.parent / "split.json").read_text())
     q = dfer.inference.export_model(ckpt, tmp_path / "m8.xml", format="openvino", quantize="int8", calibration=toy_cache,
                                    calibration_split=ckpt.parent / "split.json", calibration_clips_count=8,
-                                   min_agreement=0.9)
-    assert "NNCF" in q["quantization_method"] and q["parity_vs_torch_fp32"]["clips"] == len(split["test"])
+                                   min_agreement=0.9, accept="agreement")
+    assert "NNCF" in q["quantization_method"] and q["parity_vs_torch_fp32"]["clips"] == len(split["val"])
+    assert q["acceptance"]["rule"] == "agreement" and q["test_report"]["clips"] == len(split["test"])
     assert "split.json" in q["calibration"]
     assert q["parity_vs_torch_fp32"]["top1_agreement"] >= 0.9 and q["parity_runtime"].startswith("openvino")
     onnx_path = tmp_path / "m.onnx"

@@ -215,6 +215,8 @@ def _train_config(args: argparse.Namespace, extra: list[str] = ()):
     overrides += [f"{key}=true" for name, key in _FLAGS.items() if getattr(args, name, False)]
     if args.quiet:
         overrides.append("runtime.progress=false")
+    if getattr(args, "no_int8", False):
+        overrides.append("deploy.int8=false")
     return load_config(args.config, overrides + list(args.set or []))
 
 
@@ -340,15 +342,24 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from dfer.inference import export_model
+    from dfer.inference.acceptance import describe
 
     meta = export_model(args.checkpoint, args.out, format=args.format, quantize=args.quantize,
                         calibration=args.calibration, calibration_clips_count=args.calibration_clips,
-                        calibration_split=args.calibration_split, min_agreement=args.min_agreement)
+                        calibration_split=args.calibration_split, min_agreement=args.min_agreement,
+                        accept=args.accept, max_drop=args.max_drop)
     p = meta["parity_vs_torch_fp32"]
     method = f" by {meta['quantization_method']}" if args.quantize else ""
     print(f"wrote {args.out} ({args.format}, {meta['quantization']}{method}); parity vs PyTorch fp32 on {p['clips']} clips "
           f"({meta['parity_runtime']}): top-1 agreement {100 * p['top1_agreement']:.1f}%, "
           f"max |logit diff| {p['max_abs_diff']:.2e}, min cosine {p['min_cosine']:.5f}")
+    verdict = meta.get("acceptance")
+    if verdict:
+        print(f"accepted by the {verdict['rule']} rule"
+              + (f": {describe(verdict)}" if verdict["rule"] == "accuracy" else "")
+              + (f" ({verdict['note']})" if verdict.get("note") else ""))
+    if meta.get("test_report"):
+        print(f"on the fold's test part: {describe(meta['test_report'])}")
     return 0
 
 
@@ -535,6 +546,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--class-weighted", action="store_true", help="inverse-frequency weighted cross-entropy")
     p.add_argument("--peer-best-on-test", action="store_true",
                    help="also report the best epoch picked on test (peers' optimistic protocol), labelled as such")
+    p.add_argument("--no-int8", action="store_true",
+                   help="skip the OpenVINO int8 export of the selected checkpoint at the end of each fold")
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="any config key, e.g. optim.schedule=step data.flip=0")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -580,7 +593,7 @@ def _add_evaluate(sub) -> None:
 
 
 def _add_predict(sub) -> None:
-    from dfer.inference.backends import BACKENDS, OPENVINO_PRECISIONS
+    from dfer.inference.backends import BACKENDS, PRECISIONS
 
     p = sub.add_parser("predict", help="expressions of every face in videos, folders, a webcam or a stream")
     p.add_argument("inputs", nargs="*", help="video files, frame folders, folders of videos, stream URLs")
@@ -590,8 +603,9 @@ def _add_predict(sub) -> None:
     p.add_argument("--source", help="a webcam index (0) or a stream URL (rtsp://, http://)")
     p.add_argument("--backend", default="auto", choices=BACKENDS,
                    help="auto: the fastest installed runtime that agrees with float32 (converted once, cached)")
-    p.add_argument("--precision", default="auto", choices=OPENVINO_PRECISIONS,
-                   help="OpenVINO float precision (auto: bf16 on CPUs with native bf16, else f32)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="auto: the checkpoint's verified int8 model when there is one (beside it, made by dfer train), "
+                        "else OpenVINO's native float (bf16 on CPUs with native bf16, else f32); f32 | bf16 | int8 force one")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--stride", type=POSITIVE_INT, help="frames between windows of a face (default: 1 s of video)")
     p.add_argument("--window", type=POSITIVE_FLOAT, help="window span in seconds (default: training clip length)")
@@ -633,6 +647,7 @@ def _add_explain(sub) -> None:
 
 
 def _add_export(sub) -> None:
+    from dfer.inference.acceptance import ACCEPT_RULES, MAX_DROP_POINTS
     from dfer.inference.export import FORMATS
 
     p = sub.add_parser("export", help="ONNX or OpenVINO model (fp32 or int8) with class names and preprocessing inside")
@@ -644,9 +659,16 @@ def _add_export(sub) -> None:
     p.add_argument("--calibration", type=existing_dir, help="clip cache to calibrate int8 on (default: synthetic faces)")
     p.add_argument("--calibration-clips", type=POSITIVE_INT, default=32)
     p.add_argument("--calibration-split", type=existing_file,
-                   help="a fold's split.json (beside its checkpoint): calibrate on its train part, report on its test part")
+                   help="a fold's split.json (beside its checkpoint): calibrate on its train part, accept on its "
+                        "validation part, report on its test part")
+    p.add_argument("--accept", default="accuracy", choices=ACCEPT_RULES,
+                   help="int8 is written when: accuracy: its WAR and UAR on held-out labelled clips are each within "
+                        "--max-drop points of float32 (needs --calibration; else agreement applies); agreement: its "
+                        "top-1 agreement with float32 is >= --min-agreement")
+    p.add_argument("--max-drop", type=NONNEG_FLOAT, default=MAX_DROP_POINTS,
+                   help=f"accuracy rule: largest WAR / UAR drop in points (default {MAX_DROP_POINTS})")
     p.add_argument("--min-agreement", type=_number(float, 0.0, 1.0), default=0.99,
-                   help="int8: refuse to write a model whose top-1 agreement with float32 on held-out clips is lower")
+                   help="agreement rule: refuse a model whose top-1 agreement with float32 on held-out clips is lower")
     p.add_argument("--out", required=True, type=out_file, help="output .onnx file, or .xml for OpenVINO")
     p.set_defaults(func=cmd_export)
 
@@ -694,7 +716,7 @@ def _add_demo(sub) -> None:
 
 
 def _add_serve(sub) -> None:
-    from dfer.inference.backends import BACKENDS, OPENVINO_PRECISIONS
+    from dfer.inference.backends import BACKENDS, PRECISIONS
 
     p = sub.add_parser("serve", help="HTTP service and web page: upload videos, get annotated results")
     p.add_argument("--checkpoint", required=True, type=checkpoint_ref,
@@ -707,7 +729,7 @@ def _add_serve(sub) -> None:
     p.add_argument("--max-upload-mb", type=POSITIVE_FLOAT, default=500.0)
     p.add_argument("--max-queue", type=POSITIVE_INT, default=32, help="queued jobs before new ones are refused (503)")
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="as for dfer predict")
-    p.add_argument("--precision", default="auto", choices=OPENVINO_PRECISIONS)
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help="as for dfer predict")
     p.add_argument("--streams", type=NONNEG_INT, default=0, help=STREAMS_HELP)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.set_defaults(func=cmd_serve)

@@ -118,10 +118,14 @@ def _results_section(metrics: dict[str, Any] | None) -> list[str]:
              f"On the fold's test part ({test['num_samples']} clips): **WAR {_pct(test['war'])}%**, "
              f"**UAR {_pct(test['uar'])}%**, macro-F1 {_pct(test['macro_f1'])}%.", ""]
     lines += _recall_table(test) + [""]
-    for key, what in (("int8", "int8"), ("bf16", "bf16")):
-        r = (metrics.get("reduced_precision") or {}).get(key)
-        if r and r.get("test"):
-            lines.append(f"- {what} model: test WAR {_pct(r['test']['war'])}%, UAR {_pct(r['test']['uar'])}%")
+    q = metrics.get("int8") or {}
+    if q.get("status") == "accepted" and q.get("test"):
+        t = q["test"]
+        lines += [f"- OpenVINO int8 model (`{q['model']}`): test WAR {_pct(t['war'])}% ({t['war_diff_points']:+.2f} points), "
+                  f"UAR {_pct(t['uar'])}% ({t['uar_diff_points']:+.2f}), top-1 agreement {_pct(t['top1_agreement'])}% "
+                  "with float32", ""]
+    elif q:
+        lines += [f"- int8 export {q.get('status')}: {q.get('reason', '')[:200]}", ""]
     return lines
 
 

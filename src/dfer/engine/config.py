@@ -80,6 +80,13 @@ class EvalConfig:
 
 
 @dataclass
+class DeployConfig:
+    int8: bool = True  # export the selected checkpoint to OpenVINO int8 (best-int8.xml) at the end of training
+    int8_max_drop: float = 1.0  # accepted on the validation part when WAR and UAR each drop at most this (points)
+    calibration_clips: int = 32  # from the training part
+
+
+@dataclass
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     weights: str | None = None  # backbone init: KINETICS400_V1 (torchvision, downloads), a file, or None
@@ -88,6 +95,7 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    deploy: DeployConfig = field(default_factory=DeployConfig)
 
     def __post_init__(self) -> None:
         checks = [

@@ -22,6 +22,7 @@ from dfer.engine.report import write_cv_report
 from dfer.engine.trainer import Callback, train_fold
 from dfer.errors import DatasetError
 from dfer.files import atomic_write_json
+from dfer.inference.acceptance import pooled_check
 from dfer.metrics import aggregate_folds
 
 
@@ -49,6 +50,9 @@ def aggregate(fold_metrics: list[dict[str, Any]]) -> dict[str, Any]:
             k: {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0} for k, v in vals.items()
         }
         out["peer_best_on_test"]["note"] = peers[0]["note"]
+    tests = [(m.get("int8") or {}).get("test") for m in fold_metrics]
+    if tests and all(t and "support" in t for t in tests):
+        out["int8_pooled"] = pooled_check(tests)
     out["per_fold"] = [{"fold": m["fold"], "selected_epoch": m["selected"]["epoch"],
                         "selected": {k: m["selected"]["test"][k] for k in ("war", "uar", "macro_f1")},
                         "last": {k: m["last"]["test"][k] for k in ("war", "uar", "macro_f1")}} for m in fold_metrics]

@@ -153,6 +153,20 @@ def _calibration_lines(cal: dict[str, Any] | None) -> list[str]:
     return lines + [""]
 
 
+def _int8_lines(q: dict[str, Any] | None) -> list[str]:
+    if not q:
+        return []
+    from dfer.inference.acceptance import describe
+
+    lines = ["## Deployable int8 model", ""]
+    if q["status"] != "accepted":
+        return lines + [f"OpenVINO int8 export {q['status']}: {q['reason']}", ""]
+    lines.append(f"`{q['model']}` ({q['method']}), accepted on the validation part: {describe(q['val'])}.")
+    if q.get("test"):
+        lines.append(f"On the test part: {describe(q['test'])}.")
+    return lines + ["`dfer predict --checkpoint best.pt` runs it by default (`--precision f32` keeps float).", ""]
+
+
 def write_fold_report(out: Path, m: dict[str, Any]) -> None:
     names = m["class_names"]
     sel, last = m["selected"], m["last"]
@@ -180,6 +194,7 @@ def write_fold_report(out: Path, m: dict[str, Any]) -> None:
         lines += [f"Best epoch chosen on the test part ({p['note']}): epoch {p['epoch']}, WAR {pct(p['war'])}, "
                   f"UAR {pct(p['uar'])}.", ""]
     lines += _calibration_lines(m.get("calibration"))
+    lines += _int8_lines(m.get("int8"))
     lines += _cost_lines(m.get("cost"))
     lines += ["## Files", "", "- `confusion.png`, `confusion_normalized.png`: test confusion of the selected model",
               "- `curves.png`, `log.csv`, `tb/`: training curves", "- `best.pt` (selected), `last.pt` (resume)",
@@ -227,6 +242,14 @@ def write_cv_report(out: Path, cv: dict[str, Any], folds: list[dict[str, Any]]) 
                   f"{pct(float(np.mean([c['ece_before'] for c in cals])))}% before temperature scaling, "
                   f"{pct(float(np.mean([c['ece_after'] for c in cals])))}% after (each fold's T fitted on its "
                   "validation part; per fold in `fold_*/report.md`).", ""]
+    pooled = cv.get("int8_pooled")
+    if pooled:
+        lines += ["## Deployable int8 models", "",
+                  f"Over the {pooled['folds']} folds' test clips ({pooled['clips']}), pooled: WAR {pct(pooled['war'])} vs "
+                  f"{pct(pooled['war_fp32'])} in float32 ({pooled['war_diff_points']:+.2f} points), UAR {pct(pooled['uar'])} vs "
+                  f"{pct(pooled['uar_fp32'])} ({pooled['uar_diff_points']:+.2f}): "
+                  f"{'within' if pooled['accepted'] else 'NOT within'} the {pooled['max_drop_points']:g}-point bar for "
+                  "cross-validation.", ""]
     lines += _cost_lines(folds[0].get("cost") if folds else None)
     lines += ["## Files", "", "- `confusion.png`, `confusion_normalized.png`: pooled test confusion of the selected models",
               "- `fold_*/`: each fold's report, curves, checkpoints", "- `metrics.json`: every number above", ""]

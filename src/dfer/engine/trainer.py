@@ -9,6 +9,7 @@ Run folder (one fold):
 
     config.yaml   resolved TrainConfig          split.json   the fold's clip ids (train/val/test)
     last.pt       latest state, for --resume    best.pt      the checkpoint selected on validation
+    best-int8.xml OpenVINO int8 of best.pt (+ .bin), when the accuracy rule accepts it
     log.csv       per-epoch metrics             tb/          TensorBoard scalars
     metrics.json  test metrics of the selected and the last checkpoint (+ curves, cost)
     report.md, confusion_*.png, curves.png
@@ -37,8 +38,9 @@ from dfer.data.transforms import ClipTransformConfig
 from dfer.engine.config import TrainConfig, dump_yaml
 from dfer.engine.fabric import autocast_dtype, make_fabric, resolve_precision
 from dfer.engine.loop import EpochStats, StepOptions, evaluate, lr_schedule, train_one_epoch
-from dfer.errors import CheckpointError, DatasetError
+from dfer.errors import CheckpointError, DatasetError, DferError
 from dfer.files import atomic_write_json, atomic_write_text
+from dfer.inference.export import export_model
 from dfer.losses import DferLoss
 from dfer.models import build_from_config
 
@@ -46,6 +48,9 @@ Callback = Callable[[str, dict[str, Any]], None]  # (event, info): "step_end" | 
 
 
 # -- building blocks -----------------------------------------------------------------------
+INT8_MODEL = "best-int8.xml"  # beside best.pt; `--backend auto` picks it when its metadata says it is verified
+
+
 def class_weights(labels: Sequence[int], num_classes: int) -> torch.Tensor:
     """Inverse class frequency, mean 1 over present classes; absent classes get 0."""
     counts = np.bincount(np.asarray(labels), minlength=num_classes).astype(np.float64)
@@ -386,12 +391,38 @@ class FoldTrainer:
         self.fabric.barrier()
         return summary
 
+    def _export_int8(self) -> dict[str, Any] | None:
+        """best.pt as OpenVINO int8 beside it (best-int8.xml): calibrated on the fold's train part, accepted on
+        its validation part by the accuracy rule, reported on its test part. A refusal or a failure is
+        reported, never fatal."""
+        dep, best = self.cfg.deploy, self.out / "best.pt"
+        if not dep.int8 or not best.is_file():
+            return None
+        result: dict[str, Any] | None = None
+        if self.fabric.is_global_zero:
+            out = self.out / INT8_MODEL
+            try:
+                meta = export_model(best, out, format="openvino", quantize="int8", calibration=self.data_path,
+                                    calibration_split=self.out / "split.json", calibration_clips_count=dep.calibration_clips,
+                                    accept="accuracy", max_drop=dep.int8_max_drop)
+                result = {"status": "accepted", "model": out.name, "method": meta["quantization_method"],
+                          "val": meta["acceptance"], "test": meta.get("test_report")}
+            except DferError as exc:
+                result = {"status": "refused" if "not written" in str(exc) else "failed", "reason": str(exc)}
+            except Exception as exc:  # noqa: BLE001 - a quantiser's own error must not lose the trained model
+                result = {"status": "failed", "reason": f"{exc.__class__.__name__}: {str(exc)[:300]}"}
+            self.fabric.print(f"fold {self.fold_name}: int8 {result['status']}"
+                              + (f" ({result['model']})" if result["status"] == "accepted" else ""))
+        self.fabric.barrier()
+        return result
+
     def _final(self, stopped_early: bool) -> dict[str, Any]:
         """Test metrics of the selected (best.pt) and of the last model; metrics.json and report."""
         fabric = self.fabric
         last_test = self._score(self.fd.test)
         selected_test, selected_epoch, selection = self._selected_test(last_test)
         calibration = self._calibrate()
+        int8 = self._export_int8()
         metrics = {
             "fold": self.fold_name, "protocol": self.fd.protocol, "class_names": self.fd.class_names,
             "split": self.split_info,
@@ -399,7 +430,7 @@ class FoldTrainer:
                          "val": self.history[selected_epoch - 1] if self.history else None, "test": selected_test},
             "last": {"epoch": len(self.history), "test": last_test},
             "stopped_early": stopped_early, "world_size": fabric.world_size, "history": self.history,
-            "calibration": calibration,
+            "calibration": calibration, "int8": int8,
         }
         if self.peer_best is not None:
             metrics["peer_best_on_test"] = {**self.peer_best, "note": "best epoch picked on the test part "

@@ -20,7 +20,8 @@ import torch
 from dfer.errors import CheckpointError
 
 BACKENDS = ("auto", "torch", "onnx", "openvino")
-OPENVINO_PRECISIONS = ("auto", "f32", "bf16")
+OPENVINO_PRECISIONS = ("auto", "f32", "bf16")  # float precisions OpenVINO runs a float model at
+PRECISIONS = (*OPENVINO_PRECISIONS, "int8")  # what --precision takes: int8 runs a verified int8 model
 
 
 class Backend(Protocol):

@@ -93,6 +93,28 @@ def cuda_wanted(device: str) -> bool:
     return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
 
 
+INT8_SUFFIX = "-int8.xml"  # best.pt -> best-int8.xml: the int8 model dfer train exports beside a checkpoint
+
+
+def verified_int8(checkpoint: Path) -> tuple[Path | None, str]:
+    """The int8 model of this checkpoint that passed its acceptance rule, beside it or in the conversion
+    cache, and why (or why not)."""
+    from dfer.inference.export import read_metadata
+
+    digest = file_digest(checkpoint)
+    for cand in (checkpoint.with_name(checkpoint.stem + INT8_SUFFIX), converted_dir(checkpoint) / "model-int8.xml"):
+        if not cand.is_file():
+            continue
+        try:
+            meta = read_metadata(cand)
+        except (CheckpointError, ImportError):
+            continue
+        verdict = meta.get("acceptance") or {}
+        if meta.get("source_sha256") == digest and verdict.get("accepted"):
+            return cand, f"verified int8 model of this checkpoint ({cand.name}; accepted by the {verdict.get('rule')} rule)"
+    return None, "no verified int8 model of this checkpoint (dfer train makes one; or dfer export --quantize int8)"
+
+
 def open_backend(path: str | Path, backend: str = "auto", *, device: str = "auto", threads: int = 0,
                  precision: str = "auto", streams: int = 0):
     """(runtime, class names, Preprocess, model info, BackendChoice) for a checkpoint (.pt) or an
@@ -114,7 +136,8 @@ def open_backend(path: str | Path, backend: str = "auto", *, device: str = "auto
     def exported(model_path: Path, runtime_name: str, prec: str):
         meta = read_metadata(model_path)
         if runtime_name == "openvino":
-            runtime = OpenVinoBackend(model_path, threads=threads, device=device, precision=prec, streams=streams)
+            float_prec = "auto" if prec == "int8" else prec  # an int8 model's float parts at OpenVINO's choice
+            runtime = OpenVinoBackend(model_path, threads=threads, device=device, precision=float_prec, streams=streams)
         else:
             runtime = OnnxBackend(model_path, threads=threads, device=device)
         choice.used, choice.model = runtime_name, str(model_path)
@@ -138,6 +161,15 @@ def open_backend(path: str | Path, backend: str = "auto", *, device: str = "auto
         choice.used, choice.model, choice.precision = "torch", str(path), runtime.detail.split()[-1]
         return runtime, ckpt["class_names"], Preprocess.from_dict(ckpt["preprocess"]), model_info(ckpt)
 
+    if precision == "int8" and backend not in ("auto", "openvino"):
+        raise ConfigError(f"--precision int8 runs a verified OpenVINO int8 model; it needs --backend auto or openvino, "
+                          f"not {backend}")
+    if backend == "openvino" and precision == "int8":
+        int8, why = verified_int8(path)
+        if int8 is None:
+            raise ConfigError(f"{path}: --precision int8 asked for, but {why}")
+        choice.why, choice.precision = why, "int8"
+        return (*exported(int8, "openvino", "auto"), choice)
     if backend == "torch":
         choice.why = "asked for"
         return (*torch_runtime(device), choice)
@@ -146,9 +178,18 @@ def open_backend(path: str | Path, backend: str = "auto", *, device: str = "auto
         return (*exported(converted_model(path, backend), backend, precision), choice)
 
     # auto
-    if cuda_wanted(device):
+    if cuda_wanted(device) and precision != "int8":
         choice.why = "CUDA GPU: PyTorch with bf16 autocast"
         return (*torch_runtime(device), choice)
+    if precision in ("auto", "int8") and openvino_installed():
+        int8, why = verified_int8(path)
+        if int8 is not None:
+            opened = exported(int8, "openvino", "auto")
+            choice.why, choice.precision = why, "int8"
+            return (*opened, choice)
+        if precision == "int8":
+            raise ConfigError(f"{path}: --precision int8 asked for, but {why}")
+        choice.skipped.append(f"int8: {why}")
     candidates = (["openvino"] if openvino_installed() else []) + ["onnx"]
     if not openvino_installed():
         choice.skipped.append('openvino: not installed (pip install "dfer[openvino]")')

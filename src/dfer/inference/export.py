@@ -25,7 +25,8 @@ from torch import nn
 
 from dfer.checkpoint import Preprocess, model_from_checkpoint, model_info, versions
 from dfer.errors import CheckpointError, ConfigError
-from dfer.files import atomic_write_bytes
+from dfer.files import atomic_write_bytes, file_digest
+from dfer.inference.acceptance import ACCEPT_RULES, MAX_DROP_POINTS, accuracy_check, describe
 from dfer.remote import resolve_checkpoint
 
 METADATA_KEY = "dfer"
@@ -81,13 +82,14 @@ def _read_openvino_metadata(path: Path) -> dict[str, Any]:
 
 
 def calibration_clips(preprocess: Preprocess, *, data: str | Path | None = None, count: int = 32, seed: int = 0,
-                      offset: int = 0, ids: list[str] | None = None) -> np.ndarray:
+                      offset: int = 0, ids: list[str] | None = None, with_labels: bool = False):
     """(N, 3, T, S, S) float32 normalised clips for int8 calibration and parity checks.
 
     From a prepared clip cache when given (use your own data for the best int8 accuracy): clips
     `offset .. offset + count` of one seeded permutation, so calibration (offset 0) and check clips
     (offset = the calibration count) never share a clip. Else synthetic rendered faces (dfer.synth)
-    with varied identities and expressions, `seed` choosing them.
+    with varied identities and expressions, `seed` choosing them. `with_labels`: (clips, labels), the
+    labels None for synthetic faces.
     """
     from dfer.data.transforms import resize_frames, to_tensor
 
@@ -102,11 +104,14 @@ def calibration_clips(preprocess: Preprocess, *, data: str | Path | None = None,
         if len(idx) == 0:
             raise ConfigError(f"{data}: {len(ds)} clips, too few for {offset} calibration clips plus check clips; "
                               "give a larger cache or fewer --calibration-clips")
-        return np.stack([ds[int(i)][0].numpy() for i in sorted(idx)])
+        items = [ds[int(i)] for i in sorted(idx)]
+        clips = np.stack([x.numpy() for x, _, _ in items])
+        return (clips, np.array([int(y) for _, y, _ in items])) if with_labels else clips
     from dfer.synth.clips import face_clips
 
     raw = face_clips(count, t, int(preprocess.face.get("size", 128)), seed=seed)  # (N, T, S0, S0, 3) uint8
-    return np.stack([to_tensor(resize_frames(c, s), preprocess.mean, preprocess.std).numpy() for c in raw])
+    clips = np.stack([to_tensor(resize_frames(c, s), preprocess.mean, preprocess.std).numpy() for c in raw])
+    return (clips, None) if with_labels else clips
 
 
 def _export_fp32(head: nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
@@ -247,6 +252,8 @@ def export_model(
     calibration_clips_count: int = 32,
     calibration_split: str | Path | None = None,
     min_agreement: float = 0.99,
+    accept: str = "accuracy",
+    max_drop: float = MAX_DROP_POINTS,
     opset: int = 18,
 ) -> dict[str, Any]:
     """Write an ONNX model (.onnx) or OpenVINO IR (.xml + .bin) of a dfer checkpoint, fp32 or int8.
@@ -258,12 +265,16 @@ def export_model(
 
     int8: OpenVINO IR by NNCF with accuracy control (needs `nncf`; the layers that cost agreement on
     32 more held-out clips stay in float), or ONNX Runtime static QDQ (and OpenVINO from that graph
-    without NNCF). An int8 model whose agreement is under `min_agreement` is not written: a
-    CheckpointError says the figure and what to try (min_agreement=0 writes it anyway).
+    without NNCF). `accept` decides whether an int8 model is written (else a CheckpointError says the
+    figures and what to try): "accuracy" (default) when its WAR and UAR on held-out labelled clips are
+    each at most `max_drop` points below float32's (dfer.inference.acceptance; without labelled clips,
+    i.e. synthetic calibration, the agreement rule applies and the metadata says so); "agreement" when
+    its top-1 agreement with float32 is >= `min_agreement` (0 writes it anyway).
 
     `calibration_split`: a fold's split.json (written by dfer train beside its checkpoints), with
-    `calibration` its cache: int8 is calibrated and validated on the fold's training clips and the
-    agreement is reported on every one of its test clips, the clips the fold's scores come from.
+    `calibration` its cache: int8 is calibrated (and NNCF validates) on the fold's training clips,
+    accepted on its validation clips (its test clips when it has none), and reported on every one of
+    its test clips (`test_report`), the clips the fold's scores come from.
     """
     if format not in FORMATS:
         raise CheckpointError(f"export format must be one of {', '.join(FORMATS)}, got {format!r}")
@@ -271,6 +282,8 @@ def export_model(
         raise CheckpointError(f"quantization must be int8 or none, got {quantize!r}")
     if not 0.0 <= min_agreement <= 1.0:
         raise ConfigError(f"min_agreement must be in [0, 1], got {min_agreement}")
+    if accept not in ACCEPT_RULES:
+        raise ConfigError(f"accept must be one of {', '.join(ACCEPT_RULES)}, got {accept!r}")
     out = Path(out)
     if format == "openvino" and out.suffix.lower() != ".xml":
         raise CheckpointError(f"{out}: OpenVINO IR is written as NAME.xml (+ NAME.bin); name the output NAME.xml")
@@ -288,25 +301,20 @@ def export_model(
             return np.concatenate([head(torch.from_numpy(x[k : k + 16]))[0].numpy() for k in range(0, len(x), 16)])
 
     n_cal = calibration_clips_count
-    train_ids = test_ids = None
-    if calibration_split is not None:
-        if calibration is None:
-            raise ConfigError("calibration_split needs calibration: the clip cache the split refers to")
-        try:
-            split = json.loads(Path(calibration_split).read_text())
-            train_ids, test_ids = list(split["train"]), list(split["test"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{calibration_split}: not a dfer split file with train and test ids ({exc})") from None
+    train_ids, judge_ids, test_ids = _split_ids(calibration_split, calibration)
     n_val = INT8_VALIDATION_CLIPS if quantize and format == "openvino" and _have_nncf() else 0
     # Clips of one permutation of the cache (or distinct synthetic seeds): calibration, then NNCF's
-    # validation clips, then the check clips the reported agreement is measured on.
-    if quantize and test_ids is not None:
-        check_clips = calibration_clips(pre, data=calibration, count=len(test_ids), ids=test_ids)
+    # validation clips, then the check clips the model is judged on; with a split, the fold's parts.
+    if quantize and judge_ids is not None:
+        check_clips, check_labels = calibration_clips(pre, data=calibration, count=len(judge_ids), ids=judge_ids,
+                                                      with_labels=True)
     elif quantize:
-        check_clips = calibration_clips(pre, data=calibration, count=INT8_CHECK_CLIPS, seed=1, offset=n_cal + n_val)
+        check_clips, check_labels = calibration_clips(pre, data=calibration, count=INT8_CHECK_CLIPS, seed=1,
+                                                      offset=n_cal + n_val, with_labels=True)
     else:
-        check_clips = calibration_clips(pre, data=calibration, count=8, seed=1)
+        check_clips, check_labels = calibration_clips(pre, data=calibration, count=8, seed=1), None
     ref_check = torch_logits(check_clips)  # (N, K) fp32 torch logits
+    rule = accept if check_labels is not None else "agreement"
     method = "fp32"
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
@@ -315,9 +323,12 @@ def export_model(
         if quantize == "int8":
             calib = calibration_clips(pre, data=calibration, count=n_cal, ids=train_ids)
             if n_val:
-                val = calibration_clips(pre, data=calibration, count=n_val, seed=2, offset=n_cal, ids=train_ids)
-                ov_model = _quantize_openvino_int8(fp32, calib, val, torch_logits(val).argmax(1), min_agreement)
-                method = "NNCF post-training int8 with accuracy control (float kept where agreement needs it)"
+                val, val_labels = calibration_clips(pre, data=calibration, count=n_val, seed=2, offset=n_cal, ids=train_ids,
+                                                    with_labels=True)
+                target = val_labels if rule == "accuracy" and val_labels is not None else torch_logits(val).argmax(1)
+                bar = 1.0 - max_drop / 100 if rule == "accuracy" else min_agreement
+                ov_model = _quantize_openvino_int8(fp32, calib, val, target, bar)
+                method = "NNCF post-training int8 with accuracy control (float kept where accuracy needs it)"
             if ov_model is None:
                 path = Path(tmp) / "int8.onnx"
                 _quantize_int8(fp32, path, calib)
@@ -328,7 +339,8 @@ def export_model(
 
             ov.save_model(ov_model, str(path), compress_to_fp16=False)
         runtime = OnnxBackend(path) if format == "onnx" else OpenVinoBackend(path, streams=1)  # one caller
-        agreement = parity(ref_check, runtime(check_clips))
+        new_check = runtime(check_clips)
+        agreement = parity(ref_check, new_check)
         meta = {
             "format": f"dfer-{format}", "class_names": ckpt["class_names"], "preprocess": pre.to_dict(),
             "model": {"name": ckpt["model"]["name"], "config": ckpt["model"]["config"]},
@@ -336,21 +348,63 @@ def export_model(
             "calibration": (f"{calibration} (train part of {Path(calibration_split).name})" if calibration_split else
                             str(calibration) if calibration else "synthetic faces (dfer.synth)"),
             "parity_vs_torch_fp32": agreement, "parity_runtime": runtime.detail,
-            "source_checkpoint": Path(checkpoint).name, "versions": versions(), "model_info": model_info(ckpt),
+            "source_checkpoint": Path(checkpoint).name, "source_sha256": file_digest(checkpoint),
+            "versions": versions(), "model_info": model_info(ckpt),
         }
-        if quantize and agreement["top1_agreement"] < min_agreement:
-            raise CheckpointError(
-                f"{out}: not written: int8 agrees with float32 on the top-1 class of {100 * agreement['top1_agreement']:.1f}% "
-                f"of {agreement['clips']} held-out clips, under the {100 * min_agreement:.0f}% bar. Calibrate on your own "
-                "data (--calibration CACHE) or with more clips (--calibration-clips)"
-                + ("" if format == "openvino" and _have_nncf() else
-                   ", use the OpenVINO format with NNCF (pip install \"dfer[int8]\")")
-                + ", or keep float (OpenVINO's native precision); --min-agreement 0 writes it anyway")
+        if quantize:
+            meta["acceptance"] = _judge(rule, accept, agreement, check_labels, ref_check, new_check,
+                                        len(ckpt["class_names"]), max_drop, min_agreement)
+            if test_ids is not None and test_ids != judge_ids:
+                clips, labels = calibration_clips(pre, data=calibration, count=len(test_ids), ids=test_ids, with_labels=True)
+                meta["test_report"] = accuracy_check(labels, torch_logits(clips), runtime(clips), len(ckpt["class_names"]),
+                                                     max_drop)
+            if not meta["acceptance"]["accepted"]:
+                raise CheckpointError(_refusal(out, meta["acceptance"], format))
         if format == "onnx":
             atomic_write_bytes(out, _set_metadata(path, meta))
         else:
             _save_openvino(path, meta, out)
     return meta
+
+
+def _split_ids(calibration_split, calibration):
+    """(train, judge, test) clip ids of a fold's split.json: calibrate on train, accept on val (else
+    test), report on test; (None, None, None) without a split."""
+    if calibration_split is None:
+        return None, None, None
+    if calibration is None:
+        raise ConfigError("calibration_split needs calibration: the clip cache the split refers to")
+    try:
+        split = json.loads(Path(calibration_split).read_text())
+        train, val, test = list(split["train"]), list(split.get("val") or []), list(split["test"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{calibration_split}: not a dfer split file with train and test ids ({exc})") from None
+    return train, (val or test), test
+
+
+def _judge(rule: str, asked: str, agreement: dict[str, Any], labels, ref: np.ndarray, new: np.ndarray,
+           num_classes: int, max_drop: float, min_agreement: float) -> dict[str, Any]:
+    """The acceptance record stored in the model: the rule applied, its figures and the verdict."""
+    if rule == "accuracy":
+        return accuracy_check(labels, ref, new, num_classes, max_drop)
+    out = {"rule": "agreement", "clips": agreement["clips"], "top1_agreement": agreement["top1_agreement"],
+           "min_agreement": min_agreement, "accepted": agreement["top1_agreement"] >= min_agreement}
+    if asked == "accuracy":
+        out["note"] = "no labelled clips (synthetic calibration faces): the agreement rule applies; give --calibration CACHE"
+    return out
+
+
+def _refusal(out: Path, verdict: dict[str, Any], format: str) -> str:
+    if verdict["rule"] == "accuracy":
+        figures = (f"its accuracy drops by more than {verdict['max_drop_points']:g} points on held-out labelled clips: "
+                   + describe(verdict))
+    else:
+        figures = (f"int8 agrees with float32 on the top-1 class of {100 * verdict['top1_agreement']:.1f}% of "
+                   f"{verdict['clips']} held-out clips, under the {100 * verdict['min_agreement']:.0f}% bar")
+    return (f"{out}: not written: {figures}. Calibrate on your own data (--calibration CACHE) or with more clips "
+            "(--calibration-clips)" + ("" if format == "openvino" and _have_nncf() else
+                                       ", use the OpenVINO format with NNCF (pip install \"dfer[int8]\")")
+            + ", or keep float (OpenVINO's native precision)")
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path, **kwargs: Any) -> dict[str, Any]:
