@@ -65,7 +65,7 @@ def cv_epoch(tmp: Path, cuda: bool, clip: tuple[int, int, int]) -> dict:
     sets = [f"data.num_frames={t}", f"data.size={s}", "data.workers=2" if cuda else "data.workers=0"]
     seconds = run([sys.executable, "-m", "dfer.cli", "cv", "--data", str(cache), "--out", str(tmp / "cv"), "--epochs", "1",
                    "--devices", "1", "--accelerator", "cuda" if cuda else "cpu", "--folds", "1", "--quiet",
-                   "--batch-size", "16" if cuda else "4", "--set", *sets, "export.int8=false"])
+                   "--batch-size", "16" if cuda else "4", "--set", *sets, "deploy.int8=false"])
     m = json.loads((tmp / "cv" / "fold_1" / "metrics.json").read_text())
     return {"seconds": round(seconds, 1), "train_clips": m["split"]["sizes"]["train"], "clip": f"{t}x{s}x{s}"}
 
