@@ -401,7 +401,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     serve(args.checkpoint, host=args.host, port=args.port, data_dir=args.data_dir, workers=args.workers,
           token=args.token or os.environ.get("DFER_TOKEN"), max_upload_mb=args.max_upload_mb,
           max_queue=args.max_queue, backend=args.backend, device=args.device, precision=args.precision,
-          streams=args.streams)
+          streams=args.streams, insecure=args.insecure, allowed_hosts=tuple(args.allowed_host or ()))
     return 0
 
 
@@ -721,7 +721,11 @@ def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="HTTP service and web page: upload videos, get annotated results")
     p.add_argument("--checkpoint", required=True, type=checkpoint_ref,
                    help="dfer checkpoint (.pt) or exported model; " + CHECKPOINT_HELP)
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; "
+                                                        "another address needs --token, or --insecure)")
+    p.add_argument("--insecure", action="store_true", help="listen on a non-loopback address without a token")
+    p.add_argument("--allowed-host", action="append", metavar="NAME",
+                   help="a further Host name to accept (e.g. the public name a reverse proxy forwards); repeatable")
     p.add_argument("--port", type=_number(int, 1, 65535), default=8000)
     p.add_argument("--data-dir", type=out_dir, default="dfer-serve", help="job database, uploads and results")
     p.add_argument("--workers", type=POSITIVE_INT, default=1, help="videos processed at once (threads, one model)")

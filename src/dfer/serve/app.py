@@ -16,7 +16,6 @@ Errors are JSON `{"error": "<one sentence>"}`. With a token, every /v1 route nee
 
 from __future__ import annotations
 
-import hmac
 import json
 import shutil
 import uuid
@@ -29,11 +28,13 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dfer.data.video import open_source
 from dfer.errors import DferError
 from dfer.serve.jobs import JobStore
+from dfer.serve.security import Policy, install, own_host_names, page_csp
 from dfer.serve.worker import Workers
 
 ARTIFACTS = {
@@ -58,12 +59,15 @@ class ServeConfig:
     max_queue: int = 32  # queued jobs beyond this are refused (503) until the workers catch up
     workers: int = 1
     explain_checkpoint: Path | None = None  # the .pt that explain=true jobs run on PyTorch (None: not offered)
+    host: str = "127.0.0.1"  # the address the server listens on: its Host names follow from it
+    allowed_hosts: tuple[str, ...] = ()  # further Host names to accept (a reverse proxy's public name)
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = headers or {}
         self.message = message
 
 
@@ -89,17 +93,22 @@ def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, l
         workers.stop()
         log("shutting down: workers stopped, unfinished jobs stay queued")
 
-    app = FastAPI(title="dfer", version="1", lifespan=lifespan,
+    # No /docs or /redoc: their pages load scripts from a CDN, which the Content-Security-Policy forbids;
+    # /openapi.json (token-protected like the API) works with any OpenAPI viewer or client generator.
+    app = FastAPI(title="dfer", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Dynamic facial expression recognition on uploaded videos.")
+    page_html = resources.files("dfer.serve").joinpath("static/index.html").read_text("utf-8")
+    policy = Policy(config.token, own_host_names(config.host, config.allowed_hosts), csp=page_csp(page_html))
+    install(app, policy, log)
     app.state.store, app.state.workers, app.state.config = store, workers, config
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException):
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+    async def _http_error(request: Request, exc: StarletteHTTPException):  # 404, 405 (with its Allow header)...
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):
@@ -107,13 +116,8 @@ def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, l
         where = ".".join(str(p) for p in first.get("loc", ()))
         return JSONResponse({"error": f"bad request: {where} {first.get('msg', '')}".strip()}, status_code=400)
 
-    def auth(request: Request) -> None:
-        if not config.token:
-            return
-        header = request.headers.get("authorization", "")
-        given = header[7:] if header.lower().startswith("bearer ") else request.query_params.get("token", "")
-        if not given or not hmac.compare_digest(given.encode(), config.token.encode()):
-            raise ApiError(401, "missing or wrong token: send 'Authorization: Bearer <token>'")
+    # Documents the bearer token in the OpenAPI schema; the security middleware enforces it on every route.
+    auth = HTTPBearer(auto_error=False)
 
     def job_or_404(job_id: str):
         try:
@@ -135,13 +139,18 @@ def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, l
         backend = rec.backend
         return {"class_names": rec.class_names, "clip": {"frames": rec.preprocess.num_frames, "size": rec.preprocess.size},
                 "backend": backend.name, "backend_detail": getattr(backend, "detail", backend.name),
-                "precision": getattr(backend, "precision", "fp32"), "backend_choice": rec.backend_choice,
+                "precision": getattr(backend, "precision", "fp32"), "backend_choice": _runtime_only(rec.backend_choice),
                 "face": rec.face_settings()[0].to_dict(), "model_info": rec.model_info}
+
+    def _runtime_only(choice: dict[str, Any]) -> dict[str, Any]:
+        """The backend choice without server paths: the model file by name only."""
+        return {**choice, "model": Path(choice.get("model") or "").name}
 
     @app.post("/v1/jobs", status_code=202, dependencies=[Depends(auth)])
     async def submit(request: Request) -> dict[str, Any]:
         if store.count("queued") >= config.max_queue:
-            raise ApiError(503, f"the queue is full ({config.max_queue} jobs waiting); try again later")
+            raise ApiError(503, f"the queue is full ({config.max_queue} jobs waiting); try again later",
+                           headers={"Retry-After": "30"})
         job_id = str(uuid.uuid4())
         filename, params, tmp = await _receive(request, data / "incoming", job_id, max_bytes)
         if params.get("explain") and config.explain_checkpoint is None:
@@ -168,10 +177,14 @@ def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, l
         if job.status == "done":
             out["summary"] = json.loads((workers.result_dir(job_id) / "summary.json").read_text())
             out["artifacts"] = [n for n in ARTIFACTS if (workers.result_dir(job_id) / n).is_file()]
+            out["artifact_urls"] = {n: policy.signed_url(job.id, n) for n in out["artifacts"]}
         return out
 
     @app.get("/v1/jobs/{job_id}/{name}", dependencies=[Depends(auth)])
-    def artifact(job_id: str, name: str):
+    def artifact(job_id: str, name: str, expires: str = "", sig: str = ""):
+        if sig and not policy.link_valid(job_id, name, expires, sig):
+            raise ApiError(403, "this link has expired or was made for another artifact; get a fresh one from "
+                                "GET /v1/jobs/{id} (artifact_urls)")
         job = job_or_404(job_id)
         if name not in ARTIFACTS:
             raise ApiError(404, f"no artifact {name!r}; jobs have {', '.join(ARTIFACTS)}")
@@ -196,7 +209,7 @@ def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, l
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
-        return HTMLResponse(resources.files("dfer.serve").joinpath("static/index.html").read_text("utf-8"))
+        return HTMLResponse(page_html)
 
     return app
 
@@ -269,7 +282,7 @@ def _readable_video(path: Path, filename: str) -> int:
         src = open_source(path)
         first = next(iter(src.frames()), None)
     except DferError as exc:
-        reason = str(exc).split(": ", 1)[-1]
+        reason = str(exc).split(": ", 1)[-1].replace(str(path), filename).replace(str(path.parent), "uploads")
         raise ApiError(415, f"{filename}: not a readable video ({reason})") from None
     if first is None:
         raise ApiError(415, f"{filename}: not a readable video (no frame could be decoded)")

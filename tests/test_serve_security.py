@@ -1,0 +1,127 @@
+"""`dfer serve` safe by default: a real server on loopback, and the app through its test client."""
+
+import re
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from dfer.cli import main
+from dfer.inference import Recognizer
+from dfer.serve import ServeConfig, create_app
+from synthetic import write_face_video
+from test_serve import _free_port, wait_done
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "x-frame-options", "referrer-policy")
+
+
+@pytest.fixture(scope="module")
+def ckpt(toy_run):
+    return toy_run[1] / "best.pt"
+
+
+@pytest.fixture(scope="module")
+def server(ckpt, tmp_path_factory):
+    """A real `dfer serve` with a token on loopback, and one finished job."""
+    data = tmp_path_factory.mktemp("secure")
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "dfer.cli", "serve", "--checkpoint", str(ckpt), "--data-dir",
+                             str(data / "srv"), "--port", str(port), "--token", TOKEN],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    video = write_face_video(data / "talk.mp4", n=30, size=(160, 120))
+    with open(video, "rb") as f:
+        r = httpx.post(base + "/v1/jobs", files={"video": ("talk.mp4", f, "video/mp4")}, headers=AUTH, timeout=30)
+    job = wait_done(lambda path: httpx.get(base + path, headers=AUTH, timeout=30), r.json()["id"])
+    yield base, job, data
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_dns_rebinding_and_cross_site_writes_are_refused(server):
+    base, job, data = server
+    r = httpx.get(base + "/healthz", headers={"Host": "attacker.example:8000"})
+    assert r.status_code == 400 and "not a name of this server" in r.json()["error"]
+    assert httpx.get(base + "/healthz", headers={"Host": "localhost"}).status_code == 200
+    with open(data / "talk.mp4", "rb") as f:
+        body = {"video": ("talk.mp4", f.read(), "video/mp4")}
+    cross = httpx.post(base + "/v1/jobs", files=body, headers={**AUTH, "Origin": "https://evil.example"})
+    assert cross.status_code == 403 and "cross-site" in cross.json()["error"]
+    fetch = httpx.delete(f"{base}/v1/jobs/{job['id']}", headers={**AUTH, "Sec-Fetch-Site": "cross-site"})
+    assert fetch.status_code == 403
+    same = httpx.post(base + "/v1/jobs", files=body, headers={**AUTH, "Origin": base, "Sec-Fetch-Site": "same-origin"})
+    assert same.status_code == 202  # the page itself
+    assert httpx.post(base + "/v1/jobs", files=body, headers=AUTH).status_code == 202  # curl: no Origin
+
+
+def test_the_token_covers_everything_and_never_travels_in_urls(server):
+    base, job, _ = server
+    for path in ("/openapi.json", "/v1/model", "/v1/jobs", f"/v1/jobs/{job['id']}", f"/v1/jobs/{job['id']}/summary.json"):
+        r = httpx.get(base + path)
+        assert r.status_code == 401 and r.headers["www-authenticate"] == 'Bearer realm="dfer"', path
+        assert r.json()["error"].startswith("missing or wrong token")
+    assert httpx.get(base + "/openapi.json", headers=AUTH).status_code == 200
+    assert httpx.get(base + "/docs", headers=AUTH).status_code == 404  # no CDN-scripted docs page
+    assert httpx.get(f"{base}/v1/jobs?token={TOKEN}").status_code == 400
+    assert httpx.get(base + "/").status_code == 200 and httpx.get(base + "/healthz").status_code == 200
+    model = httpx.get(base + "/v1/model", headers=AUTH).json()
+    assert "/" not in model["backend_choice"]["model"]  # the runtime, never a server path
+
+
+def test_signed_artifact_links(server):
+    base, job, _ = server
+    url = job["artifact_urls"]["annotated.mp4"]
+    assert TOKEN not in url and re.fullmatch(rf"/v1/jobs/{job['id']}/annotated.mp4\?expires=\d+&sig=[\w-]+", url)
+    r = httpx.get(base + url, headers={"Range": "bytes=0-99"})
+    assert r.status_code == 206 and r.headers["content-type"] == "video/mp4"
+    for name in ("content-security-policy", "x-content-type-options"):
+        assert name in r.headers
+    other = url.replace("annotated.mp4", "summary.json")
+    assert httpx.get(base + other).status_code == 403  # signed for another artifact
+    expired = re.sub(r"expires=\d+", "expires=1000000000", url)
+    assert httpx.get(base + expired).json()["error"].startswith("this link has expired")
+
+
+def test_security_headers_everywhere(server):
+    base, job, _ = server
+    page = httpx.get(base + "/")
+    for r in (page, httpx.get(base + "/v1/jobs", headers=AUTH), httpx.get(base + "/nope"), httpx.get(base + "/healthz")):
+        for name in SECURITY_HEADERS:
+            assert name in r.headers, (r.url, name)
+    csp = page.headers["content-security-policy"]
+    assert "http" not in csp and "'unsafe-inline'" not in csp and "frame-ancestors 'none'" in csp
+    assert "'sha256-" in csp  # the page's own inline script and style, by hash
+
+
+def test_errors_are_json_without_server_paths(ckpt, tmp_path):
+    app = create_app(Recognizer.from_checkpoint(ckpt), ServeConfig(tmp_path / "srv"), start_workers=False,
+                     log=lambda m: None)
+    with TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False) as c:
+        bad = tmp_path / "notes.mp4"
+        bad.write_bytes(b"not a video at all" * 100)
+        with open(bad, "rb") as f:
+            r = c.post("/v1/jobs", files={"video": ("notes.mp4", f, "video/mp4")})
+        assert r.status_code == 415 and str(tmp_path) not in r.text and r.json()["error"].startswith("notes.mp4")
+        r = c.put("/v1/jobs")
+        assert r.status_code == 405 and "POST" in r.headers["allow"] and "error" in r.json()
+        app.state.store.list = lambda *a: 1 / 0  # a bug, provoked
+        r = c.get("/v1/jobs")
+        assert r.status_code == 500 and r.json()["error"].startswith("internal error (request id ")
+        assert r.headers["x-request-id"] in r.json()["error"] and "ZeroDivisionError" not in r.text
+
+
+def test_no_token_means_loopback_only(ckpt, capsys):
+    rc = main(["serve", "--checkpoint", str(ckpt), "--host", "0.0.0.0", "--port", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "refusing to listen on 0.0.0.0 without a token" in err and "--insecure" in err
