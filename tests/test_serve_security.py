@@ -125,3 +125,39 @@ def test_no_token_means_loopback_only(ckpt, capsys):
     rc = main(["serve", "--checkpoint", str(ckpt), "--host", "0.0.0.0", "--port", "1"])
     err = capsys.readouterr().err
     assert rc == 2 and "refusing to listen on 0.0.0.0 without a token" in err and "--insecure" in err
+
+
+def test_python_client_end_to_end(server, tmp_path):
+    from dfer.client import Client, ClientError
+
+    base, job, data = server
+    seen = []
+    with Client(base, token=TOKEN) as c:
+        assert c.model()["class_names"] == ["right", "left", "still"]
+        job_id = c.submit(data / "talk.mp4", stride=10, min_confidence=0.1)
+        done = c.wait(job_id, progress=seen.append, timeout=120, poll=0.2)
+        assert done["status"] == "done" and seen and seen[-1] == 1.0
+        path = c.download(job_id, "predictions.csv", tmp_path / "out" / "p.csv")
+        assert path.read_text().startswith("track_id,")
+        assert job_id in [j["id"] for j in c.jobs()]
+        c.delete(job_id)
+        with pytest.raises(ClientError, match="HTTP 404"):
+            c.job(job_id)
+        with pytest.raises(ClientError, match="stride must be between 1 and 100000"):
+            c.submit(data / "talk.mp4", stride=0)
+    with Client(base) as anonymous, pytest.raises(ClientError, match="HTTP 401: missing or wrong token"):
+        anonymous.jobs()
+
+
+def test_the_openapi_document_describes_the_upload_and_every_error(server):
+    base, _, _ = server
+    doc = httpx.get(base + "/openapi.json", headers=AUTH).json()
+    post = doc["paths"]["/v1/jobs"]["post"]
+    form = post["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["required"] == ["video"] and form["properties"]["video"]["format"] == "binary"
+    assert form["properties"]["stride"]["maximum"] == 100_000 and form["properties"]["min_confidence"]["maximum"] == 1.0
+    assert {"202", "400", "401", "403", "413", "415", "503"} <= set(post["responses"])
+    shape = post["responses"]["415"]["content"]["application/json"]["schema"]
+    assert shape["required"] == ["error"]
+    assert "409" in doc["paths"]["/v1/jobs/{job_id}"]["delete"]["responses"]
+    assert "422" not in str(doc["paths"]["/v1/jobs"])  # the server answers 400, and says so

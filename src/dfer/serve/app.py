@@ -27,6 +27,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -48,6 +49,38 @@ ARTIFACTS = {
 }
 PARAMS = {"stride": (int, 1, 100_000), "window": (float, 0.1, 600.0), "detect_every": (int, 1, 1000),
           "min_confidence": (float, 0.0, 1.0)}
+# The OpenAPI description of what the routes answer and take (the upload is parsed by hand, so that
+# its size limit applies while it streams; this tells clients and generators its real shape).
+ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+_ERROR_TEXT = {
+    400: "bad parameters, Host or token in a URL", 401: "missing or wrong token", 403: "cross-site request or bad link",
+    404: "unknown job or artifact", 409: "the job is running", 413: "upload over the limit",
+    415: "not a readable video", 503: "queue full (see Retry-After)"}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {c: {"description": _ERROR_TEXT[c], "content": {"application/json": {"schema": ERROR_SCHEMA}}} for c in codes}
+
+
+UPLOAD_SCHEMA = {
+    "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["video"],
+        "properties": {
+            "video": {"type": "string", "format": "binary", "description": "the video file (decoded to check it)"},
+            "stride": {"type": "integer", "minimum": 1, "maximum": 100_000, "description": "frames between windows"},
+            "window": {"type": "number", "minimum": 0.1, "maximum": 600.0, "description": "window span, seconds"},
+            "detect_every": {"type": "integer", "minimum": 1, "maximum": 1000},
+            "min_confidence": {"type": "number", "minimum": 0.0, "maximum": 1.0},
+            "explain": {"type": "string", "enum": ["true", "false"], "description": "also make explain.mp4"},
+        }}}}},
+}
+JOB_SCHEMA = {"type": "object", "properties": {
+    "id": {"type": "string"}, "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+    "progress": {"type": "number"}, "filename": {"type": "string"}, "error": {"type": "string"},
+    "summary": {"type": "object"}, "artifacts": {"type": "array", "items": {"type": "string"}},
+    "artifact_urls": {"type": "object", "additionalProperties": {"type": "string"}}}}
+
+
 FLAGS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
@@ -100,6 +133,20 @@ def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, l
     page_html = resources.files("dfer.serve").joinpath("static/index.html").read_text("utf-8")
     policy = Policy(config.token, own_host_names(config.host, config.allowed_hosts), csp=page_csp(page_html))
     install(app, policy, log)
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document without its 422 answers: validation errors here are 400s, described per route."""
+        if app.openapi_schema is None:
+            doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            for ops in doc.get("paths", {}).values():
+                for op in ops.values():
+                    op.get("responses", {}).pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                doc.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi
     app.state.store, app.state.workers, app.state.config = store, workers, config
 
     @app.exception_handler(ApiError)
@@ -133,7 +180,7 @@ def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, l
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "queued": store.count("queued"), "running": store.count("running")}
 
-    @app.get("/v1/model", dependencies=[Depends(auth)])
+    @app.get("/v1/model", dependencies=[Depends(auth)], responses=errors(400, 401))
     def model() -> dict[str, Any]:
         rec = recognizer
         backend = rec.backend
@@ -146,7 +193,9 @@ def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, l
         """The backend choice without server paths: the model file by name only."""
         return {**choice, "model": Path(choice.get("model") or "").name}
 
-    @app.post("/v1/jobs", status_code=202, dependencies=[Depends(auth)])
+    @app.post("/v1/jobs", status_code=202, dependencies=[Depends(auth)], openapi_extra=UPLOAD_SCHEMA,
+              responses={202: {"description": "queued", "content": {"application/json": {"schema": JOB_SCHEMA}}},
+                         **errors(400, 401, 403, 413, 415, 503)})
     async def submit(request: Request) -> dict[str, Any]:
         if store.count("queued") >= config.max_queue:
             raise ApiError(503, f"the queue is full ({config.max_queue} jobs waiting); try again later",
@@ -166,11 +215,12 @@ def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, l
         workers.notify()
         return {"id": job_id, "status": "queued"}
 
-    @app.get("/v1/jobs", dependencies=[Depends(auth)])
+    @app.get("/v1/jobs", dependencies=[Depends(auth)], responses=errors(400, 401))
     def list_jobs(limit: int = 100) -> dict[str, Any]:
         return {"jobs": [j.to_dict() for j in store.list(max(1, min(limit, 1000)))]}
 
-    @app.get("/v1/jobs/{job_id}", dependencies=[Depends(auth)])
+    @app.get("/v1/jobs/{job_id}", dependencies=[Depends(auth)], responses={
+        200: {"description": "the job", "content": {"application/json": {"schema": JOB_SCHEMA}}}, **errors(400, 401, 404)})
     def get_job(job_id: str) -> dict[str, Any]:
         job = job_or_404(job_id)
         out = job.to_dict()
@@ -180,7 +230,10 @@ def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, l
             out["artifact_urls"] = {n: policy.signed_url(job.id, n) for n in out["artifacts"]}
         return out
 
-    @app.get("/v1/jobs/{job_id}/{name}", dependencies=[Depends(auth)])
+    @app.get("/v1/jobs/{job_id}/{name}", dependencies=[Depends(auth)], response_class=FileResponse,
+             responses={200: {"description": "the artifact (HTTP range requests work)",
+                              "content": {t: {} for t in sorted(set(ARTIFACTS.values()))}},
+                        **errors(400, 401, 403, 404)})
     def artifact(job_id: str, name: str, expires: str = "", sig: str = ""):
         if sig and not policy.link_valid(job_id, name, expires, sig):
             raise ApiError(403, "this link has expired or was made for another artifact; get a fresh one from "
@@ -193,7 +246,7 @@ def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, l
             raise ApiError(404, f"job {job_id} has no {name} (status {job.status})")
         return FileResponse(path, media_type=ARTIFACTS[name], filename=name, content_disposition_type="inline")
 
-    @app.delete("/v1/jobs/{job_id}", dependencies=[Depends(auth)])
+    @app.delete("/v1/jobs/{job_id}", dependencies=[Depends(auth)], responses=errors(400, 401, 403, 404, 409))
     def delete_job(job_id: str) -> dict[str, Any]:
         job = job_or_404(job_id)
         if job.status == "running":
