@@ -114,7 +114,7 @@ def test_errors_are_json_without_server_paths(ckpt, tmp_path):
             r = c.post("/v1/jobs", files={"video": ("notes.mp4", f, "video/mp4")})
         assert r.status_code == 415 and str(tmp_path) not in r.text and r.json()["error"].startswith("notes.mp4")
         r = c.put("/v1/jobs")
-        assert r.status_code == 405 and "POST" in r.headers["allow"] and "error" in r.json()
+        assert r.status_code == 405 and r.headers["allow"] == "GET, POST" and "error" in r.json()
         app.state.store.list = lambda *a: 1 / 0  # a bug, provoked
         r = c.get("/v1/jobs")
         assert r.status_code == 500 and r.json()["error"].startswith("internal error (request id ")
@@ -161,3 +161,31 @@ def test_the_openapi_document_describes_the_upload_and_every_error(server):
     assert shape["required"] == ["error"]
     assert "409" in doc["paths"]["/v1/jobs/{job_id}"]["delete"]["responses"]
     assert "422" not in str(doc["paths"]["/v1/jobs"])  # the server answers 400, and says so
+
+
+def test_schemathesis_finds_nothing_over_the_whole_api(ckpt, tmp_path):
+    """schemathesis --checks all on loopback: the OpenAPI document tells the truth. A schema-valid upload of
+    random bytes is refused with 415 (not a video), which the config declares as an expected answer."""
+    pytest.importorskip("schemathesis")
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "dfer.cli", "serve", "--checkpoint", str(ckpt), "--data-dir",
+                             str(tmp_path / "srv"), "--port", str(port), "--token", TOKEN],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        config = tmp_path / "schemathesis.toml"
+        config.write_text('[checks.positive_data_acceptance]\n'
+                          'expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "415", "429", "5xx"]\n')
+        run = subprocess.run([sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run",
+                              f"{base}/openapi.json", "--checks", "all", "-H", f"Authorization: Bearer {TOKEN}",
+                              "--max-examples", "10", "--seed", "1"], capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0 and " failure" not in run.stdout.splitlines()[-1], run.stdout[-3000:]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -29,6 +29,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -64,7 +65,7 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 UPLOAD_SCHEMA = {
     "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": ["video"],
+        "type": "object", "required": ["video"], "additionalProperties": False,
         "properties": {
             "video": {"type": "string", "format": "binary", "description": "the video file (decoded to check it)"},
             "stride": {"type": "integer", "minimum": 1, "maximum": 100_000, "description": "frames between windows"},
@@ -155,7 +156,12 @@ def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, l
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):  # 404, 405 (with its Allow header)...
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # every method of every route of this path, not only the first route's
+            path = request.url.path
+            methods = {m for r in app.routes if isinstance(r, APIRoute) and r.path_regex.match(path) for m in r.methods}
+            headers["Allow"] = ", ".join(sorted(methods))
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):
@@ -294,10 +300,13 @@ async def _receive(request: Request, folder: Path, job_id: str, max_bytes: int) 
     video = form.get("video")
     if not isinstance(video, UploadFile):
         raise ApiError(400, "no file field named 'video' in the form")
+    unknown = sorted(set(form.keys()) - {"video", "explain", *PARAMS})
+    if unknown:
+        raise ApiError(400, f"unknown form field {unknown[0]!r}; the fields are video, {', '.join(PARAMS)}, explain")
     params = {}
     for key, (kind, lo, hi) in PARAMS.items():
         raw = form.get(key)
-        if raw in (None, ""):
+        if raw is None:
             continue
         try:
             value = kind(raw)
@@ -307,7 +316,7 @@ async def _receive(request: Request, folder: Path, job_id: str, max_bytes: int) 
             raise ApiError(400, f"{key} must be between {lo} and {hi}, got {raw}")
         params[key] = value
     raw = form.get("explain")
-    if raw not in (None, ""):
+    if raw is not None:
         if str(raw).strip().lower() not in FLAGS:
             raise ApiError(400, f"explain must be true or false, got {raw!r}")
         params["explain"] = FLAGS[str(raw).strip().lower()]
@@ -335,8 +344,10 @@ def _readable_video(path: Path, filename: str) -> int:
         src = open_source(path)
         first = next(iter(src.frames()), None)
     except DferError as exc:
-        reason = str(exc).split(": ", 1)[-1].replace(str(path), filename).replace(str(path.parent), "uploads")
-        raise ApiError(415, f"{filename}: not a readable video ({reason})") from None
+        reason = str(exc).replace(str(path), filename).replace(str(path.parent), "uploads").split(": ", 1)[-1]
+        if not reason.startswith("not a readable video"):
+            reason = f"not a readable video ({reason})"
+        raise ApiError(415, f"{filename}: {reason}") from None
     if first is None:
         raise ApiError(415, f"{filename}: not a readable video (no frame could be decoded)")
     return int(src.num_frames or 0)
