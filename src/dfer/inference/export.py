@@ -212,8 +212,13 @@ def _have_nncf() -> bool:
 
 def _quantize_openvino_int8(fp32: Path, calib: np.ndarray, val: np.ndarray, val_labels: np.ndarray, bar: float):
     """OpenVINO int8 model by NNCF post-training quantisation with accuracy control: layers are
-    quantised, then the ones that cost most top-1 agreement with float32 on the validation clips are
-    put back in float until the agreement there is >= `bar` (mixed precision). None without NNCF."""
+    quantised, then the ones that cost most top-1 accuracy on the validation clips (scored against
+    `val_labels`: the true labels, or float32's own for the agreement rule) are put back in float
+    until it is >= `bar` (mixed precision). None without NNCF."""
+    import logging
+
+    # NNCF imports torch's C++ extension helper, which warns about a missing CUDA runtime on CPU machines.
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     try:
         import nncf
     except ImportError:
@@ -228,7 +233,6 @@ def _quantize_openvino_int8(fp32: Path, calib: np.ndarray, val: np.ndarray, val_
     model = ov.Core().read_model(str(fp32))
     calibration = nncf.Dataset(list(calib), lambda x: x[None])
     validation = nncf.Dataset(list(zip(val, val_labels)), lambda item: item[0][None])
-    import logging
 
     nncf_log = logging.getLogger("nncf")
     level = nncf_log.level
