@@ -1,25 +1,66 @@
-"""Data: video in and out, faces, clip sampling, dataset adapters, the clip cache, splits and loaders."""
+"""Data: video in and out, faces, clip sampling, dataset adapters, the clip cache, splits and loaders.
 
-from dfer.data.adapters import ADAPTERS, ClipRecord, DatasetSpec, load_spec
-from dfer.data.cache import ClipCache, ClipRow
-from dfer.data.crop import crop_face
-from dfer.data.dataset import ClipDataset, class_balanced_sampler, make_loader
-from dfer.data.extract import FaceClip, extract_face_clip
-from dfer.data.face_settings import DETECTORS, FACE_PIPELINE_VERSION, FaceSettings
-from dfer.data.faces import Box, DlibDetector, WholeFrameDetector, make_detector
-from dfer.data.prepare import PrepareSummary, load_splits, prepare_dataset
-from dfer.data.sampling import ClipIndices, SegmentSampler, UniformSampler, make_sampler
-from dfer.data.splits import get_fold, make_splits
-from dfer.data.tracking import FaceTracker, TrackedBox, TrackedFrame
-from dfer.data.transforms import KINETICS_MEAN, KINETICS_STD, ClipTransformConfig, EvalTransform, TrainTransform
-from dfer.data.video import FrameSource, VideoInfo, VideoWriter, open_source, probe, read_video, write_video
+Names are imported when first used (PEP 562): `from dfer.data.video import open_source` (or
+`dfer.data.open_source`) does not import torch, which the loaders need; a small process such as the
+service's upload probe starts in a fraction of a second.
+"""
 
-__all__ = [
-    "ADAPTERS", "Box", "ClipCache", "ClipDataset", "ClipIndices", "ClipRecord", "ClipRow",
-    "ClipTransformConfig", "DETECTORS", "DatasetSpec", "DlibDetector", "EvalTransform", "FACE_PIPELINE_VERSION",
-    "FaceClip", "FaceSettings", "FaceTracker", "FrameSource", "KINETICS_MEAN", "KINETICS_STD", "PrepareSummary",
-    "SegmentSampler", "TrackedBox", "TrackedFrame", "TrainTransform", "UniformSampler", "VideoInfo", "VideoWriter",
-    "WholeFrameDetector", "class_balanced_sampler", "crop_face", "extract_face_clip", "get_fold", "load_spec",
-    "load_splits", "make_detector", "make_loader", "make_sampler", "make_splits", "open_source", "prepare_dataset",
-    "probe", "read_video", "write_video",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "ADAPTERS": "dfer.data.adapters",
+    "ClipRecord": "dfer.data.adapters",
+    "DatasetSpec": "dfer.data.adapters",
+    "load_spec": "dfer.data.adapters",
+    "ClipCache": "dfer.data.cache",
+    "ClipRow": "dfer.data.cache",
+    "crop_face": "dfer.data.crop",
+    "ClipDataset": "dfer.data.dataset",
+    "class_balanced_sampler": "dfer.data.dataset",
+    "make_loader": "dfer.data.dataset",
+    "FaceClip": "dfer.data.extract",
+    "extract_face_clip": "dfer.data.extract",
+    "DETECTORS": "dfer.data.face_settings",
+    "FACE_PIPELINE_VERSION": "dfer.data.face_settings",
+    "FaceSettings": "dfer.data.face_settings",
+    "Box": "dfer.data.faces",
+    "DlibDetector": "dfer.data.faces",
+    "WholeFrameDetector": "dfer.data.faces",
+    "make_detector": "dfer.data.faces",
+    "PrepareSummary": "dfer.data.prepare",
+    "load_splits": "dfer.data.prepare",
+    "prepare_dataset": "dfer.data.prepare",
+    "ClipIndices": "dfer.data.sampling",
+    "SegmentSampler": "dfer.data.sampling",
+    "UniformSampler": "dfer.data.sampling",
+    "make_sampler": "dfer.data.sampling",
+    "get_fold": "dfer.data.splits",
+    "make_splits": "dfer.data.splits",
+    "FaceTracker": "dfer.data.tracking",
+    "TrackedBox": "dfer.data.tracking",
+    "TrackedFrame": "dfer.data.tracking",
+    "KINETICS_MEAN": "dfer.data.transforms",
+    "KINETICS_STD": "dfer.data.transforms",
+    "ClipTransformConfig": "dfer.data.transforms",
+    "EvalTransform": "dfer.data.transforms",
+    "TrainTransform": "dfer.data.transforms",
+    "FrameSource": "dfer.data.video",
+    "VideoInfo": "dfer.data.video",
+    "VideoWriter": "dfer.data.video",
+    "open_source": "dfer.data.video",
+    "probe": "dfer.data.video",
+    "read_video": "dfer.data.video",
+    "write_video": "dfer.data.video",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'dfer.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value  # once
+    return value

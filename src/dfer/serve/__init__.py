@@ -1,12 +1,22 @@
-"""`dfer serve`: an HTTP service (FastAPI + uvicorn) with durable jobs in SQLite and a web page."""
+"""`dfer serve`: an HTTP service (FastAPI + uvicorn) with durable jobs in SQLite and a web page.
 
-from dfer.serve.app import ServeConfig, create_app
-from dfer.serve.jobs import Job, JobStore
+Names are imported when first used, so `python -m dfer.serve.probe` (the upload probe) starts
+without FastAPI.
+"""
 
-__all__ = ["Job", "JobStore", "ServeConfig", "create_app", "serve"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {"ServeConfig": "dfer.serve.app", "create_app": "dfer.serve.app", "Job": "dfer.serve.jobs",
+          "JobStore": "dfer.serve.jobs", "serve": "dfer.serve.server"}
+__all__ = sorted(_WHERE)
 
 
-def serve(*args, **kwargs):
-    from dfer.serve.server import serve as _serve
-
-    return _serve(*args, **kwargs)
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'dfer.serve' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import uuid
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,14 +29,15 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dfer.data.video import open_source
-from dfer.errors import DferError
 from dfer.serve.jobs import JobStore
+from dfer.serve.metrics import ServiceMetrics
+from dfer.serve.probe import ProbeError, probe_upload
 from dfer.serve.security import Policy, install, own_host_names, page_csp
 from dfer.serve.worker import Workers
 
@@ -93,6 +95,8 @@ class ServeConfig:
     max_queue: int = 32  # queued jobs beyond this are refused (503) until the workers catch up
     workers: int = 1
     explain_checkpoint: Path | None = None  # the .pt that explain=true jobs run on PyTorch (None: not offered)
+    probe_timeout: float = 60.0  # seconds the probe may take to decide that an upload is a video
+    probe_command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "dfer.serve.probe"])
     host: str = "127.0.0.1"  # the address the server listens on: its Host names follow from it
     allowed_hosts: tuple[str, ...] = ()  # further Host names to accept (a reverse proxy's public name)
 
@@ -111,7 +115,9 @@ def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, l
     for sub in ("uploads", "jobs", "incoming"):
         (data / sub).mkdir(parents=True, exist_ok=True)
     store = JobStore(data / "jobs.sqlite")
-    workers = Workers(store, recognizer, data, config.workers, log=log, explain_checkpoint=config.explain_checkpoint)
+    metrics = ServiceMetrics(store.count, log)
+    workers = Workers(store, recognizer, data, config.workers, log=log, explain_checkpoint=config.explain_checkpoint,
+                      metrics=metrics)
     max_bytes = int(config.max_upload_mb * 1024 * 1024)
 
     from contextlib import asynccontextmanager
@@ -133,7 +139,7 @@ def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, l
                   description="Dynamic facial expression recognition on uploaded videos.")
     page_html = resources.files("dfer.serve").joinpath("static/index.html").read_text("utf-8")
     policy = Policy(config.token, own_host_names(config.host, config.allowed_hosts), csp=page_csp(page_html))
-    install(app, policy, log)
+    install(app, policy, log, observe=metrics.request)
 
     def openapi() -> dict[str, Any]:
         """FastAPI's document without its 422 answers: validation errors here are 400s, described per route."""
@@ -183,8 +189,20 @@ def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, l
         return job
 
     @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
-        return {"status": "ok", "queued": store.count("queued"), "running": store.count("running")}
+    def healthz() -> JSONResponse:
+        """200 while a worker is alive, 503 when none is; each worker's state either way (no token needed)."""
+        states = workers.states()
+        alive = any(w["alive"] for w in states) or not start_workers
+        body = {"status": "ok" if alive else "no worker alive", "workers": states,
+                "queued": store.count("queued"), "running": store.count("running")}
+        return JSONResponse(body, status_code=200 if alive else 503)
+
+    @app.get("/metrics", dependencies=[Depends(auth)], response_class=PlainTextResponse,
+             responses={200: {"description": "Prometheus text format",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}}, **errors(400, 401)})
+    def prometheus() -> Response:
+        """Prometheus text format: jobs by status, queue depth, job seconds, worker restarts, bytes, latency."""
+        return Response(metrics.text(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/v1/model", dependencies=[Depends(auth)], responses=errors(400, 401))
     def model() -> dict[str, Any]:
@@ -211,13 +229,17 @@ def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, l
         if params.get("explain") and config.explain_checkpoint is None:
             tmp.unlink(missing_ok=True)
             raise ApiError(400, "explain=true needs the server to run a dfer checkpoint (.pt), not an exported model")
-        try:
-            params["num_frames"] = _readable_video(tmp, filename)
-        except ApiError:
-            tmp.unlink(missing_ok=True)
-            raise
-        tmp.replace(workers.upload_path(job_id))  # on disk under a server-made name, then recorded
-        store.create(job_id, params, filename)
+        try:  # in a separate process with a deadline: the event loop never waits on FFmpeg
+            info = await probe_upload(tmp, config.probe_command, config.probe_timeout)
+        except ProbeError as exc:
+            await run_in_threadpool(tmp.unlink, True)
+            raise ApiError(415, f"{filename}: not a readable video ({exc})") from None
+        params["num_frames"] = int(info["frames"])
+        size = tmp.stat().st_size
+        await run_in_threadpool(tmp.replace, workers.upload_path(job_id))  # a server-made name, then recorded
+        await run_in_threadpool(store.create, job_id, params, filename)
+        metrics.bytes_uploaded.inc(size)
+        metrics.job(job_id, "queued")
         workers.notify()
         return {"id": job_id, "status": "queued"}
 
@@ -324,7 +346,7 @@ async def _receive(request: Request, folder: Path, job_id: str, max_bytes: int) 
     with tmp.open("wb") as out:
         await video.seek(0)
         while block := await video.read(1 << 20):
-            out.write(block)
+            await run_in_threadpool(out.write, block)  # disk writes off the event loop
     await video.close()
     if tmp.stat().st_size == 0:
         tmp.unlink()
@@ -336,18 +358,3 @@ def _display(name: str | None) -> str:
     """The client's file name, for display only: the last path part, printable, at most 120 chars."""
     base = (name or "video").replace("\\", "/").split("/")[-1]
     return "".join(c for c in base if c.isprintable())[:120] or "video"
-
-
-def _readable_video(path: Path, filename: str) -> int:
-    """Frame count of an upload PyAV can decode (415 otherwise): decided by opening it, not by its name."""
-    try:
-        src = open_source(path)
-        first = next(iter(src.frames()), None)
-    except DferError as exc:
-        reason = str(exc).replace(str(path), filename).replace(str(path.parent), "uploads").split(": ", 1)[-1]
-        if not reason.startswith("not a readable video"):
-            reason = f"not a readable video ({reason})"
-        raise ApiError(415, f"{filename}: {reason}") from None
-    if first is None:
-        raise ApiError(415, f"{filename}: not a readable video (no frame could be decoded)")
-    return int(src.num_frames or 0)

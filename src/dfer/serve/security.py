@@ -142,12 +142,15 @@ def page_csp(html: str) -> str:
             "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
-def install(app, policy: Policy, log: Callable[[str], None]) -> None:
-    """The checks above on every request, the headers on every answer, JSON for every unexpected error."""
+def install(app, policy: Policy, log: Callable[[str], None],
+            observe: Callable[[str, str, int, float, str], None] | None = None) -> None:
+    """The checks above on every request, the headers on every answer, JSON for every unexpected error;
+    `observe(method, route, status, seconds, request id)` is told about every answer."""
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
         rid = uuid.uuid4().hex[:12]
+        t0 = time.perf_counter()
         refused = policy.refusal(request)
         if refused is not None:
             status, message = refused
@@ -165,4 +168,7 @@ def install(app, policy: Policy, log: Callable[[str], None]) -> None:
             response.headers.setdefault(key, value)
         response.headers.setdefault("Content-Security-Policy", policy.csp)
         response.headers["X-Request-ID"] = rid
+        if observe is not None:
+            route = getattr(request.scope.get("route"), "path", "unmatched")
+            observe(request.method, route, response.status_code, time.perf_counter() - t0, rid)
         return response

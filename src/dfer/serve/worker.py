@@ -33,7 +33,7 @@ class Stopped(Exception):
 
 class Workers:
     def __init__(self, store: JobStore, recognizer: Recognizer, data_dir: Path, count: int = 1,
-                 log: Callable[[str], None] = print, explain_checkpoint: Path | None = None) -> None:
+                 log: Callable[[str], None] = print, explain_checkpoint: Path | None = None, metrics=None) -> None:
         self.store = store
         self.recognizer = recognizer
         self.explain_checkpoint = explain_checkpoint
@@ -45,6 +45,9 @@ class Workers:
         self._stop = threading.Event()
         self._wake = threading.Condition()
         self._threads: list[threading.Thread] = []
+        self._current: dict[str, str | None] = {}  # worker name -> the job it runs
+        self.metrics = metrics
+        self.restarts = 0
 
     def upload_path(self, job_id: str) -> Path:
         return self.data_dir / "uploads" / f"{job_id}.video"
@@ -55,9 +58,38 @@ class Workers:
     # lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         for k in range(self.count):
-            t = threading.Thread(target=self._loop, name=f"dfer-worker-{k}", daemon=True)
-            t.start()
-            self._threads.append(t)
+            self._threads.append(self._spawn(f"dfer-worker-{k}"))
+        threading.Thread(target=self._supervise, name="dfer-supervisor", daemon=True).start()
+
+    def _spawn(self, name: str) -> threading.Thread:
+        t = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._current[name] = None
+        t.start()
+        return t
+
+    def _supervise(self) -> None:
+        """A worker that died (an error outside a job's own handling: the database, the disk) is
+        replaced within a second, and the job it held goes back to the queue."""
+        while not self._stop.wait(1.0):
+            for k, t in enumerate(self._threads):
+                if t.is_alive() or self._stop.is_set():
+                    continue
+                job = self._current.get(t.name)
+                self.log(f"worker {t.name} died" + (f" running job {job}; it is queued again" if job else "")
+                         + "; replaced")
+                if job:
+                    try:
+                        self.store.requeue(job)
+                    except Exception as exc:  # noqa: BLE001 - reported; the next start re-queues it anyway
+                        self.log(f"could not re-queue job {job}: {exc}")
+                self.restarts += 1
+                if self.metrics is not None:
+                    self.metrics.worker_restarts.inc()
+                self._threads[k] = self._spawn(t.name)
+
+    def states(self) -> list[dict[str, Any]]:
+        """Each worker: its name, whether it is alive, the job it runs."""
+        return [{"name": t.name, "alive": t.is_alive(), "job": self._current.get(t.name)} for t in self._threads]
 
     def notify(self) -> None:
         with self._wake:
@@ -78,7 +110,11 @@ class Workers:
                 with self._wake:
                     self._wake.wait(timeout=1.0)
                 continue
+            name = threading.current_thread().name
+            self._current[name] = job.id
+            self._event(job.id, "running")
             self._run(job)
+            self._current[name] = None
 
     def _run(self, job: Job) -> None:
         t0 = time.perf_counter()
@@ -86,18 +122,28 @@ class Workers:
             self._process(job)
         except Stopped:
             self.store.requeue(job.id)
-            self.log(f"job {job.id}: interrupted by shutdown, queued again")
+            self._event(job.id, "queued", error="interrupted by shutdown")
             return
         except DferError as exc:
-            self.store.finish(job.id, error=str(exc).replace(str(self.upload_path(job.id)), job.filename))
-            self.log(f"job {job.id}: failed: {exc}")
+            error = str(exc).replace(str(self.upload_path(job.id)), job.filename)
+            self.store.finish(job.id, error=error)
+            self._event(job.id, "failed", time.perf_counter() - t0, error)
             return
         except Exception as exc:  # recorded, never fatal to the worker
             self.store.finish(job.id, error=f"unexpected {exc.__class__.__name__}: {exc}")
             self.log(f"job {job.id}: failed unexpectedly\n{traceback.format_exc()}")
+            self._event(job.id, "failed", time.perf_counter() - t0, f"unexpected {exc.__class__.__name__}")
             return
         self.store.finish(job.id)
-        self.log(f"job {job.id}: done in {time.perf_counter() - t0:.1f} s")
+        self._event(job.id, "done", time.perf_counter() - t0)
+
+    def _event(self, job_id: str, status: str, seconds: float | None = None, error: str | None = None) -> None:
+        """One structured log line per job state change (and the job-seconds histogram)."""
+        if self.metrics is not None:
+            self.metrics.job(job_id, status, seconds, error)
+        else:
+            self.log(f"job {job_id}: {status}" + (f" in {seconds:.1f} s" if seconds is not None else "")
+                     + (f": {error}" if error else ""))
 
     def _process(self, job: Job) -> None:
         final = self.result_dir(job.id)

@@ -1,0 +1,84 @@
+"""Running `dfer serve`: the upload probe in its own process with a deadline, health, metrics, logs."""
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from dfer.inference import Recognizer
+from dfer.serve import ServeConfig, create_app
+from synthetic import write_face_video
+from test_serve import submit, wait_done
+
+
+@pytest.fixture(scope="module")
+def ckpt(toy_run):
+    return toy_run[1] / "best.pt"
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    return write_face_video(tmp_path_factory.mktemp("media") / "talk.mp4", n=30, size=(160, 120))
+
+
+HANG = [sys.executable, "-c", "import time; time.sleep(30)"]  # a probe that never finishes, as a bad file can
+
+
+def _app(ckpt, data, logs=None, **kw):
+    return create_app(Recognizer.from_checkpoint(ckpt, device="cpu"), ServeConfig(Path(data), **kw),
+                      log=(logs.append if logs is not None else (lambda m: None)))
+
+
+def test_an_upload_that_hangs_the_probe_fails_while_the_api_answers(ckpt, video, tmp_path):
+    with TestClient(_app(ckpt, tmp_path / "srv", probe_command=HANG, probe_timeout=2.0),
+                    base_url="http://127.0.0.1") as c:
+        answer = {}
+        upload = threading.Thread(target=lambda: answer.update(r=submit(c, video)))
+        upload.start()
+        time.sleep(0.5)
+        health = c.get("/healthz")
+        assert health.status_code == 200 and upload.is_alive()  # answered while the probe hangs
+        upload.join(30)
+        r = answer["r"]
+        assert r.status_code == 415 and "could not be read within 2 s" in r.json()["error"]
+        assert not list((tmp_path / "srv" / "incoming").iterdir())  # nothing left behind
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the worker killed on purpose
+def test_health_metrics_and_structured_logs(ckpt, video, tmp_path, monkeypatch):
+    logs = []
+    app = _app(ckpt, tmp_path / "srv", logs=logs, workers=2)
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        job = wait_done(c.get, submit(c, video).json()["id"])
+        assert job["status"] == "done"
+        health = c.get("/healthz").json()
+        assert health["status"] == "ok" and [w["alive"] for w in health["workers"]] == [True, True]
+        text = c.get("/metrics").text
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        jobs = {s.labels["status"]: s.value for s in families["dfer_jobs"].samples}
+        assert jobs["done"] == 1 and families["dfer_queue_depth"].samples[0].value == 0
+        assert any(s.value == 1 for s in families["dfer_job_seconds"].samples if s.name.endswith("_count"))
+        assert families["dfer_uploaded_bytes"].samples[0].value == video.stat().st_size
+        routes = {s.labels.get("route") for s in families["dfer_request_seconds"].samples}
+        assert "/v1/jobs/{job_id}" in routes
+        events = [json.loads(m) for m in logs if m.startswith("{")]
+        assert any(e["event"] == "request" and e["route"] == "/v1/jobs" and e["status"] == 202 for e in events)
+        assert [e["status"] for e in events if e["event"] == "job"] == ["queued", "running", "done"]
+        # a worker that dies is replaced, and counted
+        store = app.state.store
+        real = store.claim
+        monkeypatch.setattr(store, "claim", lambda: 1 / 0)
+        time.sleep(1.5)
+        monkeypatch.setattr(store, "claim", real)
+        time.sleep(1.5)
+        assert all(w["alive"] for w in c.get("/healthz").json()["workers"])
+        restarts = {f.name: f for f in text_string_to_metric_families(c.get("/metrics").text)}["dfer_worker_restarts"]
+        assert restarts.samples[0].value >= 2
+        monkeypatch.setattr(app.state.workers, "states", lambda: [{"name": "w", "alive": False, "job": None}])
+        dead = c.get("/healthz")
+        assert dead.status_code == 503 and dead.json()["status"] == "no worker alive"
