@@ -184,7 +184,8 @@ def test_schemathesis_finds_nothing_over_the_whole_api(ckpt, tmp_path):
                           'expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "415", "429", "5xx"]\n')
         run = subprocess.run([sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run",
                               f"{base}/openapi.json", "--checks", "all", "-H", f"Authorization: Bearer {TOKEN}",
-                              "--max-examples", "5", "--seed", "1"], capture_output=True, text=True, timeout=300)
+                              "--max-examples", "5", "--seed", "1"], capture_output=True, text=True, timeout=300,
+                             cwd=tmp_path)  # its cache folder goes there, not into the checkout
         assert run.returncode == 0 and " failure" not in run.stdout.splitlines()[-1], run.stdout[-3000:]
     finally:
         proc.terminate()
