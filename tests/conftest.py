@@ -51,3 +51,34 @@ def toy_run(toy_cache, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("toyrun") / "run"
     return train_fold(load_config(overrides=TINY + ["optim.epochs=8"]), toy_cache, 1, out), out
+
+
+@pytest.fixture(scope="module")
+def ckpt(toy_run):
+    """The toy run's selected checkpoint (a small real dfer model)."""
+    return toy_run[1] / "best.pt"
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    """A 30-frame 160x120 video with one synthetic face."""
+    from synthetic import write_face_video
+
+    return write_face_video(tmp_path_factory.mktemp("media") / "talk.mp4", n=30, size=(160, 120))
+
+
+def wait_healthy(base: str, proc=None, tries: int = 300) -> None:
+    """Until a server on loopback answers /healthz (its output in the error if it never does)."""
+    import time
+
+    import httpx
+
+    for _ in range(tries):
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    if proc is not None:
+        proc.kill()
+    raise AssertionError(f"{base} did not come up" + (f": {proc.stdout.read().decode()}" if proc and proc.stdout else ""))

@@ -17,11 +17,6 @@ from synthetic import face_frames, make_bad_inputs, write_face_video, write_fram
 FAST = InferenceSettings(stride=8, window_seconds=0.8, min_track_frames=4, face={"detect_every": 2})
 
 
-@pytest.fixture(scope="module")
-def ckpt(toy_run):
-    return toy_run[1] / "best.pt"
-
-
 def test_recognizer_api_one_face(ckpt, tmp_path):
     video = write_face_video(tmp_path / "one.mp4", n=40, size=(160, 120))
     rec = dfer.Recognizer.from_checkpoint(ckpt, device="cpu", settings=FAST)

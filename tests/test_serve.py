@@ -14,21 +14,12 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from conftest import wait_healthy
 from dfer.inference import Recognizer
 from dfer.serve import ServeConfig, create_app
 from synthetic import write_face_video
 
 ARTIFACTS = ["predictions.csv", "tracks.csv", "summary.json", "timeline.png", "annotated.mp4", "episodes.csv"]
-
-
-@pytest.fixture(scope="module")
-def ckpt(toy_run):
-    return toy_run[1] / "best.pt"
-
-
-@pytest.fixture(scope="module")
-def video(tmp_path_factory):
-    return write_face_video(tmp_path_factory.mktemp("media") / "talk.mp4", n=30, size=(160, 120))
 
 
 def client_for(ckpt, data_dir, **kw):
@@ -143,14 +134,8 @@ def _start_server(ckpt, data_dir, port):
            "--port", str(port)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(proc.stdout.read().decode())
+    wait_healthy(base, proc)
+    return proc, base
 
 
 def test_server_killed_mid_job_restarts_and_finishes_every_job(ckpt, tmp_path):

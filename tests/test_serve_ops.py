@@ -12,19 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dfer.inference import Recognizer
 from dfer.serve import ServeConfig, create_app
-from synthetic import write_face_video
 from test_serve import submit, wait_done
-
-
-@pytest.fixture(scope="module")
-def ckpt(toy_run):
-    return toy_run[1] / "best.pt"
-
-
-@pytest.fixture(scope="module")
-def video(tmp_path_factory):
-    return write_face_video(tmp_path_factory.mktemp("media") / "talk.mp4", n=30, size=(160, 120))
-
 
 HANG = [sys.executable, "-c", "import time; time.sleep(30)"]  # a probe that never finishes, as a bad file can
 

@@ -3,12 +3,12 @@
 import re
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from conftest import wait_healthy
 from dfer.cli import main
 from dfer.inference import Recognizer
 from dfer.serve import ServeConfig, create_app
@@ -21,11 +21,6 @@ SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "x-fram
 
 
 @pytest.fixture(scope="module")
-def ckpt(toy_run):
-    return toy_run[1] / "best.pt"
-
-
-@pytest.fixture(scope="module")
 def server(ckpt, tmp_path_factory):
     """A real `dfer serve` with a token on loopback, and one finished job."""
     data = tmp_path_factory.mktemp("secure")
@@ -34,12 +29,7 @@ def server(ckpt, tmp_path_factory):
                              str(data / "srv"), "--port", str(port), "--token", TOKEN],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
+    wait_healthy(base)
     video = write_face_video(data / "talk.mp4", n=30, size=(160, 120))
     with open(video, "rb") as f:
         r = httpx.post(base + "/v1/jobs", files={"video": ("talk.mp4", f, "video/mp4")}, headers=AUTH, timeout=30)
@@ -173,12 +163,7 @@ def test_schemathesis_finds_nothing_over_the_whole_api(ckpt, tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_healthy(base)
         config = tmp_path / "schemathesis.toml"
         config.write_text('[checks.positive_data_acceptance]\n'
                           'expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "415", "429", "5xx"]\n')
