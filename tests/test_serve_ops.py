@@ -70,3 +70,17 @@ def test_health_metrics_and_structured_logs(ckpt, video, tmp_path, monkeypatch):
         monkeypatch.setattr(app.state.workers, "states", lambda: [{"name": "w", "alive": False, "job": None}])
         dead = c.get("/healthz")
         assert dead.status_code == 503 and dead.json()["status"] == "no worker alive"
+
+
+def test_uploads_over_the_limits_are_refused_naming_the_limit(ckpt, video, tmp_path):
+    # the test video: 30 frames of 160x120 at 25 fps (1.2 s)
+    cases = [({"max_duration": 1.0}, "1.2 s of video is over the limit of 1 s (--max-duration)"),
+             ({"max_frame": (128, 128)}, "frames of 160x120 are over the limit of 128x128 (--max-frame)"),
+             ({"max_fps": 24.0}, "25 frames per second is over the limit of 24 (--max-fps)")]
+    for k, (limits, message) in enumerate(cases):
+        with TestClient(_app(ckpt, tmp_path / f"srv{k}", **limits), base_url="http://127.0.0.1") as c:
+            r = submit(c, video)
+            assert r.status_code == 413 and r.json()["error"] == f"talk.mp4: {message}"
+            assert not list((tmp_path / f"srv{k}" / "incoming").iterdir())
+    with TestClient(_app(ckpt, tmp_path / "ok", max_frame=(120, 160)), base_url="http://127.0.0.1") as c:
+        assert submit(c, video).status_code == 202  # either orientation

@@ -63,6 +63,16 @@ def _demo_clip(text: str) -> tuple[int, int]:
     return t, s
 
 
+def _frame_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"frame size must look like 4096x2160, got {text!r}") from None
+    if w < 16 or h < 16:
+        raise argparse.ArgumentTypeError(f"frame size needs both sides >= 16, got {text!r}")
+    return w, h
+
+
 def _shard(text: str) -> tuple[int, int]:
     from dfer.data.prepare import parse_shard
 
@@ -401,7 +411,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     serve(args.checkpoint, host=args.host, port=args.port, data_dir=args.data_dir, workers=args.workers,
           token=args.token or os.environ.get("DFER_TOKEN"), max_upload_mb=args.max_upload_mb,
           max_queue=args.max_queue, backend=args.backend, device=args.device, precision=args.precision,
-          streams=args.streams, insecure=args.insecure, allowed_hosts=tuple(args.allowed_host or ()))
+          streams=args.streams, insecure=args.insecure, allowed_hosts=tuple(args.allowed_host or ()),
+          max_duration=args.max_duration, max_frame=args.max_frame, max_fps=args.max_fps)
     return 0
 
 
@@ -731,6 +742,9 @@ def _add_serve(sub) -> None:
     p.add_argument("--workers", type=POSITIVE_INT, default=1, help="videos processed at once (threads, one model)")
     p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on the API (or set DFER_TOKEN)")
     p.add_argument("--max-upload-mb", type=POSITIVE_FLOAT, default=500.0)
+    p.add_argument("--max-duration", type=POSITIVE_FLOAT, default=3600.0, help="seconds of video an upload may hold")
+    p.add_argument("--max-frame", type=_frame_size, default=(4096, 2160), help="largest frame WxH, either orientation")
+    p.add_argument("--max-fps", type=POSITIVE_FLOAT, default=240.0, help="highest frame rate of an upload")
     p.add_argument("--max-queue", type=POSITIVE_INT, default=32, help="queued jobs before new ones are refused (503)")
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="as for dfer predict")
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="as for dfer predict")

@@ -57,7 +57,7 @@ PARAMS = {"stride": (int, 1, 100_000), "window": (float, 0.1, 600.0), "detect_ev
 ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 _ERROR_TEXT = {
     400: "bad parameters, Host or token in a URL", 401: "missing or wrong token", 403: "cross-site request or bad link",
-    404: "unknown job or artifact", 409: "the job is running", 413: "upload over the limit",
+    404: "unknown job or artifact", 409: "the job is running", 413: "upload over a limit (bytes, duration, frame, fps)",
     415: "not a readable video", 503: "queue full (see Retry-After)"}
 
 
@@ -96,6 +96,9 @@ class ServeConfig:
     workers: int = 1
     explain_checkpoint: Path | None = None  # the .pt that explain=true jobs run on PyTorch (None: not offered)
     probe_timeout: float = 60.0  # seconds the probe may take to decide that an upload is a video
+    max_duration: float = 3600.0  # seconds of video an upload may hold
+    max_frame: tuple[int, int] = (4096, 2160)  # largest frame, either orientation
+    max_fps: float = 240.0
     probe_command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "dfer.serve.probe"])
     host: str = "127.0.0.1"  # the address the server listens on: its Host names follow from it
     allowed_hosts: tuple[str, ...] = ()  # further Host names to accept (a reverse proxy's public name)
@@ -234,6 +237,10 @@ def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, l
         except ProbeError as exc:
             await run_in_threadpool(tmp.unlink, True)
             raise ApiError(415, f"{filename}: not a readable video ({exc})") from None
+        limit = _over_limit(info, config)
+        if limit:
+            await run_in_threadpool(tmp.unlink, True)
+            raise ApiError(413, f"{filename}: {limit}")
         params["num_frames"] = int(info["frames"])
         size = tmp.stat().st_size
         await run_in_threadpool(tmp.replace, workers.upload_path(job_id))  # a server-made name, then recorded
@@ -358,3 +365,17 @@ def _display(name: str | None) -> str:
     """The client's file name, for display only: the last path part, printable, at most 120 chars."""
     base = (name or "video").replace("\\", "/").split("/")[-1]
     return "".join(c for c in base if c.isprintable())[:120] or "video"
+
+
+def _over_limit(info: dict[str, Any], config: ServeConfig) -> str | None:
+    """Which limit a probed upload is over (duration, frame size, frame rate), named with its option."""
+    fps, frames = float(info.get("fps") or 0.0), int(info.get("frames") or 0)
+    w, h = int(info.get("width") or 0), int(info.get("height") or 0)
+    long_side, short_side = max(config.max_frame), min(config.max_frame)
+    if fps > config.max_fps:
+        return f"{fps:g} frames per second is over the limit of {config.max_fps:g} (--max-fps)"
+    if max(w, h) > long_side or min(w, h) > short_side:
+        return f"frames of {w}x{h} are over the limit of {long_side}x{short_side} (--max-frame)"
+    if fps > 0 and frames / fps > config.max_duration:
+        return f"{frames / fps:.1f} s of video is over the limit of {config.max_duration:g} s (--max-duration)"
+    return None

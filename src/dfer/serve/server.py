@@ -14,7 +14,8 @@ from dfer.serve.security import is_loopback
 def serve(checkpoint: str | Path, *, host: str = "127.0.0.1", port: int = 8000, data_dir: str | Path = "dfer-serve",
           workers: int = 1, token: str | None = None, max_upload_mb: float = 500.0, max_queue: int = 32,
           backend: str = "auto", device: str = "auto", precision: str = "auto", streams: int = 0,
-          insecure: bool = False, allowed_hosts: tuple[str, ...] = ()) -> None:
+          insecure: bool = False, allowed_hosts: tuple[str, ...] = (), max_duration: float = 3600.0,
+          max_frame: tuple[int, int] = (4096, 2160), max_fps: float = 240.0) -> None:
     """Load the model once, then serve until interrupted; jobs left running are re-queued on the next start."""
     import uvicorn
 
@@ -30,7 +31,8 @@ def serve(checkpoint: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
     rec = Recognizer.from_checkpoint(local, device=device, backend=backend, precision=precision, streams=streams)
     config = ServeConfig(Path(data_dir), token=token or None, max_upload_mb=max_upload_mb, max_queue=max_queue,
                          workers=workers, explain_checkpoint=local if local.suffix.lower() == ".pt" else None,
-                         host=host, allowed_hosts=tuple(allowed_hosts))
+                         host=host, allowed_hosts=tuple(allowed_hosts), max_duration=max_duration, max_frame=max_frame,
+                         max_fps=max_fps)
     app = create_app(rec, config, log=log)
     if not is_loopback(host) and not config.token:
         log(f"warning: listening on {host} without a token (--insecure): anyone who can reach this port can submit videos")
