@@ -43,34 +43,25 @@ POSITIVE_FLOAT = _number(float, 0, lo_open=True)
 NONNEG_FLOAT = _number(float, 0)
 
 
-def _clip(text: str) -> tuple[int, int, int]:
-    try:
-        t, h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"clip size must look like 16x112x112, got {text!r}") from None
-    if t < 1 or h < 16 or w < 16:
-        raise argparse.ArgumentTypeError(f"clip size needs T >= 1 and H, W >= 16, got {text!r}")
-    return t, h, w
+def _sizes(what: str, example: str, minimum: tuple[int, ...], rule: str) -> Callable[[str], tuple[int, ...]]:
+    """A parser of 'AxB[xC]' integers, each at least its `minimum`."""
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(v) for v in text.lower().split("x"))
+        except ValueError:
+            values = ()
+        if len(values) != len(minimum):
+            raise argparse.ArgumentTypeError(f"{what} must look like {example}, got {text!r}")
+        if any(v < m for v, m in zip(values, minimum)):
+            raise argparse.ArgumentTypeError(f"{what} needs {rule}, got {text!r}")
+        return values
+
+    return parse
 
 
-def _demo_clip(text: str) -> tuple[int, int]:
-    try:
-        t, s = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"clip must look like 8x32 (frames x side), got {text!r}") from None
-    if t < 1 or s < 16:
-        raise argparse.ArgumentTypeError(f"clip needs frames >= 1 and side >= 16, got {text!r}")
-    return t, s
-
-
-def _frame_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"frame size must look like 4096x2160, got {text!r}") from None
-    if w < 16 or h < 16:
-        raise argparse.ArgumentTypeError(f"frame size needs both sides >= 16, got {text!r}")
-    return w, h
+_clip = _sizes("clip size", "16x112x112", (1, 16, 16), "T >= 1 and H, W >= 16")
+_demo_clip = _sizes("clip", "8x32 (frames x side)", (1, 16), "frames >= 1 and side >= 16")
+_frame_size = _sizes("frame size", "4096x2160", (16, 16), "both sides >= 16")
 
 
 def _shard(text: str) -> tuple[int, int]:
