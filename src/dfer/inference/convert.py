@@ -19,6 +19,8 @@ The cache folder is `$DFER_CACHE_DIR` or `~/.cache/dfer`, under `converted/<dige
 
 from __future__ import annotations
 
+import functools
+import os
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -49,8 +51,20 @@ class BackendChoice:
         return asdict(self)
 
 
+def checkpoint_digest(checkpoint: str | Path) -> str:
+    """SHA-256 of a checkpoint, read once per file version: opening a model with `auto` needs it for the
+    int8 check and the conversion cache (each read of a full-size checkpoint is 130 MB)."""
+    st = os.stat(checkpoint)
+    return _digest(str(Path(checkpoint).resolve()), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _digest(path: str, mtime_ns: int, size: int) -> str:
+    return file_digest(path)
+
+
 def converted_dir(checkpoint: str | Path) -> Path:
-    return cache_root() / "converted" / file_digest(checkpoint)[:16]
+    return cache_root() / "converted" / checkpoint_digest(checkpoint)[:16]
 
 
 def converted_model(checkpoint: str | Path, fmt: str) -> Path:
@@ -101,7 +115,7 @@ def verified_int8(checkpoint: Path) -> tuple[Path | None, str]:
     cache, and why (or why not)."""
     from dfer.inference.export import read_metadata
 
-    digest = file_digest(checkpoint)
+    digest = checkpoint_digest(checkpoint)
     for cand in (checkpoint.with_name(checkpoint.stem + INT8_SUFFIX), converted_dir(checkpoint) / "model-int8.xml"):
         if not cand.is_file():
             continue
