@@ -308,9 +308,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
                                  min_confidence=args.min_confidence,
                                  episodes=EpisodeRule(args.min_episode, args.episode_margin))
     checkpoint = resolve_checkpoint(args.checkpoint, progress=not args.quiet)  # once, before any worker starts
-    make = partial(Recognizer.from_checkpoint, checkpoint, device=args.device, backend=args.backend,
-                   settings=settings, threads=args.threads, precision=args.precision, streams=args.streams)
     ray = _ray_options(args)
+    # A Ray worker has the CPUs it asked for (one by default): one OpenVINO request each, no extra threads.
+    streams = args.streams if ray is None else (args.streams or 1)
+    make = partial(Recognizer.from_checkpoint, checkpoint, device=args.device, backend=args.backend,
+                   settings=settings, threads=args.threads, precision=args.precision, streams=streams)
     if ray is not None and any(is_webcam(i) or "://" in str(i) for i in inputs):
         raise DferError("the Ray engine takes files and folders; run webcams and streams with the local engine")
     run = predict_inputs(make if ray else make(), inputs, args.out, annotate=not args.no_video,
