@@ -11,19 +11,19 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from fastapi.testclient import TestClient
 
 from conftest import wait_healthy
-from dfer.inference import Recognizer
-from dfer.serve import ServeConfig, create_app
+from dfer.serve import ModelSpec, ServeConfig, create_app
 from synthetic import write_face_video
 
 ARTIFACTS = ["predictions.csv", "tracks.csv", "summary.json", "timeline.png", "annotated.mp4", "episodes.csv"]
 
 
 def client_for(ckpt, data_dir, **kw):
-    app = create_app(Recognizer.from_checkpoint(ckpt, device="cpu"), ServeConfig(Path(data_dir), **kw), log=lambda m: None)
+    app = create_app(ModelSpec(ckpt, device="cpu"), ServeConfig(Path(data_dir), **kw), log=lambda m: None)
     return TestClient(app, base_url="http://127.0.0.1")  # a loopback Host: other names are refused
 
 
@@ -95,7 +95,7 @@ def test_every_error_is_json_with_the_right_status(ckpt, video, tmp_path):
 
 
 def test_artifact_names_are_fixed_and_uploads_get_server_names(ckpt, video, tmp_path):
-    with client_for(ckpt, tmp_path / "srv") as c:
+    with client_for(ckpt, tmp_path / "srv", keep_uploads=True) as c:
         with open(video, "rb") as f:
             r = c.post("/v1/jobs", files={"video": ("../../../etc/evil name.mp4", f, "video/mp4")})
         job_id = r.json()["id"]
@@ -108,14 +108,16 @@ def test_artifact_names_are_fixed_and_uploads_get_server_names(ckpt, video, tmp_
 
 
 def test_token_auth_and_full_queue(ckpt, video, tmp_path):
-    app = create_app(Recognizer.from_checkpoint(ckpt), ServeConfig(tmp_path / "srv", token="s3cret", max_queue=1),
+    app = create_app(ModelSpec(ckpt, device="cpu"), ServeConfig(tmp_path / "srv", token="s3cret", max_queue=1),
                      start_workers=False, log=lambda m: None)
     with TestClient(app, base_url="http://127.0.0.1") as c:
         assert c.get("/healthz").status_code == 200
         assert c.get("/v1/model").status_code == 401
         assert c.get("/v1/jobs", headers={"Authorization": "Bearer nope"}).json()["error"].startswith("missing or wrong token")
         good = {"Authorization": "Bearer s3cret"}
-        assert c.get("/v1/model", headers=good).status_code == 200
+        loading = c.get("/v1/model", headers=good)  # no worker has loaded the model here
+        assert loading.status_code == 503 and loading.headers["retry-after"] == "5"
+        assert c.get("/v1/jobs", headers=good).status_code == 200
         assert c.get("/v1/jobs?token=s3cret").status_code == 400  # never in a URL: the page uses signed links
         assert submit(c, video).status_code == 401
         assert submit(c, video, headers=good).status_code == 202
@@ -138,6 +140,13 @@ def _start_server(ckpt, data_dir, port):
     return proc, base
 
 
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def test_server_killed_mid_job_restarts_and_finishes_every_job(ckpt, tmp_path):
     long_video = write_face_video(tmp_path / "long.mp4", n=75, size=(160, 120))
     port = _free_port()
@@ -153,9 +162,15 @@ def test_server_killed_mid_job_restarts_and_finishes_every_job(ckpt, tmp_path):
             if httpx.get(f"{base}/v1/jobs/{ids[0]}").json()["status"] == "running":
                 break
             time.sleep(0.05)
+        workers = [w["pid"] for w in httpx.get(base + "/healthz").json()["workers"]]
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+    for _ in range(100):  # the worker processes die with the server: none goes on running a job
+        if not any(_running(pid) for pid in workers):
+            break
+        time.sleep(0.05)
+    assert not any(_running(pid) for pid in workers)
     proc, base = _start_server(ckpt, tmp_path / "srv", port)
     try:
         for job_id in ids:

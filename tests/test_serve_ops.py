@@ -1,29 +1,29 @@
 """Running `dfer serve`: the upload probe in its own process with a deadline, health, metrics, logs."""
 
 import json
+import os
+import signal
 import sys
 import threading
 import time
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from dfer.inference import Recognizer
-from dfer.serve import ServeConfig, create_app
+from dfer.serve import ModelSpec, ServeConfig, create_app
 from test_serve import submit, wait_done
 
 HANG = [sys.executable, "-c", "import time; time.sleep(30)"]  # a probe that never finishes, as a bad file can
 
 
-def _app(ckpt, data, logs=None, **kw):
-    return create_app(Recognizer.from_checkpoint(ckpt, device="cpu"), ServeConfig(Path(data), **kw),
+def _app(ckpt, data, logs=None, start_workers=True, **kw):
+    return create_app(ModelSpec(ckpt, device="cpu"), ServeConfig(Path(data), **kw), start_workers=start_workers,
                       log=(logs.append if logs is not None else (lambda m: None)))
 
 
 def test_an_upload_that_hangs_the_probe_fails_while_the_api_answers(ckpt, video, tmp_path):
-    with TestClient(_app(ckpt, tmp_path / "srv", probe_command=HANG, probe_timeout=2.0),
+    with TestClient(_app(ckpt, tmp_path / "srv", start_workers=False, probe_command=HANG, probe_timeout=2.0),
                     base_url="http://127.0.0.1") as c:
         answer = {}
         upload = threading.Thread(target=lambda: answer.update(r=submit(c, video)))
@@ -37,7 +37,6 @@ def test_an_upload_that_hangs_the_probe_fails_while_the_api_answers(ckpt, video,
         assert not list((tmp_path / "srv" / "incoming").iterdir())  # nothing left behind
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the worker killed on purpose
 def test_health_metrics_and_structured_logs(ckpt, video, tmp_path, monkeypatch):
     logs = []
     app = _app(ckpt, tmp_path / "srv", logs=logs, workers=2)
@@ -57,17 +56,19 @@ def test_health_metrics_and_structured_logs(ckpt, video, tmp_path, monkeypatch):
         events = [json.loads(m) for m in logs if m.startswith("{")]
         assert any(e["event"] == "request" and e["route"] == "/v1/jobs" and e["status"] == 202 for e in events)
         assert [e["status"] for e in events if e["event"] == "job"] == ["queued", "running", "done"]
-        # a worker that dies is replaced, and counted
-        store = app.state.store
-        real = store.claim
-        monkeypatch.setattr(store, "claim", lambda: 1 / 0)
-        time.sleep(1.5)
-        monkeypatch.setattr(store, "claim", real)
-        time.sleep(1.5)
-        assert all(w["alive"] for w in c.get("/healthz").json()["workers"])
+        # a worker process killed by SIGKILL is replaced within seconds, and counted
+        victim = health["workers"][0]["pid"]
+        os.kill(victim, signal.SIGKILL)
+        for _ in range(200):
+            now = c.get("/healthz").json()["workers"]
+            if now[0]["pid"] != victim and now[0]["state"] == "idle":
+                break
+            time.sleep(0.1)
+        assert now[0]["pid"] != victim and now[0]["state"] == "idle" and now[1]["pid"] == health["workers"][1]["pid"]
         restarts = {f.name: f for f in text_string_to_metric_families(c.get("/metrics").text)}["dfer_worker_restarts"]
-        assert restarts.samples[0].value >= 2
-        monkeypatch.setattr(app.state.workers, "states", lambda: [{"name": "w", "alive": False, "job": None}])
+        assert restarts.samples[0].value == 1
+        assert any("worker-0 killed by signal 9 (SIGKILL); replaced" in m for m in logs)
+        monkeypatch.setattr(app.state.pool, "states", lambda: [{"name": "w", "alive": False, "job": None}])
         dead = c.get("/healthz")
         assert dead.status_code == 503 and dead.json()["status"] == "no worker alive"
 
@@ -78,9 +79,9 @@ def test_uploads_over_the_limits_are_refused_naming_the_limit(ckpt, video, tmp_p
              ({"max_frame": (128, 128)}, "frames of 160x120 are over the limit of 128x128 (--max-frame)"),
              ({"max_fps": 24.0}, "25 frames per second is over the limit of 24 (--max-fps)")]
     for k, (limits, message) in enumerate(cases):
-        with TestClient(_app(ckpt, tmp_path / f"srv{k}", **limits), base_url="http://127.0.0.1") as c:
+        with TestClient(_app(ckpt, tmp_path / f"srv{k}", start_workers=False, **limits), base_url="http://127.0.0.1") as c:
             r = submit(c, video)
             assert r.status_code == 413 and r.json()["error"] == f"talk.mp4: {message}"
             assert not list((tmp_path / f"srv{k}" / "incoming").iterdir())
-    with TestClient(_app(ckpt, tmp_path / "ok", max_frame=(120, 160)), base_url="http://127.0.0.1") as c:
+    with TestClient(_app(ckpt, tmp_path / "ok", start_workers=False, max_frame=(120, 160)), base_url="http://127.0.0.1") as c:
         assert submit(c, video).status_code == 202  # either orientation

@@ -10,8 +10,7 @@ from fastapi.testclient import TestClient
 
 from conftest import wait_healthy
 from dfer.cli import main
-from dfer.inference import Recognizer
-from dfer.serve import ServeConfig, create_app
+from dfer.serve import ModelSpec, ServeConfig, create_app
 from synthetic import write_face_video
 from test_serve import _free_port, wait_done
 
@@ -95,7 +94,7 @@ def test_security_headers_everywhere(server):
 
 
 def test_errors_are_json_without_server_paths(ckpt, tmp_path):
-    app = create_app(Recognizer.from_checkpoint(ckpt), ServeConfig(tmp_path / "srv"), start_workers=False,
+    app = create_app(ModelSpec(ckpt, device="cpu"), ServeConfig(tmp_path / "srv"), start_workers=False,
                      log=lambda m: None)
     with TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False) as c:
         bad = tmp_path / "notes.mp4"
@@ -149,7 +148,7 @@ def test_the_openapi_document_describes_the_upload_and_every_error(server):
     assert {"202", "400", "401", "403", "413", "415", "503"} <= set(post["responses"])
     shape = post["responses"]["415"]["content"]["application/json"]["schema"]
     assert shape["required"] == ["error"]
-    assert "409" in doc["paths"]["/v1/jobs/{job_id}"]["delete"]["responses"]
+    assert "202" in doc["paths"]["/v1/jobs/{job_id}"]["delete"]["responses"]  # a running job: cancelled
     assert "422" not in str(doc["paths"]["/v1/jobs"])  # the server answers 400, and says so
 
 

@@ -61,6 +61,19 @@ def _sizes(what: str, example: str, minimum: tuple[int, ...], rule: str) -> Call
 
 _clip = _sizes("clip size", "16x112x112", (1, 16, 16), "T >= 1 and H, W >= 16")
 _demo_clip = _sizes("clip", "8x32 (frames x side)", (1, 16), "frames >= 1 and side >= 16")
+def _size(text: str) -> int:
+    """A memory or disk size: 4G, 512M, 800000 (bytes)."""
+    from dfer.serve.disk import parse_bytes
+
+    try:
+        value = parse_bytes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a size must be >= 0, got {text!r}")
+    return value
+
+
 _frame_size = _sizes("frame size", "4096x2160", (16, 16), "both sides >= 16")
 
 
@@ -401,11 +414,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from dfer.serve import serve
 
-    serve(args.checkpoint, host=args.host, port=args.port, data_dir=args.data_dir, workers=args.workers,
-          token=args.token or os.environ.get("DFER_TOKEN"), max_upload_mb=args.max_upload_mb,
-          max_queue=args.max_queue, backend=args.backend, device=args.device, precision=args.precision,
-          streams=args.streams, insecure=args.insecure, allowed_hosts=tuple(args.allowed_host or ()),
-          max_duration=args.max_duration, max_frame=args.max_frame, max_fps=args.max_fps)
+    serve(args.checkpoint, host=args.host, port=args.port, data_dir=args.data_dir,
+          token=args.token or os.environ.get("DFER_TOKEN"), backend=args.backend, device=args.device,
+          precision=args.precision, streams=args.streams, threads=args.threads, insecure=args.insecure,
+          workers=args.workers, max_upload_mb=args.max_upload_mb, max_queue=args.max_queue,
+          allowed_hosts=tuple(args.allowed_host or ()), max_duration=args.max_duration, max_frame=args.max_frame,
+          max_fps=args.max_fps, max_attempts=args.max_attempts, job_timeout=args.job_timeout,
+          worker_memory=args.worker_memory, keep_uploads=args.keep_uploads, retention=args.retention * 86400,
+          min_free=args.min_free)
     return 0
 
 
@@ -732,7 +748,21 @@ def _add_serve(sub) -> None:
                    help="a further Host name to accept (e.g. the public name a reverse proxy forwards); repeatable")
     p.add_argument("--port", type=_number(int, 1, 65535), default=8000)
     p.add_argument("--data-dir", type=out_dir, default="dfer-serve", help="job database, uploads and results")
-    p.add_argument("--workers", type=POSITIVE_INT, default=1, help="videos processed at once (threads, one model)")
+    p.add_argument("--workers", type=POSITIVE_INT, default=1,
+                   help="worker processes: videos processed at once, each worker with its own copy of the model")
+    p.add_argument("--threads", type=NONNEG_INT, default=0,
+                   help="runtime threads per worker (0: all cores with one worker, else cores / workers)")
+    p.add_argument("--max-attempts", type=POSITIVE_INT, default=2,
+                   help="runs of a job whose worker died (crash, signal, out of memory) before it fails")
+    p.add_argument("--job-timeout", type=NONNEG_FLOAT, default=0.0,
+                   help="seconds a job may run (0: 120 s + 20 s per second of video, 3x with explain)")
+    p.add_argument("--worker-memory", type=_size, default=0,
+                   help="memory (RSS) a worker may use, e.g. 4G; over it the job fails (0: 80%% of RAM / workers)")
+    p.add_argument("--keep-uploads", action="store_true", help="keep each upload after its job ends")
+    p.add_argument("--retention", type=NONNEG_FLOAT, default=7.0,
+                   help="days a finished job's results are kept (0: forever)")
+    p.add_argument("--min-free", type=_size, default=1 << 30,
+                   help="refuse uploads (507) while the disk has less free space (default 1G)")
     p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on the API (or set DFER_TOKEN)")
     p.add_argument("--max-upload-mb", type=POSITIVE_FLOAT, default=500.0)
     p.add_argument("--max-duration", type=POSITIVE_FLOAT, default=3600.0, help="seconds of video an upload may hold")

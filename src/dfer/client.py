@@ -108,5 +108,7 @@ class Client:
     def jobs(self, limit: int = 100) -> list[dict[str, Any]]:
         return self._call("GET", "/v1/jobs", params={"limit": limit}).json()["jobs"]
 
-    def delete(self, job_id: str) -> None:
-        self._call("DELETE", f"/v1/jobs/{job_id}")
+    def delete(self, job_id: str) -> dict[str, Any]:
+        """A running job is cancelled (its worker stops, its outputs go; {"status": "cancelled"}); any other
+        job is removed with its files ({"deleted": true})."""
+        return self._call("DELETE", f"/v1/jobs/{job_id}").json()

@@ -25,7 +25,7 @@ from pathlib import Path
 from dfer.data.video import IMAGE_EXTS, VIDEO_EXTS, VideoWriter, is_webcam, open_source
 from dfer.errors import DferError
 from dfer.files import atomic_write_json, atomic_write_text
-from dfer.inference.recognizer import FrameEvent, Recognizer, VideoPrediction
+from dfer.inference.recognizer import FrameEvent, InferenceSettings, Recognizer, VideoPrediction
 from dfer.inference.render import AnnotatedVideo, draw_track, plot_timeline
 from dfer.progress import progress_bar
 from dfer.scale import RayOptions, ray_map
@@ -76,8 +76,9 @@ def write_outputs(result: VideoPrediction, folder: Path) -> None:
     atomic_write_json(folder / "summary.json", result.summary())  # last: its presence marks the input done
 
 
-def analyse(recognizer: Recognizer, src, folder: Path, *, annotate: bool = True, max_frames: int | None = None,
-            progress: bool = False, on_event: Callable[[FrameEvent], None] | None = None) -> VideoPrediction:
+def analyse(recognizer: Recognizer, src, folder: Path, *, settings: InferenceSettings | None = None,
+            annotate: bool = True, max_frames: int | None = None, progress: bool = False,
+            on_event: Callable[[FrameEvent], None] | None = None) -> VideoPrediction:
     """One pass over a file or folder: the predictions and, with `annotate`, folder/annotated.mp4 written
     as the frames go by (no second decode). A failure leaves no partial video behind."""
     video = AnnotatedVideo(folder / "annotated.mp4", src.fps, src.width, src.height, recognizer.class_names) \
@@ -90,7 +91,8 @@ def analyse(recognizer: Recognizer, src, folder: Path, *, annotate: bool = True,
             on_event(ev)
 
     try:
-        result = recognizer.predict_video(src, max_frames=max_frames, progress=progress, on_event=each)
+        result = recognizer.predict_video(src, settings=settings, max_frames=max_frames, progress=progress,
+                                             on_event=each)
         if video is not None:
             t0 = time.perf_counter()
             video.close()  # the frames still waiting for their windows, and the encoder's tail

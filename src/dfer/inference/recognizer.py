@@ -226,25 +226,29 @@ class Recognizer:
         return rec
 
     # helpers -----------------------------------------------------------------------------
-    def face_settings(self) -> tuple[FaceSettings, dict[str, Any]]:
-        """The checkpoint's face settings with the user's overrides, and what was overridden and why."""
+    def face_settings(self, settings: InferenceSettings | None = None) -> tuple[FaceSettings, dict[str, Any]]:
+        """The checkpoint's face settings with the user's overrides (of `settings`, else the recogniser's
+        own), and what was overridden and why."""
+        s = settings or self.settings
         trained = FaceSettings.from_dict(self.preprocess.face)
         overrides: dict[str, Any] = {}
-        if trained.detector == "none" and "detector" not in self.settings.face:
+        if trained.detector == "none" and "detector" not in s.face:
             # Trained on ready-made face crops (DFEW's frames): raw video still needs a detector.
             overrides["detector"] = {"trained": "none", "used": "dlib", "why": "model trained on ready-made face crops"}
         face = trained.with_overrides({"detector": "dlib"} if overrides else {})
-        face = face.with_overrides(self.settings.face)
-        for key, value in self.settings.face.items():
+        face = face.with_overrides(s.face)
+        for key, value in s.face.items():
             if getattr(trained, key) != value:
                 overrides[key] = {"trained": getattr(trained, key), "used": value, "why": "user override"}
         return face, overrides
 
-    def resolved_settings(self, fps: float) -> dict[str, Any]:
-        s = self.settings
+    def resolved_settings(self, fps: float, settings: InferenceSettings | None = None) -> dict[str, Any]:
+        """Everything a run on a `fps` video uses, as written into summary.json (`settings`: this call's,
+        else the recogniser's own)."""
+        s = settings or self.settings
         seconds = s.window_seconds or self.preprocess.clip_seconds or 2.0
         span = max(self.preprocess.num_frames, int(round(seconds * fps)))
-        face, overrides = self.face_settings()
+        face, overrides = self.face_settings(s)
         return {"backend": getattr(self.backend, "detail", self.backend.name), "backend_choice": self.backend_choice,
                 "window_frames": span,
                 "window_seconds": round(span / fps, 3), "stride": s.stride or max(1, int(round(fps))),
@@ -262,10 +266,10 @@ class Recognizer:
         clip = to_tensor(resize_frames(frames, self.preprocess.size), self.preprocess.mean, self.preprocess.std)
         return clip.numpy(), tuple(int(crops[i][0]) for i in idx)
 
-    def _submit(self, scoring: ScoringQueue, pending: list[tuple[int, _TrackBuffer]]) -> None:
+    def _submit(self, scoring: ScoringQueue, pending: list[tuple[int, _TrackBuffer]], batch_size: int) -> None:
         """Clips of the due windows, in batches of `batch_size`, handed to the scoring queue with what
         each window needs once scored (the buffers move on meanwhile)."""
-        bs = max(1, self.settings.batch_size)
+        bs = max(1, batch_size)
         for k in range(0, len(pending), bs):
             tags = []
             clips = []
@@ -282,32 +286,36 @@ class Recognizer:
     def temperature(self) -> float:
         return float(self.model_info["temperature"])
 
-    def label_of(self, probs: np.ndarray) -> str:
-        """The class of a window, or UNCERTAIN under `min_confidence`."""
-        return UNCERTAIN if probs.max() < self.settings.min_confidence else self.class_names[int(probs.argmax())]
+    def label_of(self, probs: np.ndarray, min_confidence: float | None = None) -> str:
+        """The class of a window, or UNCERTAIN under `min_confidence` (default: the recogniser's setting)."""
+        floor = self.settings.min_confidence if min_confidence is None else min_confidence
+        return UNCERTAIN if probs.max() < floor else self.class_names[int(probs.argmax())]
 
-    def _windows(self, scored: list[tuple[np.ndarray, list]], fps: float) -> list[WindowPrediction]:
+    def _windows(self, scored: list[tuple[np.ndarray, list]], fps: float, min_confidence: float) -> list[WindowPrediction]:
         out = []
         for logits, tags in scored:
             probs = softmax(logits, self.temperature)  # (B, K), calibrated
             for (tid, start, end, box, sampled), p in zip(tags, probs):
                 out.append(WindowPrediction(tid, start, end, start / fps, (end + 1) / fps, box, p.astype(np.float32),
-                                            self.label_of(p), sampled))
+                                            self.label_of(p, min_confidence), sampled))
         return out
 
     # main loop ---------------------------------------------------------------------------
-    def iter_source(self, source: FrameSource, max_frames: int | None = None) -> Iterator[FrameEvent]:
-        """Frame by frame: boxes of the visible faces and the windows scored since the last event.
+    def iter_source(self, source: FrameSource, max_frames: int | None = None,
+                    settings: InferenceSettings | None = None) -> Iterator[FrameEvent]:
+        """Frame by frame: boxes of the visible faces and the windows scored since the last event
+        (`settings`: this call's, else the recogniser's own).
 
         With a runtime that serves several calls at once (`backend.concurrency` > 1), windows are
         scored while the next frames are read and arrive a few frames after the one that made them,
         in order; a track that ends has all its windows in the event where it is gone.
         """
-        r = self.resolved_settings(source.fps)
+        s = settings or self.settings
+        r = self.resolved_settings(source.fps, s)
         face = FaceSettings.from_dict(r["face"])
         tracker = FaceTracker(make_detector(face), face)
         buffers: dict[int, _TrackBuffer] = {}
-        span, stride, min_frames = r["window_frames"], r["stride"], max(2, self.settings.min_track_frames)
+        span, stride, min_frames = r["window_frames"], r["stride"], max(2, s.min_track_frames)
         fps = source.fps
         frames = source.frames() if max_frames is None else islice(source.frames(), max_frames)
         frames = read_ahead(frames)  # decoding overlaps the rest
@@ -335,30 +343,32 @@ class Recognizer:
                     if owes_window(b):
                         pending.append((tid, b))
                 if pending:
-                    self._submit(scoring, pending)
+                    self._submit(scoring, pending, s.batch_size)
                 # An ended track's windows all come with this event (its last ones may still be running).
                 scored = scoring.drain() if ended else scoring.ready()
-                yield FrameEvent(i, i / fps, frame, boxes, self._windows(scored, fps))
+                yield FrameEvent(i, i / fps, frame, boxes, self._windows(scored, fps, s.min_confidence))
             # End of the video: every face still buffered gets its last (or only) window.
             pending = [(tid, b) for tid, b in buffers.items() if owes_window(b)]
             if pending:
-                self._submit(scoring, pending)
+                self._submit(scoring, pending, s.batch_size)
             if scoring.in_flight:
-                yield FrameEvent(i, i / fps, None, {}, self._windows(scoring.drain(), fps))
+                yield FrameEvent(i, i / fps, None, {}, self._windows(scoring.drain(), fps, s.min_confidence))
         finally:
             scoring.close()
 
-    def predict_video(self, source: str | int | Path | FrameSource, *, max_frames: int | None = None,
-                      progress: bool = False, on_event: Callable[[FrameEvent], None] | None = None) -> VideoPrediction:
-        """All windows of every face of a video file, frame folder, webcam index or stream URL."""
+    def predict_video(self, source: str | int | Path | FrameSource, *, settings: InferenceSettings | None = None,
+                      max_frames: int | None = None, progress: bool = False,
+                      on_event: Callable[[FrameEvent], None] | None = None) -> VideoPrediction:
+        """All windows of every face of a video file, frame folder, webcam index or stream URL, with
+        this call's `settings` (default: the recogniser's own; the recogniser itself never changes)."""
         src = source if isinstance(source, FrameSource) else open_source(source)
-        r = self.resolved_settings(src.fps)
+        r = self.resolved_settings(src.fps, settings)
         result = VideoPrediction(src.name, src.fps, 0, src.width, src.height, self.class_names,
                                  backend=self.backend.name, settings=r)
         bar = progress_bar(src.num_frames, f"predict {src.stem}", unit="frame", enabled=progress)
         t0 = time.perf_counter()
         n = 0
-        for ev in self.iter_source(src, max_frames=max_frames):
+        for ev in self.iter_source(src, max_frames=max_frames, settings=settings):
             if ev.frame is not None:
                 n = ev.index + 1
                 bar.update(1)
@@ -374,7 +384,7 @@ class Recognizer:
         return result
 
     def explain(self, source: str | Path | FrameSource, *, target: str | None = None, stage: str = "layer3",
-                every: int = 1, progress: bool = False):
+                every: int = 1, progress: bool = False, settings: InferenceSettings | None = None):
         """Predictions of every face window plus, for every `every`-th window, Grad-CAM on `stage`, the
         attention block's maps and the temporal importance of the `target` class (default: the
         predicted one); see dfer.inference.explain. Needs the PyTorch runtime (gradients)."""
@@ -387,7 +397,8 @@ class Recognizer:
         backend = ExplainingBackend(self.backend, explainer, explainer.target_index(target), every)
         emitted: list[WindowPrediction] = []
         explaining = Recognizer(backend, self.class_names, self.preprocess, self.settings, self.model_info)
-        result = explaining.predict_video(source, progress=progress, on_event=lambda ev: emitted.extend(ev.new_windows))
+        result = explaining.predict_video(source, settings=settings, progress=progress,
+                                          on_event=lambda ev: emitted.extend(ev.new_windows))
         for item in backend.items:
             item.window = emitted[item.index]
         return Explanation(result, backend.items, stage, explainer.has_attention, self.class_names)

@@ -10,7 +10,8 @@ import importlib
 from typing import Any
 
 _WHERE = {"ServeConfig": "dfer.serve.app", "create_app": "dfer.serve.app", "Job": "dfer.serve.jobs",
-          "JobStore": "dfer.serve.jobs", "serve": "dfer.serve.server"}
+          "JobStore": "dfer.serve.jobs", "serve": "dfer.serve.server", "ModelSpec": "dfer.serve.worker",
+          "PoolLimits": "dfer.serve.pool", "WorkerPool": "dfer.serve.pool"}
 __all__ = sorted(_WHERE)
 
 

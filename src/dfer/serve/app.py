@@ -5,22 +5,26 @@
     GET    /v1/jobs                 the latest jobs
     GET    /v1/jobs/{id}            {id, status, progress, error | summary}
     GET    /v1/jobs/{id}/{name}     predictions.csv, tracks.csv, summary.json, timeline.png, annotated.mp4
-    DELETE /v1/jobs/{id}            the job and its files
+    DELETE /v1/jobs/{id}            a running job: cancelled (202); any other: the job and its files
     GET    /v1/model                class names, clip size, backend and precision
-    GET    /healthz                 liveness (no auth)
+    GET    /healthz                 liveness and each worker's state (no auth)
+    GET    /metrics                 Prometheus text format
     GET    /                        the web page
 
-Errors are JSON `{"error": "<one sentence>"}`. With a token, every /v1 route needs
-`Authorization: Bearer <token>` (artifact downloads also take `?token=`, for <video> and links).
+Errors are JSON `{"error": "<one sentence>"}`. With a token, every route but / and /healthz needs
+`Authorization: Bearer <token>` (see dfer.serve.security). The API process never runs the model:
+jobs run in worker processes (dfer.serve.pool).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import sys
+import time
 import uuid
 from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -35,11 +39,13 @@ from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dfer.serve.disk import DataDir, human_bytes
 from dfer.serve.jobs import JobStore
 from dfer.serve.metrics import ServiceMetrics
+from dfer.serve.pool import PoolLimits, WorkerPool
 from dfer.serve.probe import ProbeError, probe_upload
 from dfer.serve.security import Policy, install, own_host_names, page_csp
-from dfer.serve.worker import Workers
+from dfer.serve.worker import ModelSpec, WorkerSetup
 
 ARTIFACTS = {
     "predictions.csv": "text/csv",
@@ -50,15 +56,20 @@ ARTIFACTS = {
     "episodes.csv": "text/csv",
     "explain.mp4": "video/mp4",
 }
-PARAMS = {"stride": (int, 1, 100_000), "window": (float, 0.1, 600.0), "detect_every": (int, 1, 1000),
+# Bounds that keep a worker's memory flat for every accepted combination: a face's crop buffer holds
+# one window (<= 10 s x fps crops of 128x128x3: 118 MB per face at 240 fps), the tracker at most
+# (max_missed + 1) x detect_every frames (<= 90), the annotator at most 512 MB of frames; the stride
+# changes how often windows are scored, not what is held.
+PARAMS = {"stride": (int, 1, 100_000), "window": (float, 0.1, 10.0), "detect_every": (int, 1, 30),
           "min_confidence": (float, 0.0, 1.0)}
 # The OpenAPI description of what the routes answer and take (the upload is parsed by hand, so that
 # its size limit applies while it streams; this tells clients and generators its real shape).
 ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 _ERROR_TEXT = {
     400: "bad parameters, Host or token in a URL", 401: "missing or wrong token", 403: "cross-site request or bad link",
-    404: "unknown job or artifact", 409: "the job is running", 413: "upload over a limit (bytes, duration, frame, fps)",
-    415: "not a readable video", 503: "queue full (see Retry-After)"}
+    404: "unknown job or artifact", 413: "upload over a limit (bytes, duration, frame, fps)",
+    415: "not a readable video", 503: "queue full or the model still loading (see Retry-After)",
+    507: "too little free disk space on the server (--min-free)"}
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -71,14 +82,14 @@ UPLOAD_SCHEMA = {
         "properties": {
             "video": {"type": "string", "format": "binary", "description": "the video file (decoded to check it)"},
             "stride": {"type": "integer", "minimum": 1, "maximum": 100_000, "description": "frames between windows"},
-            "window": {"type": "number", "minimum": 0.1, "maximum": 600.0, "description": "window span, seconds"},
-            "detect_every": {"type": "integer", "minimum": 1, "maximum": 1000},
+            "window": {"type": "number", "minimum": 0.1, "maximum": 10.0, "description": "window span, seconds"},
+            "detect_every": {"type": "integer", "minimum": 1, "maximum": 30},
             "min_confidence": {"type": "number", "minimum": 0.0, "maximum": 1.0},
             "explain": {"type": "string", "enum": ["true", "false"], "description": "also make explain.mp4"},
         }}}}},
 }
 JOB_SCHEMA = {"type": "object", "properties": {
-    "id": {"type": "string"}, "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+    "id": {"type": "string"}, "status": {"type": "string", "enum": ["queued", "running", "done", "failed", "cancelled"]},
     "progress": {"type": "number"}, "filename": {"type": "string"}, "error": {"type": "string"},
     "summary": {"type": "object"}, "artifacts": {"type": "array", "items": {"type": "string"}},
     "artifact_urls": {"type": "object", "additionalProperties": {"type": "string"}}}}
@@ -93,7 +104,14 @@ class ServeConfig:
     token: str | None = None
     max_upload_mb: float = 500.0
     max_queue: int = 32  # queued jobs beyond this are refused (503) until the workers catch up
-    workers: int = 1
+    workers: int = 1  # worker processes, each with its own copy of the model
+    max_attempts: int = 2  # runs of a job whose worker died before it fails
+    job_timeout: float = 0.0  # seconds per job; 0: 120 s + 20 s per second of video (x3 with explain)
+    worker_memory: int = 0  # bytes of RSS per worker; 0: 80% of RAM / workers
+    keep_uploads: bool = False  # keep a finished job's upload (default: deleted when the job ends)
+    retention: float = 7 * 86400.0  # seconds a finished job's results are kept; 0: forever
+    min_free: int = 1 << 30  # uploads are refused (507) while the disk has less free space
+    sweep_every: float = 600.0  # seconds between retention / orphan sweeps (also one at start-up)
     explain_checkpoint: Path | None = None  # the .pt that explain=true jobs run on PyTorch (None: not offered)
     probe_timeout: float = 60.0  # seconds the probe may take to decide that an upload is a video
     max_duration: float = 3600.0  # seconds of video an upload may hold
@@ -112,28 +130,44 @@ class ApiError(Exception):
         self.message = message
 
 
-def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, log=print) -> FastAPI:
-    """The FastAPI app over `config.data_dir`; workers start with the app and stop with it."""
-    data = Path(config.data_dir)
-    for sub in ("uploads", "jobs", "incoming"):
-        (data / sub).mkdir(parents=True, exist_ok=True)
-    store = JobStore(data / "jobs.sqlite")
+def create_app(model: ModelSpec, config: ServeConfig, *, start_workers: bool = True, log=print) -> FastAPI:
+    """The FastAPI app over `config.data_dir`; worker processes that open `model` start with the app
+    and stop with it (`start_workers=False`: none, jobs only queue)."""
+    disk = DataDir(config.data_dir)
+    store = JobStore(disk.database)
     metrics = ServiceMetrics(store.count, log)
-    workers = Workers(store, recognizer, data, config.workers, log=log, explain_checkpoint=config.explain_checkpoint,
-                      metrics=metrics)
+    setup = WorkerSetup(model, disk.root, keep_uploads=config.keep_uploads,
+                        explain_checkpoint=config.explain_checkpoint, parent_pid=os.getpid())
+    limits = PoolLimits(config.workers, config.max_attempts, config.job_timeout, config.worker_memory)
+    pool = WorkerPool(store, setup, limits, metrics=metrics, log=log, tick_every=config.sweep_every,
+                      on_tick=lambda: _housekeeping(store, disk, config, log, at_start=False))
     max_bytes = int(config.max_upload_mb * 1024 * 1024)
 
-    from contextlib import asynccontextmanager
+    started = []
+
+    def startup() -> None:
+        """Recover interrupted jobs, sweep, start the workers and wait for the model (once; ConfigError
+        when the workers cannot load it). `dfer serve` calls it before binding the port."""
+        if started:
+            return
+        again, failed = store.recover_interrupted(config.max_attempts)
+        if again:
+            log(f"re-queued {len(again)} job(s) interrupted by the last shutdown: {', '.join(again)}")
+        if failed:
+            log(f"failed {len(failed)} job(s) the server stopped on {config.max_attempts} times: {', '.join(failed)}")
+        _housekeeping(store, disk, config, log, at_start=True)
+        if start_workers:
+            pool.start()
+            d = pool.description
+            log(f"{len(pool.slots)} worker process(es) ready: {d['backend_detail']} ({d['backend_choice'].get('why')})")
+        started.append(True)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        again = store.requeue_interrupted()
-        if again:
-            log(f"re-queued {len(again)} job(s) interrupted by the last shutdown: {', '.join(again)}")
-        if start_workers:
-            workers.start()
+        await run_in_threadpool(startup)
         yield
-        workers.stop()
+        if start_workers:
+            await run_in_threadpool(pool.stop)
         log("shutting down: workers stopped, unfinished jobs stay queued")
 
     # No /docs or /redoc: their pages load scripts from a CDN, which the Content-Security-Policy forbids;
@@ -157,7 +191,7 @@ def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, l
         return app.openapi_schema
 
     app.openapi = openapi
-    app.state.store, app.state.workers, app.state.config = store, workers, config
+    app.state.store, app.state.pool, app.state.config, app.state.startup = store, pool, config, startup
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
@@ -193,8 +227,8 @@ def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, l
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
-        """200 while a worker is alive, 503 when none is; each worker's state either way (no token needed)."""
-        states = workers.states()
+        """200 while a worker process is alive, 503 when none is; each worker's state either way (no token)."""
+        states = pool.states() if start_workers else []
         alive = any(w["alive"] for w in states) or not start_workers
         body = {"status": "ok" if alive else "no worker alive", "workers": states,
                 "queued": store.count("queued"), "running": store.count("running")}
@@ -207,28 +241,23 @@ def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, l
         """Prometheus text format: jobs by status, queue depth, job seconds, worker restarts, bytes, latency."""
         return Response(metrics.text(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    @app.get("/v1/model", dependencies=[Depends(auth)], responses=errors(400, 401))
-    def model() -> dict[str, Any]:
-        rec = recognizer
-        backend = rec.backend
-        return {"class_names": rec.class_names, "clip": {"frames": rec.preprocess.num_frames, "size": rec.preprocess.size},
-                "backend": backend.name, "backend_detail": getattr(backend, "detail", backend.name),
-                "precision": getattr(backend, "precision", "fp32"), "backend_choice": _runtime_only(rec.backend_choice),
-                "face": rec.face_settings()[0].to_dict(), "model_info": rec.model_info}
-
-    def _runtime_only(choice: dict[str, Any]) -> dict[str, Any]:
-        """The backend choice without server paths: the model file by name only."""
-        return {**choice, "model": Path(choice.get("model") or "").name}
+    @app.get("/v1/model", dependencies=[Depends(auth)], responses=errors(400, 401, 503))
+    def model_info() -> dict[str, Any]:
+        """The model as a worker loaded it: class names, clip, runtime and precision (no server paths)."""
+        if pool.description is None:
+            raise ApiError(503, "the model is still loading in the workers", headers={"Retry-After": "5"})
+        return pool.description
 
     @app.post("/v1/jobs", status_code=202, dependencies=[Depends(auth)], openapi_extra=UPLOAD_SCHEMA,
               responses={202: {"description": "queued", "content": {"application/json": {"schema": JOB_SCHEMA}}},
-                         **errors(400, 401, 403, 413, 415, 503)})
+                         **errors(400, 401, 403, 413, 415, 503, 507)})
     async def submit(request: Request) -> dict[str, Any]:
+        _check_free_space(disk, config.min_free)
         if store.count("queued") >= config.max_queue:
             raise ApiError(503, f"the queue is full ({config.max_queue} jobs waiting); try again later",
                            headers={"Retry-After": "30"})
         job_id = str(uuid.uuid4())
-        filename, params, tmp = await _receive(request, data / "incoming", job_id, max_bytes)
+        filename, params, tmp = await _receive(request, disk.incoming(job_id), max_bytes)
         if params.get("explain") and config.explain_checkpoint is None:
             tmp.unlink(missing_ok=True)
             raise ApiError(400, "explain=true needs the server to run a dfer checkpoint (.pt), not an exported model")
@@ -242,12 +271,17 @@ def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, l
             await run_in_threadpool(tmp.unlink, True)
             raise ApiError(413, f"{filename}: {limit}")
         params["num_frames"] = int(info["frames"])
+        params["duration_s"] = round(int(info["frames"]) / float(info["fps"]), 3) if info.get("fps") else 0.0
         size = tmp.stat().st_size
-        await run_in_threadpool(tmp.replace, workers.upload_path(job_id))  # a server-made name, then recorded
+        try:
+            _check_free_space(disk, config.min_free)  # this upload may have taken the last of it
+        except ApiError:
+            await run_in_threadpool(tmp.unlink, True)
+            raise
+        await run_in_threadpool(tmp.replace, disk.upload(job_id))  # a server-made name, then recorded
         await run_in_threadpool(store.create, job_id, params, filename)
         metrics.bytes_uploaded.inc(size)
         metrics.job(job_id, "queued")
-        workers.notify()
         return {"id": job_id, "status": "queued"}
 
     @app.get("/v1/jobs", dependencies=[Depends(auth)], responses=errors(400, 401))
@@ -260,8 +294,8 @@ def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, l
         job = job_or_404(job_id)
         out = job.to_dict()
         if job.status == "done":
-            out["summary"] = json.loads((workers.result_dir(job_id) / "summary.json").read_text())
-            out["artifacts"] = [n for n in ARTIFACTS if (workers.result_dir(job_id) / n).is_file()]
+            out["summary"] = json.loads((disk.result(job_id) / "summary.json").read_text())
+            out["artifacts"] = [n for n in ARTIFACTS if (disk.result(job_id) / n).is_file()]
             out["artifact_urls"] = {n: policy.signed_url(job.id, n) for n in out["artifacts"]}
         return out
 
@@ -276,20 +310,22 @@ def create_app(recognizer, config: ServeConfig, *, start_workers: bool = True, l
         job = job_or_404(job_id)
         if name not in ARTIFACTS:
             raise ApiError(404, f"no artifact {name!r}; jobs have {', '.join(ARTIFACTS)}")
-        path = workers.result_dir(job.id) / name  # only fixed names under a server-made id
+        path = disk.result(job.id) / name  # only fixed names under a server-made id
         if job.status != "done" or not path.is_file():
             raise ApiError(404, f"job {job_id} has no {name} (status {job.status})")
         return FileResponse(path, media_type=ARTIFACTS[name], filename=name, content_disposition_type="inline")
 
-    @app.delete("/v1/jobs/{job_id}", dependencies=[Depends(auth)], responses=errors(400, 401, 403, 404, 409))
-    def delete_job(job_id: str) -> dict[str, Any]:
+    @app.delete("/v1/jobs/{job_id}", dependencies=[Depends(auth)], responses={
+        200: {"description": "deleted with its files"}, 202: {"description": "running: cancelled, its worker stops"},
+        **errors(400, 401, 403, 404)})
+    def delete_job(job_id: str) -> JSONResponse:
         job = job_or_404(job_id)
-        if job.status == "running":
-            raise ApiError(409, f"job {job_id} is running; delete it when it is done or failed")
+        before = store.cancel(job.id)  # atomic: a worker claiming it meanwhile cannot slip in between
+        if before == "running":  # the worker sees it at its next progress write and removes its outputs
+            return JSONResponse({"id": job.id, "status": "cancelled"}, status_code=202)
         store.delete(job.id)
-        shutil.rmtree(workers.result_dir(job.id), ignore_errors=True)
-        workers.upload_path(job.id).unlink(missing_ok=True)
-        return {"id": job.id, "deleted": True}
+        disk.remove_all(job.id)
+        return JSONResponse({"id": job.id, "deleted": True})
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> Response:
@@ -312,7 +348,7 @@ async def _limited(request: Request, max_bytes: int) -> AsyncGenerator[bytes, No
         yield chunk
 
 
-async def _receive(request: Request, folder: Path, job_id: str, max_bytes: int) -> tuple[str, dict[str, Any], Path]:
+async def _receive(request: Request, tmp: Path, max_bytes: int) -> tuple[str, dict[str, Any], Path]:
     """Parse the multipart form (files spool to disk); returns (client file name, params, temp path)."""
     from starlette.datastructures import UploadFile
     from starlette.formparsers import MultiPartException, MultiPartParser
@@ -349,7 +385,6 @@ async def _receive(request: Request, folder: Path, job_id: str, max_bytes: int) 
         if str(raw).strip().lower() not in FLAGS:
             raise ApiError(400, f"explain must be true or false, got {raw!r}")
         params["explain"] = FLAGS[str(raw).strip().lower()]
-    tmp = folder / f"{job_id}.part"
     with tmp.open("wb") as out:
         await video.seek(0)
         while block := await video.read(1 << 20):
@@ -379,3 +414,22 @@ def _over_limit(info: dict[str, Any], config: ServeConfig) -> str | None:
     if fps > 0 and frames / fps > config.max_duration:
         return f"{frames / fps:.1f} s of video is over the limit of {config.max_duration:g} s (--max-duration)"
     return None
+
+
+def _check_free_space(disk: DataDir, min_free: int) -> None:
+    free = disk.free_bytes()
+    if free < min_free:
+        raise ApiError(507, f"the server has {human_bytes(free)} of free disk space, under its minimum of "
+                            f"{human_bytes(min_free)} (--min-free); try again later", headers={"Retry-After": "60"})
+
+
+def _housekeeping(store: JobStore, disk: DataDir, config: ServeConfig, log, *, at_start: bool) -> None:
+    """Expire finished jobs past --retention, then remove files no job owns (see DataDir.sweep)."""
+    if config.retention > 0:
+        expired = disk.expire(store.expired(time.time() - config.retention), store.delete)
+        if expired:
+            log(f"removed {len(expired)} job(s) older than the retention of {config.retention / 86400:g} days")
+    statuses = {j.id: j.status for j in store.list(limit=1 << 30)}
+    gone = disk.sweep(statuses, keep_uploads=config.keep_uploads, at_start=at_start)
+    if gone:
+        log(f"removed {len(gone)} orphaned file(s): {', '.join(gone[:5])}" + (" ..." if len(gone) > 5 else ""))

@@ -1,8 +1,13 @@
 """Durable jobs in SQLite (WAL): what the service accepted, what runs, what is done.
 
 A job row is written (and committed) before the client hears 202, so an accepted job survives a
-crash. `claim` moves one queued job to running in a single statement (safe across threads); on
-start, `requeue_interrupted` sends jobs that were running when the server died back to the queue.
+crash. Every state change is one conditional statement (or one IMMEDIATE transaction), so the API
+process, its supervisor thread and the worker processes never act on a state another has changed
+meanwhile: `claim` takes the next job atomically, `cancel` cannot race a claim, and a worker's
+`progress` / `finish` only land while its job is still running (a cancelled job stays cancelled).
+
+Claim order is (attempts, created): a job whose worker died goes behind the jobs that never failed,
+so a poison video never runs ahead of the others after a restart.
 """
 
 from __future__ import annotations
@@ -15,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STATUSES = ("queued", "running", "done", "failed")
+STATUSES = ("queued", "running", "done", "failed", "cancelled")
+FINAL = ("done", "failed", "cancelled")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
-    status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed')),
+    status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')),
     progress REAL NOT NULL DEFAULT 0,
     error TEXT,
     params TEXT NOT NULL,
@@ -31,6 +37,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_status_created ON jobs (status, created);
 """
+_COLUMNS = "id, status, progress, error, params, filename, attempts, created, updated"
 
 
 @dataclass
@@ -49,7 +56,7 @@ class Job:
         out: dict[str, Any] = {"id": self.id, "status": self.status, "progress": round(self.progress, 4),
                                "filename": self.filename, "created": self.created, "updated": self.updated,
                                "params": self.params}
-        if self.status == "failed":
+        if self.status in ("failed", "cancelled") and self.error:
             out["error"] = self.error
         return out
 
@@ -59,12 +66,28 @@ class JobStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self._conn() as c:
-            c.execute("PRAGMA journal_mode=WAL")
-            c.executescript(_SCHEMA)
+        c = self._conn()
+        c.execute("PRAGMA journal_mode=WAL")
+        c.executescript(_SCHEMA)
+        self._migrate(c)
+
+    @staticmethod
+    def _migrate(c: sqlite3.Connection) -> None:
+        """A database from before `cancelled` existed: the table rebuilt with the new status list."""
+        sql = c.execute("SELECT sql FROM sqlite_master WHERE name = 'jobs'").fetchone()[0]
+        if "'cancelled'" in sql:
+            return
+        c.execute("BEGIN IMMEDIATE")
+        c.execute("ALTER TABLE jobs RENAME TO jobs_old")
+        c.execute("DROP INDEX IF EXISTS jobs_status_created")
+        for statement in _SCHEMA.split(";")[:2]:  # the table and its index (executescript would commit)
+            c.execute(statement)
+        c.execute(f"INSERT INTO jobs ({_COLUMNS}) SELECT {_COLUMNS} FROM jobs_old")
+        c.execute("DROP TABLE jobs_old")
+        c.execute("COMMIT")
 
     def _conn(self) -> sqlite3.Connection:
-        # One connection per thread; sqlite3 connections are not shared across threads.
+        # One connection per thread (and per process); sqlite3 connections are not shared across threads.
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)  # autocommit; explicit BEGIN below
@@ -91,40 +114,84 @@ class JobStore:
     def get(self, job_id: str) -> Job | None:
         return self._job(self._conn().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
 
+    def status(self, job_id: str) -> str | None:
+        row = self._conn().execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else row[0]
+
     def list(self, limit: int = 100) -> list[Job]:
         rows = self._conn().execute("SELECT * FROM jobs ORDER BY created DESC LIMIT ?", (limit,)).fetchall()
         return [self._job(r) for r in rows]
+
+    def ids(self) -> set[str]:
+        return {r[0] for r in self._conn().execute("SELECT id FROM jobs").fetchall()}
 
     def count(self, *statuses: str) -> int:
         marks = ",".join("?" * len(statuses))
         return self._conn().execute(f"SELECT COUNT(*) FROM jobs WHERE status IN ({marks})", statuses).fetchone()[0]
 
     def claim(self) -> Job | None:
-        """The oldest queued job, now running (atomically), or None."""
+        """The next queued job (fewest attempts, then oldest), now running with one more attempt, or None."""
         row = self._conn().execute(
             "UPDATE jobs SET status = 'running', progress = 0, attempts = attempts + 1, updated = ? "
-            "WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY created LIMIT 1) RETURNING *",
+            "WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY attempts, created LIMIT 1) RETURNING *",
             (time.time(),)).fetchone()
         return self._job(row)
 
-    def progress(self, job_id: str, value: float) -> None:
-        self._conn().execute("UPDATE jobs SET progress = ?, updated = ? WHERE id = ? AND status = 'running'",
-                             (min(max(value, 0.0), 1.0), time.time(), job_id))
+    def progress(self, job_id: str, value: float) -> bool:
+        """Record progress; False when the job is no longer running (cancelled): the worker stops."""
+        return self._conn().execute(
+            "UPDATE jobs SET progress = ?, updated = ? WHERE id = ? AND status = 'running'",
+            (min(max(value, 0.0), 1.0), time.time(), job_id)).rowcount > 0
 
-    def finish(self, job_id: str, *, error: str | None = None) -> None:
+    def finish(self, job_id: str, *, error: str | None = None) -> bool:
+        """done (or failed with `error`) if the job is still running; False if it was cancelled meanwhile."""
         status, progress = ("failed", 0.0) if error else ("done", 1.0)
-        self._conn().execute("UPDATE jobs SET status = ?, progress = ?, error = ?, updated = ? WHERE id = ?",
-                             (status, progress, error, time.time(), job_id))
+        return self._conn().execute(
+            "UPDATE jobs SET status = ?, progress = ?, error = ?, updated = ? WHERE id = ? AND status = 'running'",
+            (status, progress, error, time.time(), job_id)).rowcount > 0
 
-    def requeue(self, job_id: str) -> None:
-        self._conn().execute("UPDATE jobs SET status = 'queued', progress = 0, updated = ? WHERE id = ?",
-                             (time.time(), job_id))
+    def requeue(self, job_id: str, *, count_attempt: bool = True) -> bool:
+        """A running job back to the queue; without `count_attempt` (a shutdown, not the video's fault)
+        its attempt is given back."""
+        back = 0 if count_attempt else 1
+        return self._conn().execute(
+            "UPDATE jobs SET status = 'queued', progress = 0, attempts = MAX(0, attempts - ?), updated = ? "
+            "WHERE id = ? AND status = 'running'", (back, time.time(), job_id)).rowcount > 0
 
-    def requeue_interrupted(self) -> list[str]:
-        """Jobs left running by a server that died: back to the queue (their partial files are redone)."""
-        rows = self._conn().execute("UPDATE jobs SET status = 'queued', progress = 0, updated = ? "
-                                    "WHERE status = 'running' RETURNING id", (time.time(),)).fetchall()
+    def cancel(self, job_id: str) -> str | None:
+        """Atomically: a queued or running job becomes `cancelled`. Returns the status it had (None: no such job)."""
+        c = self._conn()
+        c.execute("BEGIN IMMEDIATE")  # the read and the write as one step: no claim can slip between them
+        try:
+            row = c.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is not None and row[0] in ("queued", "running"):
+                c.execute("UPDATE jobs SET status = 'cancelled', error = 'cancelled by a DELETE request', updated = ? "
+                          "WHERE id = ?", (time.time(), job_id))
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        return None if row is None else row[0]
+
+    def recover_interrupted(self, max_attempts: int) -> tuple[list[str], list[str]]:
+        """Jobs left running by a server that died: back to the queue, or failed once they have had
+        `max_attempts` runs. Returns (re-queued ids, failed ids)."""
+        c, now = self._conn(), time.time()
+        failed = [r[0] for r in c.execute(
+            "UPDATE jobs SET status = 'failed', progress = 0, updated = ?, error = 'the server stopped ' || attempts || "
+            "' times while running this video' WHERE status = 'running' AND attempts >= ? RETURNING id",
+            (now, max_attempts)).fetchall()]
+        again = [r[0] for r in c.execute("UPDATE jobs SET status = 'queued', progress = 0, updated = ? "
+                                         "WHERE status = 'running' RETURNING id", (now,)).fetchall()]
+        return again, failed
+
+    def expired(self, before: float) -> list[str]:
+        """Finished jobs (done, failed, cancelled) last changed before `before` (a time.time())."""
+        rows = self._conn().execute("SELECT id FROM jobs WHERE status IN ('done', 'failed', 'cancelled') "
+                                    "AND updated < ?", (before,)).fetchall()
         return [r[0] for r in rows]
 
     def delete(self, job_id: str) -> bool:
-        return self._conn().execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount > 0
+        """Remove a finished job's row (never a queued or running one: cancel those first)."""
+        return self._conn().execute("DELETE FROM jobs WHERE id = ? AND status IN ('done', 'failed', 'cancelled')",
+                                    (job_id,)).rowcount > 0

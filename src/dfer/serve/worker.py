@@ -1,21 +1,24 @@
-"""Workers: threads that take queued jobs and run the Recognizer on them.
+"""A worker process of `dfer serve`: loads the model once, then runs the jobs its supervisor sends.
 
-Threads, not processes: all of them share one loaded model (one copy in memory), and the heavy
-work (FFmpeg decoding, dlib, the network, x264) runs in C code that releases the GIL, so the
-API's event loop stays responsive while videos are processed.
+The API process never runs the model: a crash in native code (FFmpeg, dlib, a runtime), running
+out of memory or a hung decoder ends only this process, which the supervisor (dfer.serve.pool)
+replaces. Each job's settings are passed per call; the loaded model is never copied or changed.
 
 A job's outputs are written into `jobs/.<id>.partial/` and renamed to `jobs/<id>/` only when
-complete, then the job is marked done: a job is never reported done without its files, and a
-job interrupted by a crash is simply run again.
+complete, then the job is marked done: a job is never reported done without its files. Progress is
+written to the job database a few times a second; when that write finds the job no longer running
+(a DELETE cancelled it) the worker stops, removes what it wrote and takes the next job.
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
 import shutil
-import threading
+import signal
 import time
 import traceback
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,174 +27,164 @@ from dfer.errors import DferError
 from dfer.inference.explain_render import write_explanation
 from dfer.inference.predict import analyse, write_outputs
 from dfer.inference.recognizer import InferenceSettings, Recognizer
+from dfer.serve.disk import DataDir
 from dfer.serve.jobs import Job, JobStore
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How each worker opens the model (a dfer checkpoint or an exported model), as for `dfer predict`."""
+
+    checkpoint: Path
+    backend: str = "auto"
+    device: str = "auto"
+    precision: str = "auto"
+    streams: int = 0
+    threads: int = 0  # per worker; 0: the runtime's default
+
+    def load(self) -> Recognizer:
+        return Recognizer.from_checkpoint(self.checkpoint, device=self.device, backend=self.backend,
+                                          precision=self.precision, streams=self.streams, threads=self.threads)
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    model: ModelSpec
+    data_dir: Path
+    keep_uploads: bool = False
+    explain_checkpoint: Path | None = None  # the .pt that explain=true jobs run on PyTorch
+    parent_pid: int = 0  # the server: the worker ends when it does
 
 
 class Stopped(Exception):
     """The server is shutting down: the running job goes back to the queue."""
 
 
-class Workers:
-    def __init__(self, store: JobStore, recognizer: Recognizer, data_dir: Path, count: int = 1,
-                 log: Callable[[str], None] = print, explain_checkpoint: Path | None = None, metrics=None) -> None:
-        self.store = store
-        self.recognizer = recognizer
-        self.explain_checkpoint = explain_checkpoint
+class Cancelled(Exception):
+    """A DELETE cancelled the running job."""
+
+
+def describe(rec: Recognizer) -> dict[str, Any]:
+    """What GET /v1/model answers: the runtime and the model, no server paths."""
+    backend = rec.backend
+    choice = {**rec.backend_choice, "model": Path(rec.backend_choice.get("model") or "").name}
+    return {"class_names": rec.class_names, "clip": {"frames": rec.preprocess.num_frames, "size": rec.preprocess.size},
+            "backend": backend.name, "backend_detail": getattr(backend, "detail", backend.name),
+            "precision": getattr(backend, "precision", "fp32"), "backend_choice": choice,
+            "face": rec.face_settings()[0].to_dict(), "model_info": rec.model_info}
+
+
+def job_settings(params: dict[str, Any]) -> InferenceSettings:
+    """A job's request parameters as this call's inference settings."""
+    face = {"detect_every": int(params["detect_every"])} if params.get("detect_every") else {}
+    return InferenceSettings(window_seconds=float(params.get("window") or 0.0), stride=int(params.get("stride") or 0),
+                             min_confidence=float(params.get("min_confidence") or 0.0), face=face)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: the kernel kills this process when the server dies (even by SIGKILL), so no orphan
+    keeps running a job the next server start will run again."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if parent_pid and os.getppid() != parent_pid:  # the server died before the line above
+        os._exit(1)
+
+
+def worker_main(setup: WorkerSetup, conn, stop) -> None:
+    """Entry point of a worker process (spawned): ('ready', description) or ('error', message) once,
+    then ('finished', job id, status, seconds, error) for every job received; None ends it."""
+    _die_with_parent(setup.parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server decides
+    try:
+        rec = setup.model.load()
+    except Exception as exc:  # noqa: BLE001 - told to the supervisor, which reports it
+        conn.send(("error", f"{exc.__class__.__name__}: {exc}" if not isinstance(exc, DferError) else str(exc)))
+        return
+    conn.send(("ready", describe(rec)))
+    runner = JobRunner(rec, setup, stop)
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        conn.send(("finished", job.id, *runner.run(job)))
+
+
+class JobRunner:
+    def __init__(self, rec: Recognizer, setup: WorkerSetup, stop) -> None:
+        self.rec = rec
+        self.setup = setup
+        self.disk = DataDir(setup.data_dir)
+        self.store = JobStore(self.disk.database)
+        self.stop = stop
         self._explainer: Recognizer | None = None  # PyTorch copy of the model, loaded on the first explain job
-        self._explain_lock = threading.Lock()
-        self.data_dir = data_dir
-        self.count = count
-        self.log = log
-        self._stop = threading.Event()
-        self._wake = threading.Condition()
-        self._threads: list[threading.Thread] = []
-        self._current: dict[str, str | None] = {}  # worker name -> the job it runs
-        self.metrics = metrics
-        self.restarts = 0
 
-    def upload_path(self, job_id: str) -> Path:
-        return self.data_dir / "uploads" / f"{job_id}.video"
-
-    def result_dir(self, job_id: str) -> Path:
-        return self.data_dir / "jobs" / job_id
-
-    # lifecycle ----------------------------------------------------------------------------
-    def start(self) -> None:
-        for k in range(self.count):
-            self._threads.append(self._spawn(f"dfer-worker-{k}"))
-        threading.Thread(target=self._supervise, name="dfer-supervisor", daemon=True).start()
-
-    def _spawn(self, name: str) -> threading.Thread:
-        t = threading.Thread(target=self._loop, name=name, daemon=True)
-        self._current[name] = None
-        t.start()
-        return t
-
-    def _supervise(self) -> None:
-        """A worker that died (an error outside a job's own handling: the database, the disk) is
-        replaced within a second, and the job it held goes back to the queue."""
-        while not self._stop.wait(1.0):
-            for k, t in enumerate(self._threads):
-                if t.is_alive() or self._stop.is_set():
-                    continue
-                job = self._current.get(t.name)
-                self.log(f"worker {t.name} died" + (f" running job {job}; it is queued again" if job else "")
-                         + "; replaced")
-                if job:
-                    try:
-                        self.store.requeue(job)
-                    except Exception as exc:  # noqa: BLE001 - reported; the next start re-queues it anyway
-                        self.log(f"could not re-queue job {job}: {exc}")
-                self.restarts += 1
-                if self.metrics is not None:
-                    self.metrics.worker_restarts.inc()
-                self._threads[k] = self._spawn(t.name)
-
-    def states(self) -> list[dict[str, Any]]:
-        """Each worker: its name, whether it is alive, the job it runs."""
-        return [{"name": t.name, "alive": t.is_alive(), "job": self._current.get(t.name)} for t in self._threads]
-
-    def notify(self) -> None:
-        with self._wake:
-            self._wake.notify()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        with self._wake:
-            self._wake.notify_all()
-        for t in self._threads:
-            t.join(timeout)
-
-    # work ---------------------------------------------------------------------------------
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            job = self.store.claim()
-            if job is None:
-                with self._wake:
-                    self._wake.wait(timeout=1.0)
-                continue
-            name = threading.current_thread().name
-            self._current[name] = job.id
-            self._event(job.id, "running")
-            self._run(job)
-            self._current[name] = None
-
-    def _run(self, job: Job) -> None:
+    def run(self, job: Job) -> tuple[str, float, str | None]:
+        """(status, seconds, error) of one job, recorded in the database; never raises."""
         t0 = time.perf_counter()
+        status, error = "done", None
         try:
             self._process(job)
         except Stopped:
-            self.store.requeue(job.id)
-            self._event(job.id, "queued", error="interrupted by shutdown")
-            return
+            self.store.requeue(job.id, count_attempt=False)
+            return "queued", time.perf_counter() - t0, "interrupted by shutdown"
+        except Cancelled:
+            self.disk.remove_all(job.id)
+            return "cancelled", time.perf_counter() - t0, None
         except DferError as exc:
-            error = str(exc).replace(str(self.upload_path(job.id)), job.filename)
-            self.store.finish(job.id, error=error)
-            self._event(job.id, "failed", time.perf_counter() - t0, error)
-            return
-        except Exception as exc:  # recorded, never fatal to the worker
-            self.store.finish(job.id, error=f"unexpected {exc.__class__.__name__}: {exc}")
-            self.log(f"job {job.id}: failed unexpectedly\n{traceback.format_exc()}")
-            self._event(job.id, "failed", time.perf_counter() - t0, f"unexpected {exc.__class__.__name__}")
-            return
-        self.store.finish(job.id)
-        self._event(job.id, "done", time.perf_counter() - t0)
-
-    def _event(self, job_id: str, status: str, seconds: float | None = None, error: str | None = None) -> None:
-        """One structured log line per job state change (and the job-seconds histogram)."""
-        if self.metrics is not None:
-            self.metrics.job(job_id, status, seconds, error)
-        else:
-            self.log(f"job {job_id}: {status}" + (f" in {seconds:.1f} s" if seconds is not None else "")
-                     + (f": {error}" if error else ""))
+            status, error = "failed", str(exc).replace(str(self.disk.upload(job.id)), job.filename)
+        except Exception as exc:  # noqa: BLE001 - recorded, never fatal to the worker
+            status, error = "failed", f"unexpected {exc.__class__.__name__}: {exc}"
+            print(f"job {job.id}: failed unexpectedly\n{traceback.format_exc()}", flush=True)
+        if not self.store.finish(job.id, error=error):  # cancelled after the last progress write
+            self.disk.remove_all(job.id)
+            return "cancelled", time.perf_counter() - t0, None
+        if status == "failed":
+            self.disk.remove_outputs(job.id)
+        if not self.setup.keep_uploads:
+            self.disk.upload(job.id).unlink(missing_ok=True)
+        return status, time.perf_counter() - t0, error
 
     def _process(self, job: Job) -> None:
-        final = self.result_dir(job.id)
-        partial = final.with_name(f".{job.id}.partial")
+        final, partial = self.disk.result(job.id), self.disk.partial(job.id)
         shutil.rmtree(partial, ignore_errors=True)
-        rec = self._recognizer(job.params)
         last = [0.0]
 
         def report(value: float) -> None:
-            if self._stop.is_set():
+            if self.stop.is_set():
                 raise Stopped()
             now = time.monotonic()
             if now - last[0] >= 0.5:  # a few writes a second at most
                 last[0] = now
-                self.store.progress(job.id, value)
+                if not self.store.progress(job.id, value):
+                    raise Cancelled()
 
-        video = self.upload_path(job.id)
+        video = self.disk.upload(job.id)
         frames = max(1, int(job.params.get("num_frames") or 1))
+        settings = job_settings(job.params)
         partial.mkdir(parents=True, exist_ok=True)
-        result = analyse(rec, open_source(video), partial,
+        result = analyse(self.rec, open_source(video), partial, settings=settings,
                          on_event=lambda ev: report(0.98 * min(1.0, (ev.index + 1) / frames)))
         result.source = job.filename  # reports name the user's file, never a server path
         write_outputs(result, partial)
         if job.params.get("explain"):
-            self._explain(job.params, video, partial)
+            self._explain(settings, video, partial)
+        if self.stop.is_set():
+            raise Stopped()
+        if not self.store.progress(job.id, 0.99):
+            raise Cancelled()
         shutil.rmtree(final, ignore_errors=True)  # a rerun after a crash replaces what the first run left
         partial.rename(final)
 
-    def _explain(self, params: dict[str, Any], video: Path, folder: Path) -> None:
-        """explain.mp4 (and the raw maps under explain/) by the PyTorch model, one job at a time."""
-        with self._explain_lock:
-            if self._explainer is None:
-                self._explainer = Recognizer.from_checkpoint(self.explain_checkpoint, backend="torch", device="cpu")
-            torch_rec = self._recognizer(params, base=self._explainer)
-            ex = torch_rec.explain(video)
+    def _explain(self, settings: InferenceSettings, video: Path, folder: Path) -> None:
+        """explain.mp4 (and the raw maps under explain/) by the PyTorch model."""
+        if self._explainer is None:
+            self._explainer = Recognizer.from_checkpoint(self.setup.explain_checkpoint, backend="torch", device="cpu")
+        ex = self._explainer.explain(video, settings=settings)
         write_explanation(ex, video, folder / "explain")
         if (folder / "explain" / "explain.mp4").is_file():
             (folder / "explain" / "explain.mp4").rename(folder / "explain.mp4")
-
-    def _recognizer(self, params: dict[str, Any], base: Recognizer | None = None) -> Recognizer:
-        """The shared model (or `base`) with this job's window settings."""
-        base = base or self.recognizer
-        settings = InferenceSettings(window_seconds=float(params.get("window") or 0.0),
-                                     stride=int(params.get("stride") or 0), batch_size=base.settings.batch_size,
-                                     min_track_frames=base.settings.min_track_frames,
-                                     min_confidence=float(params.get("min_confidence") or 0.0),
-                                     face={**base.settings.face, **({"detect_every": int(params["detect_every"])}
-                                                                    if params.get("detect_every") else {})})
-        rec = Recognizer(base.backend, base.class_names, base.preprocess, settings, model_info=base.model_info)
-        rec.backend_choice = base.backend_choice
-        return rec
