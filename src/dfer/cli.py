@@ -417,11 +417,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     serve(args.checkpoint, host=args.host, port=args.port, data_dir=args.data_dir,
           token=args.token or os.environ.get("DFER_TOKEN"), backend=args.backend, device=args.device,
           precision=args.precision, streams=args.streams, threads=args.threads, insecure=args.insecure,
-          workers=args.workers, max_upload_mb=args.max_upload_mb, max_queue=args.max_queue,
+          workers=args.ray_workers if args.engine == "ray" and args.ray_workers else args.workers,
+          max_upload_mb=args.max_upload_mb, max_queue=args.max_queue,
           allowed_hosts=tuple(args.allowed_host or ()), max_duration=args.max_duration, max_frame=args.max_frame,
           max_fps=args.max_fps, max_attempts=args.max_attempts, job_timeout=args.job_timeout,
           worker_memory=args.worker_memory, keep_uploads=args.keep_uploads, retention=args.retention * 86400,
-          min_free=args.min_free)
+          min_free=args.min_free, engine=args.engine, ray=_ray_options(args), shared_dir=args.shared_dir)
     return 0
 
 
@@ -773,6 +774,10 @@ def _add_serve(sub) -> None:
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="as for dfer predict")
     p.add_argument("--streams", type=NONNEG_INT, default=0, help=STREAMS_HELP)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    _add_engine_args(p)  # --engine ray: jobs on Ray actors, one per --workers
+    p.add_argument("--shared-dir", type=out_dir,
+                   help="--engine ray: a folder every node sees at the same path, for uploads and results "
+                        "(default: they travel through Ray's object store)")
     p.set_defaults(func=cmd_serve)
 
 

@@ -39,6 +39,7 @@ from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dfer.scale import RayOptions
 from dfer.serve.disk import DataDir, human_bytes
 from dfer.serve.jobs import JobStore
 from dfer.serve.metrics import ServiceMetrics
@@ -118,6 +119,9 @@ class ServeConfig:
     max_frame: tuple[int, int] = (4096, 2160)  # largest frame, either orientation
     max_fps: float = 240.0
     probe_command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "dfer.serve.probe"])
+    engine: str = "local"  # local: worker processes on this machine; ray: Ray actors (dfer.serve.ray_engine)
+    ray: RayOptions | None = None  # where Ray runs and what each actor asks for (--engine ray)
+    shared_dir: Path | None = None  # --engine ray: uploads and results in a folder every node sees
     host: str = "127.0.0.1"  # the address the server listens on: its Host names follow from it
     allowed_hosts: tuple[str, ...] = ()  # further Host names to accept (a reverse proxy's public name)
 
@@ -133,14 +137,19 @@ class ApiError(Exception):
 def create_app(model: ModelSpec, config: ServeConfig, *, start_workers: bool = True, log=print) -> FastAPI:
     """The FastAPI app over `config.data_dir`; worker processes that open `model` start with the app
     and stop with it (`start_workers=False`: none, jobs only queue)."""
-    disk = DataDir(config.data_dir)
+    database = None
+    if config.shared_dir is not None:  # files on the shared folder, the database on this machine's disk
+        Path(config.data_dir).mkdir(parents=True, exist_ok=True)
+        database = Path(config.data_dir).resolve() / "jobs.sqlite"
+    disk = DataDir(Path(config.shared_dir or config.data_dir).resolve(), database)
     store = JobStore(disk.database)
     metrics = ServiceMetrics(store.count, log)
-    setup = WorkerSetup(model, disk.root, keep_uploads=config.keep_uploads,
-                        explain_checkpoint=config.explain_checkpoint, parent_pid=os.getpid())
+    setup = WorkerSetup(model, disk.root, keep_uploads=config.keep_uploads, explain_checkpoint=config.explain_checkpoint,
+                        parent_pid=os.getpid(), database=database)
     limits = PoolLimits(config.workers, config.max_attempts, config.job_timeout, config.worker_memory)
     pool = WorkerPool(store, setup, limits, metrics=metrics, log=log, tick_every=config.sweep_every,
-                      on_tick=lambda: _housekeeping(store, disk, config, log, at_start=False))
+                      on_tick=lambda: _housekeeping(store, disk, config, log, at_start=False),
+                      make_worker=_ray_factory(setup, store, disk, config) if config.engine == "ray" else None)
     max_bytes = int(config.max_upload_mb * 1024 * 1024)
 
     started = []
@@ -414,6 +423,20 @@ def _over_limit(info: dict[str, Any], config: ServeConfig) -> str | None:
     if fps > 0 and frames / fps > config.max_duration:
         return f"{frames / fps:.1f} s of video is over the limit of {config.max_duration:g} s (--max-duration)"
     return None
+
+
+def _ray_factory(setup: WorkerSetup, store: JobStore, disk: DataDir, config: ServeConfig):
+    """Ray actors for the pool, Ray started (or joined) when the first one is made."""
+    made = {}
+
+    def make(name: str):
+        if "make" not in made:
+            from dfer.serve.ray_engine import ray_workers  # Ray is imported only by a service that uses it
+
+            made["make"] = ray_workers(setup, store, disk, config.ray or RayOptions(), config.shared_dir is not None)
+        return made["make"](name)
+
+    return make
 
 
 def _check_free_space(disk: DataDir, min_free: int) -> None:

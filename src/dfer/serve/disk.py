@@ -20,14 +20,15 @@ PART_MAX_AGE = 3600.0  # an incoming part older than this has no request behind 
 
 
 class DataDir:
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, database: Path | None = None) -> None:
         self.root = Path(root)
+        self._database = database  # elsewhere when ROOT is a network folder (SQLite needs a local disk)
         for sub in ("uploads", "jobs", "incoming"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 
     @property
     def database(self) -> Path:
-        return self.root / "jobs.sqlite"
+        return self._database or self.root / "jobs.sqlite"
 
     def incoming(self, job_id: str) -> Path:
         return self.root / "incoming" / f"{job_id}.part"

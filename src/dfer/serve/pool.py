@@ -69,13 +69,63 @@ def exit_reason(code: int | None) -> str:
     return f"exited with code {code}"
 
 
+class ProcessWorker:
+    """A worker process and the pipe to it: what the supervisor needs of any worker."""
+
+    def __init__(self, ctx, setup: WorkerSetup, stop_event, name: str) -> None:
+        parent, child = ctx.Pipe()
+        self.proc = ctx.Process(target=worker_main, args=(setup, child, stop_event), name=f"dfer-{name}", daemon=True)
+        self.proc.start()
+        child.close()
+        self.conn = parent
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid
+
+    def waitables(self) -> list:
+        return [self.conn, self.proc.sentinel]
+
+    def alive(self) -> bool:
+        return self.proc.is_alive()
+
+    def exit_reason(self) -> str:
+        return exit_reason(self.proc.exitcode)
+
+    def rss(self) -> int:
+        return _rss(self.proc.pid)
+
+    def messages(self) -> list[tuple]:
+        out = []
+        try:
+            while self.conn.poll():
+                out.append(self.conn.recv())
+        except (EOFError, OSError):
+            pass
+        return out
+
+    def send(self, job: Job | None) -> None:
+        try:
+            self.conn.send(job)
+        except OSError:
+            pass  # it died meanwhile: the next check replaces it (and re-queues the job)
+
+    def join(self, timeout: float) -> None:
+        self.proc.join(timeout)
+
+    def kill(self) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(10)
+        self.conn.close()
+
+
 class _Slot:
     """One worker process and what it holds."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.proc: mp.process.BaseProcess | None = None
-        self.conn = None
+        self.handle: ProcessWorker | None = None  # or a Ray actor's handle (dfer.serve.ray_engine)
         self.state = "starting"  # starting | idle | busy | failed (could not load the model)
         self.job: Job | None = None
         self.started = 0.0  # when the job was sent (monotonic)
@@ -90,7 +140,7 @@ class _Slot:
 class WorkerPool:
     def __init__(self, store: JobStore, setup: WorkerSetup, limits: PoolLimits, *, metrics,
                  log: Callable[[str], None] = print, on_tick: Callable[[], None] | None = None,
-                 tick_every: float = 600.0) -> None:
+                 tick_every: float = 600.0, make_worker: Callable[[str], Any] | None = None) -> None:
         self.store = store
         self.setup = setup
         self.limits = limits
@@ -107,6 +157,8 @@ class WorkerPool:
         self._stop_event = self._ctx.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        # name -> a started worker (ProcessWorker here; dfer.serve.ray_engine makes Ray actors)
+        self.make_worker = make_worker or (lambda name: ProcessWorker(self._ctx, setup, self._stop_event, name))
 
     # lifecycle ----------------------------------------------------------------------------
     def start(self, wait: float = 300.0) -> None:
@@ -135,9 +187,8 @@ class WorkerPool:
         """Each worker: name, pid, alive, state, the job it runs, its memory."""
         out = []
         for s in self.slots:
-            proc = s.proc
-            out.append({"name": s.name, "pid": proc.pid if proc else None,
-                        "alive": bool(proc and proc.is_alive()), "state": s.state,
+            w = s.handle
+            out.append({"name": s.name, "pid": w.pid if w else None, "alive": bool(w and w.alive()), "state": s.state,
                         "job": s.job.id if s.job else None, "rss_mb": round(s.rss / 2**20, 1)})
         return out
 
@@ -147,8 +198,11 @@ class WorkerPool:
             self._spawn(s)
         last_tick = time.monotonic()
         while not self._stopping.is_set():
-            waitables = [s.conn for s in self.slots if s.conn] + [s.proc.sentinel for s in self.slots if s.proc]
-            mp.connection.wait(waitables, timeout=0.1)
+            waitables = [x for s in self.slots if s.handle for x in s.handle.waitables()]
+            if waitables:
+                mp.connection.wait(waitables, timeout=0.1)  # wakes on a message or a death
+            else:
+                time.sleep(0.1)
             try:
                 for s in self.slots:
                     self._check(s)
@@ -162,21 +216,11 @@ class WorkerPool:
         self._shutdown()
 
     def _spawn(self, s: _Slot) -> None:
-        parent, child = self._ctx.Pipe()
-        s.proc = self._ctx.Process(target=worker_main, args=(self.setup, child, self._stop_event),
-                                   name=f"dfer-{s.name}", daemon=True)
-        s.proc.start()
-        child.close()
-        s.conn, s.state, s.job, s.error, s.cancelled_at, s.rss = parent, "starting", None, None, None, 0
+        s.handle = self.make_worker(s.name)
+        s.state, s.job, s.error, s.cancelled_at, s.rss = "starting", None, None, None, 0
 
     def _drain(self, s: _Slot) -> None:
-        while s.conn is not None:
-            try:
-                if not s.conn.poll():
-                    return
-                msg = s.conn.recv()
-            except (EOFError, OSError):
-                return
+        for msg in s.handle.messages() if s.handle else ():
             if msg[0] == "ready":
                 s.state = "idle"
                 if self.description is None:
@@ -191,15 +235,15 @@ class WorkerPool:
 
     def _check(self, s: _Slot) -> None:
         now = time.monotonic()
-        if s.proc is None:
+        if s.handle is None:
             if now >= s.not_before:
                 self._spawn(s)
             return
         self._drain(s)
-        if not s.proc.is_alive():
-            self._replace(s, exit_reason(s.proc.exitcode))
+        if not s.handle.alive():
+            self._replace(s, s.handle.exit_reason())
             return
-        s.rss = _rss(s.proc.pid)
+        s.rss = s.handle.rss()
         if s.job is None:
             if s.rss > self.memory_limit:  # grew while idle: start it afresh
                 self.log(f"{s.name} holds {human_bytes(s.rss)}, over {human_bytes(self.memory_limit)}; restarted")
@@ -234,20 +278,13 @@ class WorkerPool:
             s.job, s.state, s.started, s.cancelled_at, s.cancel_checked = job, "busy", now, None, now
             s.deadline = now + job_deadline(job.params, self.limits.job_timeout)
             self.metrics.job(job.id, "running")
-            try:
-                s.conn.send(job)
-            except OSError:
-                pass  # it died meanwhile: the next check replaces it and re-queues the job
+            s.handle.send(job)
 
     # endings ------------------------------------------------------------------------------
     def _kill(self, s: _Slot) -> None:
-        if s.proc is not None and s.proc.is_alive():
-            s.proc.kill()
-        if s.proc is not None:
-            s.proc.join(10)
-        if s.conn is not None:
-            s.conn.close()
-        s.proc, s.conn = None, None
+        if s.handle is not None:
+            s.handle.kill()
+        s.handle = None
 
     def _fail(self, job: Job, reason: str, seconds: float | None = None) -> None:
         if self.store.finish(job.id, error=reason):
@@ -296,15 +333,12 @@ class WorkerPool:
     def _shutdown(self, timeout: float = 30.0) -> None:
         """Ask every worker to stop (a running job is re-queued by its worker), then make sure."""
         for s in self.slots:
-            try:
-                if s.conn is not None:
-                    s.conn.send(None)
-            except OSError:
-                pass
+            if s.handle is not None:
+                s.handle.send(None)
         end = time.monotonic() + timeout
         for s in self.slots:
-            if s.proc is not None:
-                s.proc.join(max(0.0, end - time.monotonic()))
+            if s.handle is not None:
+                s.handle.join(max(0.0, end - time.monotonic()))
             job = s.job
             self._kill(s)
             if job is not None:

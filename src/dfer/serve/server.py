@@ -31,7 +31,10 @@ def serve(checkpoint: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
     if not local.exists():
         raise ConfigError(f"checkpoint not found: {local}")
     workers = int(limits.get("workers", 1))
-    if threads == 0 and workers > 1:  # the workers share the cores instead of each taking them all
+    ray = limits.get("ray")
+    if threads == 0 and ray is not None:  # a Ray actor uses the CPUs it asked for
+        threads = max(1, int(ray.cpus_per_worker))
+    elif threads == 0 and workers > 1:  # the workers share the cores instead of each taking them all
         threads = max(1, (os.cpu_count() or 1) // workers)
     model = ModelSpec(local, backend=backend, device=device, precision=precision, streams=streams, threads=threads)
     config = ServeConfig(Path(data_dir), token=token or None, host=host,

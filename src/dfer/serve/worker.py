@@ -18,6 +18,7 @@ import shutil
 import signal
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,24 @@ class WorkerSetup:
     keep_uploads: bool = False
     explain_checkpoint: Path | None = None  # the .pt that explain=true jobs run on PyTorch
     parent_pid: int = 0  # the server: the worker ends when it does
+    database: Path | None = None  # the job database when it is not DATA/jobs.sqlite (a --shared-dir service)
+
+
+def record_outcome(store: JobStore, disk: DataDir, job_id: str, status: str, error: str | None,
+                   keep_uploads: bool) -> str:
+    """A job's end in the database and on disk; returns the status it ended with (a job cancelled after
+    its worker's last progress write ends cancelled, whatever the worker made of it)."""
+    if status == "queued":  # the server is stopping: run it again on the next start, attempt given back
+        store.requeue(job_id, count_attempt=False)
+        return status
+    if status == "cancelled" or not store.finish(job_id, error=error if status == "failed" else None):
+        disk.remove_all(job_id)
+        return "cancelled"
+    if status == "failed":
+        disk.remove_outputs(job_id)
+    if not keep_uploads:
+        disk.upload(job_id).unlink(missing_ok=True)
+    return status
 
 
 class Stopped(Exception):
@@ -115,55 +134,58 @@ def worker_main(setup: WorkerSetup, conn, stop) -> None:
 
 
 class JobRunner:
+    """Runs jobs on a loaded model: `execute` is the work itself, wherever the files and the progress go;
+    `run` is the worker process's job, recorded in the job database."""
+
     def __init__(self, rec: Recognizer, setup: WorkerSetup, stop) -> None:
         self.rec = rec
         self.setup = setup
-        self.disk = DataDir(setup.data_dir)
-        self.store = JobStore(self.disk.database)
         self.stop = stop
         self._explainer: Recognizer | None = None  # PyTorch copy of the model, loaded on the first explain job
 
     def run(self, job: Job) -> tuple[str, float, str | None]:
         """(status, seconds, error) of one job, recorded in the database; never raises."""
+        disk = DataDir(self.setup.data_dir, self.setup.database)
+        store = JobStore(disk.database)
         t0 = time.perf_counter()
-        status, error = "done", None
-        try:
-            self._process(job)
-        except Stopped:
-            self.store.requeue(job.id, count_attempt=False)
-            return "queued", time.perf_counter() - t0, "interrupted by shutdown"
-        except Cancelled:
-            self.disk.remove_all(job.id)
-            return "cancelled", time.perf_counter() - t0, None
-        except DferError as exc:
-            status, error = "failed", str(exc).replace(str(self.disk.upload(job.id)), job.filename)
-        except Exception as exc:  # noqa: BLE001 - recorded, never fatal to the worker
-            status, error = "failed", f"unexpected {exc.__class__.__name__}: {exc}"
-            print(f"job {job.id}: failed unexpectedly\n{traceback.format_exc()}", flush=True)
-        if not self.store.finish(job.id, error=error):  # cancelled after the last progress write
-            self.disk.remove_all(job.id)
-            return "cancelled", time.perf_counter() - t0, None
-        if status == "failed":
-            self.disk.remove_outputs(job.id)
-        if not self.setup.keep_uploads:
-            self.disk.upload(job.id).unlink(missing_ok=True)
+        status, error = self.execute(job, disk.upload(job.id), disk.partial(job.id), disk.result(job.id),
+                                     lambda value: store.progress(job.id, value))
+        status = record_outcome(store, disk, job.id, status, error, self.setup.keep_uploads)
         return status, time.perf_counter() - t0, error
 
-    def _process(self, job: Job) -> None:
-        final, partial = self.disk.result(job.id), self.disk.partial(job.id)
+    def execute(self, job: Job, video: Path, partial: Path, final: Path,
+                progress: Callable[[float], bool]) -> tuple[str, str | None]:
+        """Analyse `video` into `partial`, renamed to `final` when complete. `progress(value)` is called a
+        few times a second and returns False once the job is cancelled. Returns (status, error): done,
+        failed (with the reason, naming the user's file), cancelled or queued (the server is stopping)."""
+        try:
+            self._process(job, video, partial, final, progress)
+        except Stopped:
+            shutil.rmtree(partial, ignore_errors=True)
+            return "queued", "interrupted by shutdown"
+        except Cancelled:
+            shutil.rmtree(partial, ignore_errors=True)
+            return "cancelled", None
+        except DferError as exc:
+            return "failed", str(exc).replace(str(video), job.filename)
+        except Exception as exc:  # noqa: BLE001 - recorded, never fatal to the worker
+            print(f"job {job.id}: failed unexpectedly\n{traceback.format_exc()}", flush=True)
+            return "failed", f"unexpected {exc.__class__.__name__}: {exc}"
+        return "done", None
+
+    def _process(self, job: Job, video: Path, partial: Path, final: Path, progress: Callable[[float], bool]) -> None:
         shutil.rmtree(partial, ignore_errors=True)
         last = [0.0]
 
-        def report(value: float) -> None:
+        def report(value: float, force: bool = False) -> None:
             if self.stop.is_set():
                 raise Stopped()
             now = time.monotonic()
-            if now - last[0] >= 0.5:  # a few writes a second at most
+            if force or now - last[0] >= 0.5:  # a few writes a second at most
                 last[0] = now
-                if not self.store.progress(job.id, value):
+                if not progress(value):
                     raise Cancelled()
 
-        video = self.disk.upload(job.id)
         frames = max(1, int(job.params.get("num_frames") or 1))
         settings = job_settings(job.params)
         partial.mkdir(parents=True, exist_ok=True)
@@ -173,10 +195,7 @@ class JobRunner:
         write_outputs(result, partial)
         if job.params.get("explain"):
             self._explain(settings, video, partial)
-        if self.stop.is_set():
-            raise Stopped()
-        if not self.store.progress(job.id, 0.99):
-            raise Cancelled()
+        report(0.99, force=True)
         shutil.rmtree(final, ignore_errors=True)  # a rerun after a crash replaces what the first run left
         partial.rename(final)
 

@@ -1,0 +1,212 @@
+"""`dfer serve --engine ray`: the service's jobs on Ray actors, so one API node feeds a cluster.
+
+Each worker slot of the pool (dfer.serve.pool) is a Ray actor instead of a local process; the
+supervisor's rules are the same (a dead actor's job re-queued, then failed after --max-attempts;
+deadlines; memory limits from the RSS the actor reports; cancellation). The actor loads the model
+once and runs one job at a time with the same code as a local worker (JobRunner.execute), so the
+artifacts are the local engine's.
+
+How the files travel:
+- default: the upload goes to the actor through Ray's object store, the actor analyses it in a
+  temporary folder of its node and returns the artifacts (a few MB: the annotated video is the
+  largest), which the API node writes into DATA/jobs/<id>/;
+- `--shared-dir DIR`: a folder every node sees at the same path; uploads and results live there
+  and the actor reads and writes them in place (the job database stays on the API node's
+  --data-dir: SQLite must not live on a network file system).
+The model file is sent through the object store too when a node cannot see its path (one-file
+models: .pt, .onnx).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from dfer.scale import RayOptions, ensure_ray
+from dfer.serve.disk import DataDir
+from dfer.serve.jobs import Job, JobStore
+from dfer.serve.worker import JobRunner, WorkerSetup, describe, record_outcome
+
+PROGRESS_EVERY = 0.5  # seconds between progress questions to a busy actor
+
+
+class ServeActor:
+    """Runs on a Ray worker (as a threaded actor: `progress` and `cancel` answer while `run` works)."""
+
+    def __init__(self, setup: WorkerSetup, shared: bool, model_bytes: bytes | None) -> None:
+        from dataclasses import replace
+
+        self._tmp = Path(tempfile.mkdtemp(prefix="dfer-actor-"))
+        if model_bytes is not None and not Path(setup.model.checkpoint).exists():  # this node cannot see it
+            local = self._tmp / Path(setup.model.checkpoint).name
+            local.write_bytes(model_bytes)
+            setup = replace(setup, model=replace(setup.model, checkpoint=local),
+                            explain_checkpoint=local if setup.explain_checkpoint else None)
+        self.setup, self.shared = setup, shared
+        self._stop = threading.Event()
+        self.runner = JobRunner(setup.model.load(), setup, self._stop)
+        self.value = 0.0
+        self.cancelled: set[str] = set()
+
+    def describe(self) -> tuple[dict[str, Any], int]:
+        return describe(self.runner.rec), os.getpid()
+
+    def progress(self) -> tuple[float, int]:
+        return self.value, psutil.Process().memory_info().rss
+
+    def cancel(self, job_id: str) -> None:
+        self.cancelled.add(job_id)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self, job: Job, video: bytes | None) -> tuple[str, float, str | None, dict[str, bytes] | None]:
+        """(status, seconds, error, artifacts): artifacts are the result files when they did not go to the
+        shared folder."""
+        t0 = time.perf_counter()
+        self.value = 0.0
+
+        def progress(value: float) -> bool:
+            self.value = value
+            return job.id not in self.cancelled
+
+        if self.shared:
+            disk = DataDir(self.setup.data_dir, self.setup.database)
+            status, error = self.runner.execute(job, disk.upload(job.id), disk.partial(job.id), disk.result(job.id),
+                                                progress)
+            return status, time.perf_counter() - t0, error, None
+        folder = Path(tempfile.mkdtemp(prefix=f"job-{job.id}-", dir=self._tmp))
+        try:
+            upload = folder / "upload.video"
+            upload.write_bytes(video or b"")
+            status, error = self.runner.execute(job, upload, folder / "partial", folder / "result", progress)
+            files = None
+            if status == "done":
+                files = {p.name: p.read_bytes() for p in (folder / "result").iterdir() if p.is_file()}
+            return status, time.perf_counter() - t0, error, files
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+class RayWorker:
+    """The API side of one actor, with what the pool's supervisor needs of any worker."""
+
+    def __init__(self, ray, actor_class, setup: WorkerSetup, store: JobStore, disk: DataDir, options: RayOptions,
+                 shared: bool, model_ref) -> None:
+        self.ray, self.store, self.disk, self.shared, self.setup = ray, store, disk, shared, setup
+        self.actor = actor_class.options(num_cpus=options.cpus_per_worker, num_gpus=options.gpus_per_worker,
+                                         max_restarts=0, max_concurrency=2).remote(setup, shared, model_ref)
+        self.pid: int | None = None
+        self._ready = self.actor.describe.remote()
+        self._run = None
+        self._progress = None
+        self._asked = 0.0
+        self._rss = 0
+        self._dead: str | None = None
+        self.job: Job | None = None
+
+    def waitables(self) -> list:
+        return []
+
+    def alive(self) -> bool:
+        return self._dead is None
+
+    def exit_reason(self) -> str:
+        return self._dead or "stopped"
+
+    def rss(self) -> int:
+        return self._rss
+
+    def _done(self, ref) -> bool:
+        return ref is not None and bool(self.ray.wait([ref], timeout=0)[0])
+
+    def _get(self, ref):
+        """The value of a finished call; None after noting the actor's death."""
+        try:
+            return self.ray.get(ref)
+        except self.ray.exceptions.RayActorError as exc:
+            self._dead = f"its Ray actor died ({_last_line(exc)})"
+            return None
+
+    def messages(self) -> list[tuple]:
+        out: list[tuple] = []
+        if self._done(self._ready):
+            ref, self._ready = self._ready, None
+            try:
+                desc, self.pid = self.ray.get(ref)
+            except self.ray.exceptions.RayError as exc:  # the actor could not start: the model did not load there
+                self._dead = "could not load the model"
+                return [("error", _last_line(exc))]
+            out.append(("ready", desc))
+        if self._done(self._progress):
+            ref, self._progress = self._progress, None
+            got = self._get(ref)
+            if got is not None and self.job is not None:
+                value, self._rss = got
+                if self._run is not None and not self.store.progress(self.job.id, value):
+                    self.actor.cancel.remote(self.job.id)  # a DELETE cancelled it
+        if self._done(self._run):
+            ref, self._run = self._run, None
+            got = self._get(ref)
+            if got is not None:
+                out.append(("finished", self.job.id, *self._record(*got)))
+                self.job = None
+        elif self._run is not None and self._progress is None and time.monotonic() - self._asked >= PROGRESS_EVERY:
+            self._asked = time.monotonic()
+            self._progress = self.actor.progress.remote()
+        return out
+
+    def _record(self, status: str, seconds: float, error: str | None, files: dict[str, bytes] | None):
+        job = self.job
+        if files is not None:  # the artifacts came back through the object store: written as a local job's are
+            partial, final = self.disk.partial(job.id), self.disk.result(job.id)
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir(parents=True)
+            for name, data in files.items():
+                (partial / Path(name).name).write_bytes(data)
+            shutil.rmtree(final, ignore_errors=True)
+            partial.rename(final)
+        status = record_outcome(self.store, self.disk, job.id, status, error, self.setup.keep_uploads)
+        return status, seconds, error if status == "failed" else None
+
+    def send(self, job: Job | None) -> None:
+        if job is None:  # the server is stopping: a running job is re-queued by the actor's runner
+            self.actor.stop.remote()
+            return
+        self.job = job
+        video = None if self.shared else self.ray.put(self.disk.upload(job.id).read_bytes())
+        self._run = self.actor.run.remote(job, video)
+
+    def join(self, timeout: float) -> None:
+        if self._run is not None:
+            self.ray.wait([self._run], timeout=timeout)
+            self.messages()
+
+    def kill(self) -> None:
+        self.ray.kill(self.actor, no_restart=True)
+
+
+def _last_line(exc: BaseException) -> str:
+    """The line of a Ray error that says what happened (its message ends with the cause)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return (lines[-1] if lines else exc.__class__.__name__)[:300]
+
+
+def ray_workers(setup: WorkerSetup, store: JobStore, disk: DataDir, options: RayOptions, shared: bool):
+    """The pool's `make_worker` for Ray: connects to (or starts) Ray once, then one actor per call."""
+    ray = ensure_ray(options)
+    actor_class = ray.remote(ServeActor)
+    path = Path(setup.model.checkpoint)
+    model_ref = ray.put(path.read_bytes()) if not shared and path.is_file() and path.suffix != ".xml" else None
+
+    def make(name: str) -> RayWorker:
+        return RayWorker(ray, actor_class, setup, store, disk, options, shared, model_ref)
+
+    return make
