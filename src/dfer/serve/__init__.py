@@ -10,7 +10,7 @@ import importlib
 from typing import Any
 
 _WHERE = {"ServeConfig": "dfer.serve.app", "create_app": "dfer.serve.app", "Job": "dfer.serve.jobs",
-          "JobStore": "dfer.serve.jobs", "serve": "dfer.serve.server", "ModelSpec": "dfer.serve.worker",
+          "JobStore": "dfer.serve.jobs", "serve": "dfer.serve.server", "ModelSpec": "dfer.serve.spec",
           "PoolLimits": "dfer.serve.pool", "WorkerPool": "dfer.serve.pool"}
 __all__ = sorted(_WHERE)
 

@@ -46,7 +46,7 @@ from dfer.serve.metrics import ServiceMetrics
 from dfer.serve.pool import PoolLimits, WorkerPool
 from dfer.serve.probe import ProbeError, probe_upload
 from dfer.serve.security import Policy, install, own_host_names, page_csp
-from dfer.serve.worker import ModelSpec, WorkerSetup
+from dfer.serve.spec import ModelSpec, WorkerSetup
 
 ARTIFACTS = {
     "predictions.csv": "text/csv",

@@ -32,7 +32,7 @@ import psutil
 from dfer.errors import ConfigError
 from dfer.serve.disk import DataDir, human_bytes
 from dfer.serve.jobs import Job, JobStore
-from dfer.serve.worker import WorkerSetup, worker_main
+from dfer.serve.spec import WorkerSetup
 
 TIMEOUT_BASE, TIMEOUT_PER_VIDEO_SECOND, EXPLAIN_FACTOR = 120.0, 20.0, 3.0
 RESPAWN_BACKOFF = 5.0  # seconds before a worker that could not load the model is tried again
@@ -74,7 +74,7 @@ class ProcessWorker:
 
     def __init__(self, ctx, setup: WorkerSetup, stop_event, name: str) -> None:
         parent, child = ctx.Pipe()
-        self.proc = ctx.Process(target=worker_main, args=(setup, child, stop_event), name=f"dfer-{name}", daemon=True)
+        self.proc = ctx.Process(target=_worker_entry, args=(setup, child, stop_event), name=f"dfer-{name}", daemon=True)
         self.proc.start()
         child.close()
         self.conn = parent
@@ -343,6 +343,14 @@ class WorkerPool:
             self._kill(s)
             if job is not None:
                 self.store.requeue(job.id, count_attempt=False)  # only if the worker did not already
+
+
+def _worker_entry(setup: WorkerSetup, conn, stop) -> None:
+    """A spawned worker's first call: the heavy imports (torch, the runtimes) happen here, in the worker,
+    never in the API process (its size: api_peak_rss_mb in benchmarks/bench_serve.py)."""
+    from dfer.serve.worker import worker_main
+
+    worker_main(setup, conn, stop)
 
 
 def _rss(pid: int) -> int:

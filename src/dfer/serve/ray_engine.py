@@ -32,7 +32,8 @@ import psutil
 from dfer.scale import RayOptions, ensure_ray
 from dfer.serve.disk import DataDir
 from dfer.serve.jobs import Job, JobStore
-from dfer.serve.worker import JobRunner, WorkerSetup, describe, record_outcome
+from dfer.serve.spec import WorkerSetup
+from dfer.serve.worker import JobRunner, describe, record_outcome
 
 PROGRESS_EVERY = 0.5  # seconds between progress questions to a busy actor
 

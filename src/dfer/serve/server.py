@@ -9,7 +9,7 @@ from dfer.errors import ConfigError
 from dfer.remote import resolve_checkpoint
 from dfer.serve.app import ServeConfig, create_app
 from dfer.serve.security import is_loopback
-from dfer.serve.worker import ModelSpec
+from dfer.serve.spec import ModelSpec
 
 
 def serve(checkpoint: str | Path, *, host: str = "127.0.0.1", port: int = 8000, data_dir: str | Path = "dfer-serve",

@@ -19,7 +19,6 @@ import signal
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,32 +29,7 @@ from dfer.inference.predict import analyse, write_outputs
 from dfer.inference.recognizer import InferenceSettings, Recognizer
 from dfer.serve.disk import DataDir
 from dfer.serve.jobs import Job, JobStore
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """How each worker opens the model (a dfer checkpoint or an exported model), as for `dfer predict`."""
-
-    checkpoint: Path
-    backend: str = "auto"
-    device: str = "auto"
-    precision: str = "auto"
-    streams: int = 0
-    threads: int = 0  # per worker; 0: the runtime's default
-
-    def load(self) -> Recognizer:
-        return Recognizer.from_checkpoint(self.checkpoint, device=self.device, backend=self.backend,
-                                          precision=self.precision, streams=self.streams, threads=self.threads)
-
-
-@dataclass(frozen=True)
-class WorkerSetup:
-    model: ModelSpec
-    data_dir: Path
-    keep_uploads: bool = False
-    explain_checkpoint: Path | None = None  # the .pt that explain=true jobs run on PyTorch
-    parent_pid: int = 0  # the server: the worker ends when it does
-    database: Path | None = None  # the job database when it is not DATA/jobs.sqlite (a --shared-dir service)
+from dfer.serve.spec import WorkerSetup
 
 
 def record_outcome(store: JobStore, disk: DataDir, job_id: str, status: str, error: str | None,
