@@ -37,9 +37,15 @@ def test_recognizer_api_one_face(ckpt, tmp_path):
     s = res.summary()
     assert len(s["tracks"]) == 1 and s["tracks"][0]["windows"] == len(res.windows) and "message" not in s
     assert s["realtime_factor"] > 0 and s["settings"]["window_frames"] == 20
-    # one ready face clip
-    p = rec.predict_clip(np.stack(face_frames(10, (64, 64))))
-    assert p.shape == (3,) and p.sum() == pytest.approx(1, abs=1e-5)
+    # the recogniser's clip is the one evaluation transform's output on the same crops, bit for bit
+    from dfer.inference.recognizer import _TrackBuffer
+
+    buf = _TrackBuffer(10)
+    for k, crop in enumerate(face_frames(10, (64, 64))):
+        buf.crops.append((k, crop))
+    clip, sampled = rec._clip(buf)
+    expected = rec.preprocess.eval_transform()(np.stack([buf.crops[i][1] for i in sampled])).numpy()
+    assert clip.shape == (3, 4, 32, 32) and np.array_equal(clip, expected)
 
 
 def test_two_faces_get_stable_separate_tracks(ckpt, tmp_path):

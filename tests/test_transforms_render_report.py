@@ -10,7 +10,7 @@ from dfer.data.tracking import TrackedBox
 from dfer.data.transforms import ClipTransformConfig, EvalTransform, TrainTransform, resize_frames, to_tensor
 from dfer.engine.report import recall_table, write_fold_report
 from dfer.inference.recognizer import VideoPrediction, WindowPrediction
-from dfer.inference.render import draw_track, nearest_window, plot_timeline, window_lookup
+from dfer.inference.render import draw_track, nearest_window, plot_timeline
 
 
 def clip(t=4, h=40, w=40, seed=0):
@@ -101,6 +101,15 @@ def test_draw_track_draws_box_label_and_bars():
     bare = np.zeros_like(frame)
     draw_track(bare, 0, (20, 20, 60, 70), None, ["happy", "sad"])  # no window yet: box and id only
     assert bare[22:, 62:].max() == 0  # the title sits above the box; nothing beside it
+
+
+def window_lookup(result) -> dict[int, tuple[list[float], list]]:
+    """Per track: window centre frames (sorted) and the windows, as the annotator builds them."""
+    out = {}
+    for tid in result.track_ids:
+        ws = sorted((w for w in result.windows if w.track_id == tid), key=lambda w: w.start_frame + w.end_frame)
+        out[tid] = ([(w.start_frame + w.end_frame) / 2 for w in ws], ws)
+    return out
 
 
 def test_nearest_window_and_timeline(tmp_path):

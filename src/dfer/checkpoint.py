@@ -20,8 +20,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from dfer.data.transforms import ClipTransformConfig, EvalTransform
 from dfer.errors import CheckpointError
 from dfer.remote import resolve_checkpoint
 
@@ -39,6 +41,18 @@ class Preprocess:
     std: tuple[float, float, float] = (0.22803, 0.22145, 0.216989)
     face: dict[str, Any] = field(default_factory=dict)  # FaceSettings of the cache the model was trained on
     clip_seconds: float = 0.0  # median duration of the training clips (inference window); 0: unknown
+
+    def transform_config(self) -> ClipTransformConfig:
+        """The evaluation transform's settings (resize to size x size, normalise): what training's
+        validation, `dfer evaluate`, export's check clips and the recogniser all apply."""
+        return ClipTransformConfig(size=self.size, mean=tuple(self.mean), std=tuple(self.std))
+
+    def eval_transform(self) -> EvalTransform:
+        return EvalTransform(self.transform_config())
+
+    def clip(self, frames: np.ndarray) -> torch.Tensor:
+        """(T, h, w, 3) uint8 face crops -> (3, T, size, size) float32, normalised: the one evaluation transform."""
+        return self.eval_transform()(frames)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -12,7 +12,6 @@ from dfer.data.cache import ClipCache
 from dfer.data.dataset import FRAME_ORDERS, ClipDataset
 from dfer.data.prepare import load_splits
 from dfer.data.splits import get_fold, split_digest
-from dfer.data.transforms import ClipTransformConfig
 from dfer.engine.loop import Predictions, evaluate
 from dfer.engine.report import plot_confusion, recall_table
 from dfer.errors import DatasetError
@@ -79,8 +78,8 @@ def evaluate_checkpoint(
     if list(cache.meta["class_names"]) != names:
         raise DatasetError(f"{data}: classes {cache.meta['class_names']} differ from the checkpoint's {names}")
     pre = Preprocess.from_dict(ckpt["preprocess"])
-    tcfg = ClipTransformConfig(size=pre.size, mean=tuple(pre.mean), std=tuple(pre.std))
-    ds = ClipDataset(cache, f[split], num_frames=pre.num_frames, transform_config=tcfg, frame_order=frame_order)
+    ds = ClipDataset(cache, f[split], num_frames=pre.num_frames, transform_config=pre.transform_config(),
+                     frame_order=frame_order)
     auto = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(auto if device == "auto" else device)
     preds = evaluate(model.to(dev), ds, batch_size=batch_size, workers=workers, device=dev)

@@ -91,15 +91,11 @@ def calibration_clips(preprocess: Preprocess, *, data: str | Path | None = None,
     with varied identities and expressions, `seed` choosing them. `with_labels`: (clips, labels), the
     labels None for synthetic faces.
     """
-    from dfer.data.transforms import resize_frames, to_tensor
-
-    t, s = preprocess.num_frames, preprocess.size
+    t = preprocess.num_frames
     if data is not None:
         from dfer.data.dataset import ClipDataset
-        from dfer.data.transforms import ClipTransformConfig
 
-        cfg = ClipTransformConfig(size=s, mean=tuple(preprocess.mean), std=tuple(preprocess.std))
-        ds = ClipDataset(data, num_frames=t, transform_config=cfg, ids=ids)  # ids: only these clips
+        ds = ClipDataset(data, num_frames=t, transform_config=preprocess.transform_config(), ids=ids)  # ids: only these
         idx = np.random.default_rng(0).permutation(len(ds))[offset : offset + count]
         if len(idx) == 0:
             raise ConfigError(f"{data}: {len(ds)} clips, too few for {offset} calibration clips plus check clips; "
@@ -110,7 +106,7 @@ def calibration_clips(preprocess: Preprocess, *, data: str | Path | None = None,
     from dfer.synth.clips import face_clips
 
     raw = face_clips(count, t, int(preprocess.face.get("size", 128)), seed=seed)  # (N, T, S0, S0, 3) uint8
-    clips = np.stack([to_tensor(resize_frames(c, s), preprocess.mean, preprocess.std).numpy() for c in raw])
+    clips = np.stack([preprocess.clip(c).numpy() for c in raw])
     return (clips, None) if with_labels else clips
 
 

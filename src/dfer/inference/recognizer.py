@@ -34,7 +34,6 @@ from dfer.data.face_settings import FaceSettings
 from dfer.data.faces import make_detector
 from dfer.data.sampling import UniformSampler
 from dfer.data.tracking import FaceTracker, TrackedBox
-from dfer.data.transforms import resize_frames, to_tensor
 from dfer.data.video import FrameSource, open_source, read_ahead
 from dfer.errors import ConfigError
 from dfer.inference.backends import Backend
@@ -263,8 +262,7 @@ class Recognizer:
         crops = list(buf.crops)
         idx = UniformSampler(self.preprocess.num_frames)(len(crops)).indices
         frames = np.stack([crops[i][1] for i in idx])  # (T, S0, S0, 3)
-        clip = to_tensor(resize_frames(frames, self.preprocess.size), self.preprocess.mean, self.preprocess.std)
-        return clip.numpy(), tuple(int(crops[i][0]) for i in idx)
+        return self.preprocess.clip(frames).numpy(), tuple(int(crops[i][0]) for i in idx)
 
     def _submit(self, scoring: ScoringQueue, pending: list[tuple[int, _TrackBuffer]], batch_size: int) -> None:
         """Clips of the due windows, in batches of `batch_size`, handed to the scoring queue with what
@@ -402,12 +400,6 @@ class Recognizer:
         for item in backend.items:
             item.window = emitted[item.index]
         return Explanation(result, backend.items, stage, explainer.has_attention, self.class_names)
-
-    def predict_clip(self, frames: np.ndarray) -> np.ndarray:
-        """Class probabilities (K,) of one ready face clip: uint8 (N, H, W, 3) crops of one face."""
-        idx = UniformSampler(self.preprocess.num_frames)(len(frames)).indices
-        clip = to_tensor(resize_frames(np.asarray(frames)[idx], self.preprocess.size), self.preprocess.mean, self.preprocess.std)
-        return softmax(self.backend(clip.numpy()[None]), self.temperature)[0].astype(np.float32)
 
 
 __all__ = ["FrameEvent", "InferenceSettings", "Recognizer", "VideoPrediction", "WindowPrediction"]

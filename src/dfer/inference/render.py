@@ -115,15 +115,6 @@ def plot_timeline(result, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def window_lookup(result) -> dict[int, tuple[list[float], list]]:
-    """Per track: window centre frames (sorted) and the windows, for the nearest-window lookup."""
-    out = {}
-    for tid in result.track_ids:
-        ws = sorted((w for w in result.windows if w.track_id == tid), key=lambda w: w.start_frame + w.end_frame)
-        out[tid] = ([(w.start_frame + w.end_frame) / 2 for w in ws], ws)
-    return out
-
-
 def nearest_window(lookup: dict[int, tuple[list[float], list]], track_id: int, frame_index: int):
     """The track's window whose centre is nearest the frame (the earlier one on a tie), or None."""
     centres, ws = lookup.get(track_id, ((), ()))

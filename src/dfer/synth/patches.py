@@ -58,13 +58,11 @@ def gradcam_focus(model, preprocess, class_names: list[str], root: str | Path, i
     import cv2
 
     from dfer.data.dataset import ClipDataset
-    from dfer.data.transforms import ClipTransformConfig
     from dfer.inference.explain import Explainer
 
     root = Path(root)
     size = preprocess.size
-    ds = ClipDataset(ClipCache(root), ids, num_frames=preprocess.num_frames,
-                     transform_config=ClipTransformConfig(size=size, mean=preprocess.mean, std=preprocess.std))
+    ds = ClipDataset(ClipCache(root), ids, num_frames=preprocess.num_frames, transform_config=preprocess.transform_config())
     ex = Explainer(model, class_names, mean=preprocess.mean, std=preprocess.std, stage=stage)
     ratios, hits, areas = [], [], []
     for k in range(len(ds)):
