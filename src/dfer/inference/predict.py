@@ -25,7 +25,7 @@ from pathlib import Path
 from dfer.data.video import IMAGE_EXTS, VIDEO_EXTS, VideoWriter, is_webcam, open_source
 from dfer.errors import DferError
 from dfer.files import atomic_write_json, atomic_write_text
-from dfer.inference.recognizer import FrameEvent, InferenceSettings, Recognizer, VideoPrediction
+from dfer.inference.recognizer import FrameEvent, InferenceSettings, Recognizer, ResultBuilder, VideoPrediction, WindowPrediction
 from dfer.inference.render import AnnotatedVideo, draw_track, plot_timeline
 from dfer.progress import progress_bar
 from dfer.scale import RayOptions, ray_map
@@ -200,31 +200,26 @@ def predict_live(recognizer: Recognizer, src, folder: Path, *, max_seconds: floa
     window), new windows printed live. Ends with the stream, after `max_seconds`, or on Ctrl-C."""
     folder.mkdir(parents=True, exist_ok=True)
     writer = VideoWriter(folder / "annotated.mp4", src.fps, src.width, src.height)
-    result = VideoPrediction(src.name, src.fps, 0, src.width, src.height, recognizer.class_names,
-                             backend=recognizer.backend.name, settings=recognizer.resolved_settings(src.fps))
-    latest: dict[int, object] = {}
+    builder = ResultBuilder(recognizer, src)
+    latest: dict[int, WindowPrediction] = {}
     if recognizer.model_info.get("warning"):
         log(recognizer.model_info["warning"])
-    t0 = time.perf_counter()
     max_frames = int(max_seconds * src.fps) if max_seconds else None
     try:
         for ev in recognizer.iter_source(src, max_frames=max_frames):
+            builder.add(ev)
             for w in ev.new_windows:
                 latest[w.track_id] = w
-                result.windows.append(w)
                 log(f"{w.end_time:8.2f}s  face #{w.track_id}: {w.label} ({100 * w.confidence:.0f}%)")
             if ev.frame is None:
                 continue
             frame = ev.frame.copy()
             for tid, tb in ev.boxes.items():
-                result.boxes.setdefault(tid, {})[ev.index] = tb
                 w = latest.get(tid)
-                draw_track(frame, tid, tb.box.as_array(), None if w is None else w.probs, result.class_names)
+                draw_track(frame, tid, tb.box.as_array(), None if w is None else w.probs, recognizer.class_names)
             writer.write(frame)
-            result.num_frames = ev.index + 1
     except KeyboardInterrupt:
         log("stopped; writing what was seen")
     finally:
         writer.close()
-    result.seconds = time.perf_counter() - t0
-    return result
+    return builder.finish()

@@ -182,6 +182,27 @@ class FrameEvent:
     new_windows: list[WindowPrediction]
 
 
+class ResultBuilder:
+    """The one place a VideoPrediction is assembled, from the events of one pass (files, live sources)."""
+
+    def __init__(self, rec: Recognizer, src: FrameSource, settings: InferenceSettings | None = None) -> None:
+        self.result = VideoPrediction(src.name, src.fps, 0, src.width, src.height, rec.class_names,
+                                      backend=rec.backend.name, settings=rec.resolved_settings(src.fps, settings))
+        self._t0 = time.perf_counter()
+
+    def add(self, ev: FrameEvent) -> None:
+        if ev.frame is not None:
+            self.result.num_frames = ev.index + 1
+            for tid, tb in ev.boxes.items():
+                self.result.boxes.setdefault(tid, {})[ev.index] = tb
+        self.result.windows.extend(ev.new_windows)
+
+    def finish(self) -> VideoPrediction:
+        self.result.seconds = time.perf_counter() - self._t0
+        self.result.windows.sort(key=lambda w: (w.track_id, w.end_frame))
+        return self.result
+
+
 class _TrackBuffer:
     def __init__(self, span: int) -> None:
         self.crops: deque[tuple[int, np.ndarray]] = deque(maxlen=span)  # (frame index, crop (S0, S0, 3) uint8)
@@ -360,26 +381,16 @@ class Recognizer:
         """All windows of every face of a video file, frame folder, webcam index or stream URL, with
         this call's `settings` (default: the recogniser's own; the recogniser itself never changes)."""
         src = source if isinstance(source, FrameSource) else open_source(source)
-        r = self.resolved_settings(src.fps, settings)
-        result = VideoPrediction(src.name, src.fps, 0, src.width, src.height, self.class_names,
-                                 backend=self.backend.name, settings=r)
+        builder = ResultBuilder(self, src, settings)
         bar = progress_bar(src.num_frames, f"predict {src.stem}", unit="frame", enabled=progress)
-        t0 = time.perf_counter()
-        n = 0
         for ev in self.iter_source(src, max_frames=max_frames, settings=settings):
+            builder.add(ev)
             if ev.frame is not None:
-                n = ev.index + 1
                 bar.update(1)
-                for tid, tb in ev.boxes.items():
-                    result.boxes.setdefault(tid, {})[ev.index] = tb
-            result.windows.extend(ev.new_windows)
             if on_event is not None:
                 on_event(ev)
         bar.close()
-        result.seconds = time.perf_counter() - t0
-        result.num_frames = n
-        result.windows.sort(key=lambda w: (w.track_id, w.end_frame))
-        return result
+        return builder.finish()
 
     def explain(self, source: str | Path | FrameSource, *, target: str | None = None, stage: str = "layer3",
                 every: int = 1, progress: bool = False, settings: InferenceSettings | None = None):
@@ -402,4 +413,4 @@ class Recognizer:
         return Explanation(result, backend.items, stage, explainer.has_attention, self.class_names)
 
 
-__all__ = ["FrameEvent", "InferenceSettings", "Recognizer", "VideoPrediction", "WindowPrediction"]
+__all__ = ["FrameEvent", "InferenceSettings", "Recognizer", "ResultBuilder", "VideoPrediction", "WindowPrediction"]

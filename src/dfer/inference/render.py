@@ -6,12 +6,16 @@ import bisect
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from dfer.data.video import VideoWriter
 from dfer.files import atomic_write_bytes
+
+if TYPE_CHECKING:  # the recogniser imports this module: types only
+    from dfer.inference.recognizer import FrameEvent, VideoPrediction, WindowPrediction
 
 # Distinct, readable colours (RGB) for track ids.
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
@@ -69,7 +73,7 @@ def draw_banner(frame: np.ndarray, text: str) -> None:
                 max(1, int(2 * s)), cv2.LINE_AA)
 
 
-def plot_timeline(result, path: Path) -> None:
+def plot_timeline(result: VideoPrediction, path: Path) -> None:
     """Class probabilities over time, one panel per face track (a VideoPrediction), with the track's
     expression episodes as a labelled band at the bottom."""
     import io
@@ -115,7 +119,8 @@ def plot_timeline(result, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def nearest_window(lookup: dict[int, tuple[list[float], list]], track_id: int, frame_index: int):
+def nearest_window(lookup: dict[int, tuple[list[float], list]], track_id: int, frame_index: int,
+                   ) -> WindowPrediction | None:
     """The track's window whose centre is nearest the frame (the earlier one on a tie), or None."""
     centres, ws = lookup.get(track_id, ((), ()))
     if not ws:
@@ -164,7 +169,7 @@ class AnnotatedVideo:
         self._thread.start()
 
     # -- analysis side -----------------------------------------------------------------
-    def __call__(self, event) -> None:
+    def __call__(self, event: FrameEvent) -> None:
         """One FrameEvent of Recognizer.iter_source / predict_video."""
         for w in event.new_windows:
             centres, ws = self._lookup.setdefault(w.track_id, ([], []))
