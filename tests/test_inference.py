@@ -159,7 +159,7 @@ def test_cli_export_reports_agreement_and_refuses_int8_under_the_bar(ckpt, tmp_p
 def test_backend_auto_converts_once_into_the_digest_cache(ckpt, tmp_path, monkeypatch):
     import shutil
 
-    from dfer.inference import convert
+    from dfer.inference import conversion, runtime_choice
 
     monkeypatch.setenv("DFER_CACHE_DIR", str(tmp_path / "cache"))
     local = tmp_path / "best.pt"
@@ -168,7 +168,7 @@ def test_backend_auto_converts_once_into_the_digest_cache(ckpt, tmp_path, monkey
     choice = rec.backend_choice
     assert rec.backend.name == "openvino" and choice["requested"] == "auto" and choice["used"] == "openvino"
     assert choice["agreement"]["top1_agreement"] == 1.0 and "agreement" in choice["why"]
-    xml = convert.converted_dir(local) / "model.xml"
+    xml = conversion.converted_dir(local) / "model.xml"
     assert choice["model"] == str(xml) and xml.is_file() and not (tmp_path / "best.onnx").exists()
     stamp = xml.stat().st_mtime_ns
     renamed = tmp_path / "renamed.pt"
@@ -182,7 +182,7 @@ def test_backend_auto_converts_once_into_the_digest_cache(ckpt, tmp_path, monkey
     assert (xml.parent / "model.onnx").is_file()
     assert Recognizer.from_checkpoint(local, backend="torch").backend_choice["used"] == "torch"
     # without OpenVINO: ONNX Runtime; with no usable cache folder: PyTorch, saying why
-    monkeypatch.setattr(convert, "openvino_installed", lambda: False)
+    monkeypatch.setattr(runtime_choice, "openvino_installed", lambda: False)
     assert Recognizer.from_checkpoint(local, device="cpu").backend.name == "onnx"
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")

@@ -1,6 +1,6 @@
 """Inference backends: one call, normalised clips (B, 3, T, S, S) float32 -> logits (B, K) float32.
 
-`auto` (the default everywhere) is not a runtime but a choice among these: see dfer.inference.convert.
+`auto` (the default everywhere) is not a runtime but a choice among these: see dfer.inference.runtime_choice.
 
 - `torch`: the network in eager PyTorch (CPU or CUDA; bf16 autocast on CUDA);
 - `onnx`: ONNX Runtime on an exported model (fp32 or static int8, see dfer.inference.export);
@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Protocol
@@ -25,10 +26,25 @@ PRECISIONS = (*OPENVINO_PRECISIONS, "int8")  # what --precision takes: int8 runs
 
 
 class Backend(Protocol):
-    name: str
+    name: str  # torch | onnx | openvino
     detail: str  # runtime, version, device and precision, for reports
+    precision: str  # fp32 | bf16 | f32 | int8: what the network's arithmetic runs at
+    concurrency: int  # calls it serves at once (OpenVINO streams); callers keep that many in flight
 
     def __call__(self, clips: np.ndarray) -> np.ndarray: ...
+
+
+def conform(backend) -> Backend:
+    """A runtime given by a user (any callable with `name` and `detail`) completed with the protocol's
+    defaults: one call at a time, float32."""
+    for attr, default in (("precision", "fp32"), ("concurrency", 1)):
+        if not hasattr(backend, attr):
+            setattr(backend, attr, default)
+    return backend
+
+
+def cuda_wanted(device: str) -> bool:
+    return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
 
 
 def resolve_device(device: str) -> torch.device:
@@ -41,6 +57,7 @@ def resolve_device(device: str) -> torch.device:
 
 class TorchBackend:
     name = "torch"
+    concurrency = 1
 
     def __init__(self, model: torch.nn.Module, device: str = "auto", channels_last: bool = False) -> None:
         self.device = resolve_device(device)
@@ -49,6 +66,7 @@ class TorchBackend:
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last_3d)
         precision = "bf16 autocast" if self.device.type == "cuda" else "fp32"
+        self.precision = "bf16" if self.device.type == "cuda" else "fp32"
         self.detail = f"torch {torch.__version__} {self.device.type} {precision}" + (" channels_last_3d" if channels_last else "")
 
     @torch.inference_mode()
@@ -63,6 +81,7 @@ class TorchBackend:
 
 class OnnxBackend:
     name = "onnx"
+    concurrency = 1
 
     def __init__(self, path: str | Path, threads: int = 0, device: str = "cpu") -> None:
         import onnxruntime as ort
@@ -86,6 +105,8 @@ class OnnxBackend:
         self.input = self.session.get_inputs()[0].name
         used = self.session.get_providers()[0].replace("ExecutionProvider", "")
         self.detail = f"onnxruntime {ort.__version__} {used}"
+        meta = self.session.get_modelmeta().custom_metadata_map.get("dfer")
+        self.precision = json.loads(meta).get("quantization", "fp32") if meta else "fp32"
 
     def __call__(self, clips: np.ndarray) -> np.ndarray:
         out = self.session.run(["logits"], {self.input: np.ascontiguousarray(clips, dtype=np.float32)})
@@ -150,9 +171,10 @@ class OpenVinoBackend:
         except Exception as exc:
             raise CheckpointError(f"{self.path}: OpenVINO cannot load it ({exc.__class__.__name__}: {str(exc)[:200]})") from None
         self._local = threading.local()  # an infer request is not thread-safe: one per calling thread
-        self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # "bf16" | "f32"
+        float_precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # "bf16" | "f32"
+        self.precision = "int8" if quantized else float_precision
         self.concurrency = max(1, int(self.compiled.get_property("NUM_STREAMS")))
-        self.detail = (f"openvino {ov.__version__.split('-')[0]} CPU {self.precision}"
+        self.detail = (f"openvino {ov.__version__.split('-')[0]} CPU {float_precision}"
                        + (f" x{self.concurrency} streams" if self.concurrency > 1 else ""))
 
     def __call__(self, clips: np.ndarray) -> np.ndarray:

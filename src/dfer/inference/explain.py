@@ -141,7 +141,7 @@ class ExplainingBackend:
     def __init__(self, inner, explainer: Explainer, target: int | None, every: int = 1) -> None:
         self.inner, self.explainer, self.target, self.every = inner, explainer, target, max(1, every)
         self.detail = f"{inner.detail} + explanations ({explainer.stage})"
-        self.precision = getattr(inner, "precision", "fp32")
+        self.precision = inner.precision
         self.items: list[WindowExplanation] = []
         self.seen = 0
 

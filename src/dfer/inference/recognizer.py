@@ -36,9 +36,10 @@ from dfer.data.sampling import UniformSampler
 from dfer.data.tracking import FaceTracker, TrackedBox
 from dfer.data.video import FrameSource, open_source, read_ahead
 from dfer.errors import ConfigError
-from dfer.inference.backends import Backend
+from dfer.inference.backends import Backend, conform
 from dfer.inference.episodes import UNCERTAIN, Episode, EpisodeRule, track_episodes
 from dfer.inference.explain import Explainer, ExplainingBackend, Explanation
+from dfer.inference.runtime_choice import RuntimeRequest, open_backend
 from dfer.inference.scoring import ScoringQueue
 from dfer.progress import progress_bar
 
@@ -214,7 +215,7 @@ class _TrackBuffer:
 class Recognizer:
     def __init__(self, backend: Backend, class_names: list[str], preprocess: Preprocess,
                  settings: InferenceSettings | None = None, model_info: dict[str, Any] | None = None) -> None:
-        self.backend = backend
+        self.backend = conform(backend)
         # What the model was trained on (dataset, synthetic) and its temperature (1.0: uncalibrated).
         self.model_info = {"temperature": 1.0, "calibrated": False, **(model_info or {})}
         self.class_names = list(class_names)
@@ -231,16 +232,14 @@ class Recognizer:
 
         `backend="auto"` (the default) runs the fastest installed runtime whose agreement with
         PyTorch float32 passed when the checkpoint was converted (converted once, cached by the
-        checkpoint's digest; see dfer.inference.convert); "torch", "onnx" and "openvino" force one.
+        checkpoint's digest; see dfer.inference.runtime_choice); "torch", "onnx" and "openvino" force one.
         `precision` is OpenVINO's float precision (auto | f32 | bf16, see OpenVinoBackend);
         `threads` applies to ONNX Runtime and OpenVINO; `streams` is OpenVINO's requests at once
         (0: auto, see OpenVinoBackend), which is how many windows are scored while the next frames
         are read. `.backend_choice` records what ran and why.
         """
-        from dfer.inference.convert import open_backend
-
-        runtime, names, pre, info, choice = open_backend(path, backend, device=device, threads=threads,
-                                                         precision=precision, streams=streams)
+        request = RuntimeRequest(backend=backend, device=device, precision=precision, threads=threads, streams=streams)
+        runtime, names, pre, info, choice = open_backend(path, request)
         rec = cls(runtime, names, pre, settings, model_info=info)
         rec.backend_choice = choice.to_dict()
         return rec
@@ -269,7 +268,7 @@ class Recognizer:
         seconds = s.window_seconds or self.preprocess.clip_seconds or 2.0
         span = max(self.preprocess.num_frames, int(round(seconds * fps)))
         face, overrides = self.face_settings(s)
-        return {"backend": getattr(self.backend, "detail", self.backend.name), "backend_choice": self.backend_choice,
+        return {"backend": self.backend.detail, "backend_choice": self.backend_choice,
                 "window_frames": span,
                 "window_seconds": round(span / fps, 3), "stride": s.stride or max(1, int(round(fps))),
                 "num_frames": self.preprocess.num_frames, "size": self.preprocess.size,
@@ -338,7 +337,7 @@ class Recognizer:
         fps = source.fps
         frames = source.frames() if max_frames is None else islice(source.frames(), max_frames)
         frames = read_ahead(frames)  # decoding overlaps the rest
-        scoring: ScoringQueue[list] = ScoringQueue(self.backend, getattr(self.backend, "concurrency", 1))
+        scoring: ScoringQueue[list] = ScoringQueue(self.backend, self.backend.concurrency)
 
         def owes_window(b: _TrackBuffer) -> bool:  # a track that stops: the frames since its last window
             return bool(b.crops) and b.crops[-1][0] - b.last_emit >= max(1, stride // 2) and len(b.crops) >= min_frames

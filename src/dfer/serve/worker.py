@@ -62,8 +62,8 @@ def describe(rec: Recognizer) -> dict[str, Any]:
     backend = rec.backend
     choice = {**rec.backend_choice, "model": Path(rec.backend_choice.get("model") or "").name}
     return {"class_names": rec.class_names, "clip": {"frames": rec.preprocess.num_frames, "size": rec.preprocess.size},
-            "backend": backend.name, "backend_detail": getattr(backend, "detail", backend.name),
-            "precision": getattr(backend, "precision", "fp32"), "backend_choice": choice,
+            "backend": backend.name, "backend_detail": backend.detail,
+            "precision": backend.precision, "backend_choice": choice,
             "face": rec.face_settings()[0].to_dict(), "model_info": rec.model_info}
 
 
