@@ -110,7 +110,7 @@ def calibration_clips(preprocess: Preprocess, *, data: str | Path | None = None,
     return (clips, None) if with_labels else clips
 
 
-def _export_fp32(head: nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
+def export_float(head: nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
     """ONNX graph with a dynamic batch axis. The TorchScript exporter first: it writes the same graph
     (parity is measured below either way) about 15x faster than the dynamo exporter, which matters
     because `--backend auto` converts on first use; the dynamo exporter if it cannot."""
@@ -276,6 +276,48 @@ def export_model(
     accepted on its validation clips (its test clips when it has none), and reported on every one of
     its test clips (`test_report`), the clips the fold's scores come from.
     """
+    out = Path(out)
+    _check_arguments(out, format, quantize, min_agreement, accept)
+    from dfer.inference.backends import OnnxBackend, OpenVinoBackend
+
+    checkpoint = resolve_checkpoint(checkpoint)
+    model, ckpt = model_from_checkpoint(checkpoint)
+    pre = Preprocess.from_dict(ckpt["preprocess"])
+    head = InferenceHead(model).eval()
+    torch_logits = _logits_of(head)
+    train_ids, judge_ids, test_ids = _split_ids(calibration_split, calibration)
+    n_val = INT8_VALIDATION_CLIPS if quantize and format == "openvino" and _have_nncf() else 0
+    clips, labels = check_clips(pre, calibration=calibration, quantized=bool(quantize), ids=judge_ids,
+                                after=calibration_clips_count + n_val)
+    ref = torch_logits(clips)  # (N, K) fp32 torch logits
+    rule = accept if labels is not None else "agreement"
+    with tempfile.TemporaryDirectory() as tmp:
+        path, method = Path(tmp) / "fp32.onnx", "fp32"
+        export_float(head, torch.from_numpy(clips[:1]), path, opset)
+        if quantize == "int8":
+            calib = calibration_clips(pre, data=calibration, count=calibration_clips_count, ids=train_ids)
+            path, method = quantize_int8(path, Path(tmp), pre, calib, calibration, train_ids, calibration_clips_count,
+                                         n_val, rule, torch_logits,
+                                         1.0 - max_drop / 100 if rule == "accuracy" else min_agreement)
+        runtime = OnnxBackend(path) if format == "onnx" else OpenVinoBackend(path, streams=1)  # one caller
+        new = runtime(clips)
+        meta = build_metadata(format, ckpt, pre, checkpoint, quantize, method, calibration, calibration_split,
+                              parity(ref, new), runtime.detail)
+        if quantize:
+            meta["acceptance"] = _judge(rule, accept, meta["parity_vs_torch_fp32"], labels, ref, new,
+                                        len(ckpt["class_names"]), max_drop, min_agreement)
+            if test_ids is not None and test_ids != judge_ids:
+                test, test_labels = calibration_clips(pre, data=calibration, count=len(test_ids), ids=test_ids,
+                                                      with_labels=True)
+                meta["test_report"] = accuracy_check(test_labels, torch_logits(test), runtime(test),
+                                                     len(ckpt["class_names"]), max_drop)
+            if not meta["acceptance"]["accepted"]:
+                raise CheckpointError(_refusal(out, meta["acceptance"], format))
+        write_model(path, meta, out, format)
+    return meta
+
+
+def _check_arguments(out: Path, format: str, quantize: str | None, min_agreement: float, accept: str) -> None:
     if format not in FORMATS:
         raise CheckpointError(f"export format must be one of {', '.join(FORMATS)}, got {format!r}")
     if quantize not in QUANTIZE:
@@ -284,87 +326,78 @@ def export_model(
         raise ConfigError(f"min_agreement must be in [0, 1], got {min_agreement}")
     if accept not in ACCEPT_RULES:
         raise ConfigError(f"accept must be one of {', '.join(ACCEPT_RULES)}, got {accept!r}")
-    out = Path(out)
     if format == "openvino" and out.suffix.lower() != ".xml":
         raise CheckpointError(f"{out}: OpenVINO IR is written as NAME.xml (+ NAME.bin); name the output NAME.xml")
-    from dfer.inference.backends import OnnxBackend, OpenVinoBackend
-
     if format == "openvino":
-        OpenVinoBackend.require()
-    checkpoint = resolve_checkpoint(checkpoint)
-    model, ckpt = model_from_checkpoint(checkpoint)
-    pre = Preprocess.from_dict(ckpt["preprocess"])
-    head = InferenceHead(model).eval()
+        from dfer.inference.backends import OpenVinoBackend
 
-    def torch_logits(x: np.ndarray) -> np.ndarray:
+        OpenVinoBackend.require()
+
+
+def _logits_of(head: nn.Module):
+    def torch_logits(x: np.ndarray) -> np.ndarray:  # (N, 3, T, S, S) -> (N, K), 16 clips at a time
         with torch.inference_mode():
             return np.concatenate([head(torch.from_numpy(x[k : k + 16]))[0].numpy() for k in range(0, len(x), 16)])
 
-    n_cal = calibration_clips_count
-    train_ids, judge_ids, test_ids = _split_ids(calibration_split, calibration)
-    n_val = INT8_VALIDATION_CLIPS if quantize and format == "openvino" and _have_nncf() else 0
-    # Clips of one permutation of the cache (or distinct synthetic seeds): calibration, then NNCF's
-    # validation clips, then the check clips the model is judged on; with a split, the fold's parts.
-    if quantize and judge_ids is not None:
-        check_clips, check_labels = calibration_clips(pre, data=calibration, count=len(judge_ids), ids=judge_ids,
-                                                      with_labels=True)
-    elif quantize:
-        check_clips, check_labels = calibration_clips(pre, data=calibration, count=INT8_CHECK_CLIPS, seed=1,
-                                                      offset=n_cal + n_val, with_labels=True)
-    else:
-        check_clips, check_labels = calibration_clips(pre, data=calibration, count=8, seed=1), None
-    ref_check = torch_logits(check_clips)  # (N, K) fp32 torch logits
-    rule = accept if check_labels is not None else "agreement"
-    method = "fp32"
-    with tempfile.TemporaryDirectory() as tmp:
-        fp32 = Path(tmp) / "fp32.onnx"
-        _export_fp32(head, torch.from_numpy(check_clips[:1]), fp32, opset)
-        path, ov_model = fp32, None
-        if quantize == "int8":
-            calib = calibration_clips(pre, data=calibration, count=n_cal, ids=train_ids)
-            if n_val:
-                val, val_labels = calibration_clips(pre, data=calibration, count=n_val, seed=2, offset=n_cal, ids=train_ids,
-                                                    with_labels=True)
-                target = val_labels if rule == "accuracy" and val_labels is not None else torch_logits(val).argmax(1)
-                bar = 1.0 - max_drop / 100 if rule == "accuracy" else min_agreement
-                ov_model = _quantize_openvino_int8(fp32, calib, val, target, bar)
-                method = "NNCF post-training int8 with accuracy control (float kept where accuracy needs it)"
-            if ov_model is None:
-                path = Path(tmp) / "int8.onnx"
-                _quantize_int8(fp32, path, calib)
-                method = "ONNX Runtime static int8 (QDQ)"
+    return torch_logits
+
+
+def check_clips(pre: Preprocess, *, calibration: str | Path | None, quantized: bool, ids: list[str] | None,
+                after: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The clips a converted model is judged on, and their labels (None for synthetic faces). The rule:
+    never a clip it was calibrated or validated on. With a fold's split (`ids`): its validation part
+    (else its test part). Else from `calibration` (a clip cache; synthetic faces without one) the
+    clips that come `after` the calibration and validation ones in the same seeded order: 8 for a
+    float model (they only show that the graph is the model), INT8_CHECK_CLIPS for int8."""
+    if quantized and ids is not None:
+        return calibration_clips(pre, data=calibration, count=len(ids), ids=ids, with_labels=True)
+    if quantized:
+        return calibration_clips(pre, data=calibration, count=INT8_CHECK_CLIPS, seed=1, offset=after, with_labels=True)
+    return calibration_clips(pre, data=calibration, count=8, seed=1), None
+
+
+def quantize_int8(fp32: Path, folder: Path, pre: Preprocess, calib: np.ndarray, calibration, train_ids, n_cal: int,
+                  n_val: int, rule: str, torch_logits, bar: float) -> tuple[Path, str]:
+    """The int8 model of `fp32` in `folder` and how it was made: NNCF with accuracy control (validated
+    on `n_val` clips after the calibration ones, against their labels for the accuracy rule, float32's
+    own top-1 for the agreement rule) when NNCF is installed, else ONNX Runtime static QDQ."""
+    if n_val:
+        val, val_labels = calibration_clips(pre, data=calibration, count=n_val, seed=2, offset=n_cal, ids=train_ids,
+                                            with_labels=True)
+        target = val_labels if rule == "accuracy" and val_labels is not None else torch_logits(val).argmax(1)
+        ov_model = _quantize_openvino_int8(fp32, calib, val, target, bar)
         if ov_model is not None:
-            path = Path(tmp) / "int8.xml"
             import openvino as ov
 
+            path = folder / "int8.xml"
             ov.save_model(ov_model, str(path), compress_to_fp16=False)
-        runtime = OnnxBackend(path) if format == "onnx" else OpenVinoBackend(path, streams=1)  # one caller
-        new_check = runtime(check_clips)
-        agreement = parity(ref_check, new_check)
-        meta = {
-            "format": f"dfer-{format}", "class_names": ckpt["class_names"], "preprocess": pre.to_dict(),
-            "model": {"name": ckpt["model"]["name"], "config": ckpt["model"]["config"]},
-            "quantization": quantize or "fp32", "quantization_method": method,
-            "calibration": (f"{calibration} (train part of {Path(calibration_split).name})" if calibration_split else
-                            str(calibration) if calibration else "synthetic faces (dfer.synth)"),
-            "parity_vs_torch_fp32": agreement, "parity_runtime": runtime.detail,
-            "source_checkpoint": Path(checkpoint).name, "source_sha256": file_digest(checkpoint),
-            "versions": versions(), "model_info": model_info(ckpt),
-        }
-        if quantize:
-            meta["acceptance"] = _judge(rule, accept, agreement, check_labels, ref_check, new_check,
-                                        len(ckpt["class_names"]), max_drop, min_agreement)
-            if test_ids is not None and test_ids != judge_ids:
-                clips, labels = calibration_clips(pre, data=calibration, count=len(test_ids), ids=test_ids, with_labels=True)
-                meta["test_report"] = accuracy_check(labels, torch_logits(clips), runtime(clips), len(ckpt["class_names"]),
-                                                     max_drop)
-            if not meta["acceptance"]["accepted"]:
-                raise CheckpointError(_refusal(out, meta["acceptance"], format))
-        if format == "onnx":
-            atomic_write_bytes(out, _set_metadata(path, meta))
-        else:
-            _save_openvino(path, meta, out)
-    return meta
+            return path, "NNCF post-training int8 with accuracy control (float kept where accuracy needs it)"
+    path = folder / "int8.onnx"
+    _quantize_int8(fp32, path, calib)
+    return path, "ONNX Runtime static int8 (QDQ)"
+
+
+def build_metadata(format: str, ckpt: dict[str, Any], pre: Preprocess, checkpoint: Path, quantize: str | None,
+                   method: str, calibration, calibration_split, agreement: dict[str, Any], runtime: str) -> dict[str, Any]:
+    """What an exported model carries: classes, preprocessing, model, how it was made, its parity."""
+    return {
+        "format": f"dfer-{format}", "class_names": ckpt["class_names"], "preprocess": pre.to_dict(),
+        "model": {"name": ckpt["model"]["name"], "config": ckpt["model"]["config"]},
+        "quantization": quantize or "fp32", "quantization_method": method,
+        "calibration": (f"{calibration} (train part of {Path(calibration_split).name})" if calibration_split else
+                        str(calibration) if calibration else "synthetic faces (dfer.synth)"),
+        "parity_vs_torch_fp32": agreement, "parity_runtime": runtime,
+        "source_checkpoint": Path(checkpoint).name, "source_sha256": file_digest(checkpoint),
+        "versions": versions(), "model_info": model_info(ckpt),
+    }
+
+
+def write_model(path: Path, meta: dict[str, Any], out: Path, format: str) -> None:
+    """The model at `path` (ONNX or IR) written to `out` in `format` with `meta` inside, atomically."""
+    if format == "onnx":
+        atomic_write_bytes(out, _set_metadata(path, meta))
+    else:
+        _save_openvino(path, meta, out)
 
 
 def _split_ids(calibration_split, calibration):
