@@ -8,10 +8,10 @@ import torch
 from conftest import TINY
 from dfer.checkpoint import Preprocess, make_checkpoint, model_from_checkpoint
 from dfer.cli import main
+from dfer.compute_cost import profile_model
 from dfer.engine.ablate import parse_variants, sign_test
 from dfer.errors import ConfigError
 from dfer.models import BASELINES, MODELS, VideoResNetClassifier, build_model
-from dfer.profiling import profile_model
 
 
 @pytest.mark.parametrize("name", BASELINES)

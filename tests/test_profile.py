@@ -1,8 +1,8 @@
 import json
 
 from dfer.cli import main
+from dfer.compute_cost import count_macs, profile_model
 from dfer.models import build_model
-from dfer.profiling import count_macs, profile_model
 
 
 def test_profile_counts_match_hand_count_for_a_conv():

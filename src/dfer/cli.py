@@ -147,8 +147,8 @@ def existing_dir(text: str) -> Path:
 
 # -- commands ------------------------------------------------------------------------------
 def cmd_profile(args: argparse.Namespace) -> int:
+    from dfer.compute_cost import COUNTER, PAPER_GMACS, format_table, profile_model, torchvision_references
     from dfer.models import build_model
-    from dfer.profiling import COUNTER, PAPER_GMACS, format_table, profile_model, torchvision_references
 
     model = build_model(name=args.model, num_classes=args.num_classes, attention_stage=args.attention_stage)
     main = profile_model(model, args.clip, name=f"{args.model} (attention: {model.config.attention_stage})")

@@ -12,7 +12,7 @@ from dfer.data.cache import ClipCache
 from dfer.data.dataset import FRAME_ORDERS, ClipDataset
 from dfer.data.prepare import load_splits
 from dfer.data.splits import get_fold, split_digest
-from dfer.engine.loop import Predictions, evaluate
+from dfer.engine.loop import Predictions, predict_dataset
 from dfer.engine.report import plot_confusion, recall_table
 from dfer.errors import DatasetError
 from dfer.files import atomic_write_json, atomic_write_text
@@ -82,7 +82,7 @@ def evaluate_checkpoint(
                      frame_order=frame_order)
     auto = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(auto if device == "auto" else device)
-    preds = evaluate(model.to(dev), ds, batch_size=batch_size, workers=workers, device=dev)
+    preds = predict_dataset(model.to(dev), ds, batch_size=batch_size, workers=workers, device=dev)
     result = {"checkpoint": str(checkpoint), "cache": str(data), "protocol": protocol, "fold": fold, "split": split,
               "frame_order": frame_order, "split_matches_training": trained.get("sha256") == split_digest(f),
               "report": preds.report(names), "trained_metrics": ckpt.get("metrics", {})}

@@ -1,4 +1,4 @@
-"""The two loops, as plain functions: `train_one_epoch` and `evaluate`.
+"""The two loops, as plain functions: `train_one_epoch` and `predict_dataset`.
 
 The fold trainer, cross-validation and `benchmarks/bench_train.py` all train through
 `train_one_epoch`; every score (validation, test, `dfer evaluate`) comes from `evaluate`.
@@ -153,7 +153,7 @@ class Predictions:
 
 
 @torch.no_grad()
-def evaluate(
+def predict_dataset(
     model: torch.nn.Module,
     dataset: ClipDataset,
     *,

@@ -12,16 +12,16 @@ from typing import Any
 import numpy as np
 
 from dfer.checkpoint import Preprocess
+from dfer.compute_cost import COUNTER, PAPER_GMACS
 from dfer.files import atomic_write_bytes, atomic_write_text
 from dfer.metrics import normalize_confusion
-from dfer.profiling import COUNTER, PAPER_GMACS
 
 
 # -- cost ----------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=8)
 def _cost(config_json: str, clip: tuple[int, int, int]) -> dict[str, Any]:
+    from dfer.compute_cost import profile_model
     from dfer.models import ModelConfig, build_from_config
-    from dfer.profiling import profile_model
 
     model = build_from_config(ModelConfig.from_dict(json.loads(config_json)))
     p = profile_model(model, clip)

@@ -37,7 +37,7 @@ from dfer.data.splits import get_fold, split_digest
 from dfer.data.transforms import ClipTransformConfig
 from dfer.engine.config import TrainConfig, dump_yaml
 from dfer.engine.fabric import autocast_dtype, make_fabric, resolve_precision
-from dfer.engine.loop import EpochStats, StepOptions, evaluate, lr_schedule, train_one_epoch
+from dfer.engine.loop import EpochStats, StepOptions, lr_schedule, predict_dataset, train_one_epoch
 from dfer.errors import CheckpointError, DatasetError, DferError
 from dfer.files import atomic_write_json, atomic_write_text
 from dfer.inference.export import export_model
@@ -365,7 +365,7 @@ class FoldTrainer:
     def _predictions(self, ds: ClipDataset):
         cfg = self.cfg
         # The bare module, not the DDP wrapper: each process scores its own share, no collective in forward.
-        return evaluate(self.model, ds, batch_size=cfg.data.eval_batch_size or cfg.data.batch_size, workers=0,
+        return predict_dataset(self.model, ds, batch_size=cfg.data.eval_batch_size or cfg.data.batch_size, workers=0,
                         channels_last=cfg.runtime.channels_last, fabric=self.fabric,
                         autocast_dtype=autocast_dtype(resolve_precision(cfg)))
 
