@@ -478,7 +478,7 @@ def _add_output_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
-    from dfer.scale import ENGINES
+    from dfer.options import ENGINES
 
     p.add_argument("--engine", default="local", choices=ENGINES,
                    help='local: this machine; ray: a Ray cluster (pip install "dfer[ray]")')
@@ -490,11 +490,11 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_profile(sub) -> None:
-    from dfer.models import ATTENTION_STAGES, MODELS
+    from dfer.options import ATTENTION_STAGES, MODEL_NAMES
 
     p = sub.add_parser("profile", help="parameters and GMACs of the model, beside the paper and torchvision")
     p.add_argument("--clip", type=_clip, default=(16, 112, 112), help="T x H x W (default 16x112x112)")
-    p.add_argument("--model", default="dfer_r2plus1d_18", choices=list(MODELS),
+    p.add_argument("--model", default="dfer_r2plus1d_18", choices=list(MODEL_NAMES),
                    help="the paper's network or a baseline (r2plus1d_18, r3d_18, mc3_18: plain CE)")
     p.add_argument("--attention-stage", default="layer4", choices=ATTENTION_STAGES)
     p.add_argument("--num-classes", type=_number(int, 2), default=7)
@@ -540,14 +540,13 @@ def _add_prepare(sub) -> None:
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
-    from dfer.engine.config import PRECISIONS
-    from dfer.models import MODELS
+    from dfer.options import MODEL_NAMES, TRAIN_PRECISIONS
 
     p.add_argument("--data", required=True, type=existing_dir, help="clip cache made by `dfer prepare`")
     p.add_argument("--config", type=existing_file, help="YAML config file (keys of dfer.engine.TrainConfig)")
     p.add_argument("--out", type=out_dir, help="run folder (default runs/<cache>-...)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last.pt")
-    p.add_argument("--model", choices=list(MODELS), help="default dfer_r2plus1d_18 (the paper's); baselines: "
+    p.add_argument("--model", choices=list(MODEL_NAMES), help="default dfer_r2plus1d_18 (the paper's); baselines: "
                                                           "r2plus1d_18, r3d_18, mc3_18 (plain CE)")
     p.add_argument("--epochs", type=POSITIVE_INT)
     p.add_argument("--lr", type=POSITIVE_FLOAT)
@@ -556,7 +555,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="backbone init: KINETICS400_V1 (torchvision download), a state-dict file, or none")
     p.add_argument("--devices", type=POSITIVE_INT, help="processes on this node (DDP through Lightning Fabric)")
     p.add_argument("--accelerator", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--precision", choices=PRECISIONS)
+    p.add_argument("--precision", choices=TRAIN_PRECISIONS)
     p.add_argument("--seed", type=NONNEG_INT)
     p.add_argument("--protocol", help="split protocol of splits.json (default: the cache's default)")
     p.add_argument("--clip-frames", type=POSITIVE_INT, help="T of the input clips (default 16)")
@@ -582,7 +581,7 @@ def _add_train(sub) -> None:
     _add_train_args(p)
     p.add_argument("--folds", help="comma-separated fold names (default: all)")
     p.set_defaults(func=cmd_cv)
-    from dfer.engine.ablate import DEFAULT_VARIANTS, VARIANTS
+    from dfer.engine.variants import DEFAULT_VARIANTS, VARIANTS
 
     p = sub.add_parser("ablate", help="cross-validate the paper's network, its ablations and baselines side by side")
     _add_train_args(p)
@@ -595,8 +594,7 @@ def _add_train(sub) -> None:
 
 
 def _add_evaluate(sub) -> None:
-    from dfer.data.dataset import FRAME_ORDERS
-    from dfer.engine.evaluate import SPLITS
+    from dfer.options import FRAME_ORDERS, SPLITS
 
     p = sub.add_parser("evaluate", help="metrics, confusion matrices and report of a checkpoint on a split")
     p.add_argument("checkpoint", type=checkpoint_ref, help=CHECKPOINT_HELP)
@@ -614,7 +612,7 @@ def _add_evaluate(sub) -> None:
 
 
 def _add_predict(sub) -> None:
-    from dfer.inference.backends import BACKENDS, PRECISIONS
+    from dfer.options import BACKENDS, PRECISIONS
 
     p = sub.add_parser("predict", help="expressions of every face in videos, folders, a webcam or a stream")
     p.add_argument("inputs", nargs="*", help="video files, frame folders, folders of videos, stream URLs")
@@ -644,8 +642,7 @@ def _add_predict(sub) -> None:
 
 
 def _add_explain(sub) -> None:
-    from dfer.inference.backends import BACKENDS
-    from dfer.inference.explain import STAGE_RESOLUTION, STAGES
+    from dfer.options import BACKENDS, EXPLAIN_STAGE_RESOLUTION, EXPLAIN_STAGES
 
     p = sub.add_parser("explain", help="where and when each face window's decision comes from: Grad-CAM, "
                                        "attention maps, temporal importance")
@@ -653,8 +650,8 @@ def _add_explain(sub) -> None:
     p.add_argument("--checkpoint", required=True, type=checkpoint_ref, help="dfer checkpoint (.pt); " + CHECKPOINT_HELP)
     p.add_argument("--out", required=True, type=out_dir, help="output folder")
     p.add_argument("--target", help="class to explain (default: each window's predicted class)")
-    p.add_argument("--stage", default="layer3", choices=STAGES,
-                   help="Grad-CAM stage: " + "; ".join(f"{k} {v}" for k, v in STAGE_RESOLUTION.items()))
+    p.add_argument("--stage", default="layer3", choices=EXPLAIN_STAGES,
+                   help="Grad-CAM stage: " + "; ".join(f"{k} {v}" for k, v in EXPLAIN_STAGE_RESOLUTION.items()))
     p.add_argument("--every", type=POSITIVE_INT, default=1, help="explain every N-th window (each costs T+2 passes)")
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="ignored: PyTorch runs explanations")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -668,12 +665,11 @@ def _add_explain(sub) -> None:
 
 
 def _add_export(sub) -> None:
-    from dfer.inference.acceptance import ACCEPT_RULES, MAX_DROP_POINTS
-    from dfer.inference.export import FORMATS
+    from dfer.options import ACCEPT_RULES, EXPORT_FORMATS, MAX_DROP_POINTS
 
     p = sub.add_parser("export", help="ONNX or OpenVINO model (fp32 or int8) with class names and preprocessing inside")
     p.add_argument("checkpoint", type=checkpoint_ref, help=CHECKPOINT_HELP)
-    p.add_argument("--format", default="onnx", choices=FORMATS,
+    p.add_argument("--format", default="onnx", choices=EXPORT_FORMATS,
                    help="onnx: one .onnx file; openvino: IR NAME.xml + NAME.bin (needs dfer[openvino])")
     p.add_argument("--quantize", choices=["int8"],
                    help="int8: OpenVINO by NNCF with accuracy control; ONNX by ONNX Runtime static QDQ; calibrated")
@@ -737,7 +733,7 @@ def _add_demo(sub) -> None:
 
 
 def _add_serve(sub) -> None:
-    from dfer.inference.backends import BACKENDS, PRECISIONS
+    from dfer.options import BACKENDS, PRECISIONS
 
     p = sub.add_parser("serve", help="HTTP service and web page: upload videos, get annotated results")
     p.add_argument("--checkpoint", required=True, type=checkpoint_ref,

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dfer.errors import ConfigError
-
-ENGINES = ("local", "ray")
+from dfer.options import ENGINES  # noqa: F401 - re-exported
 
 
 @dataclass(frozen=True)

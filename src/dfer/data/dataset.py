@@ -20,14 +20,12 @@ from dfer.data.cache import ClipCache
 from dfer.data.sampling import ClipSampler, SegmentSampler, UniformSampler
 from dfer.data.transforms import ClipTransformConfig, EvalTransform, TrainTransform, to_tensor
 from dfer.errors import ConfigError, DatasetError
+from dfer.options import FRAME_ORDERS  # noqa: F401 - re-exported (the CLI reads dfer.options)
 
 
 def _item_seed(seed: int, epoch: int, index: int) -> int:
     # A fixed mix (not Python's salted hash) so seeds agree across processes and runs.
     return (seed * 1_000_003 + epoch * 7_919 + index * 104_729) % (2**31 - 1)
-
-
-FRAME_ORDERS = ("natural", "shuffled", "reversed")
 
 
 class ClipDataset(Dataset):

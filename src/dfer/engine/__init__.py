@@ -1,13 +1,24 @@
-"""Training, cross-validation, evaluation and reports."""
+"""Training, cross-validation, evaluation and reports.
 
-from dfer.engine.config import DataConfig, EvalConfig, LossConfig, OptimConfig, RuntimeConfig, TrainConfig, load_config
-from dfer.engine.cv import run_cv
-from dfer.engine.evaluate import evaluate_checkpoint
-from dfer.engine.loop import EpochStats, Predictions, StepOptions, lr_schedule, predict_dataset, train_one_epoch
-from dfer.engine.trainer import FoldTrainer, train_fold
+Names are imported when first used (PEP 562): the engine's configs are readable without torch.
+"""
 
-__all__ = [
-    "DataConfig", "EpochStats", "EvalConfig", "FoldTrainer", "LossConfig", "OptimConfig", "Predictions",
-    "RuntimeConfig", "StepOptions", "TrainConfig", "evaluate_checkpoint", "load_config", "lr_schedule",
-    "predict_dataset", "run_cv", "train_fold", "train_one_epoch",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_CONFIG = ("DataConfig", "EvalConfig", "LossConfig", "OptimConfig", "RuntimeConfig", "TrainConfig", "load_config")
+_LOOP = ("EpochStats", "Predictions", "StepOptions", "lr_schedule", "predict_dataset", "train_one_epoch")
+_WHERE = {**{n: "dfer.engine.config" for n in _CONFIG}, **{n: "dfer.engine.loop" for n in _LOOP},
+          "run_cv": "dfer.engine.cv", "evaluate_checkpoint": "dfer.engine.evaluate",
+          "FoldTrainer": "dfer.engine.trainer", "train_fold": "dfer.engine.trainer"}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'dfer.engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value

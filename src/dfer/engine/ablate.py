@@ -20,23 +20,9 @@ from typing import Any
 from dfer.engine.config import TrainConfig, load_config
 from dfer.engine.cv import run_cv
 from dfer.engine.report import pct, recall_table
+from dfer.engine.variants import DEFAULT_VARIANTS, QUICK, VARIANTS  # noqa: F401 - re-exported
 from dfer.errors import ConfigError
 from dfer.files import atomic_write_json, atomic_write_text
-
-# name -> (what it is, config overrides on top of the base config)
-VARIANTS: dict[str, tuple[str, list[str]]] = {
-    "full": ("the paper's network: attention + CE + lambda x sparse center loss", []),
-    "no_attention": ("without the spatio-temporal attention block", ["model.attention_stage=none"]),
-    "ce_only": ("cross-entropy only (lambda 0: no sparse center loss)", ["loss.lam=0"]),
-    "lambda_1": ("lambda 1.0: the paper's eq. (6) literally", ["loss.lam=1.0"]),
-    "r3d_18": ("torchvision R3D-18 (3D convolutions), plain CE", ["model.name=r3d_18"]),
-    "mc3_18": ("torchvision MC3-18 (mixed 3D/2D convolutions), plain CE", ["model.name=mc3_18"]),
-    "r2plus1d_18": ("torchvision R(2+1)D-18, plain CE: no attention, no center-loss head", ["model.name=r2plus1d_18"]),
-}
-DEFAULT_VARIANTS = ("full", "no_attention", "ce_only", "lambda_1", "r3d_18", "mc3_18")
-# --quick: sized for the synthetic benchmark on a 2-core CPU (demo-size clips, a few epochs).
-QUICK = ["data.num_frames=8", "data.size=32", "data.batch_size=8", "data.workers=0", "optim.epochs=2",
-         "optim.warmup_epochs=0.5", "data.crop_scale=[0.85,1.0]", "data.color_jitter=0.15", "weights=none"]
 
 
 def parse_variants(text: str | None) -> list[str]:

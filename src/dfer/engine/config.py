@@ -15,10 +15,10 @@ from typing import Any
 
 from dfer.errors import ConfigError
 from dfer.models import ModelConfig
+from dfer.options import TRAIN_PRECISIONS as PRECISIONS
 
 SCHEDULES = ("cosine", "step", "constant")
 MONITORS = ("uar", "war", "loss")
-PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
 
 
 @dataclass

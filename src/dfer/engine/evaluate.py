@@ -16,9 +16,8 @@ from dfer.engine.loop import Predictions, predict_dataset
 from dfer.engine.report import plot_confusion, recall_table
 from dfer.errors import DatasetError
 from dfer.files import atomic_write_json, atomic_write_text
+from dfer.options import SPLITS
 from dfer.remote import is_remote
-
-SPLITS = ("train", "val", "test")
 
 
 def _split_ids(data: str | Path, trained: dict[str, Any], split: str, fold: str | None,

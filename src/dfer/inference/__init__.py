@@ -1,13 +1,34 @@
-"""Inference on raw videos and streams, annotated outputs, and export for deployment."""
+"""Inference on raw videos and streams, annotated outputs, and export for deployment.
 
-from dfer.data.video import FrameSource, open_source
-from dfer.inference.backends import BACKENDS, OnnxBackend, OpenVinoBackend, TorchBackend
-from dfer.inference.export import export_model, export_onnx, read_metadata
-from dfer.inference.predict import PredictRun, predict_inputs
-from dfer.inference.recognizer import FrameEvent, InferenceSettings, Recognizer, VideoPrediction, WindowPrediction
+Names are imported when first used (PEP 562), so `dfer.inference.episodes` or the CLI's parsers do
+not import torch and the runtimes; `from dfer.inference import Recognizer` works as before.
+"""
 
-__all__ = [
-    "BACKENDS", "FrameEvent", "FrameSource", "InferenceSettings", "OnnxBackend", "OpenVinoBackend", "PredictRun",
-    "Recognizer", "TorchBackend", "VideoPrediction", "WindowPrediction", "export_model", "export_onnx", "open_source",
-    "predict_inputs", "read_metadata",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "FrameSource": "dfer.data.video", "open_source": "dfer.data.video",
+    "BACKENDS": "dfer.inference.backends", "OnnxBackend": "dfer.inference.backends",
+    "OpenVinoBackend": "dfer.inference.backends", "TorchBackend": "dfer.inference.backends",
+    "export_model": "dfer.inference.export", "export_onnx": "dfer.inference.export",
+    "read_metadata": "dfer.inference.export",
+    "PredictRun": "dfer.inference.predict", "predict_inputs": "dfer.inference.predict",
+    "FrameEvent": "dfer.inference.recognizer", "InferenceSettings": "dfer.inference.recognizer",
+    "Recognizer": "dfer.inference.recognizer", "VideoPrediction": "dfer.inference.recognizer",
+    "WindowPrediction": "dfer.inference.recognizer",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        try:  # a submodule (dfer.inference.render ...)
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError:
+            raise AttributeError(f"module 'dfer.inference' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value

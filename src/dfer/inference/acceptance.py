@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-MAX_DROP_POINTS = 1.0
+from dfer.options import ACCEPT_RULES, MAX_DROP_POINTS  # noqa: F401 - re-exported
+
 CV_MAX_DROP_POINTS = 0.5
 BOOTSTRAP = 1000
-ACCEPT_RULES = ("accuracy", "agreement")
 
 
 def war_uar(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> tuple[float, float]:

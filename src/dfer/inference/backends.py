@@ -19,10 +19,7 @@ import numpy as np
 import torch
 
 from dfer.errors import CheckpointError
-
-BACKENDS = ("auto", "torch", "onnx", "openvino")
-OPENVINO_PRECISIONS = ("auto", "f32", "bf16")  # float precisions OpenVINO runs a float model at
-PRECISIONS = (*OPENVINO_PRECISIONS, "int8")  # what --precision takes: int8 runs a verified int8 model
+from dfer.options import BACKENDS, OPENVINO_PRECISIONS, PRECISIONS  # noqa: F401 - re-exported
 
 
 class Backend(Protocol):

@@ -23,10 +23,9 @@ import numpy as np
 import torch
 
 from dfer.errors import ConfigError
+from dfer.options import EXPLAIN_STAGE_RESOLUTION, EXPLAIN_STAGES
 
-STAGES = ("layer3", "layer4")
-STAGE_RESOLUTION = {"layer3": "T/4 x S/8 x S/8 (4 x 14 x 14 at 16x112x112)",
-                    "layer4": "T/8 x S/16 x S/16 (2 x 7 x 7 at 16x112x112)"}
+STAGES, STAGE_RESOLUTION = EXPLAIN_STAGES, EXPLAIN_STAGE_RESOLUTION
 
 
 @dataclass

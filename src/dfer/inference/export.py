@@ -27,11 +27,12 @@ from dfer.checkpoint import Preprocess, model_from_checkpoint, model_info, versi
 from dfer.errors import CheckpointError, ConfigError
 from dfer.files import atomic_write_bytes, file_digest
 from dfer.inference.acceptance import ACCEPT_RULES, MAX_DROP_POINTS, accuracy_check, describe
+from dfer.options import EXPORT_FORMATS
 from dfer.remote import resolve_checkpoint
 
 METADATA_KEY = "dfer"
 QUANTIZE = (None, "int8")
-FORMATS = ("onnx", "openvino")
+FORMATS = EXPORT_FORMATS
 
 
 class InferenceHead(nn.Module):

@@ -1,22 +1,30 @@
-"""Models: the paper's R(2+1)D-18 + spatio-temporal attention network and torchvision baselines, behind one registry."""
+"""Models: the paper's R(2+1)D-18 + spatio-temporal attention network and torchvision baselines, behind one registry.
 
-from dfer.models.attention import SpatioTemporalAttention
-from dfer.models.backbone import ARCHS, R2Plus1DBackbone, VideoBackbone, clean_state_dict, load_backbone_weights
-from dfer.models.heads import CenterLossHead, ClassifierHead
-from dfer.models.net import (
-    ATTENTION_STAGES,
-    BASELINES,
-    MODELS,
-    DferNet,
-    DferOutput,
-    ModelConfig,
-    VideoResNetClassifier,
-    build_from_config,
-    build_model,
-)
+Names are imported when first used (PEP 562): `ModelConfig` (dfer.models.config) and the choices in
+dfer.options are read without torch; the networks import it.
+"""
 
-__all__ = [
-    "ARCHS", "ATTENTION_STAGES", "BASELINES", "MODELS", "CenterLossHead", "ClassifierHead", "DferNet", "DferOutput",
-    "ModelConfig", "R2Plus1DBackbone", "SpatioTemporalAttention", "VideoBackbone", "VideoResNetClassifier",
-    "build_from_config", "build_model", "clean_state_dict", "load_backbone_weights",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "SpatioTemporalAttention": "dfer.models.attention",
+    **{n: "dfer.models.backbone" for n in ("ARCHS", "R2Plus1DBackbone", "VideoBackbone", "clean_state_dict",
+                                            "load_backbone_weights")},
+    "CenterLossHead": "dfer.models.heads", "ClassifierHead": "dfer.models.heads",
+    "ModelConfig": "dfer.models.config",
+    "ATTENTION_STAGES": "dfer.options", "BASELINES": "dfer.options", "MODEL_NAMES": "dfer.options",
+    **{n: "dfer.models.net" for n in ("MODELS", "DferNet", "DferOutput", "VideoResNetClassifier", "build_from_config",
+                                       "build_model")},
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'dfer.models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value

@@ -2,60 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
-from dfer.errors import ConfigError
 from dfer.models.attention import SpatioTemporalAttention
 from dfer.models.backbone import STAGE_CHANNELS, VideoBackbone, WeightsSpec, load_backbone_weights
+from dfer.models.config import ModelConfig
 from dfer.models.heads import CenterLossHead, ClassifierHead
+from dfer.options import ATTENTION_STAGES, BASELINES, MODEL_NAMES  # noqa: F401 - re-exported
 
-ATTENTION_STAGES = ("layer3", "layer4", "none")
-BASELINES = ("r2plus1d_18", "r3d_18", "mc3_18")  # torchvision's video ResNet-18s with a plain CE head
 # Model registry: name -> constructor from a ModelConfig. Names are stable: checkpoints store them.
 MODELS: dict[str, Any] = {}
-
-
-@dataclass
-class ModelConfig:
-    """Everything needed to rebuild the network; stored in every checkpoint."""
-
-    name: str = "dfer_r2plus1d_18"  # a key of MODELS: the paper's network or a baseline
-    num_classes: int = 7
-    attention_stage: str = "layer4"  # one of ATTENTION_STAGES
-    attention_reduction: int = 8  # Q/K channels = C / reduction
-    embed_dim: int = 256
-    attn_grid: tuple[int, int, int] = (1, 2, 2)  # pooled grid fed to the weight network
-    attn_hidden: tuple[int, int, int] = (512, 256, 64)  # FC1..FC3
-    dropout: float = 0.0
-    zero_init_residual: bool = False  # start every residual block as the identity (helps training from scratch)
-
-    def __post_init__(self) -> None:
-        if self.name not in MODELS:
-            raise ConfigError(f"model must be one of {', '.join(MODELS)}, got {self.name!r}")
-        if self.name in BASELINES:
-            self.attention_stage = "none"  # baselines have no attention block (and no center-loss head)
-        if self.attention_stage not in ATTENTION_STAGES:
-            raise ConfigError(f"attention_stage must be one of {', '.join(ATTENTION_STAGES)}, got {self.attention_stage!r}")
-        if self.num_classes < 2:
-            raise ConfigError(f"num_classes must be >= 2, got {self.num_classes}")
-        self.attn_grid = tuple(int(v) for v in self.attn_grid)
-        self.attn_hidden = tuple(int(v) for v in self.attn_hidden)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"unknown model config keys: {sorted(unknown)}")
-        return cls(**d)
 
 
 class DferOutput(NamedTuple):

@@ -1,0 +1,19 @@
+"""The choices dfer's commands, configs, runtimes and service share, in one light module (no torch):
+the CLI builds every parser from these without importing the libraries behind them."""
+
+BACKENDS = ("auto", "torch", "onnx", "openvino")  # runtimes; auto: see dfer.inference.runtime_choice
+OPENVINO_PRECISIONS = ("auto", "f32", "bf16")  # float precisions OpenVINO runs a float model at
+PRECISIONS = (*OPENVINO_PRECISIONS, "int8")  # what --precision takes: int8 runs a verified int8 model
+TRAIN_PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")  # Lightning Fabric's
+ATTENTION_STAGES = ("layer3", "layer4", "none")
+BASELINES = ("r2plus1d_18", "r3d_18", "mc3_18")  # torchvision's video ResNet-18s with a plain CE head
+MODEL_NAMES = ("dfer_r2plus1d_18", *BASELINES)  # the model registry's names (checkpoints store them)
+FRAME_ORDERS = ("natural", "shuffled", "reversed")  # evaluation frame orders (temporal-order check)
+EXPORT_FORMATS = ("onnx", "openvino")
+ACCEPT_RULES = ("accuracy", "agreement")  # how a reduced-precision model is accepted
+MAX_DROP_POINTS = 1.0  # WAR / UAR points a reduced-precision model may lose (accuracy rule)
+ENGINES = ("local", "ray")
+SPLITS = ("train", "val", "test")  # the parts of a fold
+EXPLAIN_STAGES = ("layer3", "layer4")  # where Grad-CAM looks
+EXPLAIN_STAGE_RESOLUTION = {"layer3": "T/4 x S/8 x S/8 (4 x 14 x 14 at 16x112x112)",
+                            "layer4": "T/8 x S/16 x S/16 (2 x 7 x 7 at 16x112x112)"}
