@@ -1,0 +1,48 @@
+"""The `dfer` command line: parses and checks arguments, calls library functions, nothing else.
+
+One module per command, its parser (`add`) beside what it runs (`run`, or `cmd_*` for the three
+training commands in `train`); what they share is in `dfer.cli.args`. Choices and defaults come from
+the library (dfer.options, the config dataclasses); every numeric argument is range-checked when
+parsed; library errors (`DferError`) become one line on stderr and exit code 2, as argparse's own
+errors do.
+
+Imports: each command module imports its parser's needs at module level (all light: dfer.options,
+the config dataclasses); the library call a command makes is imported inside its run function, on
+purpose, because those modules import torch, OpenVINO, FastAPI or Ray. That keeps every command's
+start, and `dfer --help`, at 0.13 s instead of 1.6 s (measured on a 2-core AMD EPYC; the parser used
+to import torch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dfer.cli import card, demo, evaluate, explain, export, predict, prepare, profile, serve, synth, train
+from dfer.errors import DferError
+
+COMMANDS = (profile, prepare, train, evaluate, predict, explain, export, card, synth, demo, serve)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from dfer import __version__
+
+    p = argparse.ArgumentParser(prog="dfer", description="Dynamic facial expression recognition.")
+    p.add_argument("--version", action="version", version=f"dfer {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.add(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except DferError as exc:
+        print(f"dfer {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,229 @@
+"""What every `dfer` command shares: argument types that check values when parsed, the shared option
+groups (face, output, engine) and their readers."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections.abc import Callable
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from dfer.data.face_settings import DETECTORS, FaceSettings
+from dfer.errors import DferError
+from dfer.inference.episodes import EpisodeRule
+from dfer.options import ENGINES
+from dfer.remote import check_reference, is_remote
+from dfer.scale import RayOptions, import_ray
+from dfer.serve.disk import parse_bytes
+
+
+def number(kind: type, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+            what: str = "") -> Callable[[str], Any]:
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        if v != v or (lo is not None and (v < lo or (lo_open and v == lo))) or (hi is not None and v > hi):
+            lo_s = "" if lo is None else (f"> {lo}" if lo_open else f">= {lo}")
+            rng = " and ".join(x for x in (lo_s, "" if hi is None else f"<= {hi}") if x)
+            raise argparse.ArgumentTypeError(f"must be {rng}{what}, got {text}")
+        return v
+
+    parse.__name__ = "integer" if kind is int else "number"
+    return parse
+
+
+POSITIVE_INT = number(int, 1)
+
+
+NONNEG_INT = number(int, 0)
+
+
+POSITIVE_FLOAT = number(float, 0, lo_open=True)
+
+
+NONNEG_FLOAT = number(float, 0)
+
+
+def sizes(what: str, example: str, minimum: tuple[int, ...], rule: str) -> Callable[[str], tuple[int, ...]]:
+    """A parser of 'AxB[xC]' integers, each at least its `minimum`."""
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(v) for v in text.lower().split("x"))
+        except ValueError:
+            values = ()
+        if len(values) != len(minimum):
+            raise argparse.ArgumentTypeError(f"{what} must look like {example}, got {text!r}")
+        if any(v < m for v, m in zip(values, minimum)):
+            raise argparse.ArgumentTypeError(f"{what} needs {rule}, got {text!r}")
+        return values
+
+    return parse
+
+
+clip_size = sizes("clip size", "16x112x112", (1, 16, 16), "T >= 1 and H, W >= 16")
+
+
+demo_clip = sizes("clip", "8x32 (frames x side)", (1, 16), "frames >= 1 and side >= 16")
+
+
+def byte_size(text: str) -> int:
+    """A memory or disk size: 4G, 512M, 800000 (bytes)."""
+
+    try:
+        value = parse_bytes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a size must be >= 0, got {text!r}")
+    return value
+
+
+frame_size = sizes("frame size", "4096x2160", (16, 16), "both sides >= 16")
+
+
+def shard(text: str) -> tuple[int, int]:
+    from dfer.data.prepare import parse_shard
+
+    try:
+        return parse_shard(text)
+    except DferError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _writable(path: Path) -> Path:
+    """The nearest existing folder of `path` must be a folder we can create files in."""
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise argparse.ArgumentTypeError(f"{path}: cannot be created, {probe} is a file")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"{path}: cannot be written ({exc.strerror or exc})") from None
+    return path
+
+
+def out_dir(text: str) -> Path:
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: exists and is not a folder")
+    return _writable(path)
+
+
+def out_file(text: str) -> Path:
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: is a folder; give a file name")
+    _writable(path.parent)
+    return path
+
+
+def existing_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: file not found")
+    return path
+
+
+def checkpoint_ref(text: str) -> Path | str:
+    """A checkpoint file, or an http(s):// / hf:// URL (checked here, downloaded when used)."""
+
+    if not is_remote(text):
+        return existing_file(text)
+    try:
+        check_reference(text)
+    except DferError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def existing_dir(text: str) -> Path:
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: folder not found")
+    return path
+
+
+CHECKPOINT_HELP = ("a file, https://host/best.pt#sha256=HEX (downloaded once, verified) or "
+                   "hf://owner/repo/best.pt[@revision]")
+
+
+STREAMS_HELP = ("OpenVINO requests run at once, windows scored while frames are read "
+                "(0: auto: float models as many as suit the CPU, int8 one; 1: lowest latency per window)")
+
+
+# Face settings on the command line: type and help; defaults come from FaceSettings.
+FACE_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
+    "detector": (str, "dlib (HOG frontal faces) or none (inputs are face crops already)"),
+    "detect_every": (POSITIVE_INT, "run the face detector on every k-th frame, interpolate in between"),
+    "detect_size": (number(int, 32), "longest side of the frame copy the detector sees, in pixels"),
+    "upsample": (number(int, 0, 3), "extra dlib upsampling levels, for small faces (0..3)"),
+    "margin": (number(float, 0, 1), "crop margin on each side, as a fraction of the face box"),
+    "smooth": (number(float, 0, 0.99), "weight of a face's previous box size at each detection (0: no smoothing)"),
+    "max_missed": (NONNEG_INT, "detection rounds a face may be missed before its track ends"),
+    "size": (number(int, 8, 1024), "side of the square face crops, in pixels"),
+    "max_frames": (POSITIVE_INT, "frames kept per clip, spread uniformly"),
+}
+
+
+PREDICT_FACE_FLAGS = ("detector", "detect_every", "detect_size", "upsample", "margin", "smooth", "max_missed")
+
+
+def add_face_args(p: argparse.ArgumentParser, *, inherit: bool) -> None:
+    """Face options; with `inherit` (predict) a flag left out means the checkpoint's value."""
+    defaults = {f.name: f.default for f in fields(FaceSettings)}
+    for name, (kind, text) in FACE_FLAGS.items():
+        if inherit and name not in PREDICT_FACE_FLAGS:
+            continue
+        if inherit:
+            suffix = " (default: the checkpoint's)"
+        elif name == "detector":
+            suffix = " (default: the dataset's: dlib, or none for DFEW's face frames)"
+        else:
+            suffix = f" (default {defaults[name]})"
+        p.add_argument("--" + name.replace("_", "-"), type=kind, choices=DETECTORS if name == "detector" else None,
+                       default=None, help=text + suffix)
+
+
+def add_output_args(p: argparse.ArgumentParser) -> None:
+    """How windows are labelled and grouped into episodes (predict and explain)."""
+    rule = EpisodeRule()
+    p.add_argument("--min-confidence", type=number(float, 0, 1), default=0.0,
+                   help="label windows whose top (calibrated) probability is lower as 'uncertain' (default 0: never)")
+    p.add_argument("--min-episode", type=NONNEG_FLOAT, default=rule.min_seconds,
+                   help=f"seconds; shorter label runs are flickers merged into a neighbour (default {rule.min_seconds}; 0: off)")
+    p.add_argument("--episode-margin", type=number(float, 0, 1), default=rule.margin,
+                   help=f"probability lead a new label needs to start an episode (default {rule.margin}; 0: off)")
+
+
+def add_engine_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", default="local", choices=ENGINES,
+                   help='local: this machine; ray: a Ray cluster (pip install "dfer[ray]")')
+    p.add_argument("--ray-address", help="default: start a local Ray sized to this machine; auto: join the running "
+                                         "cluster; ray://HOST:10001: Ray Client")
+    p.add_argument("--ray-cpus-per-worker", type=POSITIVE_FLOAT, default=1.0, help="CPUs each Ray worker asks for")
+    p.add_argument("--ray-gpus-per-worker", type=NONNEG_FLOAT, default=0.0, help="GPUs each Ray worker asks for")
+    p.add_argument("--ray-workers", type=NONNEG_INT, default=0, help="Ray workers (0: as the cluster's resources allow)")
+
+
+def face_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Face settings given on the command line (flags left out are None)."""
+    return {name: getattr(args, name) for name in FACE_FLAGS if getattr(args, name, None) is not None}
+
+
+def ray_options(args: argparse.Namespace):
+    """RayOptions for --engine ray, None for the local engine."""
+    if args.engine != "ray":
+        return None
+
+    import_ray()  # a clear error naming the extra when Ray is not installed
+    return RayOptions(address=args.ray_address, cpus_per_worker=args.ray_cpus_per_worker,
+                      gpus_per_worker=args.ray_gpus_per_worker, workers=args.ray_workers)
