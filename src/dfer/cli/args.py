@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
@@ -227,3 +227,8 @@ def ray_options(args: argparse.Namespace):
     import_ray()  # a clear error naming the extra when Ray is not installed
     return RayOptions(address=args.ray_address, cpus_per_worker=args.ray_cpus_per_worker,
                       gpus_per_worker=args.ray_gpus_per_worker, workers=args.ray_workers)
+
+
+def defaults_of(cls) -> dict[str, Any]:
+    """A config dataclass's field defaults: the one place a flag's default is written."""
+    return {f.name: f.default for f in fields(cls) if f.default is not MISSING}

@@ -15,46 +15,50 @@ from dfer.cli.args import (
     add_engine_args,
     byte_size,
     checkpoint_ref,
+    defaults_of,
     frame_size,
     number,
     out_dir,
     ray_options,
 )
 from dfer.options import BACKENDS, PRECISIONS
+from dfer.serve.config import ServeConfig
+
+D = defaults_of(ServeConfig)
 
 
 def add(sub) -> None:
     p = sub.add_parser("serve", help="HTTP service and web page: upload videos, get annotated results")
     p.add_argument("--checkpoint", required=True, type=checkpoint_ref,
                    help="dfer checkpoint (.pt) or exported model; " + CHECKPOINT_HELP)
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; "
+    p.add_argument("--host", default=D["host"], help="address to listen on (default 127.0.0.1: this machine only; "
                                                         "another address needs --token, or --insecure)")
     p.add_argument("--insecure", action="store_true", help="listen on a non-loopback address without a token")
     p.add_argument("--allowed-host", action="append", metavar="NAME",
                    help="a further Host name to accept (e.g. the public name a reverse proxy forwards); repeatable")
     p.add_argument("--port", type=number(int, 1, 65535), default=8000)
     p.add_argument("--data-dir", type=out_dir, default="dfer-serve", help="job database, uploads and results")
-    p.add_argument("--workers", type=POSITIVE_INT, default=1,
+    p.add_argument("--workers", type=POSITIVE_INT, default=D["workers"],
                    help="worker processes: videos processed at once, each worker with its own copy of the model")
     p.add_argument("--threads", type=NONNEG_INT, default=0,
                    help="runtime threads per worker (0: all cores with one worker, else cores / workers)")
-    p.add_argument("--max-attempts", type=POSITIVE_INT, default=2,
+    p.add_argument("--max-attempts", type=POSITIVE_INT, default=D["max_attempts"],
                    help="runs of a job whose worker died (crash, signal, out of memory) before it fails")
-    p.add_argument("--job-timeout", type=NONNEG_FLOAT, default=0.0,
+    p.add_argument("--job-timeout", type=NONNEG_FLOAT, default=D["job_timeout"],
                    help="seconds a job may run (0: 120 s + 20 s per second of video, 3x with explain)")
-    p.add_argument("--worker-memory", type=byte_size, default=0,
+    p.add_argument("--worker-memory", type=byte_size, default=D["worker_memory"],
                    help="memory (RSS) a worker may use, e.g. 4G; over it the job fails (0: 80%% of RAM / workers)")
     p.add_argument("--keep-uploads", action="store_true", help="keep each upload after its job ends")
-    p.add_argument("--retention", type=NONNEG_FLOAT, default=7.0,
+    p.add_argument("--retention", type=NONNEG_FLOAT, default=D["retention"] / 86400,
                    help="days a finished job's results are kept (0: forever)")
-    p.add_argument("--min-free", type=byte_size, default=1 << 30,
+    p.add_argument("--min-free", type=byte_size, default=D["min_free"],
                    help="refuse uploads (507) while the disk has less free space (default 1G)")
     p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on the API (or set DFER_TOKEN)")
-    p.add_argument("--max-upload-mb", type=POSITIVE_FLOAT, default=500.0)
-    p.add_argument("--max-duration", type=POSITIVE_FLOAT, default=3600.0, help="seconds of video an upload may hold")
-    p.add_argument("--max-frame", type=frame_size, default=(4096, 2160), help="largest frame WxH, either orientation")
-    p.add_argument("--max-fps", type=POSITIVE_FLOAT, default=240.0, help="highest frame rate of an upload")
-    p.add_argument("--max-queue", type=POSITIVE_INT, default=32, help="queued jobs before new ones are refused (503)")
+    p.add_argument("--max-upload-mb", type=POSITIVE_FLOAT, default=D["max_upload_mb"])
+    p.add_argument("--max-duration", type=POSITIVE_FLOAT, default=D["max_duration"], help="seconds of video an upload may hold")
+    p.add_argument("--max-frame", type=frame_size, default=D["max_frame"], help="largest frame WxH, either orientation")
+    p.add_argument("--max-fps", type=POSITIVE_FLOAT, default=D["max_fps"], help="highest frame rate of an upload")
+    p.add_argument("--max-queue", type=POSITIVE_INT, default=D["max_queue"], help="queued jobs before new ones are refused (503)")
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="as for dfer predict")
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="as for dfer predict")
     p.add_argument("--streams", type=NONNEG_INT, default=0, help=STREAMS_HELP)

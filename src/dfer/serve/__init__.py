@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_WHERE = {"ServeConfig": "dfer.serve.app", "create_app": "dfer.serve.app", "Job": "dfer.serve.jobs",
+_WHERE = {"ServeConfig": "dfer.serve.config", "create_app": "dfer.serve.app", "Job": "dfer.serve.jobs",
           "JobStore": "dfer.serve.jobs", "serve": "dfer.serve.server", "ModelSpec": "dfer.serve.spec",
           "PoolLimits": "dfer.serve.pool", "WorkerPool": "dfer.serve.pool"}
 __all__ = sorted(_WHERE)
