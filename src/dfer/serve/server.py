@@ -7,7 +7,8 @@ from pathlib import Path
 
 from dfer.errors import ConfigError
 from dfer.remote import resolve_checkpoint
-from dfer.serve.app import ServeConfig, create_app
+from dfer.serve.app import create_app
+from dfer.serve.config import ServeConfig
 from dfer.serve.security import is_loopback
 from dfer.serve.spec import ModelSpec
 
