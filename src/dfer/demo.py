@@ -88,14 +88,8 @@ def _train_config(s: DemoSettings, progress: bool):
     ])
 
 
-def run_demo(
-    out: str | Path = "dfer-demo",
-    settings: DemoSettings | None = None,
-    *,
-    videos: Sequence[str] = (),
-    progress: bool = True,
-    log: Callable[[str], None] = print,
-) -> dict[str, Any]:
+def run_demo(out: str | Path = "dfer-demo", settings: DemoSettings | None = None, *, videos: Sequence[str] = (),
+             progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
     from dfer.data.adapters import load_spec
     from dfer.data.face_settings import FaceSettings
     from dfer.data.prepare import prepare_dataset

@@ -7,8 +7,7 @@ service's upload probe starts in a fraction of a second.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from dfer.lazy import lazy_names
 
 _WHERE = {
     "ADAPTERS": "dfer.data.adapters",
@@ -56,11 +55,4 @@ _WHERE = {
     "write_video": "dfer.data.video",
 }
 __all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'dfer.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value  # once
-    return value
+__getattr__ = lazy_names(__name__, _WHERE)

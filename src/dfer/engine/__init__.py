@@ -5,8 +5,7 @@ Names are imported when first used (PEP 562): the engine's configs are readable 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from dfer.lazy import lazy_names
 
 _CONFIG = ("DataConfig", "EvalConfig", "LossConfig", "OptimConfig", "RuntimeConfig", "TrainConfig", "load_config")
 _LOOP = ("EpochStats", "Predictions", "StepOptions", "lr_schedule", "predict_dataset", "train_one_epoch")
@@ -14,11 +13,4 @@ _WHERE = {**{n: "dfer.engine.config" for n in _CONFIG}, **{n: "dfer.engine.loop"
           "run_cv": "dfer.engine.cv", "evaluate_checkpoint": "dfer.engine.evaluate",
           "FoldTrainer": "dfer.engine.trainer", "train_fold": "dfer.engine.trainer"}
 __all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'dfer.engine' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _WHERE)

@@ -6,8 +6,7 @@ not import torch and the runtimes; `from dfer.inference import Recognizer` works
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from dfer.lazy import lazy_names
 
 _WHERE = {
     "FrameSource": "dfer.data.video", "open_source": "dfer.data.video",
@@ -21,14 +20,4 @@ _WHERE = {
     "WindowPrediction": "dfer.inference.recognizer",
 }
 __all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        try:  # a submodule (dfer.inference.render ...)
-            return importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError:
-            raise AttributeError(f"module 'dfer.inference' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _WHERE)

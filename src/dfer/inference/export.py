@@ -243,20 +243,10 @@ def _quantize_openvino_int8(fp32: Path, calib: np.ndarray, val: np.ndarray, val_
         nncf_log.setLevel(level)
 
 
-def export_model(
-    checkpoint: str | Path,
-    out: str | Path,
-    *,
-    format: str = "onnx",
-    quantize: str | None = None,
-    calibration: str | Path | None = None,
-    calibration_clips_count: int = 32,
-    calibration_split: str | Path | None = None,
-    min_agreement: float = 0.99,
-    accept: str = "accuracy",
-    max_drop: float = MAX_DROP_POINTS,
-    opset: int = 18,
-) -> dict[str, Any]:
+def export_model(checkpoint: str | Path, out: str | Path, *, format: str = "onnx", quantize: str | None = None,
+                 calibration: str | Path | None = None, calibration_clips_count: int = 32,
+                 calibration_split: str | Path | None = None, min_agreement: float = 0.99, accept: str = "accuracy",
+                 max_drop: float = MAX_DROP_POINTS, opset: int = 18) -> dict[str, Any]:
     """Write an ONNX model (.onnx) or OpenVINO IR (.xml + .bin) of a dfer checkpoint, fp32 or int8.
 
     Returns the metadata stored inside, with the parity against PyTorch fp32 (`parity_vs_torch_fp32`)
@@ -308,14 +298,19 @@ def export_model(
             meta["acceptance"] = _judge(rule, accept, meta["parity_vs_torch_fp32"], labels, ref, new,
                                         len(ckpt["class_names"]), max_drop, min_agreement)
             if test_ids is not None and test_ids != judge_ids:
-                test, test_labels = calibration_clips(pre, data=calibration, count=len(test_ids), ids=test_ids,
-                                                      with_labels=True)
-                meta["test_report"] = accuracy_check(test_labels, torch_logits(test), runtime(test),
-                                                     len(ckpt["class_names"]), max_drop)
+                meta["test_report"] = _test_report(pre, calibration, test_ids, torch_logits, runtime,
+                                                   len(ckpt["class_names"]), max_drop)
             if not meta["acceptance"]["accepted"]:
                 raise CheckpointError(_refusal(out, meta["acceptance"], format))
         write_model(path, meta, out, format)
     return meta
+
+
+def _test_report(pre: Preprocess, calibration, test_ids: list[str], torch_logits, runtime, num_classes: int,
+                 max_drop: float) -> dict[str, Any]:
+    """How the reduced-precision model does on every test clip of the fold, beside float32."""
+    clips, labels = calibration_clips(pre, data=calibration, count=len(test_ids), ids=test_ids, with_labels=True)
+    return accuracy_check(labels, torch_logits(clips), runtime(clips), num_classes, max_drop)
 
 
 def _check_arguments(out: Path, format: str, quantize: str | None, min_agreement: float, accept: str) -> None:

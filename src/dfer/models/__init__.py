@@ -6,8 +6,7 @@ dfer.options are read without torch; the networks import it.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from dfer.lazy import lazy_names
 
 _WHERE = {
     "SpatioTemporalAttention": "dfer.models.attention",
@@ -20,11 +19,4 @@ _WHERE = {
                                        "build_model")},
 }
 __all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'dfer.models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _WHERE)
