@@ -1,6 +1,8 @@
 import functools
 import http.server
 import json
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -253,6 +255,11 @@ def test_openvino_export_backend_and_parity(ckpt, toy_cache, tmp_path, capsys):
     assert q["acceptance"]["rule"] == "agreement" and q["test_report"]["clips"] == len(split["test"])
     assert "split.json" in q["calibration"]
     assert q["parity_vs_torch_fp32"]["top1_agreement"] >= 0.9 and q["parity_runtime"].startswith("openvino")
+    # a run on an exported model never imports torch (about a second of start-up, several on small CPUs)
+    code = ("import sys; from dfer.inference import Recognizer; "
+            f"r = Recognizer.from_checkpoint({str(xml)!r}); r.predict_video({str(video)!r}); "
+            "print('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
     onnx_path = tmp_path / "m.onnx"
     export_onnx(ckpt, onnx_path)
     rec = Recognizer.from_checkpoint(onnx_path, backend="openvino", precision="f32")

@@ -161,3 +161,11 @@ def test_annotated_video_in_one_pass_draws_each_frame_with_its_nearest_window(tm
     for f, p in got0:
         assert np.allclose(p, probs[nearest_window(lookup, 0, f).end_frame])
     assert all(p is None for _, tid, p in drawn if tid == 1)
+
+
+def test_normalize_without_torch_equals_the_loaders_tensor_bit_for_bit():
+    from dfer.data.transforms import KINETICS_MEAN, KINETICS_STD, normalize, to_tensor
+
+    frames = np.random.default_rng(0).integers(0, 256, (16, 112, 112, 3), dtype=np.uint8)
+    for mean, std in ((KINETICS_MEAN, KINETICS_STD), ((0.5, 0.5, 0.5), (0.25, 0.2, 0.3))):
+        assert np.array_equal(normalize(frames, mean, std), to_tensor(frames, mean, std).numpy())

@@ -8,10 +8,13 @@ colour matrix plus offset, so a clip is touched in float only twice (colour, nor
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
@@ -39,8 +42,24 @@ def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
     return np.stack([cv2.resize(f, (size, size), interpolation=interp) for f in frames])
 
 
+def normalize(frames: np.ndarray, mean, std) -> np.ndarray:
+    """(T, S, S, 3) uint8 -> (3, T, S, S) float32: (x / 255 - mean) / std, without torch (inference).
+
+    Computed as x * (1 / (255 std)) + (-mean / std) with one rounding to float32 (the sum is exact in
+    float64 for 8-bit x), which is what `to_tensor`'s fused multiply-add gives: the two agree bit for
+    bit (tested), so a clip is the same whether the loader or the recogniser made it."""
+    std32, mean32 = np.asarray(std, np.float32).reshape(3, 1, 1, 1), np.asarray(mean, np.float32).reshape(3, 1, 1, 1)
+    scale = (np.float32(1.0) / (std32 * np.float32(255))).astype(np.float64)
+    bias = (-mean32 / std32).astype(np.float64)
+    x = np.ascontiguousarray(frames).transpose(3, 0, 1, 2)  # (3, T, S, S) uint8 view
+    return (x * scale + bias).astype(np.float32)
+
+
 def to_tensor(frames: np.ndarray, mean, std, out: torch.Tensor | None = None) -> torch.Tensor:
-    """(T, S, S, 3) uint8 -> (3, T, S, S) float32, normalised; written into `out` when given."""
+    """(T, S, S, 3) uint8 -> (3, T, S, S) float32, normalised; written into `out` when given (the data
+    loader's batches). Torch's fused kernel, for the loader's throughput; equal to `normalize`."""
+    import torch  # training and evaluation loaders only: inference on an exported model runs without torch
+
     x = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2)  # (3, T, S, S) uint8 view
     scale = 1.0 / (torch.tensor(std, dtype=torch.float32).view(3, 1, 1, 1) * 255)
     bias = -torch.tensor(mean, dtype=torch.float32).view(3, 1, 1, 1) / torch.tensor(std, dtype=torch.float32).view(3, 1, 1, 1)
@@ -76,6 +95,8 @@ class TrainTransform:
 
     def __call__(self, frames: np.ndarray, generator: torch.Generator | None = None):
         c = self.cfg
+        import torch
+
         u = torch.rand(8, generator=generator).numpy().astype(np.float64)  # all random draws of this clip
 
         def rand(k: int, lo: float, hi: float) -> float:

@@ -11,9 +11,9 @@ from dfer.lazy import lazy_names
 _WHERE = {
     "FrameSource": "dfer.data.video", "open_source": "dfer.data.video",
     "BACKENDS": "dfer.inference.backends", "OnnxBackend": "dfer.inference.backends",
-    "OpenVinoBackend": "dfer.inference.backends", "TorchBackend": "dfer.inference.backends",
+    "OpenVinoBackend": "dfer.inference.backends", "TorchBackend": "dfer.inference.torch_backend",
     "export_model": "dfer.inference.export", "export_onnx": "dfer.inference.export",
-    "read_metadata": "dfer.inference.export",
+    "read_metadata": "dfer.inference.metadata",
     "PredictRun": "dfer.inference.predict", "predict_inputs": "dfer.inference.predict",
     "FrameEvent": "dfer.inference.recognizer", "InferenceSettings": "dfer.inference.recognizer",
     "Recognizer": "dfer.inference.recognizer", "VideoPrediction": "dfer.inference.recognizer",

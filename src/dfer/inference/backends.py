@@ -2,7 +2,7 @@
 
 `auto` (the default everywhere) is not a runtime but a choice among these: see dfer.inference.runtime_choice.
 
-- `torch`: the network in eager PyTorch (CPU or CUDA; bf16 autocast on CUDA);
+- `torch`: the network in eager PyTorch (CPU or CUDA; bf16 autocast on CUDA), in dfer.inference.torch_backend;
 - `onnx`: ONNX Runtime on an exported model (fp32 or static int8, see dfer.inference.export);
 - `openvino`: OpenVINO on the CPU, from an exported ONNX model or OpenVINO IR (.xml); optional
   dependency (`pip install "dfer[openvino]"`).
@@ -10,13 +10,14 @@
 
 from __future__ import annotations
 
+import glob
 import json
+import sys
 import threading
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import torch
 
 from dfer.errors import CheckpointError
 from dfer.options import BACKENDS, OPENVINO_PRECISIONS, PRECISIONS  # noqa: F401 - re-exported
@@ -41,39 +42,15 @@ def conform(backend) -> Backend:
 
 
 def cuda_wanted(device: str) -> bool:
-    return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    """Whether `device` means a CUDA GPU: "cuda..." always; "auto" when one is present. A machine without
+    an NVIDIA device node has none, and is told without importing torch (seconds on small CPUs)."""
+    if device.startswith("cuda"):
+        return True
+    if device != "auto" or (sys.platform.startswith("linux") and not glob.glob("/dev/nvidia[0-9]*")):
+        return False
+    import torch
 
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise CheckpointError(f"device {device!r} asked for, but this machine has no CUDA GPU; run on the cpu device")
-    return torch.device(device)
-
-
-class TorchBackend:
-    name = "torch"
-    concurrency = 1
-
-    def __init__(self, model: torch.nn.Module, device: str = "auto", channels_last: bool = False) -> None:
-        self.device = resolve_device(device)
-        self.channels_last = channels_last
-        self.model = model.eval().to(self.device)
-        if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last_3d)
-        precision = "bf16 autocast" if self.device.type == "cuda" else "fp32"
-        self.precision = "bf16" if self.device.type == "cuda" else "fp32"
-        self.detail = f"torch {torch.__version__} {self.device.type} {precision}" + (" channels_last_3d" if channels_last else "")
-
-    @torch.inference_mode()
-    def __call__(self, clips: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(clips, dtype=np.float32)).to(self.device)  # (B, 3, T, S, S)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last_3d)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            logits = self.model(x).logits
-        return logits.float().cpu().numpy()  # (B, K)
+    return torch.cuda.is_available()
 
 
 class OnnxBackend:

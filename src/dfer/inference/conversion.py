@@ -19,7 +19,7 @@ from typing import Any
 
 from dfer.errors import CheckpointError, ConfigError
 from dfer.files import CACHE_ENV, cache_root, file_digest
-from dfer.inference.export import export_model, read_metadata
+from dfer.inference.metadata import read_metadata
 
 AGREEMENT_BAR = 0.99  # top-1 agreement with PyTorch float32 a reduced-precision model must reach
 COSINE_BAR = 0.99  # and the least logit cosine, on the conversion's check clips
@@ -59,6 +59,8 @@ def ensure_converted(checkpoint: str | Path, fmt: str) -> Path:
             except OSError as exc:
                 raise CheckpointError(f"cannot create the model cache {path.parent} ({exc.strerror}); "
                                       f"set {CACHE_ENV} to a writable folder") from None
+            from dfer.inference.export import export_model  # torch: only when a conversion is due (a cold cache)
+
             export_model(checkpoint, path, format=fmt)
     return path
 

@@ -27,10 +27,10 @@ from dfer.checkpoint import Preprocess, model_from_checkpoint, model_info, versi
 from dfer.errors import CheckpointError, ConfigError
 from dfer.files import atomic_write_bytes, file_digest
 from dfer.inference.acceptance import ACCEPT_RULES, MAX_DROP_POINTS, accuracy_check, describe
+from dfer.inference.metadata import METADATA_KEY, read_metadata  # noqa: F401 - re-exported
 from dfer.options import EXPORT_FORMATS
 from dfer.remote import resolve_checkpoint
 
-METADATA_KEY = "dfer"
 QUANTIZE = (None, "int8")
 FORMATS = EXPORT_FORMATS
 
@@ -48,38 +48,6 @@ class InferenceHead(nn.Module):
         pooled = self.net.pool(fmap).flatten(1)  # (B, 512)
         head = getattr(self.net, "center_head", None)
         return self.net.classifier(pooled), head.embed(pooled) if head is not None else pooled  # (B, K), (B, D)
-
-
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The dfer metadata of an exported model, ONNX or OpenVINO IR (CheckpointError if it has none)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: exported model not found")
-    if path.suffix.lower() == ".xml":
-        return _read_openvino_metadata(path)
-    import onnxruntime as ort
-
-    try:
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        raise CheckpointError(f"{path}: not a loadable ONNX model ({exc.__class__.__name__}: {str(exc)[:200]})") from None
-    meta = sess.get_modelmeta().custom_metadata_map
-    if METADATA_KEY not in meta:
-        raise CheckpointError(f"{path}: an ONNX model without dfer metadata; export it with `dfer export`")
-    return json.loads(meta[METADATA_KEY])
-
-
-def _read_openvino_metadata(path: Path) -> dict[str, Any]:
-    from dfer.inference.backends import OpenVinoBackend
-
-    ov = OpenVinoBackend.require()
-    try:
-        model = ov.Core().read_model(str(path))
-    except Exception as exc:
-        raise CheckpointError(f"{path}: not a loadable OpenVINO IR ({exc.__class__.__name__}: {str(exc)[:200]})") from None
-    if not model.has_rt_info([METADATA_KEY]):
-        raise CheckpointError(f"{path}: an OpenVINO model without dfer metadata; export it with `dfer export --format openvino`")
-    return json.loads(model.get_rt_info([METADATA_KEY]).astype(str))
 
 
 def calibration_clips(preprocess: Preprocess, *, data: str | Path | None = None, count: int = 32, seed: int = 0,
@@ -107,7 +75,7 @@ def calibration_clips(preprocess: Preprocess, *, data: str | Path | None = None,
     from dfer.synth.clips import face_clips
 
     raw = face_clips(count, t, int(preprocess.face.get("size", 128)), seed=seed)  # (N, T, S0, S0, 3) uint8
-    clips = np.stack([preprocess.clip(c).numpy() for c in raw])
+    clips = np.stack([preprocess.clip(c) for c in raw])
     return (clips, None) if with_labels else clips
 
 

@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from dfer.calibration import softmax
-from dfer.checkpoint import Preprocess
 from dfer.data.crop import crop_face
 from dfer.data.face_settings import FaceSettings
 from dfer.data.faces import make_detector
@@ -38,9 +37,9 @@ from dfer.data.video import FrameSource, open_source, read_ahead
 from dfer.errors import ConfigError
 from dfer.inference.backends import Backend, conform
 from dfer.inference.episodes import UNCERTAIN, Episode, EpisodeRule, track_episodes
-from dfer.inference.explain import Explainer, ExplainingBackend, Explanation
 from dfer.inference.runtime_choice import RuntimeRequest, open_backend
 from dfer.inference.scoring import ScoringQueue
+from dfer.preprocess import Preprocess
 from dfer.progress import progress_bar
 
 
@@ -282,7 +281,7 @@ class Recognizer:
         crops = list(buf.crops)
         idx = UniformSampler(self.preprocess.num_frames)(len(crops)).indices
         frames = np.stack([crops[i][1] for i in idx])  # (T, S0, S0, 3)
-        return self.preprocess.clip(frames).numpy(), tuple(int(crops[i][0]) for i in idx)
+        return self.preprocess.clip(frames), tuple(int(crops[i][0]) for i in idx)
 
     def _submit(self, scoring: ScoringQueue, pending: list[tuple[int, _TrackBuffer]], batch_size: int) -> None:
         """Clips of the due windows, in batches of `batch_size`, handed to the scoring queue with what
@@ -396,6 +395,8 @@ class Recognizer:
         """Predictions of every face window plus, for every `every`-th window, Grad-CAM on `stage`, the
         attention block's maps and the temporal importance of the `target` class (default: the
         predicted one); see dfer.inference.explain. Needs the PyTorch runtime (gradients)."""
+        from dfer.inference.explain import Explainer, ExplainingBackend, Explanation  # torch: explanations only
+
         model = getattr(self.backend, "model", None)
         if model is None:
             raise ConfigError(f"explanations need the PyTorch runtime (gradients); this recogniser runs "

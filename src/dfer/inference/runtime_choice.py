@@ -23,11 +23,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dfer.checkpoint import Preprocess, model_from_checkpoint, model_info
 from dfer.errors import CheckpointError, ConfigError
-from dfer.inference.backends import BACKENDS, Backend, OnnxBackend, OpenVinoBackend, TorchBackend, cuda_wanted
+from dfer.inference.backends import BACKENDS, Backend, OnnxBackend, OpenVinoBackend, cuda_wanted
 from dfer.inference.conversion import AGREEMENT_BAR, ensure_converted, passes, verified_int8
-from dfer.inference.export import read_metadata
+from dfer.inference.metadata import read_metadata
+from dfer.preprocess import Preprocess
 from dfer.remote import resolve_checkpoint
 
 
@@ -162,6 +162,10 @@ def open_runtime(choice: BackendChoice, request: RuntimeRequest | None = None) -
     """(runtime, class names, Preprocess, model info) of a choice; `choice.precision` becomes the runtime's."""
     req = request or RuntimeRequest()
     if choice.used == "torch":
+        # torch on purpose here only: a run on an exported or converted model never imports it (~1 s)
+        from dfer.checkpoint import model_from_checkpoint, model_info
+        from dfer.inference.torch_backend import TorchBackend
+
         model, ckpt = model_from_checkpoint(choice.model)
         runtime: Backend = TorchBackend(model, choice.device)
         choice.precision = runtime.precision
