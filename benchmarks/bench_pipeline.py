@@ -14,7 +14,8 @@ runtime `auto` picks, all in one run:
 - whole command (a subprocess, as a user runs it) with the defaults and with --no-video, and the
   ratio of its real-time factor to the network's bound (the issue's target: >= 0.8);
 - the same whole command with the demo-size network (8x32x32) and a decode-only pass: the
-  pipeline's own ceilings.
+  pipeline's own ceilings;
+- with --int8, the full-size network as an OpenVINO int8 model (NNCF): its bound and the whole command.
 Prints (and writes) one JSON object.
 """
 
@@ -113,11 +114,32 @@ def command(video: Path, ckpt: Path, out: Path, *extra: str) -> float:
     return time.perf_counter() - t0
 
 
+def int8_run(full: Path, video: Path, tmp: Path, seconds: float) -> dict:
+    """The full-size network as an OpenVINO int8 model: its bound and the whole command on it."""
+    from dfer.inference import export_model
+
+    xml = tmp / "int8.xml"
+    t0 = time.perf_counter()
+    export_model(full, xml, format="openvino", quantize="int8", accept="agreement", min_agreement=0.0)
+    export_s = time.perf_counter() - t0
+    rec = Recognizer.from_checkpoint(xml)
+    result = rec.predict_video(video)
+    net = network_alone(rec, result)
+    whole = {name: command(video, xml, tmp / "e2e8", *extra) for name, extra in (("defaults", ()),
+                                                                                 ("--no-video", ("--no-video",)))}
+    return {"backend": rec.backend.detail, "export_s": round(export_s, 1),
+            "network_alone": {"seconds": round(net, 3), "realtime_factor": round(seconds / net, 2)},
+            "whole_command": {name: {"seconds": round(t, 2), "realtime_factor": round(seconds / t, 2),
+                                     "ratio_to_network_bound": round(net / t, 3)} for name, t in whole.items()}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--media", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "media"))
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--out", default="bench_pipeline.json")
+    ap.add_argument("--int8", action="store_true",
+                    help="also the full-size network as OpenVINO int8 (NNCF; random weights, so accepted unconditionally)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -139,6 +161,8 @@ def main() -> None:
                  for name, extra in (("defaults", ()), ("--no-video", ("--no-video",)))}
         res["whole_command"] = {name: {"seconds": round(s, 2), "realtime_factor": round(args.seconds / s, 2),
                                        "ratio_to_network_bound": round(net / s, 3)} for name, s in whole.items()}
+        if args.int8:
+            res["int8"] = int8_run(full, video, tmp, args.seconds)
         demo_s = command(video, demo, tmp / "demo")
         res["demo_size_network_whole_command"] = {"seconds": round(demo_s, 2),
                                                   "realtime_factor": round(args.seconds / demo_s, 2)}
