@@ -56,8 +56,11 @@ def _doubler(marker: str):
     """A worker whose process dies on its first item while `marker` exists (once)."""
 
     def run(item: int) -> int:
-        if os.path.exists(marker):
-            os.remove(marker)
+        try:
+            os.remove(marker)  # atomic: of two workers that start at once, only one dies
+        except FileNotFoundError:
+            pass
+        else:
             os._exit(1)  # the whole worker process dies mid-item
         if item < 0:
             raise ValueError(f"bad item {item}")
