@@ -38,18 +38,16 @@ def _worker_on(c, job_id):
 
 @pytest.fixture(scope="module")
 def long_video(tmp_path_factory):
-    return write_face_video(tmp_path_factory.mktemp("long") / "long.mp4", n=150, size=(160, 120))
+    return write_face_video(tmp_path_factory.mktemp("long") / "long.mp4", n=600, size=(160, 120))  # seconds of work
 
 
 def test_poison_job_fails_after_max_attempts_and_never_runs_ahead_of_others(ckpt, video, long_video, tmp_path):
     logs = []
     with TestClient(_app(ckpt, tmp_path / "srv", logs), base_url="http://127.0.0.1") as c:
         poison = submit(c, long_video).json()["id"]
-        kills = []
         pid = _wait(lambda: _worker_on(c, poison), what="the poison job to run")
+        other = submit(c, video).json()["id"]  # queued after the poison job: it must not wait behind its rerun
         os.kill(pid, signal.SIGKILL)  # as a crash in native decoding code would
-        kills.append(pid)
-        other = submit(c, video).json()["id"]  # submitted after the poison job: it must not wait behind it
         assert wait_done(c.get, other)["status"] == "done"
         pid = _wait(lambda: _worker_on(c, poison), what="the poison job's second run")
         os.kill(pid, signal.SIGKILL)
@@ -70,7 +68,7 @@ def test_deadline_memory_limit_and_cancel_each_end_a_job_and_the_worker_goes_on(
     pool = app.state.pool
     with TestClient(app, base_url="http://127.0.0.1") as c:
         # a deadline: the job fails with it, the worker is replaced
-        pool.limits.job_timeout = 0.3
+        pool.limits.job_timeout = 0.05  # past due at the supervisor's first look
         job = wait_done(c.get, submit(c, long_video).json()["id"])
         assert job["status"] == "failed" and job["error"] == "ran past its deadline of 0 s (--job-timeout)"
         pool.limits.job_timeout = 0.0
