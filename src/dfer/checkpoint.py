@@ -21,7 +21,10 @@ from typing import Any
 
 import torch
 
+from dfer import __version__
 from dfer.errors import CheckpointError
+from dfer.files import atomic_write_bytes
+from dfer.models import ModelConfig, build_from_config
 from dfer.preprocess import SYNTHETIC_WARNING, Preprocess, model_info  # noqa: F401 - re-exported
 from dfer.remote import resolve_checkpoint
 
@@ -31,8 +34,6 @@ FORMAT_VERSION = 1
 
 def versions() -> dict[str, str]:
     import torchvision
-
-    from dfer import __version__
 
     return {"dfer": str(__version__), "torch": str(torch.__version__), "torchvision": str(torchvision.__version__)}
 
@@ -68,8 +69,6 @@ def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def save_checkpoint(path: str | Path, ckpt: dict[str, Any]) -> Path:
     """Atomic: written to a temporary file, then renamed into place."""
-    from dfer.files import atomic_write_bytes
-
     buf = io.BytesIO()
     torch.save(ckpt, buf)
     path = Path(path)
@@ -112,8 +111,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 def model_from_checkpoint(ckpt: dict[str, Any] | str | Path, map_location: str = "cpu"):
     """Rebuild the network with its trained weights (eval mode); returns (model, checkpoint dict)."""
-    from dfer.models import ModelConfig, build_from_config
-
     if not isinstance(ckpt, dict):
         ckpt = load_checkpoint(ckpt, map_location)
     try:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from dfer.errors import VideoError
+from dfer.files import default_file_mode
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -347,8 +348,6 @@ class VideoWriter:
         self.frames += 1
 
     def close(self) -> Path:
-        from dfer.files import default_file_mode
-
         for packet in self._stream.encode():
             self._out.mux(packet)
         self._out.close()

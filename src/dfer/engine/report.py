@@ -12,17 +12,16 @@ from typing import Any
 import numpy as np
 
 from dfer.checkpoint import Preprocess
-from dfer.compute_cost import COUNTER, PAPER_GMACS
+from dfer.compute_cost import COUNTER, PAPER_GMACS, profile_model
 from dfer.files import atomic_write_bytes, atomic_write_text
+from dfer.inference.acceptance import describe
 from dfer.metrics import normalize_confusion
+from dfer.models import ModelConfig, build_from_config
 
 
 # -- cost ----------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=8)
 def _cost(config_json: str, clip: tuple[int, int, int]) -> dict[str, Any]:
-    from dfer.compute_cost import profile_model
-    from dfer.models import ModelConfig, build_from_config
-
     model = build_from_config(ModelConfig.from_dict(json.loads(config_json)))
     p = profile_model(model, clip)
     return {"clip": list(clip), "gmacs": p.gmacs, "params": p.params}
@@ -156,8 +155,6 @@ def _calibration_lines(cal: dict[str, Any] | None) -> list[str]:
 def _int8_lines(q: dict[str, Any] | None) -> list[str]:
     if not q:
         return []
-    from dfer.inference.acceptance import describe
-
     lines = ["## Deployable int8 model", ""]
     if q["status"] != "accepted":
         return lines + [f"OpenVINO int8 export {q['status']}: {q['reason']}", ""]

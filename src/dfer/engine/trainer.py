@@ -35,9 +35,11 @@ from dfer.data.dataset import ClipDataset, make_loader
 from dfer.data.prepare import load_splits
 from dfer.data.splits import get_fold, split_digest
 from dfer.data.transforms import ClipTransformConfig
+from dfer.engine.card import write_model_card
 from dfer.engine.config import TrainConfig, dump_yaml
 from dfer.engine.fabric import autocast_dtype, make_fabric, resolve_precision
 from dfer.engine.loop import EpochStats, StepOptions, lr_schedule, predict_dataset, train_one_epoch
+from dfer.engine.report import model_cost, write_fold_report
 from dfer.errors import CheckpointError, DatasetError, DferError
 from dfer.files import atomic_write_json, atomic_write_text
 from dfer.inference.export import export_model
@@ -436,9 +438,6 @@ class FoldTrainer:
             metrics["peer_best_on_test"] = {**self.peer_best, "note": "best epoch picked on the test part "
                                             "(peers' protocol; optimistic, for comparison with the literature only)"}
         if fabric.is_global_zero:
-            from dfer.engine.card import write_model_card
-            from dfer.engine.report import model_cost, write_fold_report
-
             metrics["cost"] = model_cost(self.model.config, self.preprocess)
             atomic_write_json(self.out / "metrics.json", metrics)
             write_fold_report(self.out, metrics)

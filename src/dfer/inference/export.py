@@ -24,12 +24,15 @@ import torch
 from torch import nn
 
 from dfer.checkpoint import Preprocess, model_from_checkpoint, model_info, versions
+from dfer.data.dataset import ClipDataset
 from dfer.errors import CheckpointError, ConfigError
-from dfer.files import atomic_write_bytes, file_digest
+from dfer.files import atomic_write_bytes, default_file_mode, file_digest
 from dfer.inference.acceptance import ACCEPT_RULES, MAX_DROP_POINTS, accuracy_check, describe
+from dfer.inference.backends import OnnxBackend, OpenVinoBackend
 from dfer.inference.metadata import METADATA_KEY, read_metadata  # noqa: F401 - re-exported
 from dfer.options import EXPORT_FORMATS
 from dfer.remote import resolve_checkpoint
+from dfer.synth.clips import face_clips
 
 QUANTIZE = (None, "int8")
 FORMATS = EXPORT_FORMATS
@@ -62,8 +65,6 @@ def calibration_clips(preprocess: Preprocess, *, data: str | Path | None = None,
     """
     t = preprocess.num_frames
     if data is not None:
-        from dfer.data.dataset import ClipDataset
-
         ds = ClipDataset(data, num_frames=t, transform_config=preprocess.transform_config(), ids=ids)  # ids: only these
         idx = np.random.default_rng(0).permutation(len(ds))[offset : offset + count]
         if len(idx) == 0:
@@ -72,8 +73,6 @@ def calibration_clips(preprocess: Preprocess, *, data: str | Path | None = None,
         items = [ds[int(i)] for i in sorted(idx)]
         clips = np.stack([x.numpy() for x, _, _ in items])
         return (clips, np.array([int(y) for _, y, _ in items])) if with_labels else clips
-    from dfer.synth.clips import face_clips
-
     raw = face_clips(count, t, int(preprocess.face.get("size", 128)), seed=seed)  # (N, T, S0, S0, 3) uint8
     clips = np.stack([preprocess.clip(c) for c in raw])
     return (clips, None) if with_labels else clips
@@ -148,8 +147,6 @@ def parity(torch_logits: np.ndarray, onnx_logits: np.ndarray) -> dict[str, float
 def _save_openvino(onnx_path: Path, meta: dict[str, Any], out: Path) -> None:
     """IR pair written beside `out` under temporary names, .bin then .xml renamed into place (the .xml last)."""
     import openvino as ov
-
-    from dfer.files import default_file_mode
 
     # The runtime's ONNX reader, not ov.convert_model: the converter sends usage telemetry by default.
     model = ov.Core().read_model(str(onnx_path))
@@ -237,8 +234,6 @@ def export_model(checkpoint: str | Path, out: str | Path, *, format: str = "onnx
     """
     out = Path(out)
     _check_arguments(out, format, quantize, min_agreement, accept)
-    from dfer.inference.backends import OnnxBackend, OpenVinoBackend
-
     checkpoint = resolve_checkpoint(checkpoint)
     model, ckpt = model_from_checkpoint(checkpoint)
     pre = Preprocess.from_dict(ckpt["preprocess"])
@@ -293,8 +288,6 @@ def _check_arguments(out: Path, format: str, quantize: str | None, min_agreement
     if format == "openvino" and out.suffix.lower() != ".xml":
         raise CheckpointError(f"{out}: OpenVINO IR is written as NAME.xml (+ NAME.bin); name the output NAME.xml")
     if format == "openvino":
-        from dfer.inference.backends import OpenVinoBackend
-
         OpenVinoBackend.require()
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dfer.errors import CheckpointError
+from dfer.inference.backends import OpenVinoBackend
 
 METADATA_KEY = "dfer"
 
@@ -32,8 +33,6 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 
 def _read_openvino_metadata(path: Path) -> dict[str, Any]:
-    from dfer.inference.backends import OpenVinoBackend
-
     ov = OpenVinoBackend.require()
     try:
         model = ov.Core().read_model(str(path))

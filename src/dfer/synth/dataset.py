@@ -33,6 +33,8 @@ import numpy as np
 
 from dfer.data.video import write_video
 from dfer.errors import ConfigError
+from dfer.files import atomic_write_text
+from dfer.progress import progress_bar
 from dfer.synth.face import NEUTRAL, Expression, Identity, draw_face
 
 CLASSES = ["Happy", "Sad", "Neutral", "Angry", "Surprise", "Disgust", "Fear"]  # DFEW's order
@@ -184,9 +186,6 @@ def _write_clip(job: tuple[SynthSettings, str, int, str]) -> None:
 def generate(out: str | Path, settings: SynthSettings | None = None, *, workers: int = 1, progress: bool = True) -> Path:
     """Write the synthetic set to `out` (resumable: finished videos are kept); returns the manifest path."""
     import multiprocessing as mp
-
-    from dfer.files import atomic_write_text
-    from dfer.progress import progress_bar
 
     s = settings or SynthSettings()
     out = Path(out)

@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from dfer.data.cache import ClipCache, ClipRow
+from dfer.data.dataset import ClipDataset
 from dfer.data.splits import make_splits
 from dfer.files import atomic_write_json
+from dfer.inference.explain import Explainer
 
 PATCH_COLOURS = [(230, 60, 60), (60, 200, 80), (70, 110, 240)]  # red, green, blue
 
@@ -56,9 +58,6 @@ def gradcam_focus(model, preprocess, class_names: list[str], root: str | Path, i
     `mass_ratio`, the share of the map's mass inside the patch over the patch's share of the frame (1: no
     focus), and `pointing`, the share of clips whose map peaks inside the patch (the pointing game)."""
     import cv2
-
-    from dfer.data.dataset import ClipDataset
-    from dfer.inference.explain import Explainer
 
     root = Path(root)
     size = preprocess.size
