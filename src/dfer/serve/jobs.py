@@ -122,8 +122,9 @@ class JobStore:
         rows = self._conn().execute("SELECT * FROM jobs ORDER BY created DESC LIMIT ?", (limit,)).fetchall()
         return [self._job(r) for r in rows]
 
-    def ids(self) -> set[str]:
-        return {r[0] for r in self._conn().execute("SELECT id FROM jobs").fetchall()}
+    def statuses(self) -> dict[str, str]:
+        """Every job's status by id (without reading their parameters)."""
+        return dict(self._conn().execute("SELECT id, status FROM jobs").fetchall())
 
     def count(self, *statuses: str) -> int:
         marks = ",".join("?" * len(statuses))

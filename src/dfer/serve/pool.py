@@ -132,7 +132,6 @@ class _Slot:
         self.deadline = 0.0
         self.cancelled_at: float | None = None
         self.cancel_checked = 0.0  # when the database was last asked whether the job was cancelled
-        self.error: str | None = None
         self.rss = 0
         self.not_before = 0.0  # respawn after this (monotonic)
 
@@ -151,7 +150,6 @@ class WorkerPool:
         self.on_tick, self.tick_every = on_tick, tick_every
         self.description: dict[str, Any] | None = None  # the first ready worker's model description
         self.slots = [_Slot(f"worker-{k}") for k in range(max(1, limits.workers))]
-        self.restarts = 0
         self.load_error: str | None = None
         self._ctx = mp.get_context("spawn")
         self._stop_event = self._ctx.Event()
@@ -217,7 +215,7 @@ class WorkerPool:
 
     def _spawn(self, s: _Slot) -> None:
         s.handle = self.make_worker(s.name)
-        s.state, s.job, s.error, s.cancelled_at, s.rss = "starting", None, None, None, 0
+        s.state, s.job, s.cancelled_at, s.rss = "starting", None, None, 0
 
     def _drain(self, s: _Slot) -> None:
         for msg in s.handle.messages() if s.handle else ():
@@ -226,7 +224,7 @@ class WorkerPool:
                 if self.description is None:
                     self.description = msg[1]
             elif msg[0] == "error":
-                s.state, s.error, self.load_error = "failed", msg[1], msg[1]
+                s.state, self.load_error = "failed", msg[1]
                 self.log(f"{s.name} could not load the model: {msg[1]}")
             elif msg[0] == "finished":
                 _, job_id, status, seconds, error = msg
@@ -322,7 +320,6 @@ class WorkerPool:
         self._restarted(s, delay=RESPAWN_BACKOFF if loading_failed else 0.0)
 
     def _restarted(self, s: _Slot, delay: float = 0.0) -> None:
-        self.restarts += 1
         self.metrics.worker_restarts.inc()
         s.job, s.state = None, "starting"
         if delay:

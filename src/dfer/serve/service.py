@@ -104,7 +104,6 @@ def housekeeping(store: JobStore, disk: DataDir, config: ServeConfig, log, *, at
         expired = disk.expire(store.expired(time.time() - config.retention), store.delete)
         if expired:
             log(f"removed {len(expired)} job(s) older than the retention of {config.retention / 86400:g} days")
-    statuses = {j.id: j.status for j in store.list(limit=1 << 30)}
-    gone = disk.sweep(statuses, keep_uploads=config.keep_uploads, at_start=at_start)
+    gone = disk.sweep(store.statuses(), keep_uploads=config.keep_uploads, at_start=at_start)
     if gone:
         log(f"removed {len(gone)} orphaned file(s): {', '.join(gone[:5])}" + (" ..." if len(gone) > 5 else ""))

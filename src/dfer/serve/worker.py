@@ -116,11 +116,14 @@ class JobRunner:
         self.setup = setup
         self.stop = stop
         self._explainer: Recognizer | None = None  # PyTorch copy of the model, loaded on the first explain job
+        self._files: tuple[DataDir, JobStore] | None = None  # opened by the first `run` (a Ray actor never does)
 
     def run(self, job: Job) -> tuple[str, float, str | None]:
         """(status, seconds, error) of one job, recorded in the database; never raises."""
-        disk = DataDir(self.setup.data_dir, self.setup.database)
-        store = JobStore(disk.database)
+        if self._files is None:
+            disk = DataDir(self.setup.data_dir, self.setup.database)
+            self._files = disk, JobStore(disk.database)
+        disk, store = self._files
         t0 = time.perf_counter()
         status, error = self.execute(job, disk.upload(job.id), disk.partial(job.id), disk.result(job.id),
                                      lambda value: store.progress(job.id, value))
