@@ -77,7 +77,7 @@ def test_signed_artifact_links(server):
     for name in ("content-security-policy", "x-content-type-options"):
         assert name in r.headers
     other = url.replace("annotated.mp4", "summary.json")
-    assert httpx.get(base + other).status_code == 403  # signed for another artifact
+    assert httpx.get(base + other).status_code == 401  # signed for another artifact: a bad credential
     expired = re.sub(r"expires=\d+", "expires=1000000000", url)
     assert httpx.get(base + expired).json()["error"].startswith("this link has expired")
 

@@ -14,7 +14,9 @@ Errors from the server (its JSON `{"error": ...}`), a failed job and a wait that
 
 from __future__ import annotations
 
+import ipaddress
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,10 +30,22 @@ class ClientError(DferError):
     """What the server refused, or a job that failed, in one line."""
 
 
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
+
+
 class Client:
     def __init__(self, url: str, token: str | None = None, timeout: float = 60.0) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+        parts = httpx.URL(url)
+        if token and parts.scheme == "http" and not is_loopback(parts.host or ""):
+            warnings.warn(f"the token goes to {parts.host} over plain http: anyone on the way can read it; "
+                          "use https (a reverse proxy in front of dfer serve)", stacklevel=2)
+        # Redirects are not followed: a token must not travel to wherever a 3xx points.
+        self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout, follow_redirects=False)
 
     def __enter__(self) -> Client:
         return self
@@ -47,6 +61,9 @@ class Client:
             r = self.http.request(method, path, **kw)
         except httpx.HTTPError as exc:
             raise ClientError(f"{self.http.base_url}{path}: {exc.__class__.__name__}: {exc}") from None
+        if 300 <= r.status_code < 400:
+            raise ClientError(f"{method} {path}: HTTP {r.status_code}: the server redirects to "
+                              f"{r.headers.get('location', '(no location)')}; give the client that URL instead")
         if r.status_code >= 400:
             try:
                 message = r.json()["error"]
@@ -55,20 +72,30 @@ class Client:
             raise ClientError(f"{method} {path}: HTTP {r.status_code}: {message}")
         return r
 
+    def _json(self, method: str, path: str, **kw) -> Any:
+        """The answer's JSON; ClientError when it is not JSON (a proxy's page, another service)."""
+        r = self._call(method, path, **kw)
+        try:
+            return r.json()
+        except ValueError:
+            kind = r.headers.get("content-type", "no content type")
+            raise ClientError(f"{method} {path}: HTTP {r.status_code}: the answer is not JSON ({kind}: "
+                              f"{r.text[:80]!r}); is {self.http.base_url} a dfer server?") from None
+
     def model(self) -> dict[str, Any]:
         """Class names, clip size, runtime and what the model was trained on."""
-        return self._call("GET", "/v1/model").json()
+        return self._json("GET", "/v1/model")
 
     def submit(self, video: str | Path, **params: Any) -> str:
         """Upload a video with optional stride, window, detect_every, min_confidence, explain; its job id."""
         fields = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in params.items() if v is not None}
         with open(video, "rb") as f:
-            r = self._call("POST", "/v1/jobs", files={"video": (Path(video).name, f, "application/octet-stream")},
-                           data=fields)
-        return r.json()["id"]
+            answer = self._json("POST", "/v1/jobs", files={"video": (Path(video).name, f, "application/octet-stream")},
+                                data=fields)
+        return answer["id"]
 
     def job(self, job_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/v1/jobs/{job_id}").json()
+        return self._json("GET", f"/v1/jobs/{job_id}")
 
     def wait(self, job_id: str, *, progress: Callable[[float], None] | None = None, timeout: float = 3600.0,
              poll: float = 1.0) -> dict[str, Any]:
@@ -93,9 +120,13 @@ class Client:
         part = dest.with_name(dest.name + ".part")
         try:
             with self.http.stream("GET", f"/v1/jobs/{job_id}/{name}") as r:
-                if r.status_code >= 400:
+                if r.status_code >= 300:
                     r.read()
-                    raise ClientError(f"GET /v1/jobs/{job_id}/{name}: HTTP {r.status_code}: {r.json().get('error', '')}")
+                    try:
+                        message = r.json().get("error", "")
+                    except ValueError:
+                        message = f"HTTP {r.status_code} without a JSON error ({r.headers.get('location', r.text[:80])})"
+                    raise ClientError(f"GET /v1/jobs/{job_id}/{name}: HTTP {r.status_code}: {message}")
                 with open(part, "wb") as f:
                     for chunk in r.iter_bytes(1 << 20):
                         f.write(chunk)
@@ -106,9 +137,9 @@ class Client:
         return dest
 
     def jobs(self, limit: int = 100) -> list[dict[str, Any]]:
-        return self._call("GET", "/v1/jobs", params={"limit": limit}).json()["jobs"]
+        return self._json("GET", "/v1/jobs", params={"limit": limit})["jobs"]
 
     def delete(self, job_id: str) -> dict[str, Any]:
         """A running job is cancelled (its worker stops, its outputs go; {"status": "cancelled"}); any other
         job is removed with its files ({"deleted": true})."""
-        return self._call("DELETE", f"/v1/jobs/{job_id}").json()
+        return self._json("DELETE", f"/v1/jobs/{job_id}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from dfer.cli.args import (
     CHECKPOINT_HELP,
@@ -33,7 +32,9 @@ def add(sub) -> None:
                    help="dfer checkpoint (.pt) or exported model; " + CHECKPOINT_HELP)
     p.add_argument("--host", default=D["host"], help="address to listen on (default 127.0.0.1: this machine only; "
                                                         "another address needs --token, or --insecure)")
-    p.add_argument("--insecure", action="store_true", help="listen on a non-loopback address without a token")
+    p.add_argument("--insecure", action="store_true",
+                   help="listen on a non-loopback address without a token, or use a Ray cluster without token "
+                        "authentication")
     p.add_argument("--allowed-host", action="append", metavar="NAME",
                    help="a further Host name to accept (e.g. the public name a reverse proxy forwards); repeatable")
     p.add_argument("--port", type=number(int, 1, 65535), default=8000)
@@ -53,7 +54,21 @@ def add(sub) -> None:
                    help="days a finished job's results are kept (0: forever)")
     p.add_argument("--min-free", type=byte_size, default=D["min_free"],
                    help="refuse uploads (507) while the disk has less free space (default 1G)")
-    p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on the API (or set DFER_TOKEN)")
+    p.add_argument("--token-file", metavar="FILE",
+                   help="require 'Authorization: Bearer TOKEN' on the API, TOKEN read from FILE (chmod 600); "
+                        "or set DFER_TOKEN")
+    p.add_argument("--token", help="the token itself (visible in the process list: prefer --token-file or DFER_TOKEN)")
+    p.add_argument("--max-connections", type=NONNEG_INT, default=D["max_connections"],
+                   help="open connections at once; more are answered 503 and closed (0: a quarter of the open-file "
+                        "limit, at most 1024)")
+    p.add_argument("--header-timeout", type=POSITIVE_FLOAT, default=D["header_timeout"],
+                   help="seconds a connection may take to send its request line and headers (then 408, closed)")
+    p.add_argument("--body-timeout", type=POSITIVE_FLOAT, default=D["body_timeout"],
+                   help="seconds an upload may stall; it is dropped, and its partial file removed (408)")
+    p.add_argument("--probe-memory", type=byte_size, default=D["probe_memory"],
+                   help="address space of the process that checks an upload, e.g. 2G (0: no limit)")
+    p.add_argument("--max-probes", type=NONNEG_INT, default=D["max_probes"],
+                   help="uploads checked at once; more wait their turn (0: the number of cores)")
     p.add_argument("--max-upload-mb", type=POSITIVE_FLOAT, default=D["max_upload_mb"])
     p.add_argument("--max-duration", type=POSITIVE_FLOAT, default=D["max_duration"], help="seconds of video an upload may hold")
     p.add_argument("--max-frame", type=frame_size, default=D["max_frame"], help="largest frame WxH, either orientation")
@@ -72,14 +87,17 @@ def add(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dfer.serve import serve
+    from dfer.serve.server import resolve_token
 
     serve(args.checkpoint, host=args.host, port=args.port, data_dir=args.data_dir,
-          token=args.token or os.environ.get("DFER_TOKEN"), backend=args.backend, device=args.device,
+          token=resolve_token(args.token, args.token_file), backend=args.backend, device=args.device,
           precision=args.precision, streams=args.streams, threads=args.threads, insecure=args.insecure,
           workers=args.ray_workers if args.engine == "ray" and args.ray_workers else args.workers,
           max_upload_mb=args.max_upload_mb, max_queue=args.max_queue,
           allowed_hosts=tuple(args.allowed_host or ()), max_duration=args.max_duration, max_frame=args.max_frame,
           max_fps=args.max_fps, max_attempts=args.max_attempts, job_timeout=args.job_timeout,
           worker_memory=args.worker_memory, keep_uploads=args.keep_uploads, retention=args.retention * 86400,
-          min_free=args.min_free, engine=args.engine, ray=ray_options(args), shared_dir=args.shared_dir)
+          min_free=args.min_free, engine=args.engine, ray=ray_options(args), shared_dir=args.shared_dir,
+          max_connections=args.max_connections, header_timeout=args.header_timeout, body_timeout=args.body_timeout,
+          probe_memory=args.probe_memory, max_probes=args.max_probes)
     return 0

@@ -20,7 +20,8 @@ ARTIFACTS = {
 # its size limit applies while it streams; this tells clients and generators its real shape).
 ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 _ERROR_TEXT = {
-    400: "bad parameters, Host or token in a URL", 401: "missing or wrong token", 403: "cross-site request or bad link",
+    400: "bad parameters, Host or token in a URL", 401: "missing or wrong token, or a bad signed link",
+    403: "cross-site request, or a bad signed link on a server without a token", 408: "the upload stalled or trickled",
     404: "unknown job or artifact", 413: "upload over a limit (bytes, duration, frame, fps)",
     415: "not a readable video", 503: "queue full or the model still loading (see Retry-After)",
     507: "too little free disk space on the server (--min-free)"}
@@ -49,8 +50,9 @@ JOB_SCHEMA = {"type": "object", "properties": {
     "artifact_urls": {"type": "object", "additionalProperties": {"type": "string"}}}}
 
 
-def openapi_without_422(app: FastAPI):
-    """FastAPI's document without its 422 answers: validation errors here are 400s, described per route."""
+def openapi_document(app: FastAPI, *, token: bool):
+    """FastAPI's document as this server runs: without its 422 answers (validation errors here are 400s,
+    described per route), and with the bearer token and its 401s only when the server has a token."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -58,6 +60,11 @@ def openapi_without_422(app: FastAPI):
             for ops in doc.get("paths", {}).values():
                 for op in ops.values():
                     op.get("responses", {}).pop("422", None)
+                    if not token:
+                        op.pop("security", None)
+                        op.get("responses", {}).pop("401", None)
+            if not token:
+                doc.get("components", {}).pop("securitySchemes", None)
             for name in ("HTTPValidationError", "ValidationError"):
                 doc.get("components", {}).get("schemas", {}).pop(name, None)
             app.openapi_schema = doc

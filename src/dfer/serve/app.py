@@ -29,7 +29,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dfer.serve.api_schema import openapi_without_422
+from dfer.serve.api_schema import openapi_document
 from dfer.serve.config import ServeConfig
 from dfer.serve.routes import api, router
 from dfer.serve.security import install
@@ -54,7 +54,7 @@ def create_app(model: ModelSpec, config: ServeConfig, *, start_workers: bool = T
     app = FastAPI(title="dfer", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Dynamic facial expression recognition on uploaded videos.")
     install(app, svc.policy, log, observe=svc.metrics.request)
-    app.openapi = openapi_without_422(app)
+    app.openapi = openapi_document(app, token=bool(config.token))
     app.state.service = svc
     app.state.store, app.state.pool, app.state.config, app.state.startup = svc.store, svc.pool, config, svc.startup
     _error_handlers(app)

@@ -25,6 +25,11 @@ class ServeConfig:
     sweep_every: float = 600.0  # seconds between retention / orphan sweeps (also one at start-up)
     explain_checkpoint: Path | None = None  # the .pt that explain=true jobs run on PyTorch (None: not offered)
     probe_timeout: float = 60.0  # seconds the probe may take to decide that an upload is a video
+    probe_memory: int = 2 << 30  # address space a probe process may map (bytes; 0: no limit)
+    max_probes: int = 0  # probes running at once (0: the number of cores); further uploads wait their turn
+    max_connections: int = 0  # open connections (0: a quarter of the open-file limit, at most 1024)
+    header_timeout: float = 10.0  # seconds a connection may take to send its request line and headers
+    body_timeout: float = 30.0  # seconds an upload may stall (no bytes) before it is dropped
     max_duration: float = 3600.0  # seconds of video an upload may hold
     max_frame: tuple[int, int] = (4096, 2160)  # largest frame, either orientation
     max_fps: float = 240.0

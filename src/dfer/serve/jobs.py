@@ -111,6 +111,22 @@ class JobStore:
             (job_id, json.dumps(params), filename, now, now))
         return self.get(job_id)
 
+    def create_if_room(self, job_id: str, params: dict[str, Any], filename: str, max_queued: int) -> Job | None:
+        """Like `create`, but only while fewer than `max_queued` jobs are queued, checked and written in one
+        IMMEDIATE transaction (concurrent uploads cannot all slip under the limit). None: the queue is full."""
+        c, now = self._conn(), time.time()
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            queued = c.execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued'").fetchone()[0]
+            if queued < max_queued:
+                c.execute("INSERT INTO jobs (id, status, params, filename, created, updated) "
+                          "VALUES (?, 'queued', ?, ?, ?, ?)", (job_id, json.dumps(params), filename, now, now))
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        return self.get(job_id) if queued < max_queued else None
+
     def get(self, job_id: str) -> Job | None:
         return self._job(self._conn().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
 

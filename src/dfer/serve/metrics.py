@@ -17,6 +17,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 
 STATUSES = ("queued", "running", "done", "failed")
+# Label values come from a fixed set, never from what a client sends: any other method is OTHER and a
+# path no route matched is `unmatched`, so no request can add series (each series costs memory forever).
+METHODS = frozenset({"GET", "HEAD", "POST", "DELETE", "OPTIONS"})
 
 
 class ServiceMetrics:
@@ -36,6 +39,9 @@ class ServiceMetrics:
         return generate_latest(self.registry)
 
     def request(self, method: str, route: str, status: int, seconds: float, rid: str) -> None:
+        """`route` is a route's template (/v1/jobs/{job_id}) or 'unmatched'; `method` as the client sent it."""
+        method = method if method in METHODS else "OTHER"
+        status = status if 100 <= status <= 599 else 0
         self.request_seconds.labels(method, route, str(status)).observe(seconds)
         self.log(json.dumps({"event": "request", "method": method, "route": route, "status": status,
                              "ms": round(1000 * seconds, 1), "request_id": rid}))

@@ -44,6 +44,7 @@ class ServeActor:
     def __init__(self, setup: WorkerSetup, shared: bool, model_bytes: bytes | None) -> None:
         from dataclasses import replace
 
+        os.umask(0o077)  # what this actor writes (results in a shared folder) is the service user's only
         self._tmp = Path(tempfile.mkdtemp(prefix="dfer-actor-"))
         if model_bytes is not None and not Path(setup.model.checkpoint).exists():  # this node cannot see it
             local = self._tmp / Path(setup.model.checkpoint).name

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -12,10 +14,11 @@ from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from dfer.serve.api_schema import ARTIFACTS, JOB_SCHEMA, UPLOAD_SCHEMA, errors
+from dfer.serve.disk import ArtifactMissing
 from dfer.serve.jobs import Job
-from dfer.serve.probe import ProbeError, probe_upload
+from dfer.serve.probe import Limits, OverLimit, ProbeError, probe_upload
 from dfer.serve.service import Service, service
-from dfer.serve.upload import ApiError, check_free_space, over_limit, receive
+from dfer.serve.upload import ApiError, expected_size, receive
 
 # Documents the bearer token in the OpenAPI schema; the security middleware enforces it on every route.
 auth = HTTPBearer(auto_error=False)
@@ -36,12 +39,14 @@ def job_or_404(job_id: str, svc: Annotated[Service, Depends(service)]) -> Job:
 
 
 @router.get("/healthz")
-def healthz(svc: Svc) -> JSONResponse:
-    """200 while a worker process is alive, 503 when none is; each worker's state either way (no token)."""
+def healthz(request: Request, svc: Svc) -> JSONResponse:
+    """200 while a worker process is alive, 503 when none is. Without the token only that status (no job
+    ids, pids or memory: a probe or load balancer needs nothing more); with it, each worker's state."""
     states = svc.pool.states() if svc.start_workers else []
     alive = any(w["alive"] for w in states) or not svc.start_workers
-    body = {"status": "ok" if alive else "no worker alive", "workers": states,
-            "queued": svc.store.count("queued"), "running": svc.store.count("running")}
+    body: dict[str, Any] = {"status": "ok" if alive else "no worker alive"}
+    if svc.policy.bearer_ok(request):  # the token, or a server without one (loopback only, every route open)
+        body |= {"workers": states, "queued": svc.store.count("queued"), "running": svc.store.count("running")}
     return JSONResponse(body, status_code=200 if alive else 503)
 
 
@@ -63,37 +68,59 @@ def model_info(svc: Svc) -> dict[str, Any]:
 
 @api.post("/v1/jobs", status_code=202, openapi_extra=UPLOAD_SCHEMA, responses={
     202: {"description": "queued", "content": {"application/json": {"schema": JOB_SCHEMA}}},
-    **errors(400, 401, 403, 413, 415, 503, 507)})
+    **errors(400, 401, 403, 408, 413, 415, 503, 507)})
 async def submit(request: Request, svc: Svc) -> dict[str, Any]:
+    """Stream the upload into incoming/ once (disk space reserved first), probe it in a bounded process,
+    move it under uploads/ and write its row only while the queue has room (one transaction). Whatever
+    fails on the way, nothing is left behind (`finally`)."""
     config = svc.config
-    check_free_space(svc.disk, config.min_free)
-    if svc.store.count("queued") >= config.max_queue:
-        raise ApiError(503, f"the queue is full ({config.max_queue} jobs waiting); try again later",
-                       headers={"Retry-After": "30"})
+    if svc.store.count("queued") >= config.max_queue:  # cheap early answer; the row's insert decides
+        raise _queue_full(config.max_queue)
+    max_bytes = int(config.max_upload_mb * 2**20)
+    ticket = svc.uploads.reserve(expected_size(request, max_bytes))  # 507 before a byte is read
     job_id = str(uuid.uuid4())
-    filename, params, tmp = await receive(request, svc.disk.incoming(job_id), int(config.max_upload_mb * 2**20))
+    part, upload, created = svc.disk.incoming(job_id), svc.disk.upload(job_id), False
     try:
+        filename, params = await receive(request, part, max_bytes, config.body_timeout, ticket)
         if params.get("explain") and config.explain_checkpoint is None:
             raise ApiError(400, "explain=true needs the server to run a dfer checkpoint (.pt), not an exported model")
-        try:  # in a separate process with a deadline: the event loop never waits on FFmpeg
-            info = await probe_upload(tmp, config.probe_command, config.probe_timeout)
-        except ProbeError as exc:
-            raise ApiError(415, f"{filename}: not a readable video ({exc})") from None
-        limit = over_limit(info, config)
-        if limit:
-            raise ApiError(413, f"{filename}: {limit}")
-        check_free_space(svc.disk, config.min_free)  # this upload may have taken the last of it
-    except ApiError:
-        await run_in_threadpool(tmp.unlink, True)
-        raise
-    params["num_frames"] = int(info["frames"])
-    params["duration_s"] = round(int(info["frames"]) / float(info["fps"]), 3) if info.get("fps") else 0.0
-    size = tmp.stat().st_size
-    await run_in_threadpool(tmp.replace, svc.disk.upload(job_id))  # a server-made name, then recorded
-    await run_in_threadpool(svc.store.create, job_id, params, filename)
+        info = await _probe(part, filename, svc)
+        params["num_frames"] = int(info["frames"])
+        params["duration_s"] = round(int(info["frames"]) / float(info["fps"]), 3) if info.get("fps") else 0.0
+        size = ticket.written
+        await run_in_threadpool(part.replace, upload)  # a server-made name; the sweep spares young uploads
+        created = await run_in_threadpool(svc.store.create_if_room, job_id, params, filename, config.max_queue) is not None
+        if not created:
+            raise _queue_full(config.max_queue)
+    finally:
+        svc.uploads.release(ticket)
+        if not created:
+            await run_in_threadpool(_remove, part, upload)
     svc.metrics.bytes_uploaded.inc(size)
     svc.metrics.job(job_id, "queued")
     return {"id": job_id, "status": "queued"}
+
+
+async def _probe(part: Path, filename: str, svc: Service) -> dict[str, Any]:
+    """The probe's facts about the upload; 415 (not a video we take) or 413 (over a limit) naming the file."""
+    config = svc.config
+    limits = Limits(config.max_frame, config.max_fps, config.max_duration)
+    try:  # in a separate, bounded process with a deadline: the event loop never waits on FFmpeg
+        return await probe_upload(part, config.probe_command, config.probe_timeout, limits,
+                                  memory=config.probe_memory, slots=svc.probe_slots)
+    except OverLimit as exc:
+        raise ApiError(413, f"{filename}: {exc}") from None
+    except ProbeError as exc:
+        raise ApiError(415, f"{filename}: not a readable video ({exc})") from None
+
+
+def _queue_full(max_queue: int) -> ApiError:
+    return ApiError(503, f"the queue is full ({max_queue} jobs waiting); try again later", headers={"Retry-After": "30"})
+
+
+def _remove(*paths: Path) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 @api.get("/v1/jobs", responses=errors(400, 401))
@@ -106,9 +133,11 @@ def list_jobs(svc: Svc, limit: int = 100) -> dict[str, Any]:
 def get_job(job: Annotated[Job, Depends(job_or_404)], svc: Svc) -> dict[str, Any]:
     out = job.to_dict()
     if job.status == "done":
-        folder = svc.disk.result(job.id)
-        out["summary"] = json.loads((folder / "summary.json").read_text())
-        out["artifacts"] = [n for n in ARTIFACTS if (folder / n).is_file()]
+        try:
+            out["summary"] = json.loads(svc.disk.read_artifact(job.id, "summary.json"))
+        except ArtifactMissing:
+            raise ApiError(404, f"job {job.id} is done but its summary.json is missing") from None
+        out["artifacts"] = [n for n in ARTIFACTS if svc.disk.has_artifact(job.id, n)]
         out["artifact_urls"] = {n: svc.policy.signed_url(job.id, n) for n in out["artifacts"]}
     return out
 
@@ -117,20 +146,42 @@ def get_job(job: Annotated[Job, Depends(job_or_404)], svc: Svc) -> dict[str, Any
     200: {"description": "the artifact (HTTP range requests work)",
           "content": {t: {} for t in sorted(set(ARTIFACTS.values()))}}, **errors(400, 401, 403, 404)})
 def artifact(svc: Svc, job_id: str, name: str, expires: str = "", sig: str = ""):
-    if sig and not svc.policy.link_valid(job_id, name, expires, sig):
-        raise ApiError(403, "this link has expired or was made for another artifact; get a fresh one from "
-                            "GET /v1/jobs/{id} (artifact_urls)")
+    # `expires` and `sig` (a signed link from artifact_urls) are verified by the security middleware,
+    # before any route runs (dfer.serve.security.Policy.link_refusal); they are listed here for the schema.
     job = job_or_404(job_id, svc)
     if name not in ARTIFACTS:
         raise ApiError(404, f"no artifact {name!r}; jobs have {', '.join(ARTIFACTS)}")
-    path = svc.disk.result(job.id) / name  # only fixed names under a server-made id
-    if job.status != "done" or not path.is_file():
-        raise ApiError(404, f"job {job_id} has no {name} (status {job.status})")
-    return FileResponse(path, media_type=ARTIFACTS[name], filename=name, content_disposition_type="inline")
+    missing = ApiError(404, f"job {job_id} has no {name} (status {job.status})")
+    if job.status != "done":
+        raise missing
+    try:  # only fixed names under a server-made id, never through a symlink
+        fd = svc.disk.open_artifact(job.id, name)
+    except ArtifactMissing:
+        raise missing from None
+    return DescriptorResponse(fd, media_type=ARTIFACTS[name], filename=name, content_disposition_type="inline")
+
+
+class DescriptorResponse(FileResponse):
+    """A FileResponse (ranges, ETag) over a file already opened safely: Linux's /proc/self/fd/N names the
+    opened file itself, whatever happens to its path meanwhile. The descriptor is closed when sent."""
+
+    def __init__(self, fd: int, **kw: Any) -> None:
+        self._fd = fd
+        super().__init__(f"/proc/self/fd/{fd}", stat_result=os.fstat(fd), **kw)
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            os.close(self._fd)
 
 
 @api.delete("/v1/jobs/{job_id}", responses={
-    200: {"description": "deleted with its files"}, 202: {"description": "running: cancelled, its worker stops"},
+    200: {"description": "deleted with its files: GET /v1/jobs/{id} answers 404 from now on"},
+    202: {"description": "the job was running: it is now `cancelled` (Accepted: the deletion is not complete). "
+                         "Its worker stops and removes its outputs; the job's row stays, and GET /v1/jobs/{id} "
+                         "answers it with status `cancelled`, until --retention removes it or a second DELETE "
+                         "does (200)"},
     **errors(400, 401, 403, 404)})
 def delete_job(job: Annotated[Job, Depends(job_or_404)], svc: Svc) -> JSONResponse:
     before = svc.store.cancel(job.id)  # atomic: a worker claiming it meanwhile cannot slip in between

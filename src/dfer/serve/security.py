@@ -10,6 +10,10 @@
   `Authorization: Bearer <token>` (compared in constant time); 401s carry WWW-Authenticate. A token
   is accepted nowhere in a URL: the page gets artifact links signed with HMAC-SHA256 over the job
   id, the artifact name and an expiry (a key made at start-up, so links die with the process).
+- Signed links are checked here and nowhere else: a request that carries `sig` or `expires` at all
+  must be a GET/HEAD of an artifact with a valid, unexpired signature for that job and artifact
+  (refused otherwise, token or not: 401 on a server with a token, 403 without); an empty or missing
+  signature is never a pass.
 - Response headers: a Content-Security-Policy that allows only this origin and the page's own
   inline script and style by their SHA-256, nosniff, no framing, no referrer.
 - Errors: JSON, 500s included (logged with a request id, which the answer gives).
@@ -37,7 +41,7 @@ from fastapi.responses import JSONResponse
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 PUBLIC_PATHS = {"/", "/healthz", "/favicon.ico"}
 LINK_TTL_S = 1800  # signed artifact links live this long
-_ARTIFACT = re.compile(r"^/v1/jobs/[0-9a-fA-F-]{36}/[A-Za-z0-9_.-]+$")
+_ARTIFACT = re.compile(r"^/v1/jobs/(?P<job>[0-9a-fA-F-]{36})/(?P<name>[A-Za-z0-9_.-]+)$")
 
 
 def is_loopback(host: str) -> bool:
@@ -91,7 +95,21 @@ class Policy:
             when = int(expires)
         except ValueError:
             return False
-        return when >= time.time() and hmac.compare_digest(self._mac(job_id, name, when), sig)
+        return bool(sig) and when >= time.time() and hmac.compare_digest(self._mac(job_id, name, when).encode(),
+                                                                          sig.encode())
+
+    def link_refusal(self, request: Request) -> str | None:
+        """Why a request carrying a link signature is refused (None: it is a valid signed link)."""
+        match = _ARTIFACT.match(request.url.path)
+        query = request.query_params
+        if request.method not in ("GET", "HEAD") or match is None:
+            return "a signed link is only for GET of a job's artifact"
+        if len(query.getlist("sig")) != 1 or len(query.getlist("expires")) != 1:
+            return "a signed link carries exactly one sig and one expires"
+        if not self.link_valid(match["job"], match["name"], query["expires"], query["sig"]):
+            return ("this link has expired or was made for another artifact; get a fresh one from "
+                    "GET /v1/jobs/{id} (artifact_urls)")
+        return None
 
     # -- checks ------------------------------------------------------------------------------
     def bearer_ok(self, request: Request) -> bool:
@@ -117,7 +135,11 @@ class Policy:
         if "token" in request.query_params:
             return 400, "tokens are not accepted in URLs; send 'Authorization: Bearer <token>'"
         path = request.url.path
-        signed_link = request.method in ("GET", "HEAD") and _ARTIFACT.match(path) and "sig" in request.query_params
+        signed_link = "sig" in request.query_params or "expires" in request.query_params
+        if signed_link:  # the one place a signature is checked: valid for this job and artifact, or refused
+            why = self.link_refusal(request)
+            if why is not None:  # a bad credential where there are credentials (401), else a bad link (403)
+                return (401 if self.token else 403), why
         if path not in PUBLIC_PATHS and not signed_link and not self.bearer_ok(request):
             return 401, "missing or wrong token: send 'Authorization: Bearer <token>'"
         return None

@@ -2,15 +2,50 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 from dfer.errors import ConfigError
 from dfer.remote import resolve_checkpoint
+from dfer.scale import RayOptions
 from dfer.serve.app import create_app
 from dfer.serve.config import ServeConfig
+from dfer.serve.connections import default_max_connections, guarded_protocol
 from dfer.serve.security import is_loopback
 from dfer.serve.spec import ModelSpec
+
+
+def resolve_token(flag: str | None = None, token_file: str | Path | None = None) -> str | None:
+    """The service's token from --token-file, DFER_TOKEN or --token (in that order of preference). DFER_TOKEN
+    is removed from this process's environment, so the probe and the workers (which parse untrusted
+    files) never inherit it. A token on the command line is visible to every local user in the process
+    list: it works, with a warning."""
+    from_env = os.environ.pop("DFER_TOKEN", None)
+    if token_file is not None:
+        path = Path(token_file)
+        try:
+            token = path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"--token-file {path}: cannot read it ({exc.strerror})") from None
+        if not token:
+            raise ConfigError(f"--token-file {path}: the file is empty")
+        if path.stat().st_mode & 0o077:
+            print(f"dfer serve: warning: {path} is readable by other users; chmod 600 it", file=sys.stderr)
+        return token
+    if flag:
+        print("dfer serve: warning: --token puts the token in the process list for every local user to read; "
+              "use --token-file or DFER_TOKEN", file=sys.stderr)
+        return flag
+    return from_env or None
+
+
+def ray_authenticated(options: RayOptions | None) -> bool:
+    """Whether Ray will demand its token: RAY_AUTH_MODE=token here (Ray >= 2.52 then authenticates every
+    connection to the cluster). A local Ray that dfer starts itself is started with it on."""
+    if options is not None and options.address is None:
+        os.environ.setdefault("RAY_AUTH_MODE", "token")  # ray.init() makes and uses a token for its own cluster
+    return os.environ.get("RAY_AUTH_MODE", "").strip().lower() == "token"
 
 
 def serve(checkpoint: str | Path, *, host: str = "127.0.0.1", port: int = 8000, data_dir: str | Path = "dfer-serve",
@@ -18,8 +53,6 @@ def serve(checkpoint: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
           streams: int = 0, threads: int = 0, insecure: bool = False, **limits) -> None:
     """Start the worker processes (each loads the model once), then serve until interrupted; jobs left
     running are re-queued on the next start. `limits` are ServeConfig fields (workers, max_queue, ...)."""
-    import os
-
     import uvicorn
 
     def log(msg: str) -> None:
@@ -27,7 +60,13 @@ def serve(checkpoint: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
 
     if not is_loopback(host) and not token and not insecure:
         raise ConfigError(f"refusing to listen on {host} without a token: anyone who can reach the port could submit "
-                          "and read jobs. Set --token (or DFER_TOKEN), or pass --insecure to do it anyway")
+                          "and read jobs. Set --token-file (or DFER_TOKEN), or pass --insecure to do it anyway")
+    if limits.get("engine") == "ray" and not ray_authenticated(limits.get("ray")) and not insecure:
+        raise ConfigError("refusing --engine ray on a Ray cluster without token authentication: whoever reaches the "
+                          "cluster could run code on it and hand this server results. Start every node with "
+                          "RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN or `ray get-auth-token`), set "
+                          "the same here, or pass --insecure to do it anyway")
+    os.umask(0o077)  # uploads and results hold people's faces: this user's only (the workers inherit it)
     local = resolve_checkpoint(checkpoint)  # a URL is downloaded and verified once
     if not local.exists():
         raise ConfigError(f"checkpoint not found: {local}")
@@ -44,8 +83,18 @@ def serve(checkpoint: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
     app.state.startup()  # before binding: a model the workers cannot load stops here with its reason
     if not is_loopback(host) and not config.token:
         log(f"warning: listening on {host} without a token (--insecure): anyone who can reach this port can submit videos")
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    server = uvicorn.Server(uvicorn_config(app, config, port))
     shown = f"[{host}]" if ":" in host else host
     log(f"data in {Path(data_dir).resolve()}")
     log(f"serving on http://{shown}:{port}/  (API schema: http://{shown}:{port}/openapi.json; Ctrl-C stops)")
     server.run()  # uvicorn handles SIGINT/SIGTERM: the app's shutdown stops the workers
+
+
+def uvicorn_config(app, config: ServeConfig, port: int):
+    """uvicorn's settings for the service: h11 with the connection limits of dfer.serve.connections."""
+    import uvicorn
+
+    limit = config.max_connections or default_max_connections()
+    return uvicorn.Config(app, host=config.host, port=port, log_level="warning", access_log=False,
+                          http=guarded_protocol(limit, config.header_timeout), timeout_keep_alive=5,
+                          h11_max_incomplete_event_size=16 * 1024)  # request line + headers: 16 KB at most

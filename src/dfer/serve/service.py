@@ -3,6 +3,7 @@ its start (recover interrupted jobs, sweep, start the workers) and its housekeep
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Callable
@@ -14,12 +15,13 @@ from fastapi import Request
 
 from dfer.scale import RayOptions
 from dfer.serve.config import ServeConfig
-from dfer.serve.disk import DataDir
+from dfer.serve.disk import DataDir, instance_root, private_dir
 from dfer.serve.jobs import JobStore
 from dfer.serve.metrics import ServiceMetrics
 from dfer.serve.pool import PoolLimits, WorkerPool
 from dfer.serve.security import Policy, own_host_names, page_csp
 from dfer.serve.spec import ModelSpec, WorkerSetup
+from dfer.serve.upload import UploadSpace
 
 
 @dataclass
@@ -32,16 +34,19 @@ class Service:
     policy: Policy
     page_html: str
     start_workers: bool
+    uploads: UploadSpace  # disk space promised to uploads under way
+    probe_slots: asyncio.Semaphore  # probes running at once
     log: Callable[[str], None]
     _started: list[bool] = field(default_factory=list)
 
     @classmethod
     def build(cls, model: ModelSpec, config: ServeConfig, *, start_workers: bool, log: Callable[[str], None]) -> Service:
-        database = None
-        if config.shared_dir is not None:  # files on the shared folder, the database on this machine's disk
-            Path(config.data_dir).mkdir(parents=True, exist_ok=True)
-            database = Path(config.data_dir).resolve() / "jobs.sqlite"
-        disk = DataDir(Path(config.shared_dir or config.data_dir).resolve(), database)
+        database, root = None, Path(config.data_dir).resolve()
+        if config.shared_dir is not None:  # files in this instance's own part of the share, the database here
+            private_dir(root)
+            database = root / "jobs.sqlite"
+            root = instance_root(Path(config.shared_dir).resolve(), root)
+        disk = DataDir(root, database)
         store = JobStore(disk.database)
         metrics = ServiceMetrics(store.count, log)
         setup = WorkerSetup(model, disk.root, keep_uploads=config.keep_uploads, parent_pid=os.getpid(),
@@ -52,7 +57,9 @@ class Service:
                           make_worker=_ray_factory(setup, store, disk, config) if config.engine == "ray" else None)
         page_html = resources.files("dfer.serve").joinpath("static/index.html").read_text("utf-8")
         policy = Policy(config.token, own_host_names(config.host, config.allowed_hosts), csp=page_csp(page_html))
-        return cls(config, disk, store, metrics, pool, policy, page_html, start_workers, log)
+        slots = asyncio.Semaphore(config.max_probes or os.cpu_count() or 1)
+        return cls(config, disk, store, metrics, pool, policy, page_html, start_workers,
+                   UploadSpace(disk, config.min_free), slots, log)
 
     def startup(self) -> None:
         """Recover interrupted jobs, sweep, start the workers and wait for the model (once; ConfigError

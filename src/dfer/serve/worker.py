@@ -18,17 +18,21 @@ import shutil
 import signal
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from dfer.data.video import open_source
-from dfer.errors import DferError
+import numpy as np
+
+from dfer.data.video import FrameSource, open_source
+from dfer.errors import DferError, VideoError
 from dfer.inference.explain_render import write_explanation
 from dfer.inference.predict import analyse, write_outputs
 from dfer.inference.recognizer import InferenceSettings, Recognizer
 from dfer.serve.disk import DataDir
 from dfer.serve.jobs import Job, JobStore
+from dfer.serve.probe import SECRET_ENV
 from dfer.serve.spec import WorkerSetup
 
 
@@ -47,6 +51,21 @@ def record_outcome(store: JobStore, disk: DataDir, job_id: str, status: str, err
     if not keep_uploads:
         disk.upload(job_id).unlink(missing_ok=True)
     return status
+
+
+def counted(source: FrameSource, frames: int, name: str) -> FrameSource:
+    """`source`, stopped with an error once it decodes past the `frames` its probe counted (plus a small
+    margin for decoders that emit a few more): its limits were checked on that count."""
+    allowed = frames + max(16, frames // 100)
+
+    def limited() -> Iterator[np.ndarray]:
+        for i, frame in enumerate(source.frames()):
+            if i >= allowed:
+                raise VideoError(f"{name}: decodes past the {frames} frames counted when it was uploaded "
+                                 f"(stopped at frame {i + 1}); the file is not what its container says")
+            yield frame
+
+    return replace(source, _frames=limited)
 
 
 class Stopped(Exception):
@@ -89,6 +108,9 @@ def worker_main(setup: WorkerSetup, conn, stop) -> None:
     """Entry point of a worker process (spawned): ('ready', description) or ('error', message) once,
     then ('finished', job id, status, seconds, error) for every job received; None ends it."""
     _die_with_parent(setup.parent_pid)
+    os.umask(0o077)  # results hold people's faces: readable by the service's user only
+    for name in SECRET_ENV:  # a worker parses untrusted files: it has no use for the service's secrets
+        os.environ.pop(name, None)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server decides
     try:
         rec = setup.model.load()
@@ -166,7 +188,7 @@ class JobRunner:
         frames = max(1, int(job.params.get("num_frames") or 1))
         settings = job_settings(job.params)
         partial.mkdir(parents=True, exist_ok=True)
-        result = analyse(self.rec, open_source(video), partial, settings=settings,
+        result = analyse(self.rec, counted(open_source(video), frames, job.filename), partial, settings=settings,
                          on_event=lambda ev: report(0.98 * min(1.0, (ev.index + 1) / frames)))
         result.source = job.filename  # reports name the user's file, never a server path
         write_outputs(result, partial)
