@@ -161,7 +161,8 @@ def _count_packets(container, stream, fps: float, limits: Limits) -> int | str:
         if packet.size:
             n += 1
             if cap is not None and n > cap:
-                return f"more than {limits.max_duration:g} s of video: over the limit of {limits.max_duration:g} s (--max-duration)"
+                seconds = f"{limits.max_duration:g} s"
+                return f"more than {seconds} of video: over the limit of {seconds} (--max-duration)"
     return n
 
 

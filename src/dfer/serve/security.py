@@ -10,10 +10,10 @@
   `Authorization: Bearer <token>` (compared in constant time); 401s carry WWW-Authenticate. A token
   is accepted nowhere in a URL: the page gets artifact links signed with HMAC-SHA256 over the job
   id, the artifact name and an expiry (a key made at start-up, so links die with the process).
-- Signed links are checked here and nowhere else: a request that carries `sig` or `expires` at all
-  must be a GET/HEAD of an artifact with a valid, unexpired signature for that job and artifact
+- Signed links are checked here and nowhere else: a GET/HEAD that carries `sig` or `expires` at all
+  must be of an artifact, with a valid, unexpired signature for that job and artifact
   (refused otherwise, token or not: 401 on a server with a token, 403 without); an empty or missing
-  signature is never a pass.
+  signature is never a pass. Other methods ignore a signature: they need the token.
 - Response headers: a Content-Security-Policy that allows only this origin and the page's own
   inline script and style by their SHA-256, nosniff, no framing, no referrer.
 - Errors: JSON, 500s included (logged with a request id, which the answer gives).
@@ -102,7 +102,7 @@ class Policy:
         """Why a request carrying a link signature is refused (None: it is a valid signed link)."""
         match = _ARTIFACT.match(request.url.path)
         query = request.query_params
-        if request.method not in ("GET", "HEAD") or match is None:
+        if match is None:
             return "a signed link is only for GET of a job's artifact"
         if len(query.getlist("sig")) != 1 or len(query.getlist("expires")) != 1:
             return "a signed link carries exactly one sig and one expires"
@@ -135,7 +135,10 @@ class Policy:
         if "token" in request.query_params:
             return 400, "tokens are not accepted in URLs; send 'Authorization: Bearer <token>'"
         path = request.url.path
-        signed_link = "sig" in request.query_params or "expires" in request.query_params
+        # A signature is a credential only for reading an artifact: any other method must carry the token
+        # (and a TRACE or PUT then gets its 405 from the router, as for any path).
+        signed_link = request.method in ("GET", "HEAD") and ("sig" in request.query_params
+                                                             or "expires" in request.query_params)
         if signed_link:  # the one place a signature is checked: valid for this job and artifact, or refused
             why = self.link_refusal(request)
             if why is not None:  # a bad credential where there are credentials (401), else a bad link (403)
