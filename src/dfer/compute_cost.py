@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -117,3 +118,22 @@ def format_table(main: CostProfile, refs: list[CostProfile]) -> str:
     lines.append("")
     lines.append(f"ratio to the paper's figure: {main.gmacs / PAPER_GMACS:.3f}")
     return "\n".join(lines)
+
+
+def student_costs(clip: tuple[int, int, int] = (16, 112, 112), num_classes: int = 7) -> list[dict[str, Any]]:
+    """The teacher (the paper's network at `clip`) and every distillation student: network, clip, GMACs,
+    parameters and how many times fewer MACs than the teacher."""
+    from dfer.engine.distill import student_clip
+    from dfer.models import build_model
+    from dfer.options import STUDENTS
+
+    t, h, _ = clip
+    teacher = profile_model(build_model(name="dfer_r2plus1d_18", num_classes=num_classes), clip, name="teacher")
+    rows = [{"student": "(teacher)", "model": "dfer_r2plus1d_18", "clip": list(clip), "gmacs": teacher.gmacs,
+             "params": teacher.params, "fewer_macs": 1.0}]
+    for name in STUDENTS:
+        s = student_clip(name, t, h)
+        cost = profile_model(build_model(name=s.model, num_classes=num_classes), (s.num_frames, s.size, s.size), name=name)
+        rows.append({"student": name, "model": s.model, "clip": [s.num_frames, s.size, s.size], "gmacs": cost.gmacs,
+                     "params": cost.params, "fewer_macs": teacher.gmacs / cost.gmacs})
+    return rows

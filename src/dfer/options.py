@@ -7,7 +7,20 @@ PRECISIONS = (*OPENVINO_PRECISIONS, "int8")  # what --precision takes: int8 runs
 TRAIN_PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")  # Lightning Fabric's
 ATTENTION_STAGES = ("layer3", "layer4", "none")
 BASELINES = ("r2plus1d_18", "r3d_18", "mc3_18")  # torchvision's video ResNet-18s with a plain CE head
-MODEL_NAMES = ("dfer_r2plus1d_18", *BASELINES)  # the model registry's names (checkpoints store them)
+# The paper's network at a width: half the channels in every stage is the distillation students' narrow
+# network (about 4x fewer MACs; the attention block and both heads kept).
+DFER_WIDTHS = {"dfer_r2plus1d_18": 1.0, "dfer_r2plus1d_18_half": 0.5}
+MODEL_NAMES = (*DFER_WIDTHS, *BASELINES)  # the model registry's names (checkpoints store them)
+# Distillation students: (network, frames scale, size scale) relative to the teacher's clip. At the
+# paper's 16x112x112 (40.6 GMACs): frames-half 8x112x112 (2.0x fewer MACs), low-res 16x80x80 (1.96x),
+# narrow 3.97x, narrow-frames-half 7.9x, narrow-low-res 7.8x (`dfer profile --students`).
+STUDENTS = {
+    "frames-half": ("dfer_r2plus1d_18", 0.5, 1.0),
+    "low-res": ("dfer_r2plus1d_18", 1.0, 5 / 7),
+    "narrow": ("dfer_r2plus1d_18_half", 1.0, 1.0),
+    "narrow-frames-half": ("dfer_r2plus1d_18_half", 0.5, 1.0),
+    "narrow-low-res": ("dfer_r2plus1d_18_half", 1.0, 5 / 7),
+}
 FRAME_ORDERS = ("natural", "shuffled", "reversed")  # evaluation frame orders (temporal-order check)
 EXPORT_FORMATS = ("onnx", "openvino")
 ACCEPT_RULES = ("accuracy", "agreement")  # how a reduced-precision model is accepted

@@ -145,6 +145,13 @@ def checkpoint_ref(text: str) -> Path | str:
     return text
 
 
+def existing_path(text: str) -> Path:
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such file or folder")
+    return path
+
+
 def existing_dir(text: str) -> Path:
     path = Path(text)
     if not path.is_dir():

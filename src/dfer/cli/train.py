@@ -12,21 +12,24 @@ from dfer.cli.args import (
     POSITIVE_INT,
     existing_dir,
     existing_file,
+    existing_path,
     number,
     out_dir,
 )
 from dfer.engine.config import load_config
 from dfer.engine.variants import DEFAULT_VARIANTS, VARIANTS
-from dfer.options import MODEL_NAMES, TRAIN_PRECISIONS
+from dfer.options import MODEL_NAMES, STUDENTS, TRAIN_PRECISIONS
 
 
-def _add_train_args(p: argparse.ArgumentParser) -> None:
+def _add_train_args(p: argparse.ArgumentParser, *, student: bool = False) -> None:
+    """The flags of train / cv / ablate; `student`: distill's (the network and clip come from --student)."""
     p.add_argument("--data", required=True, type=existing_dir, help="clip cache made by `dfer prepare`")
     p.add_argument("--config", type=existing_file, help="YAML config file (keys of dfer.engine.TrainConfig)")
     p.add_argument("--out", type=out_dir, help="run folder (default runs/<cache>-...)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last.pt")
-    p.add_argument("--model", choices=list(MODEL_NAMES), help="default dfer_r2plus1d_18 (the paper's); baselines: "
-                                                          "r2plus1d_18, r3d_18, mc3_18 (plain CE)")
+    if not student:
+        p.add_argument("--model", choices=list(MODEL_NAMES), help="default dfer_r2plus1d_18 (the paper's); baselines: "
+                                                              "r2plus1d_18, r3d_18, mc3_18 (plain CE)")
     p.add_argument("--epochs", type=POSITIVE_INT)
     p.add_argument("--lr", type=POSITIVE_FLOAT)
     p.add_argument("--batch-size", type=POSITIVE_INT)
@@ -37,8 +40,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=TRAIN_PRECISIONS)
     p.add_argument("--seed", type=NONNEG_INT)
     p.add_argument("--protocol", help="split protocol of splits.json (default: the cache's default)")
-    p.add_argument("--clip-frames", type=POSITIVE_INT, help="T of the input clips (default 16)")
-    p.add_argument("--clip-size", type=number(int, 16), help="H = W of the input clips (default 112)")
+    if not student:
+        p.add_argument("--clip-frames", type=POSITIVE_INT, help="T of the input clips (default 16)")
+        p.add_argument("--clip-size", type=number(int, 16), help="H = W of the input clips (default 112)")
     p.add_argument("--lam", type=NONNEG_FLOAT, help="weight of the sparse center loss (default 0.01)")
     p.add_argument("--patience", type=NONNEG_INT, help="early stopping patience in epochs (0: off)")
     p.add_argument("--balanced", action="store_true", help="class-balanced sampling")
@@ -70,6 +74,19 @@ def add(sub) -> None:
     p.add_argument("--folds", help="comma-separated fold names (default: all)")
     p.set_defaults(func=cmd_ablate)
 
+    p = sub.add_parser("distill", help="train a smaller student from a trained teacher, with the same protocol")
+    p.add_argument("--teacher", required=True, type=existing_path,
+                   help="the teacher: a dfer checkpoint trained on --fold, or a `dfer cv` run folder (one per fold)")
+    p.add_argument("--student", default="narrow", choices=list(STUDENTS),
+                   help="the student's network and clip relative to the teacher's (default narrow: half the "
+                        "channels, about 4x fewer MACs; `dfer profile --students` lists each one's cost)")
+    _add_train_args(p, student=True)
+    p.add_argument("--alpha", type=number(float, 0.0, 1.0), help="weight of the KL term to the teacher (default 0.5)")
+    p.add_argument("--temperature", type=POSITIVE_FLOAT, help="softening of both distributions (default 4)")
+    p.add_argument("--fold", help="distil this fold only (default: every fold, as dfer cv)")
+    p.add_argument("--folds", help="comma-separated fold names (default: all)")
+    p.set_defaults(func=cmd_distill)
+
 
 # Shortcut flags for the most used config keys; anything else goes through --set key=value.
 _SHORTCUTS = {
@@ -77,6 +94,7 @@ _SHORTCUTS = {
     "weights": "weights", "devices": "runtime.devices", "seed": "runtime.seed", "protocol": "data.protocol",
     "precision": "runtime.precision", "accelerator": "runtime.accelerator", "clip_frames": "data.num_frames",
     "clip_size": "data.size", "lam": "loss.lam", "patience": "eval.patience", "model": "model.name",
+    "student": "distill.student", "alpha": "distill.alpha", "temperature": "distill.temperature",
 }
 
 
@@ -129,6 +147,20 @@ def cmd_cv(args: argparse.Namespace) -> int:
     print(f"{len(cv['folds'])}-fold CV, selected on validation: WAR {100 * sel['war']['mean']:.2f} ± "
           f"{100 * sel['war']['std']:.2f}, UAR {100 * sel['uar']['mean']:.2f} ± {100 * sel['uar']['std']:.2f}; "
           f"last epoch: WAR {100 * last['war']['mean']:.2f}, UAR {100 * last['uar']['mean']:.2f}")
+    print(f"report: {out}/report.md")
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from dfer.engine.distill import run_distill
+
+    cfg = _train_config(args)
+    out = args.out or _default_out(args.data, f"distill-{cfg.distill.student}")
+    folds = [args.fold] if args.fold else ([f.strip() for f in args.folds.split(",") if f.strip()] if args.folds else None)
+    cv = run_distill(cfg, args.data, args.teacher, out, folds=folds, resume=args.resume)
+    sel = cv["selected"]
+    print(f"student {cfg.distill.student}, {len(cv['folds'])} fold(s), selected on validation: test WAR "
+          f"{100 * sel['war']['mean']:.2f}, UAR {100 * sel['uar']['mean']:.2f}")
     print(f"report: {out}/report.md")
     return 0
 

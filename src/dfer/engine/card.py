@@ -90,6 +90,21 @@ def _model_section(ckpt: dict[str, Any], cost: dict[str, Any] | None, digest: st
     return lines
 
 
+def _distill_section(metrics: dict[str, Any] | None) -> list[str]:
+    """Who taught a distilled student, so its lineage can be checked (the teacher's file by SHA-256)."""
+    d = (metrics or {}).get("distillation")
+    if not d:
+        return []
+    t, s = d["teacher_clip"], d["student_clip"]
+    return ["## Distillation", "",
+            f"- student `{d['student']}` ({s[0]}x{s[1]}x{s[1]} clips), distilled from teacher `{d['teacher']}` "
+            f"(`{d['teacher_model']}`, {t[0]}x{t[1]}x{t[1]} clips)",
+            f"- teacher SHA-256: `{d['teacher_sha256']}`; trained on the same fold (split digest "
+            f"`{str(d.get('teacher_split_sha256'))[:16]}...`)",
+            f"- loss: (1 - {d['alpha']:g}) x CE + {d['alpha']:g} x T^2 x KL(teacher || student) at T = "
+            f"{d['temperature']:g}, plus the sparse center loss", ""]
+
+
 def _data_section(ckpt: dict[str, Any], metrics: dict[str, Any] | None) -> list[str]:
     split = ckpt.get("split") or {}
     train = ckpt.get("train_config") or {}
@@ -161,7 +176,8 @@ def model_card(checkpoint: str | Path, metrics: dict[str, Any] | None = None) ->
     usage = ["## How to use", "", "```bash", f"dfer predict talk.mp4 --checkpoint {path.name} --out preds",
              f"dfer predict talk.mp4 --checkpoint 'https://HOST/{path.name}#sha256={digest}' --out preds  # shared by URL",
              "```", ""]
-    body = title + _model_section(ckpt, cost, digest) + _data_section(ckpt, metrics) + _results_section(metrics)
+    body = (title + _model_section(ckpt, cost, digest) + _distill_section(metrics) + _data_section(ckpt, metrics)
+            + _results_section(metrics))
     return head + "\n" + "\n".join(body + _use_section(synthetic) + usage)
 
 

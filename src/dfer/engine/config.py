@@ -15,6 +15,7 @@ from typing import Any
 
 from dfer.errors import ConfigError
 from dfer.models import ModelConfig
+from dfer.options import STUDENTS
 from dfer.options import TRAIN_PRECISIONS as PRECISIONS
 
 SCHEDULES = ("cosine", "step", "constant")
@@ -87,6 +88,16 @@ class DeployConfig:
 
 
 @dataclass
+class DistillConfig:
+    """`dfer distill`: a student learning from a trained teacher (dfer.engine.distill)."""
+
+    teacher: str = ""  # the teacher checkpoint (set by dfer distill; recorded in every checkpoint)
+    student: str = "narrow"  # one of dfer.options.STUDENTS
+    alpha: float = 0.5  # weight of the KL term to the teacher; 1 - alpha on the labels' cross-entropy
+    temperature: float = 4.0  # softens both distributions in the KL term
+
+
+@dataclass
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     weights: str | None = None  # backbone init: KINETICS400_V1 (torchvision, downloads), a file, or None
@@ -96,6 +107,7 @@ class TrainConfig:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     deploy: DeployConfig = field(default_factory=DeployConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     def __post_init__(self) -> None:
         checks = [
@@ -106,6 +118,10 @@ class TrainConfig:
             (self.data.batch_size >= 1, "data.batch_size must be >= 1"),
             (self.data.num_frames >= 1 and self.data.size >= 16, "data.num_frames >= 1 and data.size >= 16"),
             (self.runtime.devices >= 1, "runtime.devices must be >= 1"),
+            (0.0 <= self.distill.alpha <= 1.0, f"distill.alpha must be between 0 and 1, got {self.distill.alpha}"),
+            (self.distill.temperature > 0, f"distill.temperature must be > 0, got {self.distill.temperature}"),
+            (self.distill.student in STUDENTS, f"distill.student must be one of {', '.join(STUDENTS)}, "
+                                               f"got {self.distill.student!r}"),
         ]
         for ok, msg in checks:
             if not ok:

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +67,10 @@ def run_cv(
     folds: Sequence[str] | None = None,
     resume: bool = False,
     callbacks: Sequence[Callback] = (),
+    train: Callable[..., dict[str, Any]] = train_fold,
 ) -> dict[str, Any]:
-    """Train and test every fold (or `folds`) into out/fold_<k>; aggregate into out/metrics.json."""
+    """Train and test every fold (or `folds`) into out/fold_<k>; aggregate into out/metrics.json.
+    `train`: how one fold is trained (train_fold; dfer distill passes its own, with the fold's teacher)."""
     out = Path(out)
     protocol, names = fold_names(data, cfg.data.protocol)
     cfg = copy.deepcopy(cfg)  # the caller's config stays as it was
@@ -81,7 +83,7 @@ def run_cv(
     results = []
     for name in chosen:
         fabric.print(f"== fold {name} ({chosen.index(name) + 1}/{len(chosen)}) ==")
-        results.append(train_fold(cfg, data, name, out / f"fold_{name}", resume=resume, fabric=fabric, callbacks=callbacks))
+        results.append(train(cfg, data, name, out / f"fold_{name}", resume=resume, fabric=fabric, callbacks=callbacks))
     cv = aggregate(results)
     if fabric.is_global_zero:
         atomic_write_json(out / "metrics.json", cv)

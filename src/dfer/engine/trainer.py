@@ -188,11 +188,11 @@ class FoldTrainer:
             self.model = self.model.to(memory_format=torch.channels_last_3d)
         net = torch.compile(self.model) if cfg.runtime.compile else self.model
         opt = torch.optim.Adam(self.model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-        self.net, self.opt = fabric.setup(net, opt)
+        self.net, self.opt = fabric.setup(self._training_net(net), opt)
         k = len(self.fd.class_names)
         cw = class_weights(self.fd.train.labels, k) if cfg.loss.class_weighted else None
-        self.crit = DferLoss(k, cfg.model.embed_dim, lam=cfg.loss.lam, class_weights=cw,
-                             label_smoothing=cfg.loss.label_smoothing).to(fabric.device)
+        self.crit = self._training_loss(DferLoss(k, cfg.model.embed_dim, lam=cfg.loss.lam, class_weights=cw,
+                                                 label_smoothing=cfg.loss.label_smoothing).to(fabric.device))
         self.center_opt = self.crit.center.center_optimizer(lr=cfg.loss.center_lr)
         self.loader = make_loader(self.fd.train, batch_size=cfg.data.batch_size, workers=cfg.data.workers, shuffle=True,
                                   balanced=cfg.data.balanced, drop_last=len(self.fd.train) > cfg.data.batch_size,
@@ -205,6 +205,16 @@ class FoldTrainer:
         self.best, self.best_epoch, self.bad_epochs, self.global_step = None, 0, 0, 0
         self.running = EpochStats()
         self.peer_best: dict[str, Any] | None = None
+
+    # What a subclass (dfer.engine.distill) changes: the module trained, its loss, extra metrics.
+    def _training_net(self, net: torch.nn.Module) -> torch.nn.Module:
+        return net
+
+    def _training_loss(self, base: torch.nn.Module) -> torch.nn.Module:
+        return base
+
+    def _extra_metrics(self) -> dict[str, Any]:
+        return {}
 
     def _restore(self, st: dict[str, Any]) -> None:
         self.opt.load_state_dict(st["optimizer"])
@@ -432,7 +442,7 @@ class FoldTrainer:
                          "val": self.history[selected_epoch - 1] if self.history else None, "test": selected_test},
             "last": {"epoch": len(self.history), "test": last_test},
             "stopped_early": stopped_early, "world_size": fabric.world_size, "history": self.history,
-            "calibration": calibration, "int8": int8,
+            "calibration": calibration, "int8": int8, **self._extra_metrics(),
         }
         if self.peer_best is not None:
             metrics["peer_best_on_test"] = {**self.peer_best, "note": "best epoch picked on the test part "

@@ -43,26 +43,68 @@ class VideoBackbone(nn.Module):
     """A torchvision video ResNet-18 without avgpool/fc: (B,3,T,H,W) -> (B,512,T',H/16,W/16).
 
     `state_dict()` has exactly torchvision's keys minus `fc.*`, so its Kinetics-400 weights load
-    with strict key matching.
+    with strict key matching. `width` < 1 (R(2+1)D only) scales every stage's channels, built from
+    torchvision's own blocks (a distillation student; no pretrained weights exist for it).
     """
 
-    def __init__(self, arch: str = "r2plus1d_18") -> None:
+    def __init__(self, arch: str = "r2plus1d_18", width: float = 1.0) -> None:
         super().__init__()
         self.arch = arch
-        tv = torchvision_arch(arch)[0](weights=None)
+        self.width = width
+        if width == 1.0:
+            tv = torchvision_arch(arch)[0](weights=None)
+        elif arch == "r2plus1d_18":
+            tv = _narrow_r2plus1d(width)
+        else:
+            raise ValueError(f"only r2plus1d_18 comes at other widths, not {arch}")
         # Same attribute names as torchvision so state-dict keys match.
         self.stem = tv.stem
         self.layer1 = tv.layer1
         self.layer2 = tv.layer2
         self.layer3 = tv.layer3
         self.layer4 = tv.layer4
-        self.out_channels = 512
+        self.out_channels = stage_channels("layer4", width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layer4(self.layer3(self.layer2(self.layer1(self.stem(x)))))
 
 
 R2Plus1DBackbone = VideoBackbone  # the paper's backbone: VideoBackbone("r2plus1d_18")
+
+
+def stage_channels(stage: str, width: float = 1.0) -> int:
+    return max(8, int(round(STAGE_CHANNELS[stage] * width)))
+
+
+def _narrow_r2plus1d(width: float) -> nn.Module:
+    """R(2+1)D-18 with every stage's channels scaled by `width`: torchvision's BasicBlock and Conv2Plus1D
+    (their mid-channel rule keeps each (2+1)D pair's parameters at a full 3D conv's), torchvision's init."""
+    from torchvision.models.video.resnet import BasicBlock, Conv2Plus1D
+
+    def bn_relu(c: int) -> list[nn.Module]:
+        return [nn.BatchNorm3d(c), nn.ReLU(inplace=True)]
+
+    mid, c0 = max(8, int(round(45 * width))), stage_channels("stem", width)
+    net = nn.Module()
+    net.stem = nn.Sequential(nn.Conv3d(3, mid, (1, 7, 7), (1, 2, 2), (0, 3, 3), bias=False), *bn_relu(mid),
+                             nn.Conv3d(mid, c0, (3, 1, 1), (1, 1, 1), (1, 0, 0), bias=False), *bn_relu(c0))
+    inplanes = c0
+    for i, stage in enumerate(("layer1", "layer2", "layer3", "layer4")):
+        planes, stride = stage_channels(stage, width), 1 if i == 0 else 2
+        down = None
+        if stride != 1 or inplanes != planes:
+            down = nn.Sequential(nn.Conv3d(inplanes, planes, 1, stride=Conv2Plus1D.get_downsample_stride(stride),
+                                           bias=False), nn.BatchNorm3d(planes))
+        blocks = [BasicBlock(inplanes, planes, Conv2Plus1D, stride, down), BasicBlock(planes, planes, Conv2Plus1D)]
+        setattr(net, stage, nn.Sequential(*blocks))
+        inplanes = planes
+    for m in net.modules():  # as torchvision's VideoResNet
+        if isinstance(m, nn.Conv3d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm3d):
+            nn.init.constant_(m.weight, 1)
+            nn.init.constant_(m.bias, 0)
+    return net
 
 
 def clean_state_dict(state: dict) -> dict:
@@ -121,6 +163,9 @@ def load_backbone_weights(backbone: VideoBackbone, weights: WeightsSpec) -> None
     state = resolve_weights(weights, backbone.arch)
     if state is None:
         return
+    if backbone.width != 1.0:
+        raise WeightsError(f"weights {weights} are for the full-width backbone; a network at width "
+                           f"{backbone.width:g} (a distillation student) trains from its teacher instead")
     own = backbone.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))

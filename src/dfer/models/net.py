@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 from dfer.models.attention import SpatioTemporalAttention
-from dfer.models.backbone import STAGE_CHANNELS, VideoBackbone, WeightsSpec, load_backbone_weights
+from dfer.models.backbone import VideoBackbone, WeightsSpec, load_backbone_weights, stage_channels
 from dfer.models.config import ModelConfig
 from dfer.models.heads import CenterLossHead, ClassifierHead
-from dfer.options import ATTENTION_STAGES, BASELINES, MODEL_NAMES  # noqa: F401 - re-exported
+from dfer.options import ATTENTION_STAGES, BASELINES, DFER_WIDTHS, MODEL_NAMES  # noqa: F401 - re-exported
 
 # Model registry: name -> constructor from a ModelConfig. Names are stable: checkpoints store them.
 MODELS: dict[str, Any] = {}
@@ -27,10 +27,11 @@ class DferNet(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.backbone = VideoBackbone("r2plus1d_18")
+        width = DFER_WIDTHS[config.name]
+        self.backbone = VideoBackbone("r2plus1d_18", width=width)
         stage = config.attention_stage
         self.attention = (
-            SpatioTemporalAttention(STAGE_CHANNELS[stage], config.attention_reduction) if stage != "none" else None
+            SpatioTemporalAttention(stage_channels(stage, width), config.attention_reduction) if stage != "none" else None
         )
         c = self.backbone.out_channels
         self.pool = nn.AdaptiveAvgPool3d(1)
@@ -80,7 +81,8 @@ class VideoResNetClassifier(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-MODELS["dfer_r2plus1d_18"] = DferNet
+for _name in DFER_WIDTHS:
+    MODELS[_name] = DferNet
 for _name in BASELINES:
     MODELS[_name] = VideoResNetClassifier
 
