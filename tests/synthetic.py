@@ -12,11 +12,12 @@ from dfer.data.video import write_video
 from dfer.synth import Expression, Identity, draw_face
 
 
-def face_frames(n: int, size=(112, 96), faces: int = 1, seed: int = 0, smile_to: float = 1.0, face: bool = True):
+def face_frames(n: int, size=(112, 96), faces: int = 1, seed: int = 0, smile_to: float = 1.0, face: bool = True,
+                background=(70, 90, 110), skin=(210, 175, 150)):
     """n RGB frames (H, W, 3) with `faces` drawn faces drifting slowly; expression unfolds over time."""
     w, h = size
-    idents = [Identity(skin=(210, 175, 150)) for _ in range(faces)]
-    bg = np.full((h, w, 3), (70, 90, 110), np.uint8)
+    idents = [Identity(skin=skin) for _ in range(faces)]
+    bg = np.full((h, w, 3), background, np.uint8)
     scale = 0.42 if faces == 1 else 0.3
     frames = []
     for t in range(n):

@@ -44,7 +44,8 @@ def test_ray_engine_gives_the_local_engines_artifacts(ckpt, video, local_ray, tm
     shared, _ = _run(ckpt, video, tmp_path / "db", engine="ray", ray=local_ray, shared_dir=tmp_path / "shared")
     assert shared["predictions.csv"] == local["predictions.csv"]
     assert (tmp_path / "db" / "jobs.sqlite").is_file() and not (tmp_path / "shared" / "jobs.sqlite").exists()
-    assert len(list((tmp_path / "shared" / "jobs").iterdir())) == 1  # the results where every node sees them
+    own = list((tmp_path / "shared").glob("instance-*"))  # this service instance's part of the share
+    assert len(own) == 1 and len(list((own[0] / "jobs").iterdir())) == 1  # the results where every node sees them
 
 
 def test_a_killed_actor_is_replaced_and_its_job_run_again(ckpt, local_ray, tmp_path):

@@ -31,6 +31,8 @@ class FaceSettings:
     iou_threshold: float = 0.3  # a detection continues a track when their boxes overlap at least this much
     max_missed: int = 2  # detection rounds a track may miss before it ends
     smooth: float = 0.5  # weight of a track's previous box size when a new detection arrives (0: none)
+    cut_threshold: float = 27.0  # a frame whose HSV change is at least this starts a new shot (0: no cuts)
+    min_shot: int = 15  # frames between two cuts at least (dfer.data.shots)
     margin: float = 0.2  # crop side = (1 + 2 * margin) * the box's longer side
     size: int = 128  # side of the square face crops
     max_frames: int = 48  # prepare: at most this many frames kept per clip, spread uniformly
@@ -45,6 +47,8 @@ class FaceSettings:
             (0 < self.iou_threshold < 1, f"iou_threshold must be in (0, 1), got {self.iou_threshold}"),
             (self.max_missed >= 0, f"max_missed must be >= 0, got {self.max_missed}"),
             (0 <= self.smooth < 1, f"smooth must be in [0, 1), got {self.smooth}"),
+            (self.cut_threshold >= 0, f"cut_threshold must be >= 0 (0: no shot cuts), got {self.cut_threshold}"),
+            (self.min_shot >= 1, f"min_shot must be >= 1 frame, got {self.min_shot}"),
             (0 <= self.margin <= 1, f"margin must be in [0, 1], got {self.margin}"),
             (8 <= self.size <= 1024, f"size (face crop side) must be 8..1024 pixels, got {self.size}"),
             (self.max_frames >= 1, f"max_frames must be >= 1, got {self.max_frames}"),

@@ -18,6 +18,9 @@ length, and a whole clip is just a stream that ends (`flush`).
   if a later round finds it again, the gap is interpolated; a track missed by more than
   `max_missed` consecutive rounds ends, and its box is held for at most k-1 frames after its
   last detection (also at the end of the video).
+- Shot cuts (dfer.data.shots): a frame that starts a new shot ends every track at once, before
+  it: no track id, held box or interpolation crosses a cut. The new shot's first frame is a
+  detection frame (the next rounds follow every k-th frame from it), and is marked `cut`.
 - Look-ahead: interpolation needs the next round, so a frame is handed back once every live
   track's box on it is known: after at most k frames while faces are found, after at most
   (max_missed + 1) x k frames while a face is missed. Memory stays bounded by those frames.
@@ -37,6 +40,7 @@ import numpy as np
 
 from dfer.data.face_settings import FaceSettings
 from dfer.data.faces import Box, FaceDetector, iou
+from dfer.data.shots import ShotCuts
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class TrackedFrame:
     index: int  # position of the frame in the input, from 0
     frame: np.ndarray  # RGB uint8 (H, W, 3)
     faces: dict[int, TrackedBox]  # track id -> box on this frame
+    cut: bool = False  # this frame starts a new shot (every earlier track ended before it)
 
 
 def match_boxes(tracks: list[Box], dets: list[Box], threshold: float) -> list[tuple[int, int]]:
@@ -77,6 +82,7 @@ class _Track:
         self.box = box  # current box, used for matching
         self.missed = 0
         self.closed = False
+        self.stop: int | None = None  # first frame it may not reach (a shot cut), once known
 
     @property
     def last(self) -> int:
@@ -93,7 +99,7 @@ class _Track:
 
     def box_at(self, f: int, hold: int) -> TrackedBox | None:
         j = bisect.bisect_right(self.frames, f) - 1  # last detection at or before f
-        if j < 0:
+        if j < 0 or (self.stop is not None and f >= self.stop):
             return None
         f0, b0 = self.frames[j], self.boxes[j]
         if f0 == f:
@@ -124,6 +130,10 @@ class FaceTracker:
         self._tracks: list[_Track] = []  # live tracks and ended ones still needed by pending frames
         self._next_id = 0
         self._count = 0
+        self._phase = 0  # detection frames are _phase, _phase + k, ...: a cut restarts the rounds
+        self._shots = ShotCuts(settings.cut_threshold, settings.min_shot)
+        self.cuts: list[int] = []  # frames that start a new shot
+        self._cuts_pending: set[int] = set()  # cuts on frames not handed back yet
         self.frames_detected = 0
 
     # -- input ----------------------------------------------------------------------------
@@ -132,7 +142,9 @@ class FaceTracker:
         i = self._count
         self._count += 1
         self._pending.append((i, frame))
-        if i % self.k == 0:
+        if self._shots.is_cut(frame):
+            self._cut(i)
+        if (i - self._phase) % self.k == 0:
             self._detect(i, frame)
         return self._emit()
 
@@ -149,6 +161,16 @@ class FaceTracker:
         yield from self.flush()
 
     # -- internals ----------------------------------------------------------------------
+    def _cut(self, i: int) -> None:
+        """Frame i starts a new shot: every track ends before it, detection restarts on it."""
+        for t in self._tracks:
+            if not t.closed:
+                t.closed = True
+                t.stop = i
+        self.cuts.append(i)
+        self._cuts_pending.add(i)
+        self._phase = i
+
     def _detect(self, i: int, frame: np.ndarray) -> None:
         s = self.settings
         dets = self.detector(frame)
@@ -183,7 +205,8 @@ class FaceTracker:
                 tb = t.box_at(f, hold)
                 if tb is not None:
                     faces[t.track_id] = tb
-            out.append(TrackedFrame(f, frame, faces))
+            out.append(TrackedFrame(f, frame, faces, cut=f in self._cuts_pending))
+            self._cuts_pending.discard(f)
         if out:
             nxt = self._pending[0][0] if self._pending else self._count
             self._tracks = [t for t in self._tracks if not (t.closed and t.last + hold < nxt)]

@@ -86,6 +86,7 @@ class VideoPrediction:
     seconds: float = 0.0  # processing wall time
     backend: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
+    cuts: list[int] = field(default_factory=list)  # frames that start a new shot (no track crosses one)
 
     @property
     def duration(self) -> float:
@@ -153,7 +154,9 @@ class VideoPrediction:
             "source": self.source, "fps": self.fps, "frames": self.num_frames, "duration_s": round(self.duration, 3),
             "width": self.width, "height": self.height, "class_names": self.class_names, "backend": self.backend,
             "processing_s": round(self.seconds, 3), "realtime_factor": round(self.realtime_factor, 3),
-            "settings": self.settings, "tracks": [self.track_summary(t) for t in self.track_ids],
+            "settings": self.settings,
+            "shot_cuts": [{"frame": f, "time_s": round(f / self.fps, 3) if self.fps else 0.0} for f in self.cuts],
+            "tracks": [self.track_summary(t) for t in self.track_ids],
             "episodes": [vars(e) for e in self.episodes()],
         }
         model = self.settings.get("model", {})
@@ -180,6 +183,7 @@ class FrameEvent:
     frame: np.ndarray | None
     boxes: dict[int, TrackedBox]
     new_windows: list[WindowPrediction]
+    cut: bool = False  # this frame starts a new shot: every face track before it has ended
 
 
 class ResultBuilder:
@@ -193,6 +197,8 @@ class ResultBuilder:
     def add(self, ev: FrameEvent) -> None:
         if ev.frame is not None:
             self.result.num_frames = ev.index + 1
+            if ev.cut:
+                self.result.cuts.append(ev.index)
             for tid, tb in ev.boxes.items():
                 self.result.boxes.setdefault(tid, {})[ev.index] = tb
         self.result.windows.extend(ev.new_windows)
@@ -363,7 +369,7 @@ class Recognizer:
                     self._submit(scoring, pending, s.batch_size)
                 # An ended track's windows all come with this event (its last ones may still be running).
                 scored = scoring.drain() if ended else scoring.ready()
-                yield FrameEvent(i, i / fps, frame, boxes, self._windows(scored, fps, s.min_confidence))
+                yield FrameEvent(i, i / fps, frame, boxes, self._windows(scored, fps, s.min_confidence), cut=tf.cut)
             # End of the video: every face still buffered gets its last (or only) window.
             pending = [(tid, b) for tid, b in buffers.items() if owes_window(b)]
             if pending:
