@@ -1,7 +1,7 @@
 """What a distilled student keeps and what it gains, on dfer synth, with the honest protocol.
 
-Per fold of a subject-grouped 3-fold split of `dfer synth` (the demo's data: 96 subjects x 7 classes,
-dlib faces, 40 px crops): the teacher (the paper's network, full width, at the demo's 8x32x32 clip
+Per fold of a subject-grouped 3-fold split of `dfer synth` (the demo's data at 48 subjects x 7 classes
+by default, dlib faces, 40 px crops): the teacher (the paper's network, full width, at the demo's 8x32x32 clip
 from scratch: a size a 2-core CPU trains in minutes), the student trained with the teacher
 (`dfer distill`), and the same student trained alone (`dfer cv --model ...`), each selected on its
 fold's validation part and scored once on its test part. Then, on this CPU: MACs, clips/s of each
@@ -113,13 +113,14 @@ def main() -> None:
     ap.add_argument("--out", default="bench_distill.json")
     ap.add_argument("--student", default="narrow")
     ap.add_argument("--epochs", type=int, default=7, help="per model (the demo's)")
+    ap.add_argument("--clips-per-class", type=int, default=48, help="synthetic subjects (each performs all 7 classes)")
     ap.add_argument("--media", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "media"))
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--skip-speed", action="store_true")
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    s = DemoSettings(epochs=args.epochs)
+    s = DemoSettings(epochs=args.epochs, clips_per_class=args.clips_per_class)
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()

@@ -65,7 +65,7 @@ def test_min_confidence_labels_uncertain_and_counts_them(toy_run, tmp_path):
     assert s["uncertain_windows"] == len(rows) == sum(t["uncertain_windows"] for t in s["tracks"])
     assert s["settings"]["min_confidence"] == 1.0
     episodes = (tmp_path / "p" / "v" / "episodes.csv").read_text().splitlines()
-    assert episodes[0] == "track_id,start_s,end_s,label,mean_probability,windows"
+    assert episodes[0] == "track_id,person_id,start_s,end_s,label,mean_probability,windows"
     assert all(",uncertain," in r for r in episodes[1:])
     with pytest.raises(SystemExit) as exit_:  # out of range: refused when parsed
         main(["predict", str(video), "--checkpoint", str(ck), "--out", str(tmp_path / "q"), "--min-confidence", "1.5"])
@@ -99,6 +99,6 @@ def test_episodes_in_outputs_and_dataframe(toy_run, tmp_path):
     video = write_face_video(tmp_path / "v.mp4", n=60)
     r = Recognizer.from_checkpoint(toy_run[1] / "best.pt", backend="torch").predict_video(video)
     df = r.episodes_dataframe()
-    assert list(df.columns) == ["track_id", "start_s", "end_s", "label", "mean_probability", "windows"]
+    assert list(df.columns) == ["track_id", "person_id", "start_s", "end_s", "label", "mean_probability", "windows"]
     assert df["windows"].sum() == len(r.windows)
     assert r.summary()["episodes"] == df.to_dict("records")

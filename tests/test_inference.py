@@ -80,7 +80,7 @@ def test_cli_predict_outputs_no_face_bad_file_and_resume(ckpt, tmp_path, capsys)
     assert summary["tracks"][0]["label"] in ["right", "left", "still"]
     # the face boxes of every frame, and which the detector found (every 2nd frame here)
     tracks = pd.read_csv(talk / "tracks.csv")
-    assert list(tracks.columns) == ["frame", "time_s", "track_id", "x0", "y0", "x1", "y1", "source"]
+    assert list(tracks.columns) == ["frame", "time_s", "track_id", "person_id", "x0", "y0", "x1", "y1", "source"]
     assert len(tracks) == 36 and list(tracks["frame"]) == list(range(36))
     assert tracks["time_s"][25] == pytest.approx(1.0)
     assert list(tracks["source"][:4]) == ["detected", "tracked", "detected", "tracked"]

@@ -19,7 +19,7 @@ from conftest import wait_healthy
 from dfer.serve import ModelSpec, ServeConfig, create_app
 from synthetic import write_face_video
 
-ARTIFACTS = ["predictions.csv", "tracks.csv", "summary.json", "timeline.png", "annotated.mp4", "episodes.csv"]
+ARTIFACTS = ["predictions.csv", "tracks.csv", "summary.json", "timeline.png", "annotated.mp4", "episodes.csv", "people.csv"]
 
 
 def client_for(ckpt, data_dir, **kw):
@@ -252,7 +252,7 @@ def test_explain_jobs_episodes_calibration_and_a_dollar_in_the_name(ckpt, video,
         assert s["source"] == weird.name and s["episodes"] and s["settings"]["min_confidence"] == 0.2
         assert s["temperature"] == s["settings"]["model"]["temperature"]
         ep = client.get(f"/v1/jobs/{job['id']}/episodes.csv").text.splitlines()
-        assert ep[0] == "track_id,start_s,end_s,label,mean_probability,windows" and len(ep) == 1 + len(s["episodes"])
+        assert ep[0] == "track_id,person_id,start_s,end_s,label,mean_probability,windows" and len(ep) == 1 + len(s["episodes"])
         assert client.get(f"/v1/jobs/{job['id']}/explain.mp4").headers["content-type"] == "video/mp4"
         assert submit(client, video, explain="maybe").json()["error"] == "explain must be true or false, got 'maybe'"
         assert client.get("/v1/model").json()["model_info"]["temperature"] > 0

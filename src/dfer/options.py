@@ -30,3 +30,4 @@ SPLITS = ("train", "val", "test")  # the parts of a fold
 EXPLAIN_STAGES = ("layer3", "layer4")  # where Grad-CAM looks
 EXPLAIN_STAGE_RESOLUTION = {"layer3": "T/4 x S/8 x S/8 (4 x 14 x 14 at 16x112x112)",
                             "layer4": "T/8 x S/16 x S/16 (2 x 7 x 7 at 16x112x112)"}
+SAME_PERSON = 0.6  # dlib's documented face-descriptor distance under which two faces are one person

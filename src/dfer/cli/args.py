@@ -13,7 +13,7 @@ from typing import Any
 from dfer.data.face_settings import DETECTORS, FaceSettings
 from dfer.errors import DferError
 from dfer.inference.episodes import EpisodeRule
-from dfer.options import ENGINES
+from dfer.options import ENGINES, SAME_PERSON
 from dfer.remote import check_reference, is_remote
 from dfer.scale import RayOptions, import_ray
 from dfer.serve.disk import parse_bytes
@@ -178,10 +178,13 @@ FACE_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "max_missed": (NONNEG_INT, "detection rounds a face may be missed before its track ends"),
     "size": (number(int, 8, 1024), "side of the square face crops, in pixels"),
     "max_frames": (POSITIVE_INT, "frames kept per clip, spread uniformly"),
+    "cut_threshold": (NONNEG_FLOAT, "HSV change of a frame that starts a new shot and ends every face track (0: no cuts)"),
+    "min_shot": (POSITIVE_INT, "frames between two shot cuts at least"),
 }
 
 
-PREDICT_FACE_FLAGS = ("detector", "detect_every", "detect_size", "upsample", "margin", "smooth", "max_missed")
+PREDICT_FACE_FLAGS = ("detector", "detect_every", "detect_size", "upsample", "margin", "smooth", "max_missed",
+                      "cut_threshold", "min_shot")
 
 
 def add_face_args(p: argparse.ArgumentParser, *, inherit: bool) -> None:
@@ -209,6 +212,14 @@ def add_output_args(p: argparse.ArgumentParser) -> None:
                    help=f"seconds; shorter label runs are flickers merged into a neighbour (default {rule.min_seconds}; 0: off)")
     p.add_argument("--episode-margin", type=number(float, 0, 1), default=rule.margin,
                    help=f"probability lead a new label needs to start an episode (default {rule.margin}; 0: off)")
+
+
+def add_people_args(p: argparse.ArgumentParser) -> None:
+    """Joining face tracks into people (dfer.inference.people)."""
+    p.add_argument("--no-people", action="store_true", help="face tracks only: do not join them into people")
+    p.add_argument("--same-person", type=number(float, 0.1, 1.5), default=SAME_PERSON,
+                   help=f"face descriptor distance under which two tracks are one person (default {SAME_PERSON}, "
+                        "dlib's; lower: stricter)")
 
 
 def add_engine_args(p: argparse.ArgumentParser) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from functools import partial
 
 from dfer.cli.args import (
@@ -14,6 +15,7 @@ from dfer.cli.args import (
     add_engine_args,
     add_face_args,
     add_output_args,
+    add_people_args,
     checkpoint_ref,
     face_overrides,
     out_dir,
@@ -42,6 +44,7 @@ def add(sub) -> None:
     p.add_argument("--window", type=POSITIVE_FLOAT, help="window span in seconds (default: training clip length)")
     add_face_args(p, inherit=True)
     add_output_args(p)
+    add_people_args(p)
     p.add_argument("--batch-size", type=POSITIVE_INT, default=8, help="windows per model call")
     p.add_argument("--threads", type=NONNEG_INT, default=0, help="ONNX Runtime / OpenVINO threads (0: all cores)")
     p.add_argument("--streams", type=NONNEG_INT, default=0, help=STREAMS_HELP)
@@ -56,6 +59,8 @@ def add(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from dfer.data.video import is_webcam
     from dfer.inference import InferenceSettings, Recognizer, predict_inputs
+    from dfer.inference.people import INSTALL as PEOPLE_INSTALL
+    from dfer.inference.people import available as people_available
 
     inputs = list(args.inputs) + ([args.source] if args.source is not None else [])
     if not inputs:
@@ -63,7 +68,11 @@ def run(args: argparse.Namespace) -> int:
     settings = InferenceSettings(window_seconds=args.window or 0.0, stride=args.stride or 0,
                                  batch_size=args.batch_size, face=face_overrides(args),
                                  min_confidence=args.min_confidence,
-                                 episodes=EpisodeRule(args.min_episode, args.episode_margin))
+                                 episodes=EpisodeRule(args.min_episode, args.episode_margin),
+                                 people=not args.no_people, same_person=args.same_person)
+    if not args.no_people and not people_available():  # said once; every video still gets its face tracks
+        print(f"dfer predict: face tracks only: joining them into people needs dlib's face recognition models "
+              f"({PEOPLE_INSTALL})", file=sys.stderr)
     checkpoint = resolve_checkpoint(args.checkpoint, progress=not args.quiet)  # once, before any worker starts
     ray = ray_options(args)
     # A Ray worker has the CPUs it asked for (one by default): one OpenVINO request each, no extra threads.

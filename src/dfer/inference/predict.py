@@ -68,7 +68,7 @@ def _unique_dirs(inputs: list[str], out: Path) -> list[Path]:
 def write_outputs(result: VideoPrediction, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name, df in (("predictions.csv", result.to_dataframe()), ("tracks.csv", result.tracks_dataframe()),
-                     ("episodes.csv", result.episodes_dataframe())):
+                     ("episodes.csv", result.episodes_dataframe()), ("people.csv", result.people_dataframe())):
         buf = io.StringIO()
         df.to_csv(buf, index=False)
         atomic_write_text(folder / name, buf.getvalue())

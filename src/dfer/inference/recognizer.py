@@ -35,10 +35,12 @@ from dfer.data.sampling import UniformSampler
 from dfer.data.tracking import FaceTracker, TrackedBox
 from dfer.data.video import FrameSource, open_source, read_ahead
 from dfer.errors import ConfigError
+from dfer.inference import people
 from dfer.inference.backends import Backend, conform
 from dfer.inference.episodes import UNCERTAIN, Episode, EpisodeRule, track_episodes
 from dfer.inference.runtime_choice import RuntimeRequest, open_backend
 from dfer.inference.scoring import ScoringQueue
+from dfer.options import SAME_PERSON
 from dfer.preprocess import Preprocess
 from dfer.progress import progress_bar
 
@@ -54,6 +56,8 @@ class InferenceSettings:
     min_confidence: float = 0.0  # a window whose top probability is lower is labelled UNCERTAIN (probabilities kept)
     episodes: EpisodeRule = field(default_factory=EpisodeRule)  # how windows become expression episodes
     face: dict[str, Any] = field(default_factory=dict)  # FaceSettings overrides, e.g. {"detect_every": 5}
+    people: bool = True  # join tracks into people (dfer.inference.people; needs the `people` extra)
+    same_person: float = SAME_PERSON  # descriptor distance under which two tracks are one person
 
 
 @dataclass
@@ -87,6 +91,12 @@ class VideoPrediction:
     backend: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
     cuts: list[int] = field(default_factory=list)  # frames that start a new shot (no track crosses one)
+    people: dict[int, str] = field(default_factory=dict)  # track id -> person (P1, P2, ...); empty: not computed
+    people_note: str = ""  # why there are no people, when there are none
+    describe_seconds: float = 0.0  # time spent on face descriptors
+
+    def person(self, track_id: int) -> str:
+        return self.people.get(track_id, "")
 
     @property
     def duration(self) -> float:
@@ -104,9 +114,10 @@ class VideoPrediction:
     def to_dataframe(self):
         import pandas as pd
 
-        cols = ["track_id", "start_frame", "end_frame", "start_s", "end_s", "x0", "y0", "x1", "y1", "label", "confidence"]
+        cols = ["track_id", "person_id", "start_frame", "end_frame", "start_s", "end_s", "x0", "y0", "x1", "y1", "label",
+                "confidence"]
         cols += [f"p_{c}" for c in self.class_names]
-        rows = [[w.track_id, w.start_frame, w.end_frame, round(w.start_time, 4), round(w.end_time, 4),
+        rows = [[w.track_id, self.person(w.track_id), w.start_frame, w.end_frame, round(w.start_time, 4), round(w.end_time, 4),
                  *[round(v, 1) for v in w.box], w.label, round(w.confidence, 4), *[round(float(p), 4) for p in w.probs]]
                 for w in self.windows]
         return pd.DataFrame(rows, columns=cols)
@@ -115,10 +126,11 @@ class VideoPrediction:
         """One row per frame and face: frame, time_s, track_id, x0, y0, x1, y1, source (detected | tracked)."""
         import pandas as pd
 
-        rows = [(f, round(f / self.fps, 4) if self.fps else 0.0, tid, *(round(v, 1) for v in tb.box.as_array()), tb.source)
+        rows = [(f, round(f / self.fps, 4) if self.fps else 0.0, tid, self.person(tid),
+                 *(round(v, 1) for v in tb.box.as_array()), tb.source)
                 for tid, frames in self.boxes.items() for f, tb in frames.items()]
         rows.sort(key=lambda r: (r[0], r[2]))
-        return pd.DataFrame(rows, columns=["frame", "time_s", "track_id", "x0", "y0", "x1", "y1", "source"])
+        return pd.DataFrame(rows, columns=["frame", "time_s", "track_id", "person_id", "x0", "y0", "x1", "y1", "source"])
 
     def episodes(self) -> list[Episode]:
         """Expression episodes of every track (see dfer.inference.episodes for the rule)."""
@@ -131,7 +143,41 @@ class VideoPrediction:
         import pandas as pd
 
         cols = ["track_id", "start_s", "end_s", "label", "mean_probability", "windows"]
-        return pd.DataFrame([[getattr(e, c) for c in cols] for e in self.episodes()], columns=cols)
+        rows = [[e.track_id, self.person(e.track_id), *[getattr(e, c) for c in cols[1:]]] for e in self.episodes()]
+        return pd.DataFrame(rows, columns=["track_id", "person_id", *cols[1:]])
+
+    def people_summary(self) -> list[dict[str, Any]]:
+        """One entry per person: when on screen, how long, tracks, share of time per expression (from the
+        expression episodes), the dominant expression and the number of episodes."""
+        out = []
+        episodes = self.episodes()
+        for person in sorted(set(self.people.values()), key=lambda p: int(p[1:])):
+            tracks = sorted(t for t, p in self.people.items() if p == person)
+            frames = sorted({f for t in tracks for f in self.boxes.get(t, {})})
+            eps = [e for e in episodes if e.track_id in tracks]
+            time_by_label = {c: 0.0 for c in self.class_names}
+            for e in eps:
+                time_by_label[e.label] = time_by_label.get(e.label, 0.0) + (e.end_s - e.start_s)
+            total = sum(time_by_label.values())
+            shares = {c: round(v / total, 4) if total else 0.0 for c, v in time_by_label.items()}
+            fps = self.fps or 1.0
+            out.append({"person_id": person, "first_s": round(frames[0] / fps, 3) if frames else None,
+                        "last_s": round(frames[-1] / fps, 3) if frames else None,
+                        "seconds_on_screen": round(len(frames) / fps, 3), "tracks": len(tracks), "track_ids": tracks,
+                        "dominant": max(shares, key=shares.get) if total else None, "shares": shares,
+                        "episodes": len(eps)})
+        return out
+
+    def people_dataframe(self):
+        """One row per person: person_id, first_s, last_s, seconds_on_screen, tracks, share_<class> for every
+        class (of the person's expression-episode time), dominant, episodes."""
+        import pandas as pd
+
+        rows = [{**{k: v for k, v in p.items() if k not in ("shares", "track_ids")},
+                 **{f"share_{c}": v for c, v in p["shares"].items()}} for p in self.people_summary()]
+        cols = ["person_id", "first_s", "last_s", "seconds_on_screen", "tracks",
+                *[f"share_{c}" for c in self.class_names], "dominant", "episodes"]
+        return pd.DataFrame(rows, columns=cols)
 
     def track_summary(self, track_id: int) -> dict[str, Any]:
         ws = [w for w in self.windows if w.track_id == track_id]
@@ -141,7 +187,7 @@ class VideoPrediction:
         frames = sorted(self.boxes.get(track_id, {}))
         first, last = (frames[0], frames[-1]) if frames else (ws[0].start_frame, ws[-1].end_frame)
         return {
-            "track_id": track_id, "first_frame": first, "last_frame": last,
+            "track_id": track_id, "person_id": self.person(track_id), "first_frame": first, "last_frame": last,
             "first_s": round(first / self.fps, 3), "last_s": round(last / self.fps, 3), "windows": len(ws),
             "label": self.class_names[int(mean.argmax())],
             "mean_probs": {c: round(float(p), 4) for c, p in zip(self.class_names, mean)},
@@ -157,7 +203,8 @@ class VideoPrediction:
             "settings": self.settings,
             "shot_cuts": [{"frame": f, "time_s": round(f / self.fps, 3) if self.fps else 0.0} for f in self.cuts],
             "tracks": [self.track_summary(t) for t in self.track_ids],
-            "episodes": [vars(e) for e in self.episodes()],
+            "people": self.people_summary(),
+            "episodes": [{**vars(e), "person_id": self.person(e.track_id)} for e in self.episodes()],
         }
         model = self.settings.get("model", {})
         out["temperature"] = self.settings.get("temperature", 1.0)
@@ -166,6 +213,10 @@ class VideoPrediction:
         out["uncertain_windows"] = sum(1 for w in self.windows if w.label == UNCERTAIN)
         if model.get("warning"):
             out["warning"] = model["warning"]
+        if self.people_note:
+            out["people_note"] = self.people_note
+        else:
+            out["describe_s"] = round(self.describe_seconds, 3)
         if not self.windows:
             out["message"] = ("no face found" if not self.boxes else
                               "faces were seen too briefly for a prediction (fewer frames than min_track_frames)")
@@ -192,6 +243,16 @@ class ResultBuilder:
     def __init__(self, rec: Recognizer, src: FrameSource, settings: InferenceSettings | None = None) -> None:
         self.result = VideoPrediction(src.name, src.fps, 0, src.width, src.height, rec.class_names,
                                       backend=rec.backend.name, settings=rec.resolved_settings(src.fps, settings))
+        self.rec = rec
+        s = settings or rec.settings
+        self.same_person = s.same_person
+        self.candidates: people.Candidates | None = None
+        if not s.people:
+            self.result.people_note = "people not asked for (--no-people)"
+        elif not people.available():
+            self.result.people_note = f"people need dlib's face recognition models: {people.INSTALL}"
+        else:
+            self.candidates = people.Candidates()
         self._t0 = time.perf_counter()
 
     def add(self, ev: FrameEvent) -> None:
@@ -201,9 +262,18 @@ class ResultBuilder:
                 self.result.cuts.append(ev.index)
             for tid, tb in ev.boxes.items():
                 self.result.boxes.setdefault(tid, {})[ev.index] = tb
+                if self.candidates is not None and tb.detected:
+                    self.candidates.offer(tid, ev.index, ev.frame, tuple(float(v) for v in tb.box.as_array()))
         self.result.windows.extend(ev.new_windows)
 
     def finish(self) -> VideoPrediction:
+        if self.candidates is not None and self.result.boxes:
+            t0 = time.perf_counter()
+            descriptors = people.describe_tracks(self.candidates, self.rec.describer())
+            spans = {t: (min(f), max(f)) for t, f in self.result.boxes.items()}
+            groups = people.join_tracks(descriptors, spans, self.same_person)
+            self.result.people = people.name_people(groups, spans)
+            self.result.describe_seconds = time.perf_counter() - t0
         self.result.seconds = time.perf_counter() - self._t0
         self.result.windows.sort(key=lambda w: (w.track_id, w.end_frame))
         return self.result
@@ -224,6 +294,7 @@ class Recognizer:
         # What the model was trained on (dataset, synthetic) and its temperature (1.0: uncalibrated).
         self.model_info = {"temperature": 1.0, "calibrated": False, **(model_info or {})}
         self.class_names = list(class_names)
+        self._describer: people.FaceDescriber | None = None
         self.preprocess = preprocess
         self.settings = settings or InferenceSettings()
         self.backend_choice: dict[str, Any] = {"requested": backend.name, "used": backend.name, "why": "given"}
@@ -304,6 +375,12 @@ class Recognizer:
                 clips.append(clip)
                 b.last_emit = end
             scoring.submit(np.stack(clips), tags)  # (B, 3, T, S, S)
+
+    def describer(self) -> people.FaceDescriber:
+        """dlib's face descriptor network, loaded once per recogniser (the first video with faces)."""
+        if self._describer is None:
+            self._describer = people.FaceDescriber()
+        return self._describer
 
     @property
     def temperature(self) -> float:

@@ -14,6 +14,7 @@ ARTIFACTS = {
     "timeline.png": "image/png",
     "annotated.mp4": "video/mp4",
     "episodes.csv": "text/csv",
+    "people.csv": "text/csv",
     "explain.mp4": "video/mp4",
 }
 # The OpenAPI description of what the routes answer and take (the upload is parsed by hand, so that

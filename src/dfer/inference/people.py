@@ -1,0 +1,169 @@
+"""People, not face tracks: which tracks of a video are the same person.
+
+A track ends at every shot cut, exit or long occlusion; a person comes back as a new track. Each
+track is described by dlib's face recognition network (a 128-d descriptor, ResNet, with its 5-point
+landmark model for alignment; both ship in the `face-recognition-models` package, CC0: `pip install
+"dfer[people]"`) on a few good frames, and tracks are joined into people:
+
+- Good frames: only frames where the detector found the face (dlib's HOG detector finds frontal
+  faces, so these are near-frontal), ranked by box side (px) x sharpness (variance of the Laplacian
+  of the face's 64x64 greyscale crop); the best `frames_per_track` (3) are described. One
+  descriptor costs about 0.2 s on a 2-core CPU: a few per track, never one per frame.
+- A track's distance to another: the mean Euclidean distance between their descriptors. dlib's
+  documented threshold is 0.6 (`same_person`): below it, two faces are the same person.
+- Joining: agglomerative clustering with average linkage (the distance between two groups is the
+  mean over their tracks' pairs). Single linkage would chain different people together through
+  look-alikes (A near B near C makes A and C one person); complete linkage splits one person whose
+  pose or light changes. Two tracks that overlap in time are never joined (one person is not on
+  screen twice), nor are groups that contain such a pair. Merging stops when the closest allowed
+  pair of groups is at or over the threshold.
+- Names: a person keeps the number of its first appearance: P1, P2, ... in order of first frame.
+
+Descriptors stay in memory; nothing about a face is written to disk except the outputs the user
+asked for (dfer never stores descriptors unless told to).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from dfer.errors import ConfigError
+from dfer.options import SAME_PERSON  # noqa: F401 - where dfer.inference.people users look for it
+
+FRAMES_PER_TRACK = 3
+INSTALL = 'pip install "dfer[people]"'
+
+
+def model_files() -> tuple[Path, Path] | None:
+    """(5-point landmarks, face recognition network) from the face-recognition-models package, found
+    without importing it (its __init__ imports pkg_resources, which current setuptools lacks)."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or spec.origin is None:
+        return None
+    folder = Path(spec.origin).parent / "models"
+    landmarks, network = folder / "shape_predictor_5_face_landmarks.dat", folder / "dlib_face_recognition_resnet_model_v1.dat"
+    return (landmarks, network) if landmarks.is_file() and network.is_file() else None
+
+
+def available() -> bool:
+    return model_files() is not None
+
+
+class FaceDescriber:
+    """dlib's 128-d face descriptor of a face box on an RGB image."""
+
+    def __init__(self) -> None:
+        files = model_files()
+        if files is None:
+            raise ConfigError(f"people need dlib's face recognition models: {INSTALL}")
+        import dlib
+
+        self._shape = dlib.shape_predictor(str(files[0]))
+        self._net = dlib.face_recognition_model_v1(str(files[1]))
+        self._rect = dlib.rectangle
+
+    def __call__(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        """`image`: RGB uint8 (H, W, 3); `box`: x0, y0, x1, y1 in its pixels -> (128,) float32."""
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        shape = self._shape(image, self._rect(x0, y0, x1, y1))
+        return np.asarray(self._net.compute_face_descriptor(image, shape), dtype=np.float32)
+
+
+@dataclass
+class Candidate:
+    """A good frame of a track, kept for its descriptor: the face's surroundings and its box in them."""
+
+    score: float
+    frame: int
+    image: np.ndarray  # RGB uint8, the box grown by half its side on each side
+    box: tuple[float, float, float, float]  # in `image`'s pixels
+
+
+def sharpness(image: np.ndarray, box: tuple[float, float, float, float]) -> float:
+    x0, y0, x1, y1 = (max(0, int(round(v))) for v in box)
+    face = image[y0:y1, x0:x1]
+    if face.size == 0:
+        return 0.0
+    grey = cv2.cvtColor(cv2.resize(face, (64, 64), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+@dataclass
+class Candidates:
+    """The best `per_track` detected frames of every track, kept as they stream by (bounded memory)."""
+
+    per_track: int = FRAMES_PER_TRACK
+    by_track: dict[int, list[Candidate]] = field(default_factory=dict)
+
+    def offer(self, track_id: int, frame_index: int, frame: np.ndarray, box: tuple[float, float, float, float]) -> None:
+        side = max(box[2] - box[0], box[3] - box[1])
+        if side < 20:  # too small to describe reliably
+            return
+        score = side * sharpness(frame, box)
+        kept = self.by_track.setdefault(track_id, [])
+        if len(kept) >= self.per_track and score <= kept[-1].score:
+            return
+        h, w = frame.shape[:2]
+        pad = side / 2
+        x0, y0 = int(max(0, box[0] - pad)), int(max(0, box[1] - pad))
+        x1, y1 = int(min(w, box[2] + pad)), int(min(h, box[3] + pad))
+        local = (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0)
+        kept.append(Candidate(score, frame_index, np.ascontiguousarray(frame[y0:y1, x0:x1]), local))
+        kept.sort(key=lambda c: -c.score)
+        del kept[self.per_track:]
+
+
+def describe_tracks(candidates: Candidates, describer: FaceDescriber) -> dict[int, np.ndarray]:
+    """Track id -> (n, 128) descriptors of its good frames (tracks without one are left out)."""
+    out = {}
+    for tid, kept in candidates.by_track.items():
+        if kept:
+            out[tid] = np.stack([describer(c.image, c.box) for c in kept])
+    return out
+
+
+def _distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean Euclidean distance between two sets of descriptors (n, 128) and (m, 128)."""
+    return float(np.linalg.norm(a[:, None, :] - b[None, :, :], axis=-1).mean())
+
+
+def join_tracks(descriptors: dict[int, np.ndarray], spans: dict[int, tuple[int, int]],
+                threshold: float = SAME_PERSON) -> list[list[int]]:
+    """Groups of track ids that are one person (average linkage, no two overlapping tracks in a group);
+    every track in `spans` is in exactly one group (a track without a descriptor is a person alone)."""
+    groups: list[list[int]] = [[t] for t in sorted(spans)]
+
+    def overlap(a: int, b: int) -> bool:
+        return spans[a][0] <= spans[b][1] and spans[b][0] <= spans[a][1]
+
+    def linkage(ga: list[int], gb: list[int]) -> float | None:
+        if any(overlap(a, b) for a in ga for b in gb):
+            return None
+        if not all(t in descriptors for t in ga + gb):
+            return None
+        pairs = [_distance(descriptors[a], descriptors[b]) for a in ga for b in gb]
+        return float(np.mean(pairs))
+
+    while True:
+        best: tuple[float, int, int] | None = None
+        for i in range(len(groups)):
+            for j in range(i + 1, len(groups)):
+                d = linkage(groups[i], groups[j])
+                if d is not None and d < threshold and (best is None or d < best[0]):
+                    best = (d, i, j)
+        if best is None:
+            return groups
+        _, i, j = best
+        groups[i] = sorted(groups[i] + groups[j])
+        del groups[j]
+
+
+def name_people(groups: list[list[int]], spans: dict[int, tuple[int, int]]) -> dict[int, str]:
+    """Track id -> person name, P1, P2, ... in order of each person's first frame."""
+    ordered = sorted(groups, key=lambda g: min(spans[t][0] for t in g))
+    return {t: f"P{k + 1}" for k, g in enumerate(ordered) for t in g}

@@ -1,0 +1,99 @@
+"""People from face tracks: the joining rule, the outputs, and real faces when the models are installed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dfer.inference import people
+from dfer.inference.people import Candidates, join_tracks, name_people
+
+needs_models = pytest.mark.skipif(not people.available(), reason='dlib face models not installed (pip install "dfer[people]")')
+
+
+def _at(*points: float) -> np.ndarray:
+    """Descriptors on a line: distances between them are the differences of `points`."""
+    out = np.zeros((len(points), 128), np.float32)
+    out[:, 0] = points
+    return out
+
+
+def test_tracks_close_in_descriptor_space_are_one_person():
+    desc = {0: _at(0.0), 1: _at(0.3), 2: _at(2.0)}
+    spans = {0: (0, 10), 1: (20, 30), 2: (40, 50)}
+    groups = join_tracks(desc, spans, threshold=0.6)
+    assert sorted(map(sorted, groups)) == [[0, 1], [2]]
+    assert name_people(groups, spans) == {0: "P1", 1: "P1", 2: "P2"}
+
+
+def test_overlapping_tracks_are_never_one_person():
+    desc = {0: _at(0.0), 1: _at(0.1)}
+    assert len(join_tracks(desc, {0: (0, 10), 1: (5, 20)}, threshold=0.6)) == 2
+
+
+def test_average_linkage_does_not_chain_look_alikes():
+    # A-B 0.5, B-C 0.5, A-C 1.0: single linkage would make one person of three
+    desc = {0: _at(0.0), 1: _at(0.5), 2: _at(1.0)}
+    spans = {0: (0, 1), 1: (2, 3), 2: (4, 5)}
+    assert len(join_tracks(desc, spans, threshold=0.6)) == 2
+
+
+def test_a_track_without_a_descriptor_is_a_person_alone_and_names_follow_first_appearance():
+    spans = {0: (50, 60), 1: (0, 10), 2: (20, 30)}
+    groups = join_tracks({0: _at(0.0), 2: _at(0.1)}, spans)
+    assert name_people(groups, spans) == {1: "P1", 0: "P2", 2: "P2"}
+
+
+def test_candidates_keep_the_best_few_frames_only():
+    rng = np.random.default_rng(0)
+    c = Candidates(per_track=3)
+    frame = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    for i in range(20):
+        side = 20 + i
+        c.offer(7, i, frame, (10.0, 10.0, 10.0 + side, 10.0 + side))
+    kept = c.by_track[7]
+    assert len(kept) == 3 and kept[0].score >= kept[1].score >= kept[2].score
+    c.offer(8, 0, frame, (0.0, 0.0, 8.0, 8.0))  # too small to describe
+    assert 8 not in c.by_track
+
+
+def test_without_the_models_predict_says_so_and_keeps_tracks(monkeypatch, tmp_path, video, ckpt):
+    from dfer.inference import Recognizer
+
+    monkeypatch.setattr(people, "model_files", lambda: None)
+    result = Recognizer.from_checkpoint(ckpt, backend="torch").predict_video(video)
+    assert result.people == {} and "dfer[people]" in result.summary()["people_note"]
+    assert set(result.to_dataframe()["person_id"].fillna("")) == {""}
+    assert list(result.people_dataframe().columns)[:5] == ["person_id", "first_s", "last_s", "seconds_on_screen", "tracks"]
+
+
+@needs_models
+@pytest.mark.media
+def test_real_faces_cut_together_are_the_right_people(media_dir, tmp_path):
+    """carphone, single_face, carphone again: three shots, three tracks, two people."""
+    import cv2
+
+    from dfer.checkpoint import Preprocess, make_checkpoint, save_checkpoint
+    from dfer.data import read_video, write_video
+    from dfer.data.face_settings import FaceSettings
+    from dfer.inference import Recognizer
+    from dfer.inference.predict import write_outputs
+    from dfer.models import build_model
+
+    a, _ = read_video(media_dir / "carphone_pristine.mp4")
+    b, info = read_video(media_dir / "single_face.mp4")
+    h, w = b[0].shape[:2]
+    a = [cv2.resize(f, (w, h)) for f in a]
+    video = write_video(tmp_path / "cut.mp4", a + list(b) + a, fps=info.fps)
+    model = build_model(name="dfer_r2plus1d_18_half", num_classes=3)
+    pre = Preprocess(num_frames=4, size=32, face=FaceSettings().to_dict(), clip_seconds=1.0)
+    ckpt = save_checkpoint(tmp_path / "m.pt", make_checkpoint(model=model, class_names=["a", "b", "c"], preprocess=pre))
+    result = Recognizer.from_checkpoint(ckpt, backend="torch").predict_video(video)
+    assert result.cuts == [len(a), len(a) + len(b)]
+    assert len(result.boxes) == 3 and sorted(set(result.people.values())) == ["P1", "P2"]
+    first, second, third = sorted(result.boxes, key=lambda t: min(result.boxes[t]))
+    assert result.people[first] == result.people[third] == "P1" and result.people[second] == "P2"
+    write_outputs(result, tmp_path / "out")
+    rows = (tmp_path / "out" / "people.csv").read_text().splitlines()
+    assert rows[0].startswith("person_id,first_s,last_s,seconds_on_screen,tracks,share_a") and len(rows) == 3
+    assert "person_id" in (tmp_path / "out" / "tracks.csv").read_text().splitlines()[0]
