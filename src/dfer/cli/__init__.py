@@ -18,10 +18,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dfer.cli import card, demo, evaluate, explain, export, predict, prepare, profile, serve, synth, train
+from dfer.cli import card, demo, doctor, evaluate, explain, export, predict, prepare, profile, serve, synth, train
 from dfer.errors import DferError
 
-COMMANDS = (profile, prepare, train, evaluate, predict, explain, export, card, synth, demo, serve)
+COMMANDS = (profile, prepare, train, evaluate, predict, explain, export, card, synth, demo, serve, doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:
