@@ -97,3 +97,45 @@ def test_real_faces_cut_together_are_the_right_people(media_dir, tmp_path):
     rows = (tmp_path / "out" / "people.csv").read_text().splitlines()
     assert rows[0].startswith("person_id,first_s,last_s,seconds_on_screen,tracks,share_a") and len(rows) == 3
     assert "person_id" in (tmp_path / "out" / "tracks.csv").read_text().splitlines()[0]
+
+
+@needs_models
+@pytest.mark.media
+def test_a_gallery_names_the_people_it_knows(media_dir, tmp_path, capsys):
+    import cv2
+
+    from dfer.cli import main
+    from dfer.data import read_video
+    from dfer.inference.people import FaceDescriber, Gallery
+
+    a, _ = read_video(media_dir / "carphone_pristine.mp4")
+    b, _ = read_video(media_dir / "single_face.mp4")
+    n, _ = read_video(media_dir / "no_face.mp4")
+    gallery = tmp_path / "gallery"
+    for name, frame in (("Carla/1.png", a[30]), ("Sam.png", b[10]), ("Twin/1.png", b[50]), ("Nobody/1.png", n[0])):
+        (gallery / name).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(gallery / name), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    g = Gallery.load(gallery, FaceDescriber())
+    assert sorted(g.names) == ["Carla", "Sam", "Twin"]
+    assert any("Nobody/1.png: no face found" in w for w in g.warnings)
+    assert any("'Sam' and 'Twin' look like the same person" in w for w in g.warnings)
+    named = g.name({0: "P1", 1: "P2", 2: "P1", 3: "P3"},
+                   {0: g.names["Carla"], 1: g.names["Sam"], 2: g.names["Carla"], 3: np.full((1, 128), 5.0, np.float32)})
+    assert named[0] == named[2] == "Carla" and named[1] in ("Sam", "Twin") and named[3] == "P3"
+    (gallery / "notes.txt").write_text("not a photo")
+    video = tmp_path / "v.mp4"
+    video.write_bytes((media_dir / "single_face.mp4").read_bytes())
+    rc = main(["predict", str(video), "--checkpoint", str(_random_checkpoint(tmp_path)), "--out", str(tmp_path / "out"),
+               "--gallery", str(gallery), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "notes.txt is not an image" in err and not (tmp_path / "out" / "v").exists()
+
+
+def _random_checkpoint(tmp_path):
+    from dfer.checkpoint import Preprocess, make_checkpoint, save_checkpoint
+    from dfer.data.face_settings import FaceSettings
+    from dfer.models import build_model
+
+    model = build_model(name="dfer_r2plus1d_18_half", num_classes=3)
+    pre = Preprocess(num_frames=4, size=32, face=FaceSettings().to_dict(), clip_seconds=1.0)
+    return save_checkpoint(tmp_path / "m.pt", make_checkpoint(model=model, class_names=["a", "b", "c"], preprocess=pre))

@@ -220,6 +220,9 @@ def add_people_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--same-person", type=number(float, 0.1, 1.5), default=SAME_PERSON,
                    help=f"face descriptor distance under which two tracks are one person (default {SAME_PERSON}, "
                         "dlib's; lower: stricter)")
+    p.add_argument("--gallery", type=existing_dir, metavar="DIR",
+                   help="known people: one sub-folder of photos (or one image file) per name; people who match "
+                        "get the name, everyone else stays P<n> (you are responsible for consent and local law)")
 
 
 def add_engine_args(p: argparse.ArgumentParser) -> None:

@@ -69,8 +69,19 @@ def run(args: argparse.Namespace) -> int:
                                  batch_size=args.batch_size, face=face_overrides(args),
                                  min_confidence=args.min_confidence,
                                  episodes=EpisodeRule(args.min_episode, args.episode_margin),
-                                 people=not args.no_people, same_person=args.same_person)
-    if not args.no_people and not people_available():  # said once; every video still gets its face tracks
+                                 people=not args.no_people, same_person=args.same_person,
+                                 gallery=str(args.gallery) if args.gallery else "")
+    if args.gallery:  # every photo read and checked before any video is
+        if args.no_people:
+            raise DferError("--gallery names people: it cannot go with --no-people")
+        from dfer.inference.people import FaceDescriber, Gallery
+
+        gallery = Gallery.load(args.gallery, FaceDescriber(), args.same_person)
+        for line in gallery.warnings:
+            print(f"dfer predict: warning: {line}", file=sys.stderr)
+        print(f"dfer predict: gallery of {len(gallery.names)} named people: {', '.join(gallery.names) or 'none'}",
+              file=sys.stderr)
+    elif not args.no_people and not people_available():  # said once; every video still gets its face tracks
         print(f"dfer predict: face tracks only: joining them into people needs dlib's face recognition models "
               f"({PEOPLE_INSTALL})", file=sys.stderr)
     checkpoint = resolve_checkpoint(args.checkpoint, progress=not args.quiet)  # once, before any worker starts

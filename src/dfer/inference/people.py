@@ -167,3 +167,79 @@ def name_people(groups: list[list[int]], spans: dict[int, tuple[int, int]]) -> d
     """Track id -> person name, P1, P2, ... in order of each person's first frame."""
     ordered = sorted(groups, key=lambda g: min(spans[t][0] for t in g))
     return {t: f"P{k + 1}" for k, g in enumerate(ordered) for t in g}
+
+
+# -- named people ------------------------------------------------------------------------------
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+@dataclass
+class Gallery:
+    """Known people: name -> (n, 128) descriptors of their photos. A folder holds one sub-folder per name
+    (its images) or image files named after the person (`Ada.jpg`). Matching people take the name."""
+
+    names: dict[str, np.ndarray]
+    warnings: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, folder: str | Path, describer: FaceDescriber, threshold: float = SAME_PERSON) -> Gallery:
+        """Every photo read and described before any video is: a file that is not an image stops here
+        (ConfigError naming it); a photo without a face is skipped with a warning naming it."""
+        from dfer.data.faces import DlibDetector
+
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise ConfigError(f"--gallery {folder}: not a folder (one sub-folder or image file per name)")
+        photos: dict[str, list[Path]] = {}
+        for entry in sorted(folder.iterdir()):
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                photos[entry.name] = sorted(p for p in entry.iterdir() if p.is_file() and not p.name.startswith("."))
+            elif entry.is_file():
+                photos.setdefault(entry.stem, []).append(entry)
+        detector, names, warnings = DlibDetector(detect_size=640, upsample=1), {}, []
+        for name, files in photos.items():
+            descriptors = []
+            for path in files:
+                image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.suffix.lower() in IMAGE_SUFFIXES else None
+                if image is None:
+                    raise ConfigError(f"--gallery: {path} is not an image dfer can read (use {', '.join(IMAGE_SUFFIXES)})")
+                rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+                boxes = detector(rgb)
+                if not boxes:
+                    warnings.append(f"{path}: no face found; skipped")
+                    continue
+                best = max(boxes, key=lambda b: b.area)
+                descriptors.append(describer(rgb, tuple(float(v) for v in best.as_array())))
+            if descriptors:
+                names[name] = np.stack(descriptors)
+            else:
+                warnings.append(f"{folder / name}: no photo with a face; {name!r} cannot be recognised")
+        listed = sorted(names)
+        for i, a in enumerate(listed):
+            for b in listed[i + 1:]:
+                if _distance(names[a], names[b]) < threshold:
+                    warnings.append(f"--gallery: {a!r} and {b!r} look like the same person (descriptor distance "
+                                    f"{_distance(names[a], names[b]):.2f} < {threshold}); a match may take either name")
+        return cls(names, warnings)
+
+    def name(self, people: dict[int, str], descriptors: dict[int, np.ndarray],
+             threshold: float = SAME_PERSON) -> dict[int, str]:
+        """Track id -> name for people who match a gallery name (closest first, each name once); others keep P<n>."""
+        by_person: dict[str, list[int]] = {}
+        for track, person in people.items():
+            by_person.setdefault(person, []).append(track)
+        pairs = []
+        for person, tracks in by_person.items():
+            known = [descriptors[t] for t in tracks if t in descriptors]
+            if not known:
+                continue
+            mine = np.concatenate(known)
+            pairs += [(_distance(mine, theirs), person, name) for name, theirs in self.names.items()]
+        renamed, used = {}, set()
+        for d, person, name in sorted(pairs):
+            if d < threshold and person not in renamed and name not in used:
+                renamed[person] = name
+                used.add(name)
+        return {t: renamed.get(p, p) for t, p in people.items()}

@@ -58,6 +58,7 @@ class InferenceSettings:
     face: dict[str, Any] = field(default_factory=dict)  # FaceSettings overrides, e.g. {"detect_every": 5}
     people: bool = True  # join tracks into people (dfer.inference.people; needs the `people` extra)
     same_person: float = SAME_PERSON  # descriptor distance under which two tracks are one person
+    gallery: str = ""  # a folder of known people (dfer.inference.people.Gallery): matching people get their name
 
 
 @dataclass
@@ -151,7 +152,10 @@ class VideoPrediction:
         expression episodes), the dominant expression and the number of episodes."""
         out = []
         episodes = self.episodes()
-        for person in sorted(set(self.people.values()), key=lambda p: int(p[1:])):
+        first = {}
+        for t, p in self.people.items():
+            first[p] = min(first.get(p, 1 << 62), min(self.boxes.get(t, {0: None})))
+        for person in sorted(first, key=first.get):
             tracks = sorted(t for t, p in self.people.items() if p == person)
             frames = sorted({f for t in tracks for f in self.boxes.get(t, {})})
             eps = [e for e in episodes if e.track_id in tracks]
@@ -245,7 +249,7 @@ class ResultBuilder:
                                       backend=rec.backend.name, settings=rec.resolved_settings(src.fps, settings))
         self.rec = rec
         s = settings or rec.settings
-        self.same_person = s.same_person
+        self.same_person, self.gallery = s.same_person, s.gallery
         self.candidates: people.Candidates | None = None
         if not s.people:
             self.result.people_note = "people not asked for (--no-people)"
@@ -273,6 +277,9 @@ class ResultBuilder:
             spans = {t: (min(f), max(f)) for t, f in self.result.boxes.items()}
             groups = people.join_tracks(descriptors, spans, self.same_person)
             self.result.people = people.name_people(groups, spans)
+            if self.gallery:
+                self.result.people = self.rec.gallery(self.gallery, self.same_person).name(
+                    self.result.people, descriptors, self.same_person)
             self.result.describe_seconds = time.perf_counter() - t0
         self.result.seconds = time.perf_counter() - self._t0
         self.result.windows.sort(key=lambda w: (w.track_id, w.end_frame))
@@ -295,6 +302,7 @@ class Recognizer:
         self.model_info = {"temperature": 1.0, "calibrated": False, **(model_info or {})}
         self.class_names = list(class_names)
         self._describer: people.FaceDescriber | None = None
+        self._galleries: dict[str, people.Gallery] = {}
         self.preprocess = preprocess
         self.settings = settings or InferenceSettings()
         self.backend_choice: dict[str, Any] = {"requested": backend.name, "used": backend.name, "why": "given"}
@@ -375,6 +383,12 @@ class Recognizer:
                 clips.append(clip)
                 b.last_emit = end
             scoring.submit(np.stack(clips), tags)  # (B, 3, T, S, S)
+
+    def gallery(self, folder: str, threshold: float = SAME_PERSON) -> people.Gallery:
+        """The known people of `folder`, read and described once per recogniser."""
+        if folder not in self._galleries:
+            self._galleries[folder] = people.Gallery.load(folder, self.describer(), threshold)
+        return self._galleries[folder]
 
     def describer(self) -> people.FaceDescriber:
         """dlib's face descriptor network, loaded once per recogniser (the first video with faces)."""
