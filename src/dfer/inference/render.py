@@ -73,9 +73,22 @@ def draw_banner(frame: np.ndarray, text: str) -> None:
                 max(1, int(2 * s)), cv2.LINE_AA)
 
 
+def _timeline_rows(result: VideoPrediction) -> list[tuple[str, list[int]]]:
+    """(row title, its track ids): one row per person when people were found, else one per face track."""
+    tracks = result.track_ids
+    if not result.people:
+        return [(f"face #{t}", [t]) for t in tracks]
+    by_person: dict[str, list[int]] = {}
+    for t in tracks:
+        by_person.setdefault(result.person(t) or f"#{t}", []).append(t)
+    order = sorted(by_person, key=lambda p: min(w.start_time for w in result.windows if w.track_id in by_person[p]))
+    return [(f"{p} (track{'s' if len(by_person[p]) > 1 else ''} {', '.join(f'#{t}' for t in by_person[p])})",
+             by_person[p]) for p in order]
+
+
 def plot_timeline(result: VideoPrediction, path: Path) -> None:
-    """Class probabilities over time, one panel per face track (a VideoPrediction), with the track's
-    expression episodes as a labelled band at the bottom."""
+    """Class probabilities over time, one panel per person (or per face track when people were not
+    found), with the expression episodes as a labelled band at the bottom."""
     import io
 
     import matplotlib
@@ -83,33 +96,38 @@ def plot_timeline(result: VideoPrediction, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tracks = result.track_ids
+    rows = _timeline_rows(result)
     names = result.class_names
     cmap = plt.get_cmap("tab10")
     episodes: dict[int, list] = {}
     for e in result.episodes():
         episodes.setdefault(e.track_id, []).append(e)
-    fig, axes = plt.subplots(max(1, len(tracks)), 1, figsize=(10, 2.4 * max(1, len(tracks)) + 0.6), squeeze=False)
-    for ax, tid in zip(axes[:, 0], tracks or [None]):
+    fig, axes = plt.subplots(max(1, len(rows)), 1, figsize=(10, 2.4 * max(1, len(rows)) + 0.6), squeeze=False)
+    for ax, row in zip(axes[:, 0], rows or [None]):
         ax.set_xlim(0, max(result.duration, 1e-3))
         ax.set_ylim(0, 1)
         ax.set_ylabel("probability")
-        if tid is None:
+        if row is None:
             ax.text(0.5, 0.5, result.summary().get("message", "no predictions"), ha="center", va="center",
                     transform=ax.transAxes, fontsize=12)
             ax.set_title(Path(result.source).name, fontsize=10, parse_math=False)  # a file name is text, "$" too
             continue
-        ws = [w for w in result.windows if w.track_id == tid]
-        t = np.array([(w.start_time + w.end_time) / 2 for w in ws])
-        p = np.stack([w.probs for w in ws])  # (W, K)
-        for k, c in enumerate(names):
-            ax.plot(t, p[:, k], "o-" if len(ws) < 40 else "-", ms=3, color=cmap(k % 10), label=c)
-        for e in episodes.get(tid, []):  # expression episodes, as a band at the bottom
-            color = cmap(names.index(e.label) % 10) if e.label in names else "0.6"
-            ax.axvspan(e.start_s, e.end_s, ymin=0, ymax=0.06, color=color, alpha=0.6)
-            if e.end_s - e.start_s > 0.08 * max(result.duration, 1e-3):
-                ax.text((e.start_s + e.end_s) / 2, 0.085, e.label, ha="center", va="center", fontsize=7, parse_math=False)
-        ax.set_title(f"{Path(result.source).name}: face #{tid}", fontsize=10, parse_math=False)
+        title, tids = row
+        for n, tid in enumerate(tids):  # each track its own line: a person's tracks are separate in time
+            ws = [w for w in result.windows if w.track_id == tid]
+            t = np.array([(w.start_time + w.end_time) / 2 for w in ws])
+            p = np.stack([w.probs for w in ws])  # (W, K)
+            for k, c in enumerate(names):
+                ax.plot(t, p[:, k], "o-" if len(ws) < 40 else "-", ms=3, color=cmap(k % 10), label=c if n == 0 else None)
+            for e in episodes.get(tid, []):  # expression episodes, as a band at the bottom
+                color = cmap(names.index(e.label) % 10) if e.label in names else "0.6"
+                ax.axvspan(e.start_s, e.end_s, ymin=0, ymax=0.06, color=color, alpha=0.6)
+                if e.end_s - e.start_s > 0.08 * max(result.duration, 1e-3):
+                    ax.text((e.start_s + e.end_s) / 2, 0.085, e.label, ha="center", va="center", fontsize=7,
+                            parse_math=False)
+        for cut in result.cuts:  # shot cuts, as thin lines
+            ax.axvline(cut / result.fps if result.fps else 0.0, color="0.5", lw=0.6, ls=":")
+        ax.set_title(f"{Path(result.source).name}: {title}", fontsize=10, parse_math=False)
         ax.legend(fontsize=7, ncol=min(len(names), 7), loc="upper left")
     axes[-1, 0].set_xlabel("time (s)")
     fig.tight_layout()
