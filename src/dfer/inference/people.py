@@ -7,8 +7,9 @@ landmark model for alignment; both ship in the `face-recognition-models` package
 
 - Good frames: only frames where the detector found the face (dlib's HOG detector finds frontal
   faces, so these are near-frontal), ranked by box side (px) x sharpness (variance of the Laplacian
-  of the face's 64x64 greyscale crop); the best `frames_per_track` (3) are described. One
-  descriptor costs about 0.2 s on a 2-core CPU: a few per track, never one per frame.
+  of the face's 64x64 greyscale crop); the best 3 are kept. One descriptor costs about 0.2 s on a
+  2-core CPU, so each track is described on its best frame, and only tracks in a close call (a
+  pair within 0.1 of the threshold) on their other two: never one per frame.
 - A track's distance to another: the mean Euclidean distance between their descriptors. dlib's
   documented threshold is 0.6 (`same_person`): below it, two faces are the same person.
 - Joining: agglomerative clustering with average linkage (the distance between two groups is the
@@ -118,13 +119,35 @@ class Candidates:
         del kept[self.per_track:]
 
 
-def describe_tracks(candidates: Candidates, describer: FaceDescriber) -> dict[int, np.ndarray]:
-    """Track id -> (n, 128) descriptors of its good frames (tracks without one are left out)."""
+def describe_tracks(candidates: Candidates, describer: FaceDescriber, *, tracks=None,
+                    per_track: int | None = None) -> dict[int, np.ndarray]:
+    """Track id -> (n, 128) descriptors of its best `per_track` frames (default: every kept one), for
+    `tracks` (default: all); tracks without a good frame are left out."""
     out = {}
     for tid, kept in candidates.by_track.items():
-        if kept:
-            out[tid] = np.stack([describer(c.image, c.box) for c in kept])
+        if kept and (tracks is None or tid in tracks):
+            out[tid] = np.stack([describer(c.image, c.box) for c in kept[:per_track]])
     return out
+
+
+AMBIGUOUS = 0.1  # a pair of tracks this close to the threshold gets more frames described
+
+
+def people_of(candidates: Candidates, describer: FaceDescriber, spans: dict[int, tuple[int, int]],
+              threshold: float = SAME_PERSON) -> tuple[dict[int, str], dict[int, np.ndarray]]:
+    """Track id -> person name, and the descriptors used. Each track is described on its best frame
+    first; only tracks in a pair whose distance is within AMBIGUOUS of the threshold (a close call)
+    get their other good frames described, then the tracks are joined. Most tracks cost one descriptor."""
+    descriptors = describe_tracks(candidates, describer, per_track=1)
+    close = set()
+    ids = sorted(descriptors)
+    for i, a in enumerate(ids):
+        for b in ids[i + 1:]:
+            if abs(_distance(descriptors[a], descriptors[b]) - threshold) < AMBIGUOUS:
+                close |= {a, b}
+    if close:
+        descriptors.update(describe_tracks(candidates, describer, tracks=close))
+    return name_people(join_tracks(descriptors, spans, threshold), spans), descriptors
 
 
 def _distance(a: np.ndarray, b: np.ndarray) -> float:

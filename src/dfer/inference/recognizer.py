@@ -273,10 +273,9 @@ class ResultBuilder:
     def finish(self) -> VideoPrediction:
         if self.candidates is not None and self.result.boxes:
             t0 = time.perf_counter()
-            descriptors = people.describe_tracks(self.candidates, self.rec.describer())
             spans = {t: (min(f), max(f)) for t, f in self.result.boxes.items()}
-            groups = people.join_tracks(descriptors, spans, self.same_person)
-            self.result.people = people.name_people(groups, spans)
+            self.result.people, descriptors = people.people_of(self.candidates, self.rec.describer(), spans,
+                                                               self.same_person)
             if self.gallery:
                 self.result.people = self.rec.gallery(self.gallery, self.same_person).name(
                     self.result.people, descriptors, self.same_person)
