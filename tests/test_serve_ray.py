@@ -37,7 +37,7 @@ def test_ray_engine_gives_the_local_engines_artifacts(ckpt, video, local_ray, tm
     local, _ = _run(ckpt, video, tmp_path / "local")
     on_ray, job = _run(ckpt, video, tmp_path / "ray", engine="ray", ray=local_ray)
     assert job["artifacts"] == ARTIFACTS
-    for name in ("predictions.csv", "tracks.csv", "episodes.csv"):
+    for name in ("predictions.csv", "tracks.csv", "episodes.csv", "people.csv"):  # the same people too
         assert on_ray[name] == local[name], name
     assert json.loads(on_ray["summary.json"])["tracks"] == json.loads(local["summary.json"])["tracks"]
     assert not list((tmp_path / "ray" / "uploads").iterdir())  # deleted once the job ended
