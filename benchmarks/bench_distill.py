@@ -107,6 +107,25 @@ def predict_speed(ckpt: Path, video: Path, seconds: float, tmp: Path) -> dict:
             "ratio_to_bound": round(net / whole, 3)}
 
 
+def paper_size(work: Path, video: Path, seconds: float) -> dict:
+    """Speed only, at the paper's 16x112x112 (random weights: accuracy is the synthetic proxy's job):
+    the teacher and every student, clips/s and the whole `dfer predict` beside the network's bound."""
+    from bench_inference import make_ckpt
+    from dfer.engine.distill import student_clip
+    from dfer.options import STUDENTS
+
+    rows = {"(teacher)": ("dfer_r2plus1d_18", 16, 112)}
+    rows |= {name: (c.model, c.num_frames, c.size) for name in STUDENTS for c in [student_clip(name, 16, 112)]}
+    out = {}
+    for name, (model, frames, size) in rows.items():
+        ckpt = make_ckpt(work / f"paper-{name.strip('()')}.pt", frames, size, name=model)
+        gmacs = profile_model(build_model(name=model, num_classes=7), (frames, size, size)).gmacs
+        out[name] = {"network": model, "clip": [frames, size, size], "gmacs": round(gmacs, 2),
+                     **clips_per_second(ckpt), **predict_speed(ckpt, video, seconds, work)}
+        print(name, json.dumps(out[name]), flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", default="bench-distill", help="data and runs (resumable)")
@@ -117,9 +136,17 @@ def main() -> None:
     ap.add_argument("--media", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "media"))
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--paper-size", action="store_true",
+                    help="only the speed of the teacher and every student at 16x112x112 (no training)")
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    if args.paper_size:
+        video = looped_video(Path(args.media) / "single_face.mp4", work / "sixty.mp4", args.seconds)
+        result = {"cpu": cpu(), "paper_size": paper_size(work, video, args.seconds)}
+        atomic_write_json(Path(args.out), result)
+        print(json.dumps(result, indent=2))
+        return
     s = DemoSettings(epochs=args.epochs, clips_per_class=args.clips_per_class)
     timings: dict[str, float] = {}
 
