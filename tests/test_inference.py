@@ -34,7 +34,7 @@ def test_recognizer_api_one_face(ckpt, tmp_path):
     tracks = res.tracks_dataframe()
     assert len(tracks) == len(res.boxes[0]) and set(tracks["source"]) == {"detected", "tracked"}
     df = res.to_dataframe()
-    assert list(df.columns[:5]) == ["track_id", "start_frame", "end_frame", "start_s", "end_s"]
+    assert list(df.columns[:5]) == ["track_id", "person_id", "start_frame", "end_frame", "start_s"]
     assert {"p_right", "p_left", "p_still"} <= set(df.columns) and len(df) == len(res.windows)
     s = res.summary()
     assert len(s["tracks"]) == 1 and s["tracks"][0]["windows"] == len(res.windows) and "message" not in s

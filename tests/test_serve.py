@@ -58,7 +58,7 @@ def test_happy_path_artifacts_range_list_delete(ckpt, video, tmp_path):
         assert s["settings"]["face"]["detect_every"] == 2 and len(s["tracks"]) == 1
         for name in ARTIFACTS:
             assert c.get(f"/v1/jobs/{job_id}/{name}").status_code == 200
-        assert c.get(f"/v1/jobs/{job_id}/tracks.csv").text.startswith("frame,time_s,track_id,x0,y0,x1,y1,source")
+        assert c.get(f"/v1/jobs/{job_id}/tracks.csv").text.startswith("frame,time_s,track_id,person_id,x0,y0,x1,y1,source")
         part = c.get(f"/v1/jobs/{job_id}/annotated.mp4", headers={"Range": "bytes=10-109"})
         assert part.status_code == 206 and len(part.content) == 100 and part.headers["content-range"].startswith("bytes 10-109/")
         assert [j["id"] for j in c.get("/v1/jobs").json()["jobs"]] == [job_id]
