@@ -111,7 +111,8 @@ def test_config_round_trip_and_validation():
     assert isinstance(model, DferNet) and model.classifier.fc.out_features == 4
     with pytest.raises(ValueError, match="attention_stage"):
         ModelConfig(attention_stage="layer9")
-    with pytest.raises(ConfigError, match="model must be one of dfer_r2plus1d_18, dfer_r2plus1d_18_half, r2plus1d_18, r3d_18, mc3_18, got 'resnet50'"):
+    names = "dfer_r2plus1d_18, dfer_r2plus1d_18_half, r2plus1d_18, r3d_18, mc3_18"
+    with pytest.raises(ConfigError, match=f"model must be one of {names}, got 'resnet50'"):
         ModelConfig(name="resnet50")
 
 
