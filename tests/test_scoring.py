@@ -10,7 +10,8 @@ from dfer.checkpoint import Preprocess
 from dfer.data import read_video, write_video
 from dfer.data.video import open_source
 from dfer.inference import InferenceSettings, Recognizer
-from dfer.inference.render import AnnotatedVideo
+from dfer.inference.recognizer import ResultBuilder
+from dfer.inference.render import write_annotated
 from dfer.inference.scoring import ScoringQueue
 from synthetic import face_frames
 
@@ -74,12 +75,12 @@ def test_in_flight_windows_equal_one_at_a_time_and_an_ended_track_has_all_its_wi
         backend = MeanBackend(depth)
         rec = Recognizer(backend, ["a", "b", "c"], pre, settings)
         src = open_source(video)
-        out = AnnotatedVideo(tmp_path / f"a{depth}.mp4", src.fps, src.width, src.height, rec.class_names)
+        builder = ResultBuilder(rec, src, InferenceSettings(people=False))
         events = []
         for ev in rec.iter_source(src):
-            out(ev)
+            builder.add(ev)
             events.append((ev.index, set(ev.boxes), [(w.track_id, w.end_frame) for w in ev.new_windows], ev.frame is None))
-        out.close()
+        write_annotated(builder.finish(), src.frames(), tmp_path / f"a{depth}.mp4")
         windows = [w for *_, ws, _ in events for w in ws]
         runs[depth] = (backend, events, windows)
     (b1, e1, w1), (b2, e2, w2) = runs[1], runs[2]

@@ -7,11 +7,9 @@ import signal
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from dfer.inference.render import AnnotatedVideo
 from dfer.serve import JobStore, ModelSpec, ServeConfig, create_app
 from synthetic import write_face_video
 from test_serve import submit, wait_done
@@ -146,16 +144,3 @@ def test_job_store_claims_cancels_and_recovers_without_races(tmp_path):
     assert (again, failed) == ([], [a.id])
     assert store.get(a.id).error == "the server stopped 2 times while running this video"
     assert store.cancel("nope") is None and not store.delete("nope")
-
-
-def test_the_annotator_holds_a_bounded_number_of_frames(tmp_path):
-    from dfer.data.faces import Box
-    from dfer.data.tracking import TrackedBox
-    from dfer.inference.recognizer import FrameEvent
-
-    video = AnnotatedVideo(tmp_path / "a.mp4", 25.0, 64, 48, ["a", "b"], max_waiting_bytes=10 * 64 * 48 * 3)
-    box = {0: TrackedBox(Box(4, 4, 30, 30), True)}
-    for i in range(60):  # a face whose window never comes (a huge stride): frames must not pile up
-        video(FrameEvent(i, i / 25, np.zeros((48, 64, 3), np.uint8), box, []))
-        assert len(video._waiting) <= 11
-    assert video.close() == 60

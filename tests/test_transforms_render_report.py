@@ -10,7 +10,7 @@ from dfer.data.tracking import TrackedBox
 from dfer.data.transforms import ClipTransformConfig, EvalTransform, TrainTransform, resize_frames, to_tensor
 from dfer.engine.report import recall_table, write_fold_report
 from dfer.inference.recognizer import VideoPrediction, WindowPrediction
-from dfer.inference.render import draw_track, nearest_window, plot_timeline
+from dfer.inference.render import draw_track, nearest_window, plot_timeline, window_lookup
 
 
 def clip(t=4, h=40, w=40, seed=0):
@@ -103,15 +103,6 @@ def test_draw_track_draws_box_label_and_bars():
     assert bare[22:, 62:].max() == 0  # the title sits above the box; nothing beside it
 
 
-def window_lookup(result) -> dict[int, tuple[list[float], list]]:
-    """Per track: window centre frames (sorted) and the windows, as the annotator builds them."""
-    out = {}
-    for tid in result.track_ids:
-        ws = sorted((w for w in result.windows if w.track_id == tid), key=lambda w: w.start_frame + w.end_frame)
-        out[tid] = ([(w.start_frame + w.end_frame) / 2 for w in ws], ws)
-    return out
-
-
 def test_nearest_window_and_timeline(tmp_path):
     res = _prediction()
     lookup = window_lookup(res)
@@ -135,32 +126,51 @@ def test_resize_frames_shapes(size):
     assert resize_frames(clip(2, 20, 20), size).shape == (2, size, size, 3)
 
 
-def test_annotated_video_in_one_pass_draws_each_frame_with_its_nearest_window(tmp_path, monkeypatch):
-    """Windows arrive late (as in the recogniser); every frame still gets the window nearest it, the
-    frames come out in order, and a face that never got a window is drawn without bars."""
+def test_annotated_video_draws_each_frame_with_its_nearest_window_and_person(tmp_path, monkeypatch):
+    """Every frame gets, per face, the window nearest it and the face's person as its title; the frames
+    come out in order, once each, and a face that never got a window is drawn without bars."""
     from dfer.data import read_video
     from dfer.inference import render
-    from dfer.inference.recognizer import FrameEvent
 
     res = _prediction()  # track 0: windows centred at 4.5, 14.5, 24.5; track 1: none
+    for k, w in enumerate(res.windows):
+        w.probs = np.array([k / 10, 1 - k / 10], np.float32)
+    res.people = {0: "P1", 1: "P2"}
     drawn = []
-    monkeypatch.setattr(render, "draw_track",
-                        lambda frame, tid, box, probs, names: drawn.append((int(frame[0, 0, 0]), tid, probs)))
-    probs = {w.end_frame: np.array([w.end_frame / 100, 1 - w.end_frame / 100]) for w in res.windows}
-    windows = {w.end_frame: WindowPrediction(**{**w.__dict__, "probs": probs[w.end_frame]}) for w in res.windows}
-    video = render.AnnotatedVideo(tmp_path / "a.mp4", 10.0, 64, 48, res.class_names)
-    for f in range(30):
-        frame = np.full((48, 64, 3), f, np.uint8)  # the frame's index in its pixels
-        boxes = {tid: res.boxes[tid][f] for tid in (0, 1)}
-        video(FrameEvent(f, f / 10, frame, boxes, [windows[f]] if f in windows else []))
-    video(FrameEvent(29, 2.9, None, {}, []))
-    assert video.close() == 30 and read_video(tmp_path / "a.mp4")[0].shape[0] == 30
+    monkeypatch.setattr(render, "draw_track", lambda frame, tid, box, probs, names, label, colour:
+                        drawn.append((int(frame[0, 0, 0]), tid, probs, label, colour)))
+    frames = (np.full((48, 64, 3), f, np.uint8) for f in range(40))  # the frame's index in its pixels
+    assert render.write_annotated(res, frames, tmp_path / "a.mp4") == 30  # the analysed frames only
+    assert read_video(tmp_path / "a.mp4")[0].shape[0] == 30
     lookup = window_lookup(res)
-    got0 = [(f, p) for f, tid, p in drawn if tid == 0]
-    assert [f for f, _ in got0] == list(range(30))  # in order, each frame once
+    got0 = [(f, p) for f, tid, p, *_ in drawn if tid == 0]
+    assert [f for f, _ in got0] == list(range(30))
     for f, p in got0:
-        assert np.allclose(p, probs[nearest_window(lookup, 0, f).end_frame])
-    assert all(p is None for _, tid, p in drawn if tid == 1)
+        assert np.allclose(p, nearest_window(lookup, 0, f).probs)
+    assert all(p is None for _, tid, p, *_ in drawn if tid == 1)
+    assert {(tid, label, colour) for _, tid, _, label, colour in drawn} == {(0, "P1", 0), (1, "P2", 1)}
+
+
+def test_a_person_keeps_one_colour_across_tracks():
+    from dfer.inference.render import person_colours
+
+    res = _prediction()
+    res.people = {0: "P1", 1: "P1"}
+    assert person_colours(res) == {0: 0, 1: 0}
+    res.people = {}
+    assert person_colours(res) == {0: 0, 1: 1}
+
+
+def test_the_title_names_the_person_and_the_probability(monkeypatch):
+    import cv2
+
+    titles = []
+    real = cv2.putText
+    monkeypatch.setattr(cv2, "putText", lambda img, text, *a: (titles.append(text), real(img, text, *a))[1])
+    draw_track(np.zeros((120, 160, 3), np.uint8), 3, (20, 20, 60, 70), np.array([0.18, 0.82]), ["Sad", "Happy"],
+               label="P1")
+    draw_track(np.zeros((120, 160, 3), np.uint8), 3, (20, 20, 60, 70), np.array([0.18, 0.82]), ["Sad", "Happy"])
+    assert titles[0] == "P1 Happy 0.82" and "#3 Happy 0.82" in titles
 
 
 def test_normalize_without_torch_equals_the_loaders_tensor_bit_for_bit():

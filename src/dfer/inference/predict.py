@@ -4,8 +4,9 @@
     OUT/<input stem>/tracks.csv        one row per (frame, face): the box and whether it was detected
     OUT/<input stem>/episodes.csv      one row per expression episode of a face (start, end, label)
     OUT/<input stem>/summary.json      per-track summary, timing, settings
-    OUT/<input stem>/annotated.mp4     every input frame with boxes, ids, labels, probability bars
-    OUT/<input stem>/timeline.png      class probabilities over time per track
+    OUT/<input stem>/people.csv        one row per person (tracks joined by face descriptor), with shares
+    OUT/<input stem>/annotated.mp4     every input frame with boxes, "P1 Happy 0.82" titles, probability bars
+    OUT/<input stem>/timeline.png      class probabilities over time per person (or per track)
     OUT/failures.csv                   input,reason for every input that could not be processed
 
 An input whose summary.json exists is skipped (rerun after a kill loses nothing); `overwrite`
@@ -26,7 +27,7 @@ from dfer.data.video import IMAGE_EXTS, VIDEO_EXTS, VideoWriter, is_webcam, open
 from dfer.errors import DferError
 from dfer.files import atomic_write_json, atomic_write_text
 from dfer.inference.recognizer import FrameEvent, InferenceSettings, Recognizer, ResultBuilder, VideoPrediction, WindowPrediction
-from dfer.inference.render import AnnotatedVideo, draw_track, plot_timeline
+from dfer.inference.render import draw_track, plot_timeline, write_annotated
 from dfer.progress import progress_bar
 from dfer.scale import RayOptions, ray_map
 
@@ -79,28 +80,14 @@ def write_outputs(result: VideoPrediction, folder: Path) -> None:
 def analyse(recognizer: Recognizer, src, folder: Path, *, settings: InferenceSettings | None = None,
             annotate: bool = True, max_frames: int | None = None, progress: bool = False,
             on_event: Callable[[FrameEvent], None] | None = None) -> VideoPrediction:
-    """One pass over a file or folder: the predictions and, with `annotate`, folder/annotated.mp4 written
-    as the frames go by (no second decode). A failure leaves no partial video behind."""
-    video = AnnotatedVideo(folder / "annotated.mp4", src.fps, src.width, src.height, recognizer.class_names) \
-        if annotate else None
-
-    def each(ev: FrameEvent) -> None:
-        if video is not None:
-            video(ev)
-        if on_event is not None:
-            on_event(ev)
-
-    try:
-        result = recognizer.predict_video(src, settings=settings, max_frames=max_frames, progress=progress,
-                                             on_event=each)
-        if video is not None:
-            t0 = time.perf_counter()
-            video.close()  # the frames still waiting for their windows, and the encoder's tail
-            result.seconds += time.perf_counter() - t0
-    except BaseException:
-        if video is not None:
-            video.abort()
-        raise
+    """The predictions of a file or folder and, with `annotate`, folder/annotated.mp4, drawn once the
+    people are known (the source is read a second time). A failure leaves no partial video behind."""
+    result = recognizer.predict_video(src, settings=settings, max_frames=max_frames, progress=progress,
+                                      on_event=on_event)
+    if annotate:
+        t0 = time.perf_counter()
+        write_annotated(result, src.frames(), folder / "annotated.mp4")
+        result.seconds += time.perf_counter() - t0
     return result
 
 
@@ -182,7 +169,10 @@ def predict_inputs(
         run.results[folder] = result
         s = result.summary()
         faces = ", ".join(f"#{t['track_id']} {t['label']}" for t in s["tracks"]) or s.get("message", "")
-        log(f"{item}: {len(s['tracks'])} face track(s) [{faces}], {len(result.windows)} windows, "
+        who = ", ".join(f"{p['person_id']} {p['dominant'] or '-'}" for p in s["people"])
+        log(f"{item}: " + (f"{len(s['people'])} {'person' if len(s['people']) == 1 else 'people'} [{who}] in "
+                             if s["people"] else "")
+            + f"{len(s['tracks'])} face track(s) [{faces}], {len(result.windows)} windows, "
             f"{s['realtime_factor']:.2f}x real time -> {folder}" + (f" [{s['warning']}]" if "warning" in s else ""))
     bar.close()
     if run.failed:

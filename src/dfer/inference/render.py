@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import bisect
-from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from dfer.data.video import VideoWriter
+from dfer.data.video import VideoWriter, read_ahead
 from dfer.files import atomic_write_bytes
 
 if TYPE_CHECKING:  # the recogniser imports this module: types only
-    from dfer.inference.recognizer import FrameEvent, VideoPrediction, WindowPrediction
+    from dfer.data.tracking import TrackedBox
+    from dfer.inference.recognizer import VideoPrediction, WindowPrediction
 
 # Distinct, readable colours (RGB) for track ids.
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
@@ -27,20 +28,22 @@ def track_colour(track_id: int) -> tuple[int, int, int]:
 
 
 def draw_track(frame: np.ndarray, track_id: int, box: Sequence[float], probs: np.ndarray | None,
-               class_names: Sequence[str]) -> None:
-    """Box with track id and label, plus one probability bar per class beside it (in place, RGB)."""
+               class_names: Sequence[str], *, label: str = "", colour: int | None = None) -> None:
+    """Box titled "P1 Happy 0.82" (the person, else "#<track id>"), plus one probability bar per class
+    beside it (in place, RGB). `colour`: the palette index (default: the track id)."""
     h, w = frame.shape[:2]
     s = max(0.3, min(h, w) / 720)  # text scale follows the frame size
-    col = track_colour(track_id)
+    col = track_colour(track_id if colour is None else colour)
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     th = max(1, int(round(2 * s)))
     cv2.rectangle(frame, (x0, y0), (x1, y1), col, th, cv2.LINE_AA)
     font, fs = cv2.FONT_HERSHEY_SIMPLEX, 0.55 * s * 1.6
+    who = label or f"#{track_id}"
     if probs is None:
-        title = f"#{track_id} ..."
+        title = f"{who} ..."
     else:
         k = int(np.argmax(probs))
-        title = f"#{track_id} {class_names[k]} {100 * probs[k]:.0f}%"
+        title = f"{who} {class_names[k]} {probs[k]:.2f}"
     (tw, tht), base = cv2.getTextSize(title, font, fs, th)
     ty = y0 - 4 if y0 - tht - base - 4 >= 0 else min(h - 2, y1 + tht + 4)
     cv2.rectangle(frame, (x0, ty - tht - base), (x0 + tw + 4, ty + base // 2), col, -1)
@@ -149,117 +152,56 @@ def nearest_window(lookup: dict[int, tuple[list[float], list]], track_id: int, f
     return ws[j]
 
 
-class AnnotatedVideo:
-    """annotated.mp4 written during the analysis pass: pass it as `on_event` to `predict_video`.
+def window_lookup(result: VideoPrediction) -> dict[int, tuple[list[float], list[WindowPrediction]]]:
+    """Track id -> (window centres, windows), in order of centre: what `nearest_window` searches."""
+    lookup: dict[int, tuple[list[float], list]] = {}
+    for w in sorted(result.windows, key=lambda w: (w.track_id, w.start_frame + w.end_frame)):
+        centres, ws = lookup.setdefault(w.track_id, ([], []))
+        centres.append((w.start_frame + w.end_frame) / 2)
+        ws.append(w)
+    return lookup
 
-    Every frame shows, per face, the window whose centre is nearest that frame (as the timeline
-    does), so a frame waits until that window is known: until its track has a window centred at or
-    after the frame, or has ended. That is at most about one window span plus one stride of frames
-    (2 s + 1 s by default). Drawing and encoding run on a writer thread (OpenCV and x264 work
-    without the GIL), overlapping the analysis. Frames are drawn in place: the recogniser is done
-    with them when their event is emitted.
 
-    Memory is bounded whatever the window and stride: at most `max_waiting_bytes` of frames (512 MB,
-    at least 8 frames) wait; past that the oldest frame is drawn with the windows known so far (a
-    window centred before it, else none), which only happens with windows or strides of many seconds.
+def person_colours(result: VideoPrediction) -> dict[int, int]:
+    """Track id -> palette index: one colour per person (in order of first appearance), else per track."""
+    tracks = sorted(set(result.boxes) | set(result.track_ids))  # ids grow with first appearance
+    order = {p: n for n, p in enumerate(dict.fromkeys(result.person(t) for t in tracks if result.person(t)))}
+    return {t: order[result.person(t)] if result.person(t) else t for t in tracks}
+
+
+def write_annotated(result: VideoPrediction, frames: Iterable[np.ndarray], path: Path, *,
+                    preset: str = "ultrafast", crf: int = 23) -> int:
+    """annotated.mp4: the frames of the pass that made `result` (the source read again), each face
+    titled with its person ("P1 Happy 0.82") and drawn with the window whose centre is nearest that
+    frame, as the timeline does. Returns the frame count; a failure leaves no file.
+
+    Written after the analysis because a track's person is only known once every track has been
+    described (dfer.inference.people): a second decode, which costs far less than the analysis
+    (measured in benchmarks/bench_people.py). Memory: the boxes and windows, never the frames.
 
     Encoder: x264 `ultrafast` at crf 23, chosen for speed: on 300 frames of 640x360 it encoded
     1.7x faster than `veryfast` at crf 20 (244 vs 142 frames/s) for a file 2.4x larger; pass
     `preset` and `crf` for smaller files.
     """
-
-    def __init__(self, path: Path, fps: float, width: int, height: int, class_names: Sequence[str], *,
-                 preset: str = "ultrafast", crf: int = 23, queue_frames: int = 32,
-                 max_waiting_bytes: int = 512 << 20) -> None:
-        import queue
-        import threading
-
-        self.class_names = list(class_names)
-        self.writer = VideoWriter(path, fps, width, height, preset=preset, crf=crf)
-        self._waiting: deque[tuple[int, np.ndarray, dict]] = deque()  # frames whose windows are not all known yet
-        self.max_waiting = max(8, max_waiting_bytes // max(1, width * height * 3))
-        self._lookup: dict[int, tuple[list[float], list]] = {}  # track id -> window centres, windows (emission order)
-        self._ended: set[int] = set()
-        self._live: set[int] = set()
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_frames)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._encode, name="dfer-annotate", daemon=True)
-        self._thread.start()
-
-    # -- analysis side -----------------------------------------------------------------
-    def __call__(self, event: FrameEvent) -> None:
-        """One FrameEvent of Recognizer.iter_source / predict_video."""
-        for w in event.new_windows:
-            centres, ws = self._lookup.setdefault(w.track_id, ([], []))
-            centres.append((w.start_frame + w.end_frame) / 2)  # a track's windows come in order of their centres
-            ws.append(w)
-        if event.frame is None:  # end of the video: every window is known
-            self._ended |= self._live
-            self._release(final=True)
-            return
-        self._ended |= self._live - set(event.boxes)  # track ids are never reused: gone means ended
-        self._live = set(event.boxes)
-        self._waiting.append((event.index, event.frame, event.boxes))
-        self._release()
-
-    def _known(self, i: int, track_id: int) -> bool:
-        centres = self._lookup.get(track_id, ([], []))[0]
-        return track_id in self._ended or bool(centres and centres[-1] >= i)
-
-    def _release(self, final: bool = False) -> None:
-        def ready() -> bool:
-            if final or len(self._waiting) > self.max_waiting:
-                return True
-            return all(self._known(self._waiting[0][0], t) for t in self._waiting[0][2])
-
-        while self._waiting and ready():
-            i, frame, boxes = self._waiting.popleft()
-            draws = []
-            for tid, tb in boxes.items():
-                w = nearest_window(self._lookup, tid, i)
-                draws.append((tid, tb.box.as_array(), None if w is None else w.probs))
-            self._put((frame, draws))
-
-    def _put(self, item) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put(item)
-
-    # -- writer thread -------------------------------------------------------------------
-    def _encode(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            if self._error is not None:
-                continue  # drain so the producer never blocks
-            try:
-                frame, draws = item
-                for tid, box, probs in draws:
-                    draw_track(frame, tid, box, probs, self.class_names)
-                if not draws:
-                    draw_banner(frame, "no face")
-                self.writer.write(frame)
-            except BaseException as exc:  # raised on the analysis side at the next frame or at close
-                self._error = exc
-
-    def close(self) -> int:
-        """Write what is still waiting, finish the file (atomic rename); returns the frame count."""
-        self._release(final=True)
-        self._stop()
-        if self._error is not None:
-            self.writer.abort()
-            raise self._error
-        self.writer.close()
-        return self.writer.frames
-
-    def abort(self) -> None:
-        """Stop without leaving a file (also after a failed close)."""
-        self._waiting.clear()
-        if self._thread.is_alive():
-            self._stop()
-            self.writer.abort()
-
-    def _stop(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
+    lookup = window_lookup(result)
+    colours = person_colours(result)
+    per_frame: dict[int, list[tuple[int, TrackedBox]]] = {}
+    for tid, boxes in result.boxes.items():
+        for i, tb in boxes.items():
+            per_frame.setdefault(i, []).append((tid, tb))
+    writer = VideoWriter(path, result.fps, result.width, result.height, preset=preset, crf=crf)
+    try:
+        for i, frame in enumerate(islice(read_ahead(frames), result.num_frames)):
+            faces = per_frame.get(i, [])
+            for tid, tb in sorted(faces, key=lambda f: f[0]):
+                w = nearest_window(lookup, tid, i)
+                draw_track(frame, tid, tb.box.as_array(), None if w is None else w.probs, result.class_names,
+                           label=result.person(tid), colour=colours.get(tid))
+            if not faces:
+                draw_banner(frame, "no face")
+            writer.write(frame)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+    return writer.frames
