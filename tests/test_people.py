@@ -57,6 +57,38 @@ def test_candidates_keep_the_best_few_frames_only():
     assert 8 not in c.by_track
 
 
+def test_a_person_gets_the_best_ranked_face_of_all_their_tracks():
+    c = Candidates(per_track=2)
+    frame = np.zeros((200, 300, 3), np.uint8)
+    frame[:, 150:] = 200
+    c.offer(0, 0, frame, (20.0, 20.0, 60.0, 60.0))  # P1's first track: a small face
+    c.offer(2, 9, frame, (170.0, 20.0, 270.0, 120.0))  # P1 again, larger (and on the bright half)
+    c.offer(1, 5, frame, (10.0, 100.0, 50.0, 140.0))  # P2
+    c.by_track[2][0].score = c.by_track[0][0].score + 1  # flat frames have no sharpness: rank by hand
+    faces = people.thumbnails(c, {0: "P1", 1: "P2", 2: "P1"}, size=32)
+    assert sorted(faces) == ["P1", "P2"] and faces["P1"].shape == (32, 32, 3)
+    assert faces["P1"].mean() > 150 and faces["P2"].mean() < 10  # P1's face is track 2's
+    sheet = people.contact_sheet(["P2", "P1", "P3"], faces, size=32)
+    assert sheet.shape == (32, 96, 3) and sheet[:, :32].mean() < 10 and sheet[:, 64:].mean() == 128  # P3: grey
+
+
+def test_saved_descriptors_name_their_track_and_person(tmp_path):
+    blob = people.descriptors_npz({0: "P1", 1: "P2"}, {0: _at(0.0, 0.1), 1: _at(0.5)})
+    (tmp_path / "d.npz").write_bytes(blob)
+    d = np.load(tmp_path / "d.npz")
+    assert d["descriptors"].shape == (3, 128) and d["descriptors"].dtype == np.float32
+    assert list(d["track_id"]) == [0, 0, 1] and list(d["person_id"]) == ["P1", "P1", "P2"]
+
+
+def test_save_descriptors_without_people_is_refused(tmp_path, video, capsys):
+    from dfer.cli import main
+
+    (tmp_path / "m.pt").write_bytes(b"refused before it is read")
+    rc = main(["predict", str(video), "--checkpoint", str(tmp_path / "m.pt"), "--out", str(tmp_path), "--no-people",
+               "--save-descriptors"])
+    assert rc == 2 and "--save-descriptors" in capsys.readouterr().err
+
+
 def test_without_the_models_predict_says_so_and_keeps_tracks(monkeypatch, tmp_path, video, ckpt):
     from dfer.inference import Recognizer
 
@@ -97,6 +129,9 @@ def test_real_faces_cut_together_are_the_right_people(media_dir, tmp_path):
     rows = (tmp_path / "out" / "people.csv").read_text().splitlines()
     assert rows[0].startswith("person_id,first_s,last_s,seconds_on_screen,tracks,share_a") and len(rows) == 3
     assert "person_id" in (tmp_path / "out" / "tracks.csv").read_text().splitlines()[0]
+    sheet = cv2.imread(str(tmp_path / "out" / "people.jpg"))
+    assert sheet.shape == (96, 192, 3)  # one face per person, in people.csv's order
+    assert not (tmp_path / "out" / "descriptors.npz").exists()  # never written unless asked for
 
 
 @needs_models

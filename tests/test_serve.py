@@ -16,10 +16,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import wait_healthy
+from dfer.inference.people import available as people_available
 from dfer.serve import ModelSpec, ServeConfig, create_app
 from synthetic import write_face_video
 
-ARTIFACTS = ["predictions.csv", "tracks.csv", "summary.json", "timeline.png", "annotated.mp4", "episodes.csv", "people.csv"]
+ARTIFACTS = ["predictions.csv", "tracks.csv", "summary.json", "timeline.png", "annotated.mp4", "episodes.csv",
+             "people.csv"] + (["people.jpg"] if people_available() else [])  # one face per person
 
 
 def client_for(ckpt, data_dir, **kw):
@@ -226,6 +228,10 @@ def test_web_page_in_a_real_browser(ckpt, video, tmp_path):
             assert page.locator("#episodes tbody tr").count() >= 1  # the expression episodes are listed
             links = page.eval_on_selector_all("#downloads a", "as => as.map(a => a.textContent)")
             assert links == ARTIFACTS
+            if people_available():  # each person: a face from people.jpg and the shares as a bar
+                face = page.eval_on_selector("#people .face", "e => e.style.backgroundImage")
+                assert "people.jpg" in face and "sig=" in face
+                assert page.locator("#people .shares span").count() >= 1
             box = page.locator("#timeline").bounding_box()
             page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + 40)  # hover shows the values
             tip = page.inner_text("#tip")

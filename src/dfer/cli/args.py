@@ -223,6 +223,9 @@ def add_people_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gallery", type=existing_dir, metavar="DIR",
                    help="known people: one sub-folder of photos (or one image file) per name; people who match "
                         "get the name, everyone else stays P<n> (you are responsible for consent and local law)")
+    p.add_argument("--save-descriptors", action="store_true",
+                   help="also write descriptors.npz: each track's 128-d face descriptors (biometric data: never "
+                        "written without this flag)")
 
 
 def add_engine_args(p: argparse.ArgumentParser) -> None:

@@ -70,7 +70,10 @@ def run(args: argparse.Namespace) -> int:
                                  min_confidence=args.min_confidence,
                                  episodes=EpisodeRule(args.min_episode, args.episode_margin),
                                  people=not args.no_people, same_person=args.same_person,
-                                 gallery=str(args.gallery) if args.gallery else "")
+                                 gallery=str(args.gallery) if args.gallery else "",
+                                 save_descriptors=args.save_descriptors)
+    if args.save_descriptors and args.no_people:
+        raise DferError("--save-descriptors keeps the people's face descriptors: it cannot go with --no-people")
     if args.gallery:  # every photo read and checked before any video is
         if args.no_people:
             raise DferError("--gallery names people: it cannot go with --no-people")

@@ -21,7 +21,8 @@ landmark model for alignment; both ship in the `face-recognition-models` package
 - Names: a person keeps the number of its first appearance: P1, P2, ... in order of first frame.
 
 Descriptors stay in memory; nothing about a face is written to disk except the outputs the user
-asked for (dfer never stores descriptors unless told to).
+asked for: people.jpg (one face per person, for the page and the user) and, only with
+`--save-descriptors`, descriptors.npz.
 """
 
 from __future__ import annotations
@@ -148,6 +149,52 @@ def people_of(candidates: Candidates, describer: FaceDescriber, spans: dict[int,
     if close:
         descriptors.update(describe_tracks(candidates, describer, tracks=close))
     return name_people(join_tracks(descriptors, spans, threshold), spans), descriptors
+
+
+THUMBNAIL = 96  # px, the side of a person's face in people.jpg
+
+
+def thumbnails(candidates: Candidates, people: dict[int, str], size: int = THUMBNAIL) -> dict[str, np.ndarray]:
+    """Person -> (size, size, 3) RGB uint8: the best-ranked good frame over the person's tracks (the
+    ranking above: side x sharpness), cropped square around the face with a fifth of its side around it."""
+    best: dict[str, Candidate] = {}
+    for tid, kept in candidates.by_track.items():
+        person = people.get(tid)
+        if person and kept and (person not in best or kept[0].score > best[person].score):
+            best[person] = kept[0]
+    out = {}
+    for person, c in best.items():
+        x0, y0, x1, y1 = c.box
+        side = 1.4 * max(x1 - x0, y1 - y0)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        h, w = c.image.shape[:2]
+        a, b = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+        face = c.image[b : int(min(h, cy + side / 2)), a : int(min(w, cx + side / 2))]
+        if face.size:
+            out[person] = cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def contact_sheet(order: list[str], faces: dict[str, np.ndarray], size: int = THUMBNAIL) -> np.ndarray:
+    """(size, size * len(order), 3) RGB: the people's faces side by side in `order` (grey where none)."""
+    sheet = np.full((size, size * max(1, len(order)), 3), 128, np.uint8)
+    for k, person in enumerate(order):
+        if person in faces:
+            sheet[:, k * size : (k + 1) * size] = faces[person]
+    return sheet
+
+
+def descriptors_npz(people: dict[int, str], descriptors: dict[int, np.ndarray]) -> bytes:
+    """The descriptors as an .npz (only with --save-descriptors): `descriptors` (n, 128) float32 and,
+    per row, `track_id` and `person_id`."""
+    import io
+
+    tracks = sorted(descriptors)
+    rows = [(t, people.get(t, ""), d) for t in tracks for d in descriptors[t]]
+    buf = io.BytesIO()
+    np.savez(buf, descriptors=np.stack([d for *_, d in rows]).astype(np.float32) if rows else np.zeros((0, 128), np.float32),
+             track_id=np.array([t for t, *_ in rows], np.int64), person_id=np.array([p for _, p, _ in rows], dtype=str))
+    return buf.getvalue()
 
 
 def _distance(a: np.ndarray, b: np.ndarray) -> float:

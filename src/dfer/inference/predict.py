@@ -5,6 +5,8 @@
     OUT/<input stem>/episodes.csv      one row per expression episode of a face (start, end, label)
     OUT/<input stem>/summary.json      per-track summary, timing, settings
     OUT/<input stem>/people.csv        one row per person (tracks joined by face descriptor), with shares
+    OUT/<input stem>/people.jpg        one face per person, side by side in people.csv's order
+    OUT/<input stem>/descriptors.npz   the face descriptors, only with --save-descriptors
     OUT/<input stem>/annotated.mp4     every input frame with boxes, "P1 Happy 0.82" titles, probability bars
     OUT/<input stem>/timeline.png      class probabilities over time per person (or per track)
     OUT/failures.csv                   input,reason for every input that could not be processed
@@ -23,9 +25,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import cv2
+
 from dfer.data.video import IMAGE_EXTS, VIDEO_EXTS, VideoWriter, is_webcam, open_source
 from dfer.errors import DferError
-from dfer.files import atomic_write_json, atomic_write_text
+from dfer.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from dfer.inference import people
 from dfer.inference.recognizer import FrameEvent, InferenceSettings, Recognizer, ResultBuilder, VideoPrediction, WindowPrediction
 from dfer.inference.render import draw_track, plot_timeline, write_annotated
 from dfer.progress import progress_bar
@@ -73,6 +78,12 @@ def write_outputs(result: VideoPrediction, folder: Path) -> None:
         buf = io.StringIO()
         df.to_csv(buf, index=False)
         atomic_write_text(folder / name, buf.getvalue())
+    if result.faces:
+        order = [p["person_id"] for p in result.people_summary()]
+        sheet = people.contact_sheet(order, result.faces)
+        atomic_write_bytes(folder / "people.jpg", cv2.imencode(".jpg", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))[1].tobytes())
+    if result.descriptors:
+        atomic_write_bytes(folder / "descriptors.npz", people.descriptors_npz(result.people, result.descriptors))
     plot_timeline(result, folder / "timeline.png")
     atomic_write_json(folder / "summary.json", result.summary())  # last: its presence marks the input done
 

@@ -59,6 +59,7 @@ class InferenceSettings:
     people: bool = True  # join tracks into people (dfer.inference.people; needs the `people` extra)
     same_person: float = SAME_PERSON  # descriptor distance under which two tracks are one person
     gallery: str = ""  # a folder of known people (dfer.inference.people.Gallery): matching people get their name
+    save_descriptors: bool = False  # keep the face descriptors for descriptors.npz (never written otherwise)
 
 
 @dataclass
@@ -95,6 +96,8 @@ class VideoPrediction:
     people: dict[int, str] = field(default_factory=dict)  # track id -> person (P1, P2, ...); empty: not computed
     people_note: str = ""  # why there are no people, when there are none
     describe_seconds: float = 0.0  # time spent on face descriptors
+    faces: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # person -> (96, 96, 3) RGB thumbnail
+    descriptors: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # track -> (n, 128); --save-descriptors
 
     def person(self, track_id: int) -> str:
         return self.people.get(track_id, "")
@@ -249,7 +252,7 @@ class ResultBuilder:
                                       backend=rec.backend.name, settings=rec.resolved_settings(src.fps, settings))
         self.rec = rec
         s = settings or rec.settings
-        self.same_person, self.gallery = s.same_person, s.gallery
+        self.same_person, self.gallery, self.keep_descriptors = s.same_person, s.gallery, s.save_descriptors
         self.candidates: people.Candidates | None = None
         if not s.people:
             self.result.people_note = "people not asked for (--no-people)"
@@ -279,6 +282,9 @@ class ResultBuilder:
             if self.gallery:
                 self.result.people = self.rec.gallery(self.gallery, self.same_person).name(
                     self.result.people, descriptors, self.same_person)
+            self.result.faces = people.thumbnails(self.candidates, self.result.people)
+            if self.keep_descriptors:
+                self.result.descriptors = descriptors
             self.result.describe_seconds = time.perf_counter() - t0
         self.result.seconds = time.perf_counter() - self._t0
         self.result.windows.sort(key=lambda w: (w.track_id, w.end_frame))

@@ -15,6 +15,7 @@ ARTIFACTS = {
     "annotated.mp4": "video/mp4",
     "episodes.csv": "text/csv",
     "people.csv": "text/csv",
+    "people.jpg": "image/jpeg",
     "explain.mp4": "video/mp4",
 }
 # The OpenAPI description of what the routes answer and take (the upload is parsed by hand, so that
