@@ -1,8 +1,10 @@
 """Progress that reads well where it goes: a live bar on a terminal, a few plain lines in a log.
 
-On a terminal (stderr is a TTY) this is tqdm. Elsewhere (CI, `> log`, services) a carriage-return
-bar would write one multi-kilobyte line, so instead one line goes to stderr at every tenth of the
-work (or every 30 s when the total is unknown) and one at the end.
+On a terminal (stderr is a TTY) this is tqdm: bars nest (the files of a run above the frames of
+the current video), and lines printed while a bar is live go through `say`, which writes them
+above the bars instead of through them. Elsewhere (CI, `> log`, services) a carriage-return bar
+would write one multi-kilobyte line, so instead one line goes to stderr at every tenth of the work
+(or every 30 s when the total is unknown) and one at the end.
 """
 
 from __future__ import annotations
@@ -39,17 +41,42 @@ class _Lines:
             self._line()
 
 
+_open: list = []  # the tqdm bars on the terminal now, oldest first
+
+
 class _Tqdm:
     def __init__(self, bar) -> None:
         self.bar = bar
+        _open.append(self)
 
     def update(self, n: int = 1, **postfix: Any) -> None:
-        self.bar.update(n)
         if postfix:
             self.bar.set_postfix(postfix, refresh=False)
+        self.bar.update(n)
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+            _open.remove(self)
+
+
+def close_all() -> None:
+    """Clear every live bar (innermost first): before the one line an interrupted command prints."""
+    for bar in reversed(list(_open)):
+        bar.close()
+
+
+def say(message: str, *, file=None) -> None:
+    """A line for the user (stdout by default): above the live bars when there are any, so a bar never
+    splits it; a plain print otherwise."""
+    out = file or sys.stdout
+    if _open:
+        from tqdm.auto import tqdm
+
+        tqdm.write(message, file=out)
+    else:
+        print(message, file=out, flush=True)
 
 
 class _Off:
@@ -66,7 +93,21 @@ def progress_bar(total: int | None, desc: str, *, unit: str = "item", enabled: b
     if not enabled:
         return _Off()
     if sys.stderr.isatty():
+        import shutil
+
         from tqdm.auto import tqdm
 
-        return _Tqdm(tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=False))
+        # 3 columns short of the terminal: the "^C" the terminal echoes stays on the bar's line, so
+        # Ctrl-C's clean-up clears the right lines.
+        width = max(40, shutil.get_terminal_size().columns - 3)
+        return _Tqdm(tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=False, ncols=width,
+                          unit_scale=unit == "byte"))
     return _Lines(total, desc, unit, initial) if lines else _Off()
+
+
+def ignore_interrupt() -> None:
+    """In a worker process: Ctrl-C reaches the terminal's whole process group, but only the parent
+    handles it (one line, see dfer.cli); workers ignore it instead of printing a traceback each."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -20,8 +20,23 @@ import sys
 
 from dfer.cli import card, demo, doctor, evaluate, explain, export, predict, prepare, profile, serve, synth, train
 from dfer.errors import DferError
+from dfer.progress import close_all
 
 COMMANDS = (profile, prepare, train, evaluate, predict, explain, export, card, synth, demo, serve, doctor)
+
+# What each command keeps when it is interrupted, and how to go on (every write is atomic).
+_TRAINING = "last.pt is kept (written at every epoch end); add --resume to the same command to go on from it"
+ON_INTERRUPT = {
+    "prepare": "the clips prepared so far are kept in the cache; run the same command again to do the rest",
+    "train": _TRAINING, "cv": _TRAINING, "distill": _TRAINING, "ablate": _TRAINING,
+    "predict": "each finished video's outputs are kept; run the same command again to do the rest "
+               "(finished videos are skipped)",
+    "explain": "nothing of the unfinished video was written; run the same command again",
+    "export": "nothing was written (the model appears only once complete); run the same command again",
+    "synth": "the videos written so far are kept; run the same command again to write the rest",
+    "demo": "every finished stage is kept; run the same command again to go on where it stopped",
+    "evaluate": "nothing was written; run the same command again",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     except DferError as exc:
         print(f"dfer {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C: one line, what was kept and how to go on; never a traceback
+        close_all()
+        print(f"dfer {args.command}: interrupted; {ON_INTERRUPT.get(args.command, 'nothing was kept')}",
+              file=sys.stderr)
         return 130

@@ -24,7 +24,7 @@ from dfer.data.faces import make_detector
 from dfer.data.splits import make_splits
 from dfer.errors import ConfigError, DatasetError, DferError
 from dfer.files import atomic_write_json
-from dfer.progress import progress_bar
+from dfer.progress import ignore_interrupt, progress_bar
 from dfer.scale import RayOptions, ray_map
 
 
@@ -55,6 +55,7 @@ _worker_settings: FaceSettings | None = None
 
 def _init_worker(settings: dict[str, Any]) -> None:
     global _worker_detector, _worker_settings
+    ignore_interrupt()
     _worker_settings = FaceSettings.from_dict(settings)
     _worker_detector = make_detector(_worker_settings)
 

@@ -33,7 +33,7 @@ from dfer.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from dfer.inference import people
 from dfer.inference.recognizer import FrameEvent, InferenceSettings, Recognizer, ResultBuilder, VideoPrediction, WindowPrediction
 from dfer.inference.render import draw_track, plot_timeline, write_annotated
-from dfer.progress import progress_bar
+from dfer.progress import progress_bar, say
 from dfer.scale import RayOptions, ray_map
 
 
@@ -97,14 +97,14 @@ def analyse(recognizer: Recognizer, src, folder: Path, *, settings: InferenceSet
                                       on_event=on_event)
     if annotate:
         t0 = time.perf_counter()
-        write_annotated(result, src.frames(), folder / "annotated.mp4")
+        write_annotated(result, src.frames(), folder / "annotated.mp4", progress=progress)
         result.seconds += time.perf_counter() - t0
     return result
 
 
 def predict_one(recognizer: Recognizer, item: str, folder: Path, *, annotate: bool = True,
                 max_seconds: float | None = None, progress: bool = False,
-                log: Callable[[str], None] = print) -> tuple[VideoPrediction | None, str | None]:
+                log: Callable[[str], None] = say) -> tuple[VideoPrediction | None, str | None]:
     """One input into its output folder; (result, None) or (None, reason). Never raises for bad input."""
     try:
         src = open_source(item)
@@ -147,7 +147,7 @@ def predict_inputs(
     overwrite: bool = False,
     max_seconds: float | None = None,
     progress: bool = True,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = say,
     ray: RayOptions | None = None,
 ) -> PredictRun:
     """Every input into OUT/<stem>/; inputs already done are skipped. With `ray`, inputs run on a Ray
@@ -161,14 +161,14 @@ def predict_inputs(
             run.skipped.append(str(folder))
         else:
             todo.append((item, str(folder)))
-    bar = progress_bar(len(todo), "inputs", unit="video", enabled=progress and len(todo) > 1)
+    bar = progress_bar(len(todo), "videos", unit="video", enabled=progress and len(todo) > 1)
     if ray is not None:
         done = ray_map(partial(_ray_worker, recognizer, annotate, max_seconds), todo, ray)
         results = (((item, folder), *(out if err is None else (None, err))) for (item, folder), out, err in done)
     else:
         rec = recognizer if isinstance(recognizer, Recognizer) else recognizer()
         results = (((item, folder), *predict_one(rec, item, Path(folder), annotate=annotate, max_seconds=max_seconds,
-                                                 progress=progress and len(todo) == 1, log=log))
+                                                 progress=progress, log=log))
                    for item, folder in todo)
     for (item, folder), result, error in results:
         bar.update(1)

@@ -13,6 +13,7 @@ import numpy as np
 
 from dfer.data.video import VideoWriter, read_ahead
 from dfer.files import atomic_write_bytes
+from dfer.progress import progress_bar
 
 if TYPE_CHECKING:  # the recogniser imports this module: types only
     from dfer.data.tracking import TrackedBox
@@ -170,7 +171,7 @@ def person_colours(result: VideoPrediction) -> dict[int, int]:
 
 
 def write_annotated(result: VideoPrediction, frames: Iterable[np.ndarray], path: Path, *,
-                    preset: str = "ultrafast", crf: int = 23) -> int:
+                    preset: str = "ultrafast", crf: int = 23, progress: bool = False) -> int:
     """annotated.mp4: the frames of the pass that made `result` (the source read again), each face
     titled with its person ("P1 Happy 0.82") and drawn with the window whose centre is nearest that
     frame, as the timeline does. Returns the frame count; a failure leaves no file.
@@ -190,8 +191,10 @@ def write_annotated(result: VideoPrediction, frames: Iterable[np.ndarray], path:
         for i, tb in boxes.items():
             per_frame.setdefault(i, []).append((tid, tb))
     writer = VideoWriter(path, result.fps, result.width, result.height, preset=preset, crf=crf)
+    bar = progress_bar(result.num_frames, f"annotate {Path(result.source).stem}", unit="frame", enabled=progress)
     try:
         for i, frame in enumerate(islice(read_ahead(frames), result.num_frames)):
+            bar.update(1)
             faces = per_frame.get(i, [])
             for tid, tb in sorted(faces, key=lambda f: f[0]):
                 w = nearest_window(lookup, tid, i)
@@ -203,5 +206,7 @@ def write_annotated(result: VideoPrediction, frames: Iterable[np.ndarray], path:
     except BaseException:
         writer.abort()
         raise
+    finally:
+        bar.close()
     writer.close()
     return writer.frames

@@ -34,7 +34,7 @@ import numpy as np
 from dfer.data.video import write_video
 from dfer.errors import ConfigError
 from dfer.files import atomic_write_text
-from dfer.progress import progress_bar
+from dfer.progress import ignore_interrupt, progress_bar
 from dfer.synth.face import NEUTRAL, Expression, Identity, draw_face
 
 CLASSES = ["Happy", "Sad", "Neutral", "Angry", "Surprise", "Disgust", "Fear"]  # DFEW's order
@@ -195,7 +195,7 @@ def generate(out: str | Path, settings: SynthSettings | None = None, *, workers:
             if not (out / cls / f"s{subj:03d}_{cls.lower()}.mp4").is_file()]
     bar = progress_bar(len(todo), "synth", unit="clip", enabled=progress)
     if workers > 1 and len(todo) > 1:
-        with mp.get_context("spawn").Pool(workers) as pool:
+        with mp.get_context("spawn").Pool(workers, initializer=ignore_interrupt) as pool:
             for _ in pool.imap_unordered(_write_clip, todo, chunksize=4):
                 bar.update(1)
     else:
