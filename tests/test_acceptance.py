@@ -48,6 +48,10 @@ def test_export_applies_the_accuracy_rule_with_labelled_clips(toy_run, toy_cache
                  "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "not written: its accuracy drops by more than 1 points" in err and "-12.50 points" in err and not out.exists()
+    from dfer.errors import Int8Refused  # what callers (the trainer's int8 step) catch: a type, not a message
+
+    with pytest.raises(Int8Refused, match="not written"):
+        export_onnx(ckpt, out, quantize="int8", calibration=toy_cache, calibration_clips_count=16)
     # without labelled clips (synthetic calibration faces) the agreement rule applies, and it is said
     monkeypatch.setattr(export, "accuracy_check", real)
     assert main(["export", str(ckpt), "--quantize", "int8", "--calibration-clips", "8", "--min-agreement", "0",

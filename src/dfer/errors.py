@@ -29,5 +29,9 @@ class ConfigError(DferError, ValueError):
     """A setting (config file, override, option value) is invalid; the message names the value."""
 
 
+class Int8Refused(CheckpointError):
+    """An int8 model was made but not written: it failed its acceptance rule (the message gives the figures)."""
+
+
 class TrainingError(DferError):
     """Training cannot go on (for example the loss became NaN or infinite)."""

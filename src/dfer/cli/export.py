@@ -14,7 +14,7 @@ from dfer.cli.args import (
     number,
     out_file,
 )
-from dfer.options import ACCEPT_RULES, EXPORT_FORMATS, MAX_DROP_POINTS
+from dfer.options import ACCEPT_RULES, AGREEMENT_BAR, CALIBRATION_CLIPS, EXPORT_FORMATS, MAX_DROP_POINTS
 
 
 def add(sub) -> None:
@@ -25,7 +25,8 @@ def add(sub) -> None:
     p.add_argument("--quantize", choices=["int8"],
                    help="int8: OpenVINO by NNCF with accuracy control; ONNX by ONNX Runtime static QDQ; calibrated")
     p.add_argument("--calibration", type=existing_dir, help="clip cache to calibrate int8 on (default: synthetic faces)")
-    p.add_argument("--calibration-clips", type=POSITIVE_INT, default=32)
+    p.add_argument("--calibration-clips", type=POSITIVE_INT, default=CALIBRATION_CLIPS,
+                   help=f"clips int8 is calibrated on (default {CALIBRATION_CLIPS})")
     p.add_argument("--calibration-split", type=existing_file,
                    help="a fold's split.json (beside its checkpoint): calibrate on its train part, accept on its "
                         "validation part, report on its test part")
@@ -35,8 +36,9 @@ def add(sub) -> None:
                         "top-1 agreement with float32 is >= --min-agreement")
     p.add_argument("--max-drop", type=NONNEG_FLOAT, default=MAX_DROP_POINTS,
                    help=f"accuracy rule: largest WAR / UAR drop in points (default {MAX_DROP_POINTS})")
-    p.add_argument("--min-agreement", type=number(float, 0.0, 1.0), default=0.99,
-                   help="agreement rule: refuse a model whose top-1 agreement with float32 on held-out clips is lower")
+    p.add_argument("--min-agreement", type=number(float, 0.0, 1.0), default=AGREEMENT_BAR,
+                   help="agreement rule: refuse a model whose top-1 agreement with float32 on held-out clips is lower "
+                        f"(default {AGREEMENT_BAR})")
     p.add_argument("--out", required=True, type=out_file, help="output .onnx file, or .xml for OpenVINO")
     p.set_defaults(func=run)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from dfer.errors import ConfigError
 from dfer.models import ModelConfig
-from dfer.options import STUDENTS
+from dfer.options import CALIBRATION_CLIPS, STUDENTS
 from dfer.options import TRAIN_PRECISIONS as PRECISIONS
 
 SCHEDULES = ("cosine", "step", "constant")
@@ -84,7 +84,7 @@ class EvalConfig:
 class DeployConfig:
     int8: bool = True  # export the selected checkpoint to OpenVINO int8 (best-int8.xml) at the end of training
     int8_max_drop: float = 1.0  # accepted on the validation part when WAR and UAR each drop at most this (points)
-    calibration_clips: int = 32  # from the training part
+    calibration_clips: int = CALIBRATION_CLIPS  # from the training part
 
 
 @dataclass

@@ -40,7 +40,7 @@ from dfer.engine.config import TrainConfig, dump_yaml
 from dfer.engine.fabric import autocast_dtype, make_fabric, resolve_precision
 from dfer.engine.loop import EpochStats, StepOptions, lr_schedule, predict_dataset, train_one_epoch
 from dfer.engine.report import model_cost, write_fold_report
-from dfer.errors import CheckpointError, DatasetError, DferError
+from dfer.errors import CheckpointError, DatasetError, DferError, Int8Refused
 from dfer.files import atomic_write_json, atomic_write_text
 from dfer.inference.export import export_model
 from dfer.losses import DferLoss
@@ -419,8 +419,10 @@ class FoldTrainer:
                                     accept="accuracy", max_drop=dep.int8_max_drop)
                 result = {"status": "accepted", "model": out.name, "method": meta["quantization_method"],
                           "val": meta["acceptance"], "test": meta.get("test_report")}
+            except Int8Refused as exc:
+                result = {"status": "refused", "reason": str(exc)}
             except DferError as exc:
-                result = {"status": "refused" if "not written" in str(exc) else "failed", "reason": str(exc)}
+                result = {"status": "failed", "reason": str(exc)}
             except Exception as exc:  # noqa: BLE001 - a quantiser's own error must not lose the trained model
                 result = {"status": "failed", "reason": f"{exc.__class__.__name__}: {str(exc)[:300]}"}
             self.fabric.print(f"fold {self.fold_name}: int8 {result['status']}"

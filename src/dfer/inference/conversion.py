@@ -20,8 +20,8 @@ from typing import Any
 from dfer.errors import CheckpointError, ConfigError
 from dfer.files import CACHE_ENV, cache_root, file_digest
 from dfer.inference.metadata import read_metadata
+from dfer.options import AGREEMENT_BAR  # top-1 agreement with PyTorch float32 a reduced-precision model must reach
 
-AGREEMENT_BAR = 0.99  # top-1 agreement with PyTorch float32 a reduced-precision model must reach
 COSINE_BAR = 0.99  # and the least logit cosine, on the conversion's check clips
 INT8_SUFFIX = "-int8.xml"  # best.pt -> best-int8.xml: the int8 model dfer train exports beside a checkpoint
 _LOCK = threading.Lock()  # one conversion at a time within a process

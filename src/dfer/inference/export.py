@@ -25,12 +25,12 @@ from torch import nn
 
 from dfer.checkpoint import Preprocess, model_from_checkpoint, model_info, versions
 from dfer.data.dataset import ClipDataset
-from dfer.errors import CheckpointError, ConfigError
+from dfer.errors import CheckpointError, ConfigError, Int8Refused
 from dfer.files import atomic_write_bytes, default_file_mode, file_digest
 from dfer.inference.acceptance import ACCEPT_RULES, MAX_DROP_POINTS, accuracy_check, describe
 from dfer.inference.backends import OnnxBackend, OpenVinoBackend
 from dfer.inference.metadata import METADATA_KEY, read_metadata  # noqa: F401 - re-exported
-from dfer.options import EXPORT_FORMATS
+from dfer.options import AGREEMENT_BAR, CALIBRATION_CLIPS, EXPORT_FORMATS
 from dfer.remote import resolve_checkpoint
 from dfer.synth.clips import face_clips
 
@@ -53,7 +53,8 @@ class InferenceHead(nn.Module):
         return self.net.classifier(pooled), head.embed(pooled) if head is not None else pooled  # (B, K), (B, D)
 
 
-def calibration_clips(preprocess: Preprocess, *, data: str | Path | None = None, count: int = 32, seed: int = 0,
+def calibration_clips(preprocess: Preprocess, *, data: str | Path | None = None, count: int = CALIBRATION_CLIPS,
+                      seed: int = 0,
                       offset: int = 0, ids: list[str] | None = None, with_labels: bool = False):
     """(N, 3, T, S, S) float32 normalised clips for int8 calibration and parity checks.
 
@@ -161,7 +162,7 @@ def _save_openvino(onnx_path: Path, meta: dict[str, Any], out: Path) -> None:
 
 
 INT8_CHECK_CLIPS = 64  # held-out clips the int8 agreement is measured on (16 for nothing finer than 1/16)
-INT8_VALIDATION_CLIPS = 32  # clips NNCF's accuracy control validates on, apart from both other sets
+INT8_VALIDATION_CLIPS = CALIBRATION_CLIPS  # clips NNCF's accuracy control validates on, apart from both other sets
 
 
 def _have_nncf() -> bool:
@@ -209,8 +210,8 @@ def _quantize_openvino_int8(fp32: Path, calib: np.ndarray, val: np.ndarray, val_
 
 
 def export_model(checkpoint: str | Path, out: str | Path, *, format: str = "onnx", quantize: str | None = None,
-                 calibration: str | Path | None = None, calibration_clips_count: int = 32,
-                 calibration_split: str | Path | None = None, min_agreement: float = 0.99, accept: str = "accuracy",
+                 calibration: str | Path | None = None, calibration_clips_count: int = CALIBRATION_CLIPS,
+                 calibration_split: str | Path | None = None, min_agreement: float = AGREEMENT_BAR, accept: str = "accuracy",
                  max_drop: float = MAX_DROP_POINTS, opset: int = 18) -> dict[str, Any]:
     """Write an ONNX model (.onnx) or OpenVINO IR (.xml + .bin) of a dfer checkpoint, fp32 or int8.
 
@@ -264,7 +265,7 @@ def export_model(checkpoint: str | Path, out: str | Path, *, format: str = "onnx
                 meta["test_report"] = _test_report(pre, calibration, test_ids, torch_logits, runtime,
                                                    len(ckpt["class_names"]), max_drop)
             if not meta["acceptance"]["accepted"]:
-                raise CheckpointError(_refusal(out, meta["acceptance"], format))
+                raise Int8Refused(_refusal(out, meta["acceptance"], format))
         write_model(path, meta, out, format)
     return meta
 
