@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from dfer.errors import DferError
+from dfer.serve.jobs import JobStatus
 
 
 class ClientError(DferError):
@@ -105,9 +106,9 @@ class Client:
             job = self.job(job_id)
             if progress is not None:
                 progress(float(job.get("progress", 0.0)))
-            if job["status"] == "done":
+            if job["status"] == JobStatus.DONE:
                 return job
-            if job["status"] in ("failed", "cancelled"):
+            if job["status"] in (JobStatus.FAILED, JobStatus.CANCELLED):
                 raise ClientError(f"job {job_id} {job['status']}: {job.get('error', '')}")
             if time.monotonic() - t0 > timeout:
                 raise ClientError(f"job {job_id} not done after {timeout:.0f} s (status {job['status']})")

@@ -7,6 +7,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from dfer.serve.jobs import JobStatus
+
 ARTIFACTS = {
     "predictions.csv": "text/csv",
     "tracks.csv": "text/csv",
@@ -46,7 +48,7 @@ UPLOAD_SCHEMA = {
         }}}}},
 }
 JOB_SCHEMA = {"type": "object", "properties": {
-    "id": {"type": "string"}, "status": {"type": "string", "enum": ["queued", "running", "done", "failed", "cancelled"]},
+    "id": {"type": "string"}, "status": {"type": "string", "enum": [s.value for s in JobStatus]},
     "progress": {"type": "number"}, "filename": {"type": "string"}, "error": {"type": "string"},
     "summary": {"type": "object"}, "artifacts": {"type": "array", "items": {"type": "string"}},
     "artifact_urls": {"type": "object", "additionalProperties": {"type": "string"}}}}

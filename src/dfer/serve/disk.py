@@ -24,6 +24,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from dfer.serve.jobs import FINAL, JobStatus
+
 PART_MAX_AGE = 3600.0  # an incoming part older than this has no request behind it any more
 YOUNG = 600.0  # an upload this recent may belong to a request that is writing its job row right now
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -132,7 +134,7 @@ class DataDir:
                 gone.append(f"incoming/{part.name}")
         for entry in (self.root / "jobs").iterdir():
             job_id = entry.name[1:-len(".partial")] if entry.name.endswith(".partial") else entry.name
-            keep = jobs.get(job_id) == "running" if entry.name.endswith(".partial") else job_id in jobs
+            keep = jobs.get(job_id) == JobStatus.RUNNING if entry.name.endswith(".partial") else job_id in jobs
             if entry.is_symlink():  # never made by dfer: removed, never followed
                 entry.unlink(missing_ok=True)
                 gone.append(f"jobs/{entry.name}")
@@ -142,7 +144,7 @@ class DataDir:
         for upload in (self.root / "uploads").glob("*.video"):
             status = jobs.get(upload.stem)
             unknown = status is None and (at_start or now - _mtime(upload) > YOUNG)  # its row may be on its way
-            if unknown or (status in ("done", "failed", "cancelled") and not keep_uploads):
+            if unknown or (status in FINAL and not keep_uploads):
                 upload.unlink(missing_ok=True)
                 gone.append(f"uploads/{upload.name}")
         return gone

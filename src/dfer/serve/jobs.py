@@ -17,16 +17,44 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
-STATUSES = ("queued", "running", "done", "failed", "cancelled")
-FINAL = ("done", "failed", "cancelled")
 
-_SCHEMA = """
+class JobStatus(str, Enum):
+    """A job's state: queued -> running -> done | failed, or cancelled from queued or running; a
+    running job whose worker died goes back to queued. The values are what the API and SQLite hold."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:  # the value in f-strings, logs and metric labels
+        return self.value
+
+    @property
+    def final(self) -> bool:
+        return self in FINAL
+
+
+FINAL = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
+STATUSES = tuple(JobStatus)
+
+
+def _sql(*statuses: JobStatus) -> str:
+    """A SQL list of status literals, from the enum (never from input)."""
+    return "(" + ", ".join(f"'{s.value}'" for s in statuses) + ")"
+
+
+_Q, _R, _ENDED = f"'{JobStatus.QUEUED.value}'", f"'{JobStatus.RUNNING.value}'", _sql(*FINAL)
+
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
-    status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+    status TEXT NOT NULL CHECK (status IN {_sql(*JobStatus)}),
     progress REAL NOT NULL DEFAULT 0,
     error TEXT,
     params TEXT NOT NULL,
@@ -43,7 +71,7 @@ _COLUMNS = "id, status, progress, error, params, filename, attempts, created, up
 @dataclass
 class Job:
     id: str
-    status: str
+    status: JobStatus
     progress: float
     error: str | None
     params: dict[str, Any]
@@ -56,7 +84,7 @@ class Job:
         out: dict[str, Any] = {"id": self.id, "status": self.status, "progress": round(self.progress, 4),
                                "filename": self.filename, "created": self.created, "updated": self.updated,
                                "params": self.params}
-        if self.status in ("failed", "cancelled") and self.error:
+        if self.status in (JobStatus.FAILED, JobStatus.CANCELLED) and self.error:
             out["error"] = self.error
         return out
 
@@ -102,12 +130,13 @@ class JobStore:
             return None
         d = dict(row)
         d["params"] = json.loads(d["params"])
+        d["status"] = JobStatus(d["status"])
         return Job(**d)
 
     def create(self, job_id: str, params: dict[str, Any], filename: str) -> Job:
         now = time.time()
         self._conn().execute(
-            "INSERT INTO jobs (id, status, params, filename, created, updated) VALUES (?, 'queued', ?, ?, ?, ?)",
+            f"INSERT INTO jobs (id, status, params, filename, created, updated) VALUES (?, {_Q}, ?, ?, ?, ?)",
             (job_id, json.dumps(params), filename, now, now))
         return self.get(job_id)
 
@@ -117,10 +146,10 @@ class JobStore:
         c, now = self._conn(), time.time()
         c.execute("BEGIN IMMEDIATE")
         try:
-            queued = c.execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued'").fetchone()[0]
+            queued = c.execute(f"SELECT COUNT(*) FROM jobs WHERE status = {_Q}").fetchone()[0]
             if queued < max_queued:
                 c.execute("INSERT INTO jobs (id, status, params, filename, created, updated) "
-                          "VALUES (?, 'queued', ?, ?, ?, ?)", (job_id, json.dumps(params), filename, now, now))
+                          f"VALUES (?, {_Q}, ?, ?, ?, ?)", (job_id, json.dumps(params), filename, now, now))
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")
@@ -130,85 +159,86 @@ class JobStore:
     def get(self, job_id: str) -> Job | None:
         return self._job(self._conn().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
 
-    def status(self, job_id: str) -> str | None:
+    def status(self, job_id: str) -> JobStatus | None:
         row = self._conn().execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return None if row is None else row[0]
+        return None if row is None else JobStatus(row[0])
 
     def list(self, limit: int = 100) -> list[Job]:
         rows = self._conn().execute("SELECT * FROM jobs ORDER BY created DESC LIMIT ?", (limit,)).fetchall()
         return [self._job(r) for r in rows]
 
-    def statuses(self) -> dict[str, str]:
+    def statuses(self) -> dict[str, JobStatus]:
         """Every job's status by id (without reading their parameters)."""
-        return dict(self._conn().execute("SELECT id, status FROM jobs").fetchall())
+        return {i: JobStatus(s) for i, s in self._conn().execute("SELECT id, status FROM jobs").fetchall()}
 
-    def count(self, *statuses: str) -> int:
+    def count(self, *statuses: JobStatus) -> int:
         marks = ",".join("?" * len(statuses))
-        return self._conn().execute(f"SELECT COUNT(*) FROM jobs WHERE status IN ({marks})", statuses).fetchone()[0]
+        values = tuple(JobStatus(s).value for s in statuses)
+        return self._conn().execute(f"SELECT COUNT(*) FROM jobs WHERE status IN ({marks})", values).fetchone()[0]
 
     def claim(self) -> Job | None:
         """The next queued job (fewest attempts, then oldest), now running with one more attempt, or None."""
         row = self._conn().execute(
-            "UPDATE jobs SET status = 'running', progress = 0, attempts = attempts + 1, updated = ? "
-            "WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY attempts, created LIMIT 1) RETURNING *",
+            f"UPDATE jobs SET status = {_R}, progress = 0, attempts = attempts + 1, updated = ? "
+            f"WHERE id = (SELECT id FROM jobs WHERE status = {_Q} ORDER BY attempts, created LIMIT 1) RETURNING *",
             (time.time(),)).fetchone()
         return self._job(row)
 
     def progress(self, job_id: str, value: float) -> bool:
         """Record progress; False when the job is no longer running (cancelled): the worker stops."""
         return self._conn().execute(
-            "UPDATE jobs SET progress = ?, updated = ? WHERE id = ? AND status = 'running'",
+            f"UPDATE jobs SET progress = ?, updated = ? WHERE id = ? AND status = {_R}",
             (min(max(value, 0.0), 1.0), time.time(), job_id)).rowcount > 0
 
     def finish(self, job_id: str, *, error: str | None = None) -> bool:
         """done (or failed with `error`) if the job is still running; False if it was cancelled meanwhile."""
-        status, progress = ("failed", 0.0) if error else ("done", 1.0)
+        status, progress = (JobStatus.FAILED, 0.0) if error else (JobStatus.DONE, 1.0)
         return self._conn().execute(
-            "UPDATE jobs SET status = ?, progress = ?, error = ?, updated = ? WHERE id = ? AND status = 'running'",
-            (status, progress, error, time.time(), job_id)).rowcount > 0
+            f"UPDATE jobs SET status = ?, progress = ?, error = ?, updated = ? WHERE id = ? AND status = {_R}",
+            (status.value, progress, error, time.time(), job_id)).rowcount > 0
 
     def requeue(self, job_id: str, *, count_attempt: bool = True) -> bool:
         """A running job back to the queue; without `count_attempt` (a shutdown, not the video's fault)
         its attempt is given back."""
         back = 0 if count_attempt else 1
         return self._conn().execute(
-            "UPDATE jobs SET status = 'queued', progress = 0, attempts = MAX(0, attempts - ?), updated = ? "
-            "WHERE id = ? AND status = 'running'", (back, time.time(), job_id)).rowcount > 0
+            f"UPDATE jobs SET status = {_Q}, progress = 0, attempts = MAX(0, attempts - ?), updated = ? "
+            f"WHERE id = ? AND status = {_R}", (back, time.time(), job_id)).rowcount > 0
 
-    def cancel(self, job_id: str) -> str | None:
+    def cancel(self, job_id: str) -> JobStatus | None:
         """Atomically: a queued or running job becomes `cancelled`. Returns the status it had (None: no such job)."""
         c = self._conn()
         c.execute("BEGIN IMMEDIATE")  # the read and the write as one step: no claim can slip between them
         try:
             row = c.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is not None and row[0] in ("queued", "running"):
-                c.execute("UPDATE jobs SET status = 'cancelled', error = 'cancelled by a DELETE request', updated = ? "
-                          "WHERE id = ?", (time.time(), job_id))
+            if row is not None and not JobStatus(row[0]).final:
+                c.execute("UPDATE jobs SET status = ?, error = 'cancelled by a DELETE request', updated = ? "
+                          "WHERE id = ?", (JobStatus.CANCELLED.value, time.time(), job_id))
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")
             raise
-        return None if row is None else row[0]
+        return None if row is None else JobStatus(row[0])
 
     def recover_interrupted(self, max_attempts: int) -> tuple[list[str], list[str]]:
         """Jobs left running by a server that died: back to the queue, or failed once they have had
         `max_attempts` runs. Returns (re-queued ids, failed ids)."""
         c, now = self._conn(), time.time()
         failed = [r[0] for r in c.execute(
-            "UPDATE jobs SET status = 'failed', progress = 0, updated = ?, error = 'the server stopped ' || attempts || "
-            "' times while running this video' WHERE status = 'running' AND attempts >= ? RETURNING id",
-            (now, max_attempts)).fetchall()]
-        again = [r[0] for r in c.execute("UPDATE jobs SET status = 'queued', progress = 0, updated = ? "
-                                         "WHERE status = 'running' RETURNING id", (now,)).fetchall()]
+            "UPDATE jobs SET status = ?, progress = 0, updated = ?, error = 'the server stopped ' || attempts || "
+            f"' times while running this video' WHERE status = {_R} AND attempts >= ? RETURNING id",
+            (JobStatus.FAILED.value, now, max_attempts)).fetchall()]
+        again = [r[0] for r in c.execute(f"UPDATE jobs SET status = {_Q}, progress = 0, updated = ? "
+                                         f"WHERE status = {_R} RETURNING id", (now,)).fetchall()]
         return again, failed
 
     def expired(self, before: float) -> list[str]:
         """Finished jobs (done, failed, cancelled) last changed before `before` (a time.time())."""
-        rows = self._conn().execute("SELECT id FROM jobs WHERE status IN ('done', 'failed', 'cancelled') "
-                                    "AND updated < ?", (before,)).fetchall()
+        rows = self._conn().execute(f"SELECT id FROM jobs WHERE status IN {_ENDED} AND updated < ?",
+                                    (before,)).fetchall()
         return [r[0] for r in rows]
 
     def delete(self, job_id: str) -> bool:
         """Remove a finished job's row (never a queued or running one: cancel those first)."""
-        return self._conn().execute("DELETE FROM jobs WHERE id = ? AND status IN ('done', 'failed', 'cancelled')",
+        return self._conn().execute(f"DELETE FROM jobs WHERE id = ? AND status IN {_ENDED}",
                                     (job_id,)).rowcount > 0

@@ -16,14 +16,16 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-STATUSES = ("queued", "running", "done", "failed")
+from dfer.serve.jobs import JobStatus
+
+STATUSES = tuple(JobStatus)
 # Label values come from a fixed set, never from what a client sends: any other method is OTHER and a
 # path no route matched is `unmatched`, so no request can add series (each series costs memory forever).
 METHODS = frozenset({"GET", "HEAD", "POST", "DELETE", "OPTIONS"})
 
 
 class ServiceMetrics:
-    def __init__(self, count_jobs: Callable[[str], int], log: Callable[[str], None]) -> None:
+    def __init__(self, count_jobs: Callable[[JobStatus], int], log: Callable[[str], None]) -> None:
         self.registry = CollectorRegistry()  # one per app: tests and embedders may run several
         self.log = log
         self.job_seconds = Histogram("dfer_job_seconds", "Wall time of finished jobs", ["status"],
@@ -46,10 +48,11 @@ class ServiceMetrics:
         self.log(json.dumps({"event": "request", "method": method, "route": route, "status": status,
                              "ms": round(1000 * seconds, 1), "request_id": rid}))
 
-    def job(self, job_id: str, status: str, seconds: float | None = None, error: str | None = None) -> None:
-        if seconds is not None and status in ("done", "failed"):
-            self.job_seconds.labels(status).observe(seconds)
-        entry = {"event": "job", "id": job_id, "status": status, "time": round(time.time(), 3)}
+    def job(self, job_id: str, status: JobStatus, seconds: float | None = None, error: str | None = None) -> None:
+        status = JobStatus(status)
+        if seconds is not None and status in (JobStatus.DONE, JobStatus.FAILED):
+            self.job_seconds.labels(status.value).observe(seconds)
+        entry = {"event": "job", "id": job_id, "status": status.value, "time": round(time.time(), 3)}
         if seconds is not None:
             entry["seconds"] = round(seconds, 2)
         if error:
@@ -60,12 +63,12 @@ class ServiceMetrics:
 class _JobGauges:
     """Jobs by status, read from the database when Prometheus scrapes (never out of date)."""
 
-    def __init__(self, count_jobs: Callable[[str], int]) -> None:
+    def __init__(self, count_jobs: Callable[[JobStatus], int]) -> None:
         self.count_jobs = count_jobs
 
     def collect(self):
         g = GaugeMetricFamily("dfer_jobs", "Jobs by status", labels=["status"])
         for status in STATUSES:
-            g.add_metric([status], self.count_jobs(status))
+            g.add_metric([status.value], self.count_jobs(status))
         yield g
-        yield GaugeMetricFamily("dfer_queue_depth", "Jobs waiting for a worker", value=self.count_jobs("queued"))
+        yield GaugeMetricFamily("dfer_queue_depth", "Jobs waiting for a worker", value=self.count_jobs(JobStatus.QUEUED))

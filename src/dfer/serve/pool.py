@@ -31,7 +31,8 @@ import psutil
 
 from dfer.errors import ConfigError
 from dfer.serve.disk import DataDir, human_bytes
-from dfer.serve.jobs import Job, JobStore
+from dfer.serve.jobs import Job, JobStatus, JobStore
+from dfer.serve.messages import Finished, LoadFailed, Ready, Worker, WorkerMessage
 from dfer.serve.spec import WorkerSetup
 
 TIMEOUT_BASE, TIMEOUT_PER_VIDEO_SECOND, EXPLAIN_FACTOR = 120.0, 20.0, 3.0
@@ -70,7 +71,7 @@ def exit_reason(code: int | None) -> str:
 
 
 class ProcessWorker:
-    """A worker process and the pipe to it: what the supervisor needs of any worker."""
+    """A worker process and the pipe to it (a dfer.serve.messages.Worker)."""
 
     def __init__(self, ctx, setup: WorkerSetup, stop_event, name: str) -> None:
         parent, child = ctx.Pipe()
@@ -95,7 +96,7 @@ class ProcessWorker:
     def rss(self) -> int:
         return _rss(self.proc.pid)
 
-    def messages(self) -> list[tuple]:
+    def messages(self) -> list[WorkerMessage]:
         out = []
         try:
             while self.conn.poll():
@@ -125,7 +126,7 @@ class _Slot:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.handle: ProcessWorker | None = None  # or a Ray actor's handle (dfer.serve.ray_engine)
+        self.handle: Worker | None = None  # a ProcessWorker, or a Ray actor's handle (dfer.serve.ray_engine)
         self.state = "starting"  # starting | idle | busy | failed (could not load the model)
         self.job: Job | None = None
         self.started = 0.0  # when the job was sent (monotonic)
@@ -139,7 +140,7 @@ class _Slot:
 class WorkerPool:
     def __init__(self, store: JobStore, setup: WorkerSetup, limits: PoolLimits, *, metrics,
                  log: Callable[[str], None] = print, on_tick: Callable[[], None] | None = None,
-                 tick_every: float = 600.0, make_worker: Callable[[str], Any] | None = None) -> None:
+                 tick_every: float = 600.0, make_worker: Callable[[str], Worker] | None = None) -> None:
         self.store = store
         self.setup = setup
         self.limits = limits
@@ -219,17 +220,17 @@ class WorkerPool:
 
     def _drain(self, s: _Slot) -> None:
         for msg in s.handle.messages() if s.handle else ():
-            if msg[0] == "ready":
-                s.state = "idle"
-                if self.description is None:
-                    self.description = msg[1]
-            elif msg[0] == "error":
-                s.state, self.load_error = "failed", msg[1]
-                self.log(f"{s.name} could not load the model: {msg[1]}")
-            elif msg[0] == "finished":
-                _, job_id, status, seconds, error = msg
-                self.metrics.job(job_id, status, seconds, error)
-                s.job, s.state = None, "idle"
+            match msg:
+                case Ready(description):
+                    s.state = "idle"
+                    if self.description is None:
+                        self.description = description
+                case LoadFailed(reason):
+                    s.state, self.load_error = "failed", reason
+                    self.log(f"{s.name} could not load the model: {reason}")
+                case Finished(job_id, status, seconds, error):
+                    self.metrics.job(job_id, status, seconds, error)
+                    s.job, s.state = None, "idle"
 
     def _check(self, s: _Slot) -> None:
         now = time.monotonic()
@@ -255,14 +256,14 @@ class WorkerPool:
                              f"{human_bytes(self.memory_limit)} (--worker-memory)")
         elif s.cancelled_at is None and now - s.cancel_checked >= 1.0:
             s.cancel_checked = now
-            if self.store.status(s.job.id) == "cancelled":
+            if self.store.status(s.job.id) is JobStatus.CANCELLED:
                 s.cancelled_at = now
         elif s.cancelled_at is not None and now - s.cancelled_at > self.limits.cancel_grace:
             self.log(f"{s.name} did not stop its cancelled job {s.job.id} within {self.limits.cancel_grace:g} s; killed")
             job = s.job
             self._kill(s)
             self.disk.remove_all(job.id)
-            self.metrics.job(job.id, "cancelled")
+            self.metrics.job(job.id, JobStatus.CANCELLED)
             self._restarted(s)
 
     def _assign(self) -> None:
@@ -275,7 +276,7 @@ class WorkerPool:
             now = time.monotonic()
             s.job, s.state, s.started, s.cancelled_at, s.cancel_checked = job, "busy", now, None, now
             s.deadline = now + job_deadline(job.params, self.limits.job_timeout)
-            self.metrics.job(job.id, "running")
+            self.metrics.job(job.id, JobStatus.RUNNING)
             s.handle.send(job)
 
     # endings ------------------------------------------------------------------------------
@@ -289,8 +290,8 @@ class WorkerPool:
             self.disk.remove_outputs(job.id)
             if not self.setup.keep_uploads:
                 self.disk.upload(job.id).unlink(missing_ok=True)
-            self.metrics.job(job.id, "failed", seconds, reason)
-        elif self.store.status(job.id) == "cancelled":
+            self.metrics.job(job.id, JobStatus.FAILED, seconds, reason)
+        elif self.store.status(job.id) is JobStatus.CANCELLED:
             self.disk.remove_all(job.id)
 
     def _end_job(self, s: _Slot, reason: str) -> None:
@@ -307,14 +308,14 @@ class WorkerPool:
         self._kill(s)
         if job is not None:
             status = self.store.status(job.id)
-            if status == "running" and job.attempts >= self.limits.max_attempts:
+            if status is JobStatus.RUNNING and job.attempts >= self.limits.max_attempts:
                 self._fail(job, f"the worker died {job.attempts} times on this video (last: {reason})",
                            time.monotonic() - s.started)
-            elif status == "running":
+            elif status is JobStatus.RUNNING:
                 self.store.requeue(job.id)
-                self.metrics.job(job.id, "queued", error=f"its worker {reason}; queued again (attempt "
+                self.metrics.job(job.id, JobStatus.QUEUED, error=f"its worker {reason}; queued again (attempt "
                                                          f"{job.attempts} of {self.limits.max_attempts})")
-            elif status == "cancelled":
+            elif status is JobStatus.CANCELLED:
                 self.disk.remove_all(job.id)
         self.log(f"{s.name} {reason}" + (f" while running job {job.id}" if job else "") + "; replaced")
         self._restarted(s, delay=RESPAWN_BACKOFF if loading_failed else 0.0)

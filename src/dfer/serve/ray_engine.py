@@ -31,7 +31,8 @@ import psutil
 
 from dfer.scale import RayOptions, ensure_ray
 from dfer.serve.disk import DataDir
-from dfer.serve.jobs import Job, JobStore
+from dfer.serve.jobs import Job, JobStatus, JobStore
+from dfer.serve.messages import Finished, LoadFailed, Ready, WorkerMessage
 from dfer.serve.spec import WorkerSetup
 from dfer.serve.worker import JobRunner, describe, record_outcome
 
@@ -90,7 +91,7 @@ class ServeActor:
             upload.write_bytes(video or b"")
             status, error = self.runner.execute(job, upload, folder / "partial", folder / "result", progress)
             files = None
-            if status == "done":
+            if status is JobStatus.DONE:
                 files = {p.name: p.read_bytes() for p in (folder / "result").iterdir() if p.is_file()}
             return status, time.perf_counter() - t0, error, files
         finally:
@@ -98,7 +99,7 @@ class ServeActor:
 
 
 class RayWorker:
-    """The API side of one actor, with what the pool's supervisor needs of any worker."""
+    """The API side of one actor (a dfer.serve.messages.Worker)."""
 
     def __init__(self, ray, actor_class, setup: WorkerSetup, store: JobStore, disk: DataDir, options: RayOptions,
                  shared: bool, model_ref) -> None:
@@ -137,16 +138,16 @@ class RayWorker:
             self._dead = f"its Ray actor died ({_last_line(exc)})"
             return None
 
-    def messages(self) -> list[tuple]:
-        out: list[tuple] = []
+    def messages(self) -> list[WorkerMessage]:
+        out: list[WorkerMessage] = []
         if self._done(self._ready):
             ref, self._ready = self._ready, None
             try:
                 desc, self.pid = self.ray.get(ref)
             except self.ray.exceptions.RayError as exc:  # the actor could not start: the model did not load there
                 self._dead = "could not load the model"
-                return [("error", _last_line(exc))]
-            out.append(("ready", desc))
+                return [LoadFailed(_last_line(exc))]
+            out.append(Ready(desc))
         if self._done(self._progress):
             ref, self._progress = self._progress, None
             got = self._get(ref)
@@ -158,14 +159,14 @@ class RayWorker:
             ref, self._run = self._run, None
             got = self._get(ref)
             if got is not None:
-                out.append(("finished", self.job.id, *self._record(*got)))
+                out.append(Finished(self.job.id, *self._record(*got)))
                 self.job = None
         elif self._run is not None and self._progress is None and time.monotonic() - self._asked >= PROGRESS_EVERY:
             self._asked = time.monotonic()
             self._progress = self.actor.progress.remote()
         return out
 
-    def _record(self, status: str, seconds: float, error: str | None, files: dict[str, bytes] | None):
+    def _record(self, status: JobStatus, seconds: float, error: str | None, files: dict[str, bytes] | None):
         job = self.job
         if files is not None:  # the artifacts came back through the object store: written as a local job's are
             partial, final = self.disk.partial(job.id), self.disk.result(job.id)
@@ -176,7 +177,7 @@ class RayWorker:
             shutil.rmtree(final, ignore_errors=True)
             partial.rename(final)
         status = record_outcome(self.store, self.disk, job.id, status, error, self.setup.keep_uploads)
-        return status, seconds, error if status == "failed" else None
+        return status, seconds, error if status is JobStatus.FAILED else None
 
     def send(self, job: Job | None) -> None:
         if job is None:  # the server is stopping: a running job is re-queued by the actor's runner

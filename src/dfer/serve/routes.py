@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from dfer.serve.api_schema import ARTIFACTS, JOB_SCHEMA, UPLOAD_SCHEMA, errors
 from dfer.serve.disk import ArtifactMissing
-from dfer.serve.jobs import Job
+from dfer.serve.jobs import Job, JobStatus
 from dfer.serve.probe import Limits, OverLimit, ProbeError, probe_upload
 from dfer.serve.service import Service, service
 from dfer.serve.upload import ApiError, expected_size, receive
@@ -46,7 +46,8 @@ def healthz(request: Request, svc: Svc) -> JSONResponse:
     alive = any(w["alive"] for w in states) or not svc.start_workers
     body: dict[str, Any] = {"status": "ok" if alive else "no worker alive"}
     if svc.policy.bearer_ok(request):  # the token, or a server without one (loopback only, every route open)
-        body |= {"workers": states, "queued": svc.store.count("queued"), "running": svc.store.count("running")}
+        body |= {"workers": states, "queued": svc.store.count(JobStatus.QUEUED),
+                 "running": svc.store.count(JobStatus.RUNNING)}
     return JSONResponse(body, status_code=200 if alive else 503)
 
 
@@ -74,7 +75,7 @@ async def submit(request: Request, svc: Svc) -> dict[str, Any]:
     move it under uploads/ and write its row only while the queue has room (one transaction). Whatever
     fails on the way, nothing is left behind (`finally`)."""
     config = svc.config
-    if svc.store.count("queued") >= config.max_queue:  # cheap early answer; the row's insert decides
+    if svc.store.count(JobStatus.QUEUED) >= config.max_queue:  # cheap early answer; the row's insert decides
         raise _queue_full(config.max_queue)
     max_bytes = int(config.max_upload_mb * 2**20)
     ticket = svc.uploads.reserve(expected_size(request, max_bytes))  # 507 before a byte is read
@@ -97,8 +98,8 @@ async def submit(request: Request, svc: Svc) -> dict[str, Any]:
         if not created:
             await run_in_threadpool(_remove, part, upload)
     svc.metrics.bytes_uploaded.inc(size)
-    svc.metrics.job(job_id, "queued")
-    return {"id": job_id, "status": "queued"}
+    svc.metrics.job(job_id, JobStatus.QUEUED)
+    return {"id": job_id, "status": JobStatus.QUEUED}
 
 
 async def _probe(part: Path, filename: str, svc: Service) -> dict[str, Any]:
@@ -132,7 +133,7 @@ def list_jobs(svc: Svc, limit: int = 100) -> dict[str, Any]:
     200: {"description": "the job", "content": {"application/json": {"schema": JOB_SCHEMA}}}, **errors(400, 401, 404)})
 def get_job(job: Annotated[Job, Depends(job_or_404)], svc: Svc) -> dict[str, Any]:
     out = job.to_dict()
-    if job.status == "done":
+    if job.status is JobStatus.DONE:
         try:
             out["summary"] = json.loads(svc.disk.read_artifact(job.id, "summary.json"))
         except ArtifactMissing:
@@ -152,7 +153,7 @@ def artifact(svc: Svc, job_id: str, name: str, expires: str = "", sig: str = "")
     if name not in ARTIFACTS:
         raise ApiError(404, f"no artifact {name!r}; jobs have {', '.join(ARTIFACTS)}")
     missing = ApiError(404, f"job {job_id} has no {name} (status {job.status})")
-    if job.status != "done":
+    if job.status is not JobStatus.DONE:
         raise missing
     try:  # only fixed names under a server-made id, never through a symlink
         fd = svc.disk.open_artifact(job.id, name)
@@ -185,8 +186,8 @@ class DescriptorResponse(FileResponse):
     **errors(400, 401, 403, 404)})
 def delete_job(job: Annotated[Job, Depends(job_or_404)], svc: Svc) -> JSONResponse:
     before = svc.store.cancel(job.id)  # atomic: a worker claiming it meanwhile cannot slip in between
-    if before == "running":  # the worker sees it at its next progress write and removes its outputs
-        return JSONResponse({"id": job.id, "status": "cancelled"}, status_code=202)
+    if before is JobStatus.RUNNING:  # the worker sees it at its next progress write and removes its outputs
+        return JSONResponse({"id": job.id, "status": JobStatus.CANCELLED}, status_code=202)
     svc.store.delete(job.id)
     svc.disk.remove_all(job.id)
     return JSONResponse({"id": job.id, "deleted": True})

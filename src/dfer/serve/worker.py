@@ -31,22 +31,23 @@ from dfer.inference.explain_render import write_explanation
 from dfer.inference.predict import analyse, write_outputs
 from dfer.inference.recognizer import InferenceSettings, Recognizer
 from dfer.serve.disk import DataDir
-from dfer.serve.jobs import Job, JobStore
+from dfer.serve.jobs import Job, JobStatus, JobStore
+from dfer.serve.messages import Finished, LoadFailed, Ready
 from dfer.serve.probe import SECRET_ENV
 from dfer.serve.spec import WorkerSetup
 
 
-def record_outcome(store: JobStore, disk: DataDir, job_id: str, status: str, error: str | None,
-                   keep_uploads: bool) -> str:
+def record_outcome(store: JobStore, disk: DataDir, job_id: str, status: JobStatus, error: str | None,
+                   keep_uploads: bool) -> JobStatus:
     """A job's end in the database and on disk; returns the status it ended with (a job cancelled after
     its worker's last progress write ends cancelled, whatever the worker made of it)."""
-    if status == "queued":  # the server is stopping: run it again on the next start, attempt given back
+    if status is JobStatus.QUEUED:  # the server is stopping: run it again on the next start, attempt given back
         store.requeue(job_id, count_attempt=False)
         return status
-    if status == "cancelled" or not store.finish(job_id, error=error if status == "failed" else None):
+    if status is JobStatus.CANCELLED or not store.finish(job_id, error=error if status is JobStatus.FAILED else None):
         disk.remove_all(job_id)
-        return "cancelled"
-    if status == "failed":
+        return JobStatus.CANCELLED
+    if status is JobStatus.FAILED:
         disk.remove_outputs(job_id)
     if not keep_uploads:
         disk.upload(job_id).unlink(missing_ok=True)
@@ -105,8 +106,8 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 def worker_main(setup: WorkerSetup, conn, stop) -> None:
-    """Entry point of a worker process (spawned): ('ready', description) or ('error', message) once,
-    then ('finished', job id, status, seconds, error) for every job received; None ends it."""
+    """Entry point of a worker process (spawned): Ready or LoadFailed once, then Finished for every job
+    received (dfer.serve.messages); None ends it."""
     _die_with_parent(setup.parent_pid)
     os.umask(0o077)  # results hold people's faces: readable by the service's user only
     for name in SECRET_ENV:  # a worker parses untrusted files: it has no use for the service's secrets
@@ -115,9 +116,9 @@ def worker_main(setup: WorkerSetup, conn, stop) -> None:
     try:
         rec = setup.model.load()
     except Exception as exc:  # noqa: BLE001 - told to the supervisor, which reports it
-        conn.send(("error", f"{exc.__class__.__name__}: {exc}" if not isinstance(exc, DferError) else str(exc)))
+        conn.send(LoadFailed(f"{exc.__class__.__name__}: {exc}" if not isinstance(exc, DferError) else str(exc)))
         return
-    conn.send(("ready", describe(rec)))
+    conn.send(Ready(describe(rec)))
     runner = JobRunner(rec, setup, stop)
     while True:
         try:
@@ -126,7 +127,7 @@ def worker_main(setup: WorkerSetup, conn, stop) -> None:
             return
         if job is None:
             return
-        conn.send(("finished", job.id, *runner.run(job)))
+        conn.send(Finished(job.id, *runner.run(job)))
 
 
 class JobRunner:
@@ -140,7 +141,7 @@ class JobRunner:
         self._explainer: Recognizer | None = None  # PyTorch copy of the model, loaded on the first explain job
         self._files: tuple[DataDir, JobStore] | None = None  # opened by the first `run` (a Ray actor never does)
 
-    def run(self, job: Job) -> tuple[str, float, str | None]:
+    def run(self, job: Job) -> tuple[JobStatus, float, str | None]:
         """(status, seconds, error) of one job, recorded in the database; never raises."""
         if self._files is None:
             disk = DataDir(self.setup.data_dir, self.setup.database)
@@ -153,7 +154,7 @@ class JobRunner:
         return status, time.perf_counter() - t0, error
 
     def execute(self, job: Job, video: Path, partial: Path, final: Path,
-                progress: Callable[[float], bool]) -> tuple[str, str | None]:
+                progress: Callable[[float], bool]) -> tuple[JobStatus, str | None]:
         """Analyse `video` into `partial`, renamed to `final` when complete. `progress(value)` is called a
         few times a second and returns False once the job is cancelled. Returns (status, error): done,
         failed (with the reason, naming the user's file), cancelled or queued (the server is stopping)."""
@@ -161,16 +162,16 @@ class JobRunner:
             self._process(job, video, partial, final, progress)
         except Stopped:
             shutil.rmtree(partial, ignore_errors=True)
-            return "queued", "interrupted by shutdown"
+            return JobStatus.QUEUED, "interrupted by shutdown"
         except Cancelled:
             shutil.rmtree(partial, ignore_errors=True)
-            return "cancelled", None
+            return JobStatus.CANCELLED, None
         except DferError as exc:
-            return "failed", str(exc).replace(str(video), job.filename)
+            return JobStatus.FAILED, str(exc).replace(str(video), job.filename)
         except Exception as exc:  # noqa: BLE001 - recorded, never fatal to the worker
             print(f"job {job.id}: failed unexpectedly\n{traceback.format_exc()}", flush=True)
-            return "failed", f"unexpected {exc.__class__.__name__}: {exc}"
-        return "done", None
+            return JobStatus.FAILED, f"unexpected {exc.__class__.__name__}: {exc}"
+        return JobStatus.DONE, None
 
     def _process(self, job: Job, video: Path, partial: Path, final: Path, progress: Callable[[float], bool]) -> None:
         shutil.rmtree(partial, ignore_errors=True)
