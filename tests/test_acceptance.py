@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
+from dfer.acceptance import accuracy_check, war_uar
 from dfer.cli import main
 from dfer.inference import export_onnx
-from dfer.inference.acceptance import accuracy_check, war_uar
 
 
 def test_war_uar_and_the_rule_on_known_predictions():

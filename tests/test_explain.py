@@ -17,8 +17,9 @@ from dfer.data.dataset import ClipDataset
 from dfer.data.transforms import ClipTransformConfig
 from dfer.engine import load_config, train_fold
 from dfer.inference.explain import Explainer
+from dfer.inference.explain_sanity import gradcam_focus
 from dfer.models import build_from_config, build_model
-from dfer.synth.patches import gradcam_focus, make_patch_cache
+from dfer.synth.patches import make_patch_cache
 from synthetic import write_face_video
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from dfer.errors import ConfigError
 from dfer.files import atomic_write_json, atomic_write_text
+from dfer.formatting import percent
 
 BANNER = "SYNTHETIC DATA: procedurally drawn cartoon faces made by dfer synth, not people"
 
@@ -146,7 +147,7 @@ def run_demo(out: str | Path = "dfer-demo", settings: DemoSettings | None = None
 
 
 def _pct(v: float | None) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * v:.1f}%"
+    return percent(v, 1, suffix="%")
 
 
 def _clean(x):

@@ -129,7 +129,7 @@ def report() -> dict[str, Any]:
 
 
 def format_report(r: dict[str, Any]) -> str:
-    from dfer.serve.disk import human_bytes
+    from dfer.formatting import human_bytes
 
     flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in r["cpu"]["flags"].items())
     lines = [f"dfer {r['packages']['dfer']} on Python {r['python']} ({r['platform']})", "",

@@ -12,11 +12,11 @@ from typing import Any
 
 from dfer.data.face_settings import DETECTORS, FaceSettings
 from dfer.errors import DferError
+from dfer.formatting import parse_bytes
 from dfer.inference.episodes import EpisodeRule
 from dfer.options import ENGINES, SAME_PERSON
 from dfer.remote import check_reference, is_remote
 from dfer.scale import RayOptions, import_ray
-from dfer.serve.disk import parse_bytes
 
 
 def number(kind: type, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,

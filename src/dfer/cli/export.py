@@ -44,8 +44,8 @@ def add(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dfer.acceptance import describe
     from dfer.inference import export_model
-    from dfer.inference.acceptance import describe
 
     meta = export_model(args.checkpoint, args.out, format=args.format, quantize=args.quantize,
                         calibration=args.calibration, calibration_clips_count=args.calibration_clips,

@@ -18,6 +18,7 @@ from dfer.cli.args import (
 )
 from dfer.engine.config import load_config
 from dfer.engine.variants import DEFAULT_VARIANTS, VARIANTS
+from dfer.formatting import percent
 from dfer.options import MODEL_NAMES, STUDENTS, TRAIN_PRECISIONS
 
 
@@ -119,7 +120,7 @@ def _default_out(data: Path, suffix: str) -> Path:
 
 
 def _pct(r: dict | None, k: str) -> str:
-    return "n/a" if not r or r.get(k) is None else f"{100 * r[k]:.2f}"
+    return percent(r.get(k) if r else None)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ import yaml
 from dfer.checkpoint import SYNTHETIC_WARNING, Preprocess, load_checkpoint
 from dfer.engine.report import model_cost
 from dfer.files import atomic_write_text, file_digest
+from dfer.formatting import percent
 from dfer.models import ModelConfig
 from dfer.remote import is_remote, resolve_checkpoint
 
@@ -32,7 +33,7 @@ _NOT_FOR = [
 
 
 def _pct(v: float | None) -> str:
-    return "n/a" if v is None else f"{100 * v:.2f}"
+    return percent(v)
 
 
 def _dataset_label(name: str, synthetic: bool) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from dfer.acceptance import pooled_check
 from dfer.data.prepare import load_splits
 from dfer.engine.card import write_cv_card
 from dfer.engine.config import TrainConfig
@@ -22,7 +23,6 @@ from dfer.engine.report import write_cv_report
 from dfer.engine.trainer import Callback, train_fold
 from dfer.errors import DatasetError
 from dfer.files import atomic_write_json
-from dfer.inference.acceptance import pooled_check
 from dfer.metrics import aggregate_folds
 
 

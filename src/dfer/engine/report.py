@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from dfer.acceptance import describe
 from dfer.checkpoint import Preprocess
 from dfer.compute_cost import COUNTER, PAPER_GMACS, profile_model
 from dfer.files import atomic_write_bytes, atomic_write_text
-from dfer.inference.acceptance import describe
+from dfer.formatting import percent
 from dfer.metrics import normalize_confusion
 from dfer.models import ModelConfig, build_from_config
 
@@ -106,7 +106,7 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str) -> None:
 
 # -- markdown ------------------------------------------------------------------------------
 def pct(v: Any) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.2f}"
+    return percent(v)
 
 
 def recall_table(rows: list[tuple[str, dict[str, Any] | None]], names: Sequence[str],

@@ -23,14 +23,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from dfer.acceptance import accuracy_check, describe
 from dfer.checkpoint import Preprocess, model_from_checkpoint, model_info, versions
 from dfer.data.dataset import ClipDataset
 from dfer.errors import CheckpointError, ConfigError, Int8Refused
 from dfer.files import atomic_write_bytes, default_file_mode, file_digest
-from dfer.inference.acceptance import ACCEPT_RULES, MAX_DROP_POINTS, accuracy_check, describe
 from dfer.inference.backends import OnnxBackend, OpenVinoBackend
 from dfer.inference.metadata import METADATA_KEY, read_metadata  # noqa: F401 - re-exported
-from dfer.options import AGREEMENT_BAR, CALIBRATION_CLIPS, EXPORT_FORMATS
+from dfer.options import ACCEPT_RULES, AGREEMENT_BAR, CALIBRATION_CLIPS, EXPORT_FORMATS, MAX_DROP_POINTS
 from dfer.remote import resolve_checkpoint
 from dfer.synth.clips import face_clips
 
@@ -224,7 +224,7 @@ def export_model(checkpoint: str | Path, out: str | Path, *, format: str = "onnx
     32 more held-out clips stay in float), or ONNX Runtime static QDQ (and OpenVINO from that graph
     without NNCF). `accept` decides whether an int8 model is written (else a CheckpointError says the
     figures and what to try): "accuracy" (default) when its WAR and UAR on held-out labelled clips are
-    each at most `max_drop` points below float32's (dfer.inference.acceptance; without labelled clips,
+    each at most `max_drop` points below float32's (dfer.acceptance; without labelled clips,
     i.e. synthetic calibration, the agreement rule applies and the metadata says so); "agreement" when
     its top-1 agreement with float32 is >= `min_agreement` (0 writes it anyway).
 

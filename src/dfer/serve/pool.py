@@ -30,7 +30,8 @@ from typing import Any
 import psutil
 
 from dfer.errors import ConfigError
-from dfer.serve.disk import DataDir, human_bytes
+from dfer.formatting import human_bytes
+from dfer.serve.disk import DataDir
 from dfer.serve.jobs import Job, JobStatus, JobStore
 from dfer.serve.messages import Finished, LoadFailed, Ready, Worker, WorkerMessage
 from dfer.serve.spec import WorkerSetup

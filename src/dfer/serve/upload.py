@@ -21,7 +21,8 @@ from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
-from dfer.serve.disk import DataDir, human_bytes
+from dfer.formatting import human_bytes
+from dfer.serve.disk import DataDir
 
 
 class ApiError(Exception):

@@ -2,7 +2,8 @@
 on a grey noisy background, so only the patch carries the class and where it is is known.
 
 A model that learned the task should put its Grad-CAM mass on the patch; the same network with
-random weights should not (the model-randomisation check of Adebayo et al., 2018).
+random weights should not (the model-randomisation check of Adebayo et al., 2018): measured by
+dfer.inference.explain_sanity.gradcam_focus.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from dfer.data.cache import ClipCache, ClipRow
-from dfer.data.dataset import ClipDataset
 from dfer.data.splits import make_splits
 from dfer.files import atomic_write_json
-from dfer.inference.explain import Explainer
 
 PATCH_COLOURS = [(230, 60, 60), (60, 200, 80), (70, 110, 240)]  # red, green, blue
 
@@ -50,28 +49,3 @@ def make_patch_cache(root, per_class: int = 16, frames: int = 4, size: int = 48,
     cache.write_index(rows)
     atomic_write_json(root / "splits.json", make_splits("patch", rows, k=3, seed=seed, val_fraction=0.2))
     return root
-
-
-def gradcam_focus(model, preprocess, class_names: list[str], root: str | Path, ids: list[str],
-                  stage: str = "layer3") -> dict[str, float]:
-    """How well a model's Grad-CAM of the true class finds the patch, over the clips `ids` of a patch cache:
-    `mass_ratio`, the share of the map's mass inside the patch over the patch's share of the frame (1: no
-    focus), and `pointing`, the share of clips whose map peaks inside the patch (the pointing game)."""
-    import cv2
-
-    root = Path(root)
-    size = preprocess.size
-    ds = ClipDataset(ClipCache(root), ids, num_frames=preprocess.num_frames, transform_config=preprocess.transform_config())
-    ex = Explainer(model, class_names, mean=preprocess.mean, std=preprocess.std, stage=stage)
-    ratios, hits, areas = [], [], []
-    for k in range(len(ds)):
-        x, y, cid = ds[k]
-        region = np.load(root / "clips" / f"{cid}.region.npy").astype(np.uint8)
-        region = cv2.resize(region, (size, size), interpolation=cv2.INTER_NEAREST).astype(bool)
-        cam = ex.explain(x.numpy(), int(y)).gradcam.sum(0)  # (S, S) over the clip's frames
-        total = float(cam.sum())
-        ratios.append(0.0 if total <= 0 else float(cam[region].sum()) / total / region.mean())
-        hits.append(bool(region.flat[int(cam.argmax())]))
-        areas.append(float(region.mean()))
-    return {"mass_ratio": float(np.mean(ratios)), "pointing": float(np.mean(hits)), "region_area": float(np.mean(areas)),
-            "clips": len(ds)}

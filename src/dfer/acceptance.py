@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from dfer.options import ACCEPT_RULES, MAX_DROP_POINTS  # noqa: F401 - re-exported
+from dfer.options import MAX_DROP_POINTS
 
 CV_MAX_DROP_POINTS = 0.5
 BOOTSTRAP = 1000
