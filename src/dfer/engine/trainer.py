@@ -17,6 +17,7 @@ Run folder (one fold):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -368,11 +369,19 @@ class FoldTrainer:
         selection = f"best validation {self.cfg.eval.monitor}"
         if self.best_epoch == len(self.history):
             return last_test, self.best_epoch, selection  # the same weights
-        current = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        self.model.load_state_dict(load_checkpoint(best)["model"]["state_dict"])
-        selected_test = self._score(self.fd.test)
-        self.model.load_state_dict(current)
+        with self._weights_of(load_checkpoint(best)):
+            selected_test = self._score(self.fd.test)
         return selected_test, self.best_epoch, selection
+
+    @contextlib.contextmanager
+    def _weights_of(self, ckpt: dict[str, Any]):
+        """The model with a checkpoint's weights for the block, then its own again (scoring best.pt)."""
+        current = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(ckpt["model"]["state_dict"])
+        try:
+            yield
+        finally:
+            self.model.load_state_dict(current)
 
     def _predictions(self, ds: ClipDataset):
         cfg = self.cfg
@@ -387,11 +396,9 @@ class FoldTrainer:
         if self.fd.val is None or not best.is_file():
             return None
         ckpt = load_checkpoint(best)
-        current = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        self.model.load_state_dict(ckpt["model"]["state_dict"])
-        val = self._predictions(self.fd.val)
-        test = self._predictions(self.fd.test) if self.fd.test is not None else None
-        self.model.load_state_dict(current)
+        with self._weights_of(ckpt):
+            val = self._predictions(self.fd.val)
+            test = self._predictions(self.fd.test) if self.fd.test is not None else None
         t = fit_temperature(val.logits, val.labels)
         summary = calibration_summary(t, (val.logits, val.labels), (test.logits, test.labels) if test else None)
         if self.fabric.is_global_zero:
