@@ -22,7 +22,7 @@ import copy
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +106,30 @@ def load_fold_data(cfg: TrainConfig, data: str | Path, fold: str | int) -> FoldD
 
 
 # -- the loop ------------------------------------------------------------------------------
+@dataclass
+class TrainProgress:
+    """Where a fold's training stands between steps: saved in last.pt as a whole and restored as a whole
+    (the keys of the checkpoint's `state`, beside the optimizers, the centers and the RNG)."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)  # one row per finished epoch
+    best: float | None = None  # the best validation value of the monitored metric
+    best_epoch: int = 0  # 1-based; 0: none yet
+    bad_epochs: int = 0  # epochs since the last improvement (early stopping)
+    global_step: int = 0
+    running: EpochStats = field(default_factory=EpochStats)  # the current epoch's sums, for a mid-epoch resume
+    peer_best: dict[str, Any] | None = None  # best epoch on test (--peer-best-on-test only)
+
+    def to_state(self) -> dict[str, Any]:
+        return {"history": self.history, "best": self.best, "best_epoch": self.best_epoch,
+                "bad_epochs": self.bad_epochs, "global_step": self.global_step, "running": self.running.to_dict(),
+                "peer_best": self.peer_best}
+
+    @classmethod
+    def from_state(cls, st: dict[str, Any]) -> TrainProgress:
+        return cls(list(st["history"]), st["best"], st["best_epoch"], st["bad_epochs"], st["global_step"],
+                   EpochStats(**st["running"]), st.get("peer_best"))
+
+
 class FoldTrainer:
     """Trains one fold into `out`; `run()` returns the fold's metrics dict."""
 
@@ -145,11 +169,9 @@ class FoldTrainer:
 
     def _state(self, epoch: int, next_batch: int) -> dict[str, Any]:
         state = {
-            "epoch": epoch, "next_batch": next_batch, "global_step": self.global_step,
+            "epoch": epoch, "next_batch": next_batch, **self.progress.to_state(),
             "optimizer": self.opt.state_dict(), "center_optimizer": self.center_opt.state_dict(),
-            "centers": self.crit.center.centers.detach().cpu(), "rng_cpu": torch.get_rng_state(),
-            "history": self.history, "best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
-            "running": self.running.to_dict(), "peer_best": self.peer_best, "done": False,
+            "centers": self.crit.center.centers.detach().cpu(), "rng_cpu": torch.get_rng_state(), "done": False,
         }
         if torch.cuda.is_available():
             state["rng_cuda"] = torch.cuda.get_rng_state()
@@ -163,7 +185,8 @@ class FoldTrainer:
         self.fabric.barrier()
 
     def _last_metrics(self) -> dict[str, Any]:
-        return {"epoch": len(self.history), **({"val": self.history[-1]} if self.history else {})}
+        history = self.progress.history
+        return {"epoch": len(history), **({"val": history[-1]} if history else {})}
 
     # setup ------------------------------------------------------------------------------
     def _resume_checkpoint(self) -> dict[str, Any] | None:
@@ -202,10 +225,7 @@ class FoldTrainer:
         o = cfg.optim
         self.lr_at = lr_schedule(o.lr, o.schedule, self.steps_per_epoch * o.epochs, self.steps_per_epoch,
                                  warmup_epochs=o.warmup_epochs, step_epochs=o.step_epochs, step_gamma=o.step_gamma)
-        self.history: list[dict[str, Any]] = []
-        self.best, self.best_epoch, self.bad_epochs, self.global_step = None, 0, 0, 0
-        self.running = EpochStats()
-        self.peer_best: dict[str, Any] | None = None
+        self.progress = TrainProgress()
 
     # What a subclass (dfer.engine.distill) changes: the module trained, its loss, extra metrics.
     def _training_net(self, net: torch.nn.Module) -> torch.nn.Module:
@@ -222,9 +242,7 @@ class FoldTrainer:
         self.center_opt.load_state_dict(st["center_optimizer"])
         with torch.no_grad():
             self.crit.center.centers.copy_(st["centers"].to(self.fabric.device))
-        self.history, self.best, self.best_epoch = list(st["history"]), st["best"], st["best_epoch"]
-        self.bad_epochs, self.global_step = st["bad_epochs"], st["global_step"]
-        self.running, self.peer_best = EpochStats(**st["running"]), st.get("peer_best")
+        self.progress = TrainProgress.from_state(st)
         torch.set_rng_state(st["rng_cpu"])
         if "rng_cuda" in st and torch.cuda.is_available():
             torch.cuda.set_rng_state(st["rng_cuda"])
@@ -265,14 +283,14 @@ class FoldTrainer:
             self._train_epoch(epoch, skip if epoch == start_epoch else 0, writer)
             row = self._end_epoch(epoch, writer)
             self._emit("epoch_end", {"epoch": epoch, "row": row})
-            if cfg.eval.patience and self.bad_epochs >= cfg.eval.patience:
+            if cfg.eval.patience and self.progress.bad_epochs >= cfg.eval.patience:
                 stopped_early = True
                 fabric.print(f"early stop: no validation {cfg.eval.monitor} gain in {cfg.eval.patience} epochs")
                 break
         if writer is not None:
             writer.close()
         metrics = self._final(stopped_early)
-        self._save_last(len(self.history), 0, done=True)
+        self._save_last(len(self.progress.history), 0, done=True)
         return metrics
 
     def _emit(self, event: str, info: dict[str, Any]) -> None:
@@ -292,10 +310,10 @@ class FoldTrainer:
         cfg, fabric = self.cfg, self.fabric
         self.loader.sampler.set_epoch(epoch, skip_batches=skip)
         if skip == 0:
-            self.running = EpochStats()
+            self.progress.running = EpochStats()
 
         def on_step(batch_idx: int, global_step: int, loss: float) -> None:
-            self.global_step = global_step
+            self.progress.global_step = global_step
             if writer is not None and global_step % 10 == 0:
                 writer.add_scalar("train/loss_step", loss, global_step)
                 writer.add_scalar("train/lr", self.lr_at(global_step - 1), global_step)
@@ -309,23 +327,23 @@ class FoldTrainer:
         opts = StepOptions(grad_clip=cfg.optim.grad_clip, channels_last=cfg.runtime.channels_last,
                            progress=cfg.runtime.progress and fabric.is_global_zero, on_step=on_step, hint=hint,
                            desc=f"fold {self.fold_name} epoch {epoch + 1}/{cfg.optim.epochs}")
-        self.running, self.global_step = train_one_epoch(
+        self.progress.running, self.progress.global_step = train_one_epoch(
             self.net, self.crit, self.opt, self.center_opt, self.loader, fabric, self.lr_at,
-            global_step=self.global_step, first_batch=skip, num_batches=self.steps_per_epoch, stats=self.running,
-            options=opts)
+            global_step=self.progress.global_step, first_batch=skip, num_batches=self.steps_per_epoch,
+            stats=self.progress.running, options=opts)
 
     def _score(self, ds: ClipDataset | None) -> dict[str, Any] | None:
         return None if ds is None else self._predictions(ds).report(self.fd.class_names)
 
     def _end_epoch(self, epoch: int, writer) -> dict[str, Any]:
         cfg, fabric = self.cfg, self.fabric
-        r = self.running
+        r = self.progress.running
         totals = fabric.all_reduce(torch.tensor([r.loss, r.ce, r.sc, r.correct, r.seen],
                                                 dtype=torch.float64, device=fabric.device), reduce_op="sum")
         loss, ce, sc, correct, seen = totals.tolist()
         val = self._score(self.fd.val)
         row = {
-            "epoch": epoch + 1, "lr": self.lr_at(max(0, self.global_step - 1)),
+            "epoch": epoch + 1, "lr": self.lr_at(max(0, self.progress.global_step - 1)),
             "train_loss": loss / max(seen, 1), "train_ce": ce / max(seen, 1), "train_sc": sc / max(seen, 1),
             "train_acc": correct / max(seen, 1), "train_clips_per_s": seen / max(r.seconds, 1e-9),
             "val_loss": val["loss"] if val else None, "val_war": val["war"] if val else None,
@@ -333,18 +351,18 @@ class FoldTrainer:
         }
         if cfg.eval.peer_best_on_test:
             self._peer_test(row, epoch)
-        self.history.append(row)
+        self.progress.history.append(row)
         monitor = row.get(f"val_{cfg.eval.monitor}")
-        improved = is_better(monitor, self.best, cfg.eval.monitor)
+        improved = is_better(monitor, self.progress.best, cfg.eval.monitor)
         if improved:
-            self.best, self.best_epoch, self.bad_epochs = monitor, epoch + 1, 0
+            self.progress.best, self.progress.best_epoch, self.progress.bad_epochs = monitor, epoch + 1, 0
             if fabric.is_global_zero:
                 selected = {"epoch": epoch + 1, "val": val, "selected_on": f"val_{cfg.eval.monitor}"}
                 save_checkpoint(self.out / "best.pt", self._ckpt(selected))
         else:
-            self.bad_epochs += 1
+            self.progress.bad_epochs += 1
         if fabric.is_global_zero:
-            _write_log(self.out / "log.csv", self.history)
+            _write_log(self.out / "log.csv", self.progress.history)
             if writer is not None:
                 for key, v in row.items():
                     if key != "epoch" and v is not None:
@@ -358,20 +376,20 @@ class FoldTrainer:
         test = self._score(self.fd.test)
         if test:
             row["test_war"], row["test_uar"] = test["war"], test["uar"]
-            if self.peer_best is None or test["war"] > self.peer_best["war"]:
-                self.peer_best = {"epoch": epoch + 1, "war": test["war"], "uar": test["uar"]}
+            if self.progress.peer_best is None or test["war"] > self.progress.peer_best["war"]:
+                self.progress.peer_best = {"epoch": epoch + 1, "war": test["war"], "uar": test["uar"]}
 
     def _selected_test(self, last_test: dict[str, Any] | None) -> tuple[dict[str, Any] | None, int, str]:
         """Test metrics of the checkpoint selected on validation (best.pt), its epoch and how it was chosen."""
         best = self.out / "best.pt"
         if self.fd.val is None or not best.is_file():
-            return last_test, len(self.history), "last epoch (no validation part)"
+            return last_test, len(self.progress.history), "last epoch (no validation part)"
         selection = f"best validation {self.cfg.eval.monitor}"
-        if self.best_epoch == len(self.history):
-            return last_test, self.best_epoch, selection  # the same weights
+        if self.progress.best_epoch == len(self.progress.history):
+            return last_test, self.progress.best_epoch, selection  # the same weights
         with self._weights_of(load_checkpoint(best)):
             selected_test = self._score(self.fd.test)
-        return selected_test, self.best_epoch, selection
+        return selected_test, self.progress.best_epoch, selection
 
     @contextlib.contextmanager
     def _weights_of(self, ckpt: dict[str, Any]):
@@ -448,13 +466,14 @@ class FoldTrainer:
             "fold": self.fold_name, "protocol": self.fd.protocol, "class_names": self.fd.class_names,
             "split": self.split_info,
             "selected": {"epoch": selected_epoch, "selection": selection,
-                         "val": self.history[selected_epoch - 1] if self.history else None, "test": selected_test},
-            "last": {"epoch": len(self.history), "test": last_test},
-            "stopped_early": stopped_early, "world_size": fabric.world_size, "history": self.history,
+                         "val": self.progress.history[selected_epoch - 1] if self.progress.history else None,
+                         "test": selected_test},
+            "last": {"epoch": len(self.progress.history), "test": last_test},
+            "stopped_early": stopped_early, "world_size": fabric.world_size, "history": self.progress.history,
             "calibration": calibration, "int8": int8, **self._extra_metrics(),
         }
-        if self.peer_best is not None:
-            metrics["peer_best_on_test"] = {**self.peer_best, "note": "best epoch picked on the test part "
+        if self.progress.peer_best is not None:
+            metrics["peer_best_on_test"] = {**self.progress.peer_best, "note": "best epoch picked on the test part "
                                             "(peers' protocol; optimistic, for comparison with the literature only)"}
         if fabric.is_global_zero:
             metrics["cost"] = model_cost(self.model.config, self.preprocess)
