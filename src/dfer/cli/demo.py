@@ -6,6 +6,7 @@ import argparse
 
 from dfer.cli.args import NONNEG_INT, POSITIVE_INT, demo_clip, number, out_dir
 from dfer.demo import DemoSettings
+from dfer.options import MODEL_NAMES
 
 
 def add(sub) -> None:
@@ -20,6 +21,9 @@ def add(sub) -> None:
     p.add_argument("--clip", type=demo_clip,
                    help=f"network input TxS (default {d.clip_frames}x{d.clip_size}: {d.clip_frames} frames of "
                         f"{d.clip_size}x{d.clip_size})")
+    p.add_argument("--model", choices=list(MODEL_NAMES),
+                   help=f"network (default {d.model}: the paper's at half width; dfer_r2plus1d_18: full width, "
+                        "about 2.7x slower to train)")
     p.add_argument("--seed", type=NONNEG_INT, default=d.seed)
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="further training config overrides")
     p.add_argument("--quiet", action="store_true")
@@ -29,7 +33,8 @@ def add(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from dfer.demo import DemoSettings, run_demo
 
-    given = {k: getattr(args, k) for k in ("clips_per_class", "frames", "folds", "epochs") if getattr(args, k) is not None}
+    given = {k: getattr(args, k) for k in ("model", "clips_per_class", "frames", "folds", "epochs")
+             if getattr(args, k) is not None}
     if args.clip:
         t, size = args.clip
         given.update(clip_frames=t, clip_size=size, crop_size=max(DemoSettings.crop_size, size + size // 4))

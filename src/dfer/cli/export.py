@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     meta = export_model(args.checkpoint, args.out, format=args.format, quantize=args.quantize,
                         calibration=args.calibration, calibration_clips_count=args.calibration_clips,
                         calibration_split=args.calibration_split, min_agreement=args.min_agreement,
-                        accept=args.accept, max_drop=args.max_drop)
+                        accept=args.accept, max_drop=args.max_drop, progress=True)  # a bar on a terminal only
     p = meta["parity_vs_torch_fp32"]
     method = f" by {meta['quantization_method']}" if args.quantize else ""
     print(f"wrote {args.out} ({args.format}, {meta['quantization']}{method}); parity vs PyTorch fp32 on {p['clips']} clips "

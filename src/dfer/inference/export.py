@@ -31,6 +31,7 @@ from dfer.files import atomic_write_bytes, default_file_mode, file_digest
 from dfer.inference.backends import OnnxBackend, OpenVinoBackend
 from dfer.inference.metadata import METADATA_KEY, read_metadata  # noqa: F401 - re-exported
 from dfer.options import ACCEPT_RULES, AGREEMENT_BAR, CALIBRATION_CLIPS, EXPORT_FORMATS, MAX_DROP_POINTS
+from dfer.progress import progress_bar
 from dfer.remote import resolve_checkpoint
 from dfer.synth.clips import face_clips
 
@@ -212,7 +213,7 @@ def _quantize_openvino_int8(fp32: Path, calib: np.ndarray, val: np.ndarray, val_
 def export_model(checkpoint: str | Path, out: str | Path, *, format: str = "onnx", quantize: str | None = None,
                  calibration: str | Path | None = None, calibration_clips_count: int = CALIBRATION_CLIPS,
                  calibration_split: str | Path | None = None, min_agreement: float = AGREEMENT_BAR, accept: str = "accuracy",
-                 max_drop: float = MAX_DROP_POINTS, opset: int = 18) -> dict[str, Any]:
+                 max_drop: float = MAX_DROP_POINTS, opset: int = 18, progress: bool = False) -> dict[str, Any]:
     """Write an ONNX model (.onnx) or OpenVINO IR (.xml + .bin) of a dfer checkpoint, fp32 or int8.
 
     Returns the metadata stored inside, with the parity against PyTorch fp32 (`parity_vs_torch_fp32`)
@@ -232,9 +233,12 @@ def export_model(checkpoint: str | Path, out: str | Path, *, format: str = "onnx
     `calibration` its cache: int8 is calibrated (and NNCF validates) on the fold's training clips,
     accepted on its validation clips (its test clips when it has none), and reported on every one of
     its test clips (`test_report`), the clips the fold's scores come from.
+
+    `progress`: a bar over the steps on a terminal (int8 with accuracy control takes minutes).
     """
     out = Path(out)
     _check_arguments(out, format, quantize, min_agreement, accept)
+    bar = progress_bar(5 if quantize else 3, f"export {out.name}", unit="step", enabled=progress, lines=False)
     checkpoint = resolve_checkpoint(checkpoint)
     model, ckpt = model_from_checkpoint(checkpoint)
     pre = Preprocess.from_dict(ckpt["preprocess"])
@@ -245,17 +249,21 @@ def export_model(checkpoint: str | Path, out: str | Path, *, format: str = "onnx
     clips, labels = check_clips(pre, calibration=calibration, quantized=bool(quantize), ids=judge_ids,
                                 after=calibration_clips_count + n_val)
     ref = torch_logits(clips)  # (N, K) fp32 torch logits
+    bar.update(1, step="float32 reference")
     rule = accept if labels is not None else "agreement"
     with tempfile.TemporaryDirectory() as tmp:
         path, method = Path(tmp) / "fp32.onnx", "fp32"
         export_float(head, torch.from_numpy(clips[:1]), path, opset)
+        bar.update(1, step="graph")
         if quantize == "int8":
             calib = calibration_clips(pre, data=calibration, count=calibration_clips_count, ids=train_ids)
             path, method = quantize_int8(path, Path(tmp), pre, calib, calibration, train_ids, calibration_clips_count,
                                          n_val, rule, torch_logits,
                                          1.0 - max_drop / 100 if rule == "accuracy" else min_agreement)
+            bar.update(1, step="int8")
         runtime = OnnxBackend(path) if format == "onnx" else OpenVinoBackend(path, streams=1)  # one caller
         new = runtime(clips)
+        bar.update(1, step="parity")
         meta = build_metadata(format, ckpt, pre, checkpoint, quantize, method, calibration, calibration_split,
                               parity(ref, new), runtime.detail)
         if quantize:
@@ -264,9 +272,12 @@ def export_model(checkpoint: str | Path, out: str | Path, *, format: str = "onnx
             if test_ids is not None and test_ids != judge_ids:
                 meta["test_report"] = _test_report(pre, calibration, test_ids, torch_logits, runtime,
                                                    len(ckpt["class_names"]), max_drop)
+            bar.update(1, step="acceptance")
             if not meta["acceptance"]["accepted"]:
+                bar.close()
                 raise Int8Refused(_refusal(out, meta["acceptance"], format))
         write_model(path, meta, out, format)
+    bar.close()
     return meta
 
 
