@@ -328,9 +328,9 @@ class Recognizer:
         are read. `.backend_choice` records what ran and why.
         """
         request = RuntimeRequest(backend=backend, device=device, precision=precision, threads=threads, streams=streams)
-        runtime, names, pre, info, choice = open_backend(path, request)
-        rec = cls(runtime, names, pre, settings, model_info=info)
-        rec.backend_choice = choice.to_dict()
+        opened = open_backend(path, request)
+        rec = cls(opened.runtime, opened.class_names, opened.preprocess, settings, model_info=opened.model_info)
+        rec.backend_choice = opened.choice.to_dict()
         return rec
 
     # helpers -----------------------------------------------------------------------------

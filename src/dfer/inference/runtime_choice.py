@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from dfer.errors import CheckpointError, ConfigError
 from dfer.inference.backends import BACKENDS, Backend, OnnxBackend, OpenVinoBackend, cuda_wanted
@@ -184,11 +184,21 @@ def open_runtime(choice: BackendChoice, request: RuntimeRequest | None = None) -
     return runtime, meta["class_names"], Preprocess.from_dict(meta["preprocess"]), meta.get("model_info", {})
 
 
-def open_backend(checkpoint: str | Path, request: RuntimeRequest | None = None):
-    """(runtime, class names, Preprocess, model info, BackendChoice): `select_backend` then `open_runtime`."""
+class OpenedBackend(NamedTuple):
+    """What `open_backend` opened: the runtime and what the model says about itself, and why this runtime."""
+
+    runtime: Backend
+    class_names: list[str]
+    preprocess: Preprocess
+    model_info: dict[str, Any]
+    choice: BackendChoice
+
+
+def open_backend(checkpoint: str | Path, request: RuntimeRequest | None = None) -> OpenedBackend:
+    """`select_backend`, then `open_runtime` on its choice."""
     choice = select_backend(checkpoint, request)
-    return (*open_runtime(choice, request), choice)
+    return OpenedBackend(*open_runtime(choice, request), choice)
 
 
-__all__ = ["BackendChoice", "RuntimeRequest", "open_backend", "open_runtime", "openvino_installed", "select_backend",
-           ]
+__all__ = ["BackendChoice", "OpenedBackend", "RuntimeRequest", "open_backend", "open_runtime", "openvino_installed",
+           "select_backend"]
