@@ -79,8 +79,11 @@ def _interrupt(argv: list[str], ready: str, tmp_path, timeout: float = 120.0) ->
     once `ready` appears on stderr; (exit code, stderr)."""
     err_path = tmp_path / "stderr.txt"
     with open(err_path, "w") as err:
+        # SIGINT back to its default in the child: a runner that starts the tests in the background has it
+        # ignored, and an ignored SIGINT is inherited (Python then never raises KeyboardInterrupt).
         proc = subprocess.Popen([sys.executable, "-m", "dfer.cli", *argv], stdout=subprocess.DEVNULL, stderr=err,
-                                start_new_session=True)
+                                start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
     t0 = time.time()
     while ready not in err_path.read_text():
         assert proc.poll() is None, err_path.read_text()
