@@ -60,6 +60,7 @@ def test_export_applies_the_accuracy_rule_with_labelled_clips(toy_run, toy_cache
     assert "accepted by the agreement rule (no labelled clips" in said
 
 
+@pytest.mark.slow
 def test_training_exports_a_verified_int8_model_that_auto_picks(toy_cache, tmp_path, monkeypatch):
     from conftest import TINY
     from dfer.checkpoint import load_checkpoint, save_checkpoint

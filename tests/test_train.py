@@ -122,6 +122,7 @@ def test_resume_mid_epoch_matches_uninterrupted(toy, tmp_path):
     assert strip == [{k: v for k, v in h.items() if "per_s" not in k} for h in resumed["history"]]
 
 
+@pytest.mark.slow
 def test_two_process_cpu_ddp(toy, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
