@@ -194,26 +194,21 @@ def _ablation(out: Path, cv: dict[str, Any], evaluate) -> dict[str, Any]:
 
 
 def _int8_first_fold(out: Path, cv: dict[str, Any]) -> dict[str, Any]:
-    """The first fold's selected model as OpenVINO int8, calibrated on its train part and accepted by the
-    accuracy rule on its validation part, as `dfer train` does for every fold (resumes: kept if written)."""
-    from dfer.errors import DferError, Int8Refused
-    from dfer.inference.export import export_model
-
-    fold_dir = out / "cv" / f"fold_{cv['folds'][0]}"
-    xml = fold_dir / "best-int8.xml"
-    try:
-        meta = export_model(fold_dir / "best.pt", xml, format="openvino", quantize="int8", calibration=out / "cache",
-                            calibration_split=fold_dir / "split.json", accept="accuracy")
-    except Int8Refused as exc:
-        return {"status": "refused", "line": f"int8 refused: {exc}"}
-    except DferError as exc:  # no NNCF, an old OpenVINO: the demo's point stands without it
-        return {"status": "failed", "line": f"int8 not made: {exc}"}
+    """The first fold's selected model as OpenVINO int8, as `dfer train` makes it for every fold (calibrated
+    on its train part, accepted by the accuracy rule on its validation part), with a line saying how it went."""
     from dfer.acceptance import describe
+    from dfer.inference.export import export_fold_int8
 
-    test = meta.get("test_report")
-    line = (f"int8 accepted ({xml.relative_to(out)}): validation {describe(meta['acceptance'])}"
-            + (f"; test {describe(test)}" if test else ""))
-    return {"status": "accepted", "model": str(xml.relative_to(out)), "line": line}
+    best = out / "cv" / f"fold_{cv['folds'][0]}" / "best.pt"
+    r = export_fold_int8(best, out / "cache")
+    if r["status"] == "refused":
+        return {**r, "line": f"int8 refused: {r['reason']}"}
+    if r["status"] == "failed":  # no NNCF, a runtime that cannot load int8 here: the demo's point stands without it
+        return {**r, "line": f"int8 not made: {r['reason']}"}
+    model = (best.parent / r["model"]).relative_to(out)
+    line = (f"int8 accepted ({model}): validation {describe(r['val'])}"
+            + (f"; test {describe(r['test'])}" if r["test"] else ""))
+    return {"status": "accepted", "model": str(model), "line": line}
 
 
 def _held_out_video(out: Path) -> Path:

@@ -41,9 +41,9 @@ from dfer.engine.config import TrainConfig, dump_yaml
 from dfer.engine.fabric import autocast_dtype, make_fabric, resolve_precision
 from dfer.engine.loop import EpochStats, StepOptions, lr_schedule, predict_dataset, train_one_epoch
 from dfer.engine.report import model_cost, write_fold_report
-from dfer.errors import CheckpointError, DatasetError, DferError, Int8Refused
+from dfer.errors import CheckpointError, DatasetError
 from dfer.files import atomic_write_json, atomic_write_text
-from dfer.inference.export import export_model
+from dfer.inference.export import export_fold_int8
 from dfer.losses import DferLoss
 from dfer.models import build_from_config
 
@@ -51,7 +51,6 @@ Callback = Callable[[str, dict[str, Any]], None]  # (event, info): "step_end" | 
 
 
 # -- building blocks -----------------------------------------------------------------------
-INT8_MODEL = "best-int8.xml"  # beside best.pt; `--backend auto` picks it when its metadata says it is verified
 
 
 def class_weights(labels: Sequence[int], num_classes: int) -> torch.Tensor:
@@ -437,19 +436,8 @@ class FoldTrainer:
             return None
         result: dict[str, Any] | None = None
         if self.fabric.is_global_zero:
-            out = self.out / INT8_MODEL
-            try:
-                meta = export_model(best, out, format="openvino", quantize="int8", calibration=self.data_path,
-                                    calibration_split=self.out / "split.json", calibration_clips_count=dep.calibration_clips,
-                                    accept="accuracy", max_drop=dep.int8_max_drop)
-                result = {"status": "accepted", "model": out.name, "method": meta["quantization_method"],
-                          "val": meta["acceptance"], "test": meta.get("test_report")}
-            except Int8Refused as exc:
-                result = {"status": "refused", "reason": str(exc)}
-            except DferError as exc:
-                result = {"status": "failed", "reason": str(exc)}
-            except Exception as exc:  # noqa: BLE001 - a quantiser's own error must not lose the trained model
-                result = {"status": "failed", "reason": f"{exc.__class__.__name__}: {str(exc)[:300]}"}
+            result = export_fold_int8(best, self.data_path, calibration_clips_count=dep.calibration_clips,
+                                      max_drop=dep.int8_max_drop)
             self.fabric.print(f"fold {self.fold_name}: int8 {result['status']}"
                               + (f" ({result['model']})" if result["status"] == "accepted" else ""))
         self.fabric.barrier()

@@ -26,9 +26,10 @@ from torch import nn
 from dfer.acceptance import accuracy_check, describe
 from dfer.checkpoint import Preprocess, model_from_checkpoint, model_info, versions
 from dfer.data.dataset import ClipDataset
-from dfer.errors import CheckpointError, ConfigError, Int8Refused
+from dfer.errors import CheckpointError, ConfigError, DferError, Int8Refused
 from dfer.files import atomic_write_bytes, default_file_mode, file_digest
 from dfer.inference.backends import OnnxBackend, OpenVinoBackend
+from dfer.inference.conversion import INT8_SUFFIX
 from dfer.inference.metadata import METADATA_KEY, read_metadata  # noqa: F401 - re-exported
 from dfer.options import ACCEPT_RULES, AGREEMENT_BAR, CALIBRATION_CLIPS, EXPORT_FORMATS, MAX_DROP_POINTS
 from dfer.progress import progress_bar
@@ -407,6 +408,27 @@ def _refusal(out: Path, verdict: dict[str, Any], format: str) -> str:
             "(--calibration-clips)" + ("" if format == "openvino" and _have_nncf() else
                                        ", use the OpenVINO format with NNCF (pip install \"dfer[int8]\")")
             + ", or keep float (OpenVINO's native precision)")
+
+
+def export_fold_int8(best: Path, data: str | Path, *, calibration_clips_count: int = CALIBRATION_CLIPS,
+                     max_drop: float = MAX_DROP_POINTS) -> dict[str, Any]:
+    """A trained fold's best.pt as OpenVINO int8 beside it (best-int8.xml, which `--backend auto` picks):
+    calibrated on the fold's train part, accepted on its validation part by the accuracy rule, reported
+    on its test part (its split.json beside best.pt). Returns {"status": accepted | refused | failed, ...};
+    a refusal or a failure is reported, never raised (the trained model is kept either way)."""
+    out = best.with_name(best.stem + INT8_SUFFIX)
+    try:
+        meta = export_model(best, out, format="openvino", quantize="int8", calibration=data,
+                            calibration_split=best.parent / "split.json", calibration_clips_count=calibration_clips_count,
+                            accept="accuracy", max_drop=max_drop)
+    except Int8Refused as exc:
+        return {"status": "refused", "reason": str(exc)}
+    except DferError as exc:  # no NNCF, a runtime that cannot load int8 here
+        return {"status": "failed", "reason": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - a quantiser's own error must not lose the trained model
+        return {"status": "failed", "reason": f"{exc.__class__.__name__}: {str(exc)[:300]}"}
+    return {"status": "accepted", "model": out.name, "method": meta["quantization_method"],
+            "val": meta["acceptance"], "test": meta.get("test_report")}
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path, **kwargs: Any) -> dict[str, Any]:

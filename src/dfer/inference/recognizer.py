@@ -487,7 +487,7 @@ class Recognizer:
         t0, fps = time.perf_counter(), src.fps or 25.0
         for ev in self.iter_source(src, max_frames=max_frames, settings=settings):
             builder.add(ev)
-            if ev.frame is not None:  # the real-time factor: seconds of video per second of work
+            if ev.frame is not None and progress:  # the real-time factor: seconds of video per second of work
                 bar.update(1, speed=f"{(ev.index + 1) / fps / max(time.perf_counter() - t0, 1e-6):.2f}x real time")
             if on_event is not None:
                 on_event(ev)
