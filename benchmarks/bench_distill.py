@@ -30,12 +30,11 @@ from bench_inference import looped_video  # noqa: E402
 from bench_pipeline import command, network_alone  # noqa: E402
 from dfer.compute_cost import profile_model  # noqa: E402
 from dfer.demo import DemoSettings, _train_config  # noqa: E402
-from dfer.engine.cv import run_cv  # noqa: E402
-from dfer.engine.distill import run_distill  # noqa: E402
 from dfer.files import atomic_write_json  # noqa: E402
 from dfer.inference import Recognizer  # noqa: E402
 from dfer.inference.scoring import ScoringQueue  # noqa: E402
 from dfer.models import build_model  # noqa: E402
+from dfer.runs import run_cv, run_distill  # noqa: E402
 
 
 def cpu() -> dict:

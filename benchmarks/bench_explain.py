@@ -29,10 +29,11 @@ from dfer.checkpoint import Preprocess, model_from_checkpoint
 from dfer.data import ClipCache
 from dfer.data.dataset import ClipDataset
 from dfer.data.transforms import ClipTransformConfig
-from dfer.engine import load_config, train_fold
+from dfer.engine import load_config
 from dfer.inference.explain import Explainer
 from dfer.inference.explain_sanity import gradcam_focus
 from dfer.models import build_from_config
+from dfer.runs import train_fold
 from dfer.synth.patches import make_patch_cache
 
 
@@ -49,7 +50,7 @@ def focus(epochs: int, size: int) -> dict:
         test = json.loads((root / "splits.json").read_text())["protocols"]["kfold"]["folds"][0]["test"]
         torch.manual_seed(0)
         rnd = build_from_config(model.config).eval()
-        out = {"clip": f"4x{size}x{size}", "epochs": epochs, "test_war": m["selected"]["test"]["war"],
+        out = {"clip": f"4x{size}x{size}", "epochs": epochs, "test_war": m.selected.test["war"],
                "train_s": round(time.perf_counter() - t0, 1)}
         for stage in ("layer3", "layer4"):
             out[stage] = {"trained": gradcam_focus(model, pre, names, root, test, stage),

@@ -35,7 +35,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_inference import looped_video, make_ckpt  # noqa: E402
 from dfer.data.crop import crop_face  # noqa: E402
-from dfer.data.face_settings import FaceSettings  # noqa: E402
 from dfer.data.faces import make_detector  # noqa: E402
 from dfer.data.tracking import FaceTracker  # noqa: E402
 from dfer.data.video import open_source  # noqa: E402
@@ -66,7 +65,7 @@ def startup(ckpt: Path) -> dict:
 
 
 def stages(video: Path, rec: Recognizer, tmp: Path) -> dict:
-    face = FaceSettings.from_dict(rec.resolved_settings(30.0)["face"])
+    face = rec.resolved_settings(30.0).face
     out = {}
     out["decode"], n = timed(lambda: sum(1 for _ in open_source(video).frames()))
     out["decode_detect_track"], _ = timed(

@@ -47,7 +47,8 @@ def toy_cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def toy_run(toy_cache, tmp_path_factory):
     """(metrics, run folder) of an 8-epoch training on fold 1 of the toy set; shared by several tests."""
-    from dfer.engine import load_config, train_fold
+    from dfer.engine import load_config
+    from dfer.runs import train_fold
 
     out = tmp_path_factory.mktemp("toyrun") / "run"
     return train_fold(load_config(overrides=TINY + ["optim.epochs=8"]), toy_cache, 1, out), out

@@ -64,15 +64,16 @@ def test_export_applies_the_accuracy_rule_with_labelled_clips(toy_run, toy_cache
 def test_training_exports_a_verified_int8_model_that_auto_picks(toy_cache, tmp_path, monkeypatch):
     from conftest import TINY
     from dfer.checkpoint import load_checkpoint, save_checkpoint
-    from dfer.engine import load_config, train_fold
+    from dfer.engine import load_config
     from dfer.errors import ConfigError
     from dfer.inference import Recognizer
+    from dfer.runs import train_fold
 
     run = tmp_path / "run"
     cfg = load_config(overrides=TINY + ["optim.epochs=3", "deploy.int8=true", "deploy.int8_max_drop=100",
                                         "deploy.calibration_clips=8"])
     m = train_fold(cfg, toy_cache, 1, run)
-    q = m["int8"]
+    q = m.int8
     split = json.loads((run / "split.json").read_text())
     assert q["status"] == "accepted" and (run / "best-int8.xml").is_file() and (run / "best-int8.bin").is_file()
     assert q["val"]["rule"] == "accuracy" and q["val"]["clips"] == len(split["val"])
@@ -94,8 +95,8 @@ def test_training_exports_a_verified_int8_model_that_auto_picks(toy_cache, tmp_p
     with pytest.raises(ConfigError, match="--precision int8 asked for, but no verified int8 model"):
         Recognizer.from_checkpoint(tmp_path / "other.pt", precision="int8")
     # a quantiser that breaks is reported, and the trained model is kept
-    from dfer.engine import trainer
+    from dfer.inference import export
 
-    monkeypatch.setattr(trainer, "export_model", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    monkeypatch.setattr(export, "export_model", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
     m = train_fold(load_config(overrides=TINY + ["optim.epochs=1", "deploy.int8=true"]), toy_cache, 1, tmp_path / "r2")
-    assert m["int8"] == {"status": "failed", "reason": "RuntimeError: boom"} and (tmp_path / "r2" / "best.pt").is_file()
+    assert m.int8 == {"status": "failed", "reason": "RuntimeError: boom"} and (tmp_path / "r2" / "best.pt").is_file()

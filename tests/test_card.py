@@ -24,12 +24,12 @@ def test_training_writes_a_card_with_hub_metadata_and_real_numbers(toy_run):
     meta = _front_matter(text)
     assert meta["library_name"] == "dfer" and meta["license"] == "other"
     result = meta["model-index"][0]["results"][0]
-    test = m["selected"]["test"]
+    test = m.selected.test
     assert result["metrics"][0] == {"type": "accuracy", "name": "WAR", "value": round(100 * test["war"], 2)}
     assert result["metrics"][1]["value"] == round(100 * test["uar"], 2)
     for section in ("## Model and cost", "## Data and protocol", "## Results", "## Intended use and limits"):
         assert section in text
-    assert f"({test['num_samples']} clips)" in text and f"{m['cost']['run']['gmacs']:.2f} GMACs" in text
+    assert f"({test['num_samples']} clips)" in text and f"{m.cost['run']['gmacs']:.2f} GMACs" in text
     assert file_digest(out / "best.pt") in text
     assert "never used to choose the model" in text and "SYNTHETIC" not in text
     for k, name in enumerate(test["class_names"]):

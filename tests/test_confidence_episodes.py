@@ -36,7 +36,7 @@ def test_temperature_is_not_fitted_on_a_perfect_validation_part():
 
 def test_training_stores_the_temperature_and_predict_applies_it(toy_run, tmp_path):
     m, out = toy_run
-    cal = m["calibration"]
+    cal = m.calibration
     assert cal["fitted_on"] == "val" and cal["ece_bins"] == 15 and "ece_before" in cal["test"]
     assert (out / "reliability.png").is_file() and "## Calibrated confidence" in (out / "report.md").read_text()
     ckpt = load_checkpoint(out / "best.pt")

@@ -12,10 +12,11 @@ from dfer.checkpoint import load_checkpoint, save_checkpoint
 from dfer.cli import main
 from dfer.compute_cost import profile_model, student_costs
 from dfer.engine import load_config
-from dfer.engine.distill import DistillLoss, DistillNet, distill_fold, student_clip
+from dfer.engine.distill import DistillLoss, DistillNet, student_clip
 from dfer.losses import DferLoss
 from dfer.models import build_model
 from dfer.options import STUDENTS
+from dfer.runs import distill_fold
 
 
 class _Killed(Exception):
@@ -84,15 +85,15 @@ def test_a_student_at_a_smaller_clip_trains_on_the_teachers_clips(toy_cache, tea
     m = distill_fold(cfg, toy_cache, 1, tmp_path / "s", teacher=teacher)
     pre = load_checkpoint(tmp_path / "s" / "best.pt")["preprocess"]
     assert (pre["num_frames"], pre["size"]) == (2, 32)  # the student's own clip, for inference
-    assert m["distillation"]["teacher_clip"] == [4, 32]
+    assert m.distillation["teacher_clip"] == [4, 32]
 
 
 def _writes_what_training_writes(out, m, teacher) -> None:
     for name in ("best.pt", "last.pt", "metrics.json", "report.md", "MODEL_CARD.md", "log.csv", "split.json"):
         assert (out / name).is_file(), name
-    d = m["distillation"]
+    d = m.distillation
     assert d["teacher_sha256"] and d["student"] == "narrow" and d["student_clip"] == [4, 32]
-    assert m["selected"]["test"]["war"] is not None and m["calibration"] is not None
+    assert m.selected.test["war"] is not None and m.calibration is not None
     ckpt = load_checkpoint(out / "best.pt")
     assert ckpt["model"]["name"] == "dfer_r2plus1d_18_half" and ckpt["train_config"]["distill"]["teacher"] == str(teacher)
     card = (out / "MODEL_CARD.md").read_text()
@@ -117,7 +118,7 @@ def test_a_tiny_distillation_writes_what_training_writes_and_resumes_when_killed
     a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
     for k, v in a["model"]["state_dict"].items():
         assert torch.equal(v, b["model"]["state_dict"][k]), k
-    assert full["selected"]["test"]["confusion"] == resumed["selected"]["test"]["confusion"]
+    assert full.selected.test["confusion"] == resumed.selected.test["confusion"]
 
 
 def _refused(capsys, argv) -> str:

@@ -15,10 +15,11 @@ from dfer.cli import main
 from dfer.data import ClipCache
 from dfer.data.dataset import ClipDataset
 from dfer.data.transforms import ClipTransformConfig
-from dfer.engine import load_config, train_fold
+from dfer.engine import load_config
 from dfer.inference.explain import Explainer
 from dfer.inference.explain_sanity import gradcam_focus
 from dfer.models import build_from_config, build_model
+from dfer.runs import train_fold
 from dfer.synth.patches import make_patch_cache
 from synthetic import write_face_video
 
@@ -75,7 +76,7 @@ def test_gradcam_focuses_on_the_class_region_and_randomised_weights_lose_it(tmp_
                                  "data.flip=0", "runtime.progress=false", "optim.epochs=8",
                                  "model.zero_init_residual=true"])
     m = train_fold(cfg, root, 1, tmp_path / "run")
-    assert m["selected"]["test"]["war"] >= 0.8
+    assert m.selected.test["war"] >= 0.8
     model, ckpt = model_from_checkpoint(tmp_path / "run" / "best.pt")
     pre, names = Preprocess.from_dict(ckpt["preprocess"]), ckpt["class_names"]
     test = json.loads((root / "splits.json").read_text())["protocols"]["kfold"]["folds"][0]["test"]

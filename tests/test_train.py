@@ -12,10 +12,12 @@ import torch
 from conftest import TINY
 from dfer.checkpoint import load_checkpoint, model_from_checkpoint
 from dfer.cli import main
-from dfer.engine import load_config, train_fold
+from dfer.engine import load_config
 from dfer.engine.loop import lr_schedule
+from dfer.engine.results import CVResult
 from dfer.engine.trainer import class_weights
 from dfer.errors import CheckpointError, ConfigError
+from dfer.runs import train_fold
 
 
 @pytest.fixture
@@ -56,10 +58,10 @@ def test_lr_schedule_and_class_weights():
 
 def test_training_learns_the_toy_set_and_writes_reports(toy, toy_run, tmp_path):
     m, out = toy_run
-    hist = m["history"]
+    hist = m.history
     assert hist[-1]["train_loss"] < 0.5 * hist[0]["train_loss"]
     # 3 balanced classes: chance is 1/3
-    assert m["selected"]["test"]["war"] >= 0.7 and m["last"]["test"]["war"] >= 0.7, m["selected"]["test"]
+    assert m.selected.test["war"] >= 0.7 and m.last.test["war"] >= 0.7, m.selected.test
     for name in ("best.pt", "last.pt", "config.yaml", "split.json", "log.csv", "metrics.json", "report.md",
                  "confusion.png", "confusion_normalized.png", "curves.png"):
         assert (out / name).is_file(), name
@@ -67,7 +69,7 @@ def test_training_learns_the_toy_set_and_writes_reports(toy, toy_run, tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert any((out / "tb").iterdir())
     saved = json.loads((out / "metrics.json").read_text())
-    assert saved["selected"]["test"]["confusion"] == m["selected"]["test"]["confusion"]
+    assert saved["selected"]["test"]["confusion"] == m.selected.test["confusion"]
     assert saved["cost"]["paper_clip"]["gmacs"] > 38 and saved["cost"]["run"]["clip"] == [4, 32, 32]
     report = (out / "report.md").read_text()
     assert "| model | right (" in report and "UAR" in report and "selected (epoch" in report
@@ -85,8 +87,8 @@ def test_training_learns_the_toy_set_and_writes_reports(toy, toy_run, tmp_path):
     rc = main(["evaluate", str(out / "best.pt"), "--data", str(toy), "--workers", "0", "--out", str(tmp_path / "ev")])
     assert rc == 0
     ev = json.loads((tmp_path / "ev" / "metrics.json").read_text())
-    assert ev["split_matches_training"] and ev["report"]["war"] == pytest.approx(m["selected"]["test"]["war"])
-    assert ev["report"]["confusion"] == m["selected"]["test"]["confusion"]
+    assert ev["split_matches_training"] and ev["report"]["war"] == pytest.approx(m.selected.test["war"])
+    assert ev["report"]["confusion"] == m.selected.test["confusion"]
     # the run folder is not overwritten by accident
     with pytest.raises(CheckpointError, match="holds a run already"):
         train_fold(load_config(overrides=TINY), toy, 1, out)
@@ -116,10 +118,10 @@ def test_resume_mid_epoch_matches_uninterrupted(toy, tmp_path):
         assert torch.equal(v, b["model"]["state_dict"][k]), k
     assert torch.equal(a["state"]["centers"], b["state"]["centers"])
     for key in ("selected", "last"):
-        assert full[key]["test"]["confusion"] == resumed[key]["test"]["confusion"]
-        assert full[key]["epoch"] == resumed[key]["epoch"]
-    strip = [{k: v for k, v in h.items() if "per_s" not in k} for h in full["history"]]
-    assert strip == [{k: v for k, v in h.items() if "per_s" not in k} for h in resumed["history"]]
+        assert getattr(full, key).test["confusion"] == getattr(resumed, key).test["confusion"]
+        assert getattr(full, key).epoch == getattr(resumed, key).epoch
+    strip = [{k: v for k, v in h.items() if "per_s" not in k} for h in full.history]
+    assert strip == [{k: v for k, v in h.items() if "per_s" not in k} for h in resumed.history]
 
 
 @pytest.mark.slow
@@ -132,11 +134,11 @@ def test_two_process_cpu_ddp(toy, tmp_path):
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text())
-    assert m["world_size"] == 2
+    assert m.world_size == 2
     # each of the 2 processes saw half of the epoch (full batches of 4), not all of it
-    per_rank = int(np.ceil(m["split"]["sizes"]["train"] / 2))
+    per_rank = int(np.ceil(m.split["sizes"]["train"] / 2))
     assert load_checkpoint(out / "last.pt")["state"]["global_step"] == per_rank // 4
-    assert m["selected"]["test"]["num_samples"] == m["split"]["sizes"]["test"]
+    assert m.selected.test["num_samples"] == m.split["sizes"]["test"]
 
 
 def test_cv_end_to_end_with_cli(toy, tmp_path, capsys):
@@ -146,9 +148,9 @@ def test_cv_end_to_end_with_cli(toy, tmp_path, capsys):
     assert rc == 0
     printed = capsys.readouterr().out
     assert "3-fold CV" in printed and "report:" in printed
-    cv = json.loads((out / "metrics.json").read_text())
-    assert cv["folds"] == ["1", "2", "3"] and len(cv["selected"]["war"]["folds"]) == 3
-    assert sum(cv["selected"]["pooled"]["support"]) == 48  # every clip tested exactly once
+    cv = CVResult.load(out)
+    assert cv.folds == ["1", "2", "3"] and len(cv.selected["war"]["folds"]) == 3
+    assert sum(cv.selected["pooled"]["support"]) == 48  # every clip tested exactly once
     assert (out / "confusion.png").is_file() and "mean over folds" in (out / "report.md").read_text()
     assert all((out / f"fold_{k}" / "report.md").is_file() for k in "123")
     # a rerun with --resume finds every fold finished and only re-aggregates

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from dfer.engine.results import CVResult
 from dfer.errors import ConfigError
 from dfer.files import atomic_write_json, atomic_write_text
 from dfer.formatting import percent
@@ -102,9 +103,9 @@ def run_demo(out: str | Path = "dfer-demo", settings: DemoSettings | None = None
     from dfer.data.adapters import load_spec
     from dfer.data.face_settings import FaceSettings
     from dfer.data.prepare import prepare_dataset
-    from dfer.engine.cv import run_cv
     from dfer.engine.evaluate import evaluate_checkpoint
     from dfer.inference import InferenceSettings, Recognizer, predict_inputs
+    from dfer.runs import run_cv
     from dfer.synth.dataset import CLASSES, SynthSettings, generate
 
     s = settings or DemoSettings()
@@ -133,14 +134,14 @@ def run_demo(out: str | Path = "dfer-demo", settings: DemoSettings | None = None
         log(f"   {int8['line']}")
     with _stage(log, timings, "predict"):
         sample = _held_out_video(out)
-        ckpt = out / "cv" / f"fold_{cv['folds'][0]}" / "best.pt"
+        ckpt = out / "cv" / f"fold_{cv.folds[0]}" / "best.pt"
         rec = Recognizer.from_checkpoint(ckpt, settings=InferenceSettings(stride=5, window_seconds=1.0))
         run = predict_inputs(rec, [str(sample), *videos], out / "predict", progress=False, log=log)
     total = round(time.perf_counter() - t_all, 1)
     result = {
         "data": BANNER, "settings": asdict(s), "classes": CLASSES,
         "prepared": {"ok": summary.ok, "failed": summary.failed},
-        "cv": {k: cv[k] for k in ("selected", "last", "per_fold", "folds")},
+        "cv": {k: v for k, v in cv.to_dict().items() if k in ("selected", "last", "per_fold", "folds")},
         "ablation": ablation, "int8": int8,
         "predict": {"outputs": run.done + run.skipped, "failed": run.failed, "sample": str(sample)},
         "timings_s": {**timings, "total": total},
@@ -148,8 +149,8 @@ def run_demo(out: str | Path = "dfer-demo", settings: DemoSettings | None = None
     atomic_write_json(out / "demo.json", _clean(result))
     atomic_write_text(out / "demo_report.md", _report(result, out))
     log(f"== done in {total / 60:.1f} min ==")
-    log(f"cross-validated test WAR {_pct(cv['selected']['war']['mean'])} ± {_pct(cv['selected']['war']['std'])} "
-        f"(UAR {_pct(cv['selected']['uar']['mean'])}); frames shuffled: WAR {_pct(ablation['shuffled']['war'])}")
+    log(f"cross-validated test WAR {_pct(cv.selected['war']['mean'])} ± {_pct(cv.selected['war']['std'])} "
+        f"(UAR {_pct(cv.selected['uar']['mean'])}); frames shuffled: WAR {_pct(ablation['shuffled']['war'])}")
     log(f"report:       {out / 'demo_report.md'}")
     log(f"CV report:    {out / 'cv' / 'report.md'}")
     log(f"checkpoints:  {out / 'cv'}/fold_*/best.pt")
@@ -170,21 +171,21 @@ def _clean(x):
     return None if isinstance(x, float) and np.isnan(x) else x
 
 
-def _ablation(out: Path, cv: dict[str, Any], evaluate) -> dict[str, Any]:
+def _ablation(out: Path, cv: CVResult, evaluate) -> dict[str, Any]:
     """Each fold's selected model on its own test part, frames in order and shuffled; pooled over folds."""
     from dfer.metrics import report_from_confusion
 
     # In order, the selected models' test scores are the cross-validation's own (pooled confusion).
-    pooled: dict[str, np.ndarray] = {"natural": np.asarray(cv["selected"]["pooled"]["confusion"])}
+    pooled: dict[str, np.ndarray] = {"natural": np.asarray(cv.selected["pooled"]["confusion"])}
     for order in ("shuffled",):
         cms = []
-        for fold in cv["folds"]:
+        for fold in cv.folds:
             ckpt = out / "cv" / f"fold_{fold}" / "best.pt"
             r = evaluate(ckpt, out / "cache", split="test", frame_order=order, workers=0,
                          out=out / "cv" / f"fold_{fold}" / f"eval_test_{order}")
             cms.append(np.asarray(r["report"]["confusion"]))
         pooled[order] = np.sum(cms, axis=0)
-    names = cv["class_names"]
+    names = cv.class_names
     res = {}
     for order, cm in pooled.items():
         rep = report_from_confusion(cm, names)
@@ -193,13 +194,13 @@ def _ablation(out: Path, cv: dict[str, Any], evaluate) -> dict[str, Any]:
     return res
 
 
-def _int8_first_fold(out: Path, cv: dict[str, Any]) -> dict[str, Any]:
+def _int8_first_fold(out: Path, cv: CVResult) -> dict[str, Any]:
     """The first fold's selected model as OpenVINO int8, as `dfer train` makes it for every fold (calibrated
     on its train part, accepted by the accuracy rule on its validation part), with a line saying how it went."""
     from dfer.acceptance import describe
     from dfer.inference.export import export_fold_int8
 
-    best = out / "cv" / f"fold_{cv['folds'][0]}" / "best.pt"
+    best = out / "cv" / f"fold_{cv.folds[0]}" / "best.pt"
     r = export_fold_int8(best, out / "cache")
     if r["status"] == "refused":
         return {**r, "line": f"int8 refused: {r['reason']}"}

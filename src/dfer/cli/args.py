@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 from collections.abc import Callable
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -256,3 +256,77 @@ def ray_options(args: argparse.Namespace):
 def defaults_of(cls) -> dict[str, Any]:
     """A config dataclass's field defaults: the one place a flag's default is written."""
     return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+
+
+# -- flags generated from config dataclasses (dfer.options.flag) ------------------------------------
+_KINDS: dict[str, Callable[[str], Any]] = {
+    "positive_int": POSITIVE_INT, "nonneg_int": NONNEG_INT, "positive_float": POSITIVE_FLOAT,
+    "nonneg_float": NONNEG_FLOAT, "fraction": number(float, 0.0, 1.0), "bytes": byte_size, "frame": frame_size,
+    "dir": out_dir, "text": str, "side": number(int, 16),
+}
+
+
+def flag_fields(cls, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted path, field, its Flag) of every field of a config dataclass, nested ones included, that is a flag."""
+    out = []
+    for f in fields(cls):
+        meta = f.metadata.get("flag")
+        if meta is not None:
+            out.append((prefix + f.name, f, meta))
+        elif isinstance(f.type, type) and is_dataclass(f.type):
+            out += flag_fields(f.type, f"{prefix}{f.name}.")
+        elif f.default_factory is not MISSING and is_dataclass(f.default_factory):
+            out += flag_fields(f.default_factory, f"{prefix}{f.name}.")
+    return out
+
+
+def _dest(path: str, meta) -> str:
+    return (meta.name or path.rsplit(".", 1)[-1]).replace("-", "_")
+
+
+def _field_default(f) -> Any:
+    return f.default_factory() if f.default_factory is not MISSING else f.default
+
+
+def add_config_flags(p: argparse.ArgumentParser, cls, *, overrides: bool = False,
+                     skip: Callable[[str], bool] = lambda path: False) -> None:
+    """A flag per `flag` field of `cls` (dfer.options.flag). `overrides`: the flag only overrides a config
+    that may come from a file too (default None, the field's default said in the help) instead of holding
+    the default itself."""
+    for path, f, meta in flag_fields(cls):
+        if skip(path):
+            continue
+        dest, default = _dest(path, meta), _field_default(f)
+        name = "--" + ("no-" if meta.kind == "off" else "") + dest.replace("_", "-")
+        if meta.kind in ("switch", "off"):
+            p.add_argument(name, dest=dest, action="store_true", help=meta.help)
+            continue
+        shown = default / meta.unit if isinstance(default, (int, float)) and meta.unit != 1 else default
+        text = meta.help + (f" (default {shown})" if overrides and shown not in (None, "") else "")
+        p.add_argument(name, dest=dest, type=_KINDS[meta.kind] if meta.kind else None,
+                       choices=list(meta.choices) or None, default=None if overrides else shown,
+                       metavar=meta.metavar, help=text.replace("%", "%%"))
+
+
+def config_values(cls, args: argparse.Namespace) -> dict[str, Any]:
+    """The parsed flags of `cls`'s top-level `flag` fields, in the field's unit: {field name: value}."""
+    return {path: _scaled(getattr(args, _dest(path, meta)), meta) for path, f, meta in flag_fields(cls) if "." not in path}
+
+
+def config_overrides(cls, args: argparse.Namespace) -> list[str]:
+    """The flags given on the command line, as `dotted.path=value` overrides of `cls` (add_config_flags with
+    overrides=True): a switch sets true, an `off` flag false; a flag left out changes nothing."""
+    out = []
+    for path, _, meta in flag_fields(cls):
+        v = getattr(args, _dest(path, meta), None)
+        if meta.kind == "switch":
+            out += [f"{path}=true"] if v else []
+        elif meta.kind == "off":
+            out += [f"{path}=false"] if v else []
+        elif v is not None:
+            out.append(f"{path}={_scaled(v, meta)}")
+    return out
+
+
+def _scaled(v: Any, meta) -> Any:
+    return v * meta.unit if isinstance(v, (int, float)) and not isinstance(v, bool) and meta.unit != 1 else v

@@ -28,7 +28,7 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
-def _commands(parser: argparse.ArgumentParser) -> list[tuple[str, str, argparse.ArgumentParser]]:
+def subcommands(parser: argparse.ArgumentParser) -> list[tuple[str, str, argparse.ArgumentParser]]:
     """(name, one-line help, parser) of every sub-command."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -56,5 +56,5 @@ def cli_reference_markdown() -> str:
     parser = build_parser()
     parts = ["Generated from the parser of the installed dfer when this site was built: every flag, "
              "default and help text below is the one `dfer <command> --help` prints.", ""]
-    parts += [command_markdown(f"dfer {name}", summary, sub) for name, summary, sub in _commands(parser)]
+    parts += [command_markdown(f"dfer {name}", summary, sub) for name, summary, sub in subcommands(parser)]
     return "\n".join(parts)

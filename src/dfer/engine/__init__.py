@@ -1,4 +1,5 @@
-"""Training, cross-validation, evaluation and reports.
+"""Training (up to the selected checkpoint), cross-validation's aggregation, evaluation, results and reports.
+The whole jobs that also finish a fold (test scores, int8, card) are dfer.runs.
 
 Names are imported when first used (PEP 562): the engine's configs are readable without torch.
 """
@@ -11,8 +12,7 @@ _CONFIG = ("DataConfig", "DistillConfig", "EvalConfig", "LossConfig", "OptimConf
            "load_config")
 _LOOP = ("EpochStats", "Predictions", "StepOptions", "lr_schedule", "predict_dataset", "train_one_epoch")
 _WHERE = {**{n: "dfer.engine.config" for n in _CONFIG}, **{n: "dfer.engine.loop" for n in _LOOP},
-          "run_cv": "dfer.engine.cv", "evaluate_checkpoint": "dfer.engine.evaluate",
-          "FoldTrainer": "dfer.engine.trainer", "train_fold": "dfer.engine.trainer",
-          "distill_fold": "dfer.engine.distill", "run_distill": "dfer.engine.distill"}
+          "evaluate_checkpoint": "dfer.engine.evaluate", "FoldTrainer": "dfer.engine.trainer",
+          "TrainProgress": "dfer.engine.trainer", "FoldResult": "dfer.engine.results", "CVResult": "dfer.engine.results"}
 __all__ = sorted(_WHERE)
 __getattr__ = lazy_names(__name__, _WHERE)

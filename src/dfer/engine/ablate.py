@@ -1,4 +1,4 @@
-"""`dfer ablate`: the paper's comparisons under one protocol.
+"""`dfer ablate`'s parts: the paper's comparisons under one protocol (the job: dfer.runs.run_ablation).
 
 Every variant is cross-validated on the same cache with the same folds, seed, epochs and clip
 size (one base config, one override list per variant); the report puts WAR and UAR (mean ± std),
@@ -12,17 +12,13 @@ against the paper's full model with a two-sided sign test over folds.
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 from typing import Any
 
-from dfer.engine.config import TrainConfig, load_config
-from dfer.engine.cv import run_cv
 from dfer.engine.report import pct, recall_table
-from dfer.engine.variants import DEFAULT_VARIANTS, QUICK, VARIANTS  # noqa: F401 - re-exported
+from dfer.engine.results import CVResult, FoldResult
+from dfer.engine.variants import DEFAULT_VARIANTS, VARIANTS
 from dfer.errors import ConfigError
-from dfer.files import atomic_write_json, atomic_write_text
 
 
 def parse_variants(text: str | None) -> list[str]:
@@ -45,17 +41,17 @@ def sign_test(diffs: list[float]) -> float:
     return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
 
 
-def _variant_result(name: str, cv: dict[str, Any], run: Path) -> dict[str, Any]:
-    first = json.loads((run / f"fold_{cv['folds'][0]}" / "metrics.json").read_text())
-    cost = first.get("cost", {})
-    sel = cv["selected"]
+def variant_result(name: str, cv: CVResult, first: FoldResult) -> dict[str, Any]:
+    """A variant's line of the comparison: its cross-validation and its first fold's cost."""
+    cost = first.cost or {}
+    sel = cv.selected
     return {
         "description": VARIANTS[name][0], "overrides": VARIANTS[name][1],
         "war": sel["war"], "uar": sel["uar"], "macro_f1": sel["macro_f1"],
         "per_class_recall_mean": sel["per_class_recall"]["mean"], "pooled": sel["pooled"],
-        "per_fold": {f["fold"]: f["selected"] for f in cv["per_fold"]},
+        "per_fold": {f.fold: f.selected for f in cv.per_fold},
         "gmacs_run_clip": cost.get("run", {}).get("gmacs"), "gmacs_16x112x112": cost.get("paper_clip", {}).get("gmacs"),
-        "params": cost.get("run", {}).get("params"), "class_names": cv["class_names"],
+        "params": cost.get("run", {}).get("params"), "class_names": cv.class_names,
     }
 
 
@@ -74,23 +70,6 @@ def paired(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
                              "sign_test_p": sign_test(diffs)}
         out[name] = entry
     return out
-
-
-def run_ablation(base: TrainConfig, data: str | Path, out: str | Path, *, variants: list[str] | None = None,
-                 folds: list[str] | None = None, resume: bool = True, log=print) -> dict[str, Any]:
-    """Cross-validate every variant into out/<variant>; write out/metrics.json and out/report.md."""
-    out = Path(out)
-    names = parse_variants(",".join(variants) if variants else None)
-    results = {}
-    for k, name in enumerate(names, start=1):
-        log(f"== variant {name} ({k}/{len(names)}): {VARIANTS[name][0]} ==")
-        cfg = load_config(base=base.to_dict(), overrides=VARIANTS[name][1])
-        cv = run_cv(cfg, data, out / name, folds=folds, resume=resume)
-        results[name] = _variant_result(name, cv, out / name)
-    summary = {"cache": str(data), "base_config": base.to_dict(), "variants": results, "paired_vs_full": paired(results)}
-    atomic_write_json(out / "metrics.json", summary)
-    atomic_write_text(out / "report.md", ablation_report(summary))
-    return summary
 
 
 def ablation_report(s: dict[str, Any]) -> str:

@@ -9,7 +9,6 @@ and the run's metrics.json beside it; nothing is typed in by hand.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import yaml
 
 from dfer.checkpoint import SYNTHETIC_WARNING, Preprocess, load_checkpoint
 from dfer.engine.report import model_cost
+from dfer.engine.results import CVResult, FoldResult
 from dfer.files import atomic_write_text, file_digest
 from dfer.formatting import percent
 from dfer.models import ModelConfig
@@ -91,9 +91,9 @@ def _model_section(ckpt: dict[str, Any], cost: dict[str, Any] | None, digest: st
     return lines
 
 
-def _distill_section(metrics: dict[str, Any] | None) -> list[str]:
+def _distill_section(metrics: FoldResult | None) -> list[str]:
     """Who taught a distilled student, so its lineage can be checked (the teacher's file by SHA-256)."""
-    d = (metrics or {}).get("distillation")
+    d = metrics.distillation if metrics else None
     if not d:
         return []
     t, s = d["teacher_clip"], d["student_clip"]
@@ -106,12 +106,13 @@ def _distill_section(metrics: dict[str, Any] | None) -> list[str]:
             f"{d['temperature']:g}, plus the sparse center loss", ""]
 
 
-def _data_section(ckpt: dict[str, Any], metrics: dict[str, Any] | None) -> list[str]:
+def _data_section(ckpt: dict[str, Any], metrics: FoldResult | None) -> list[str]:
     split = ckpt.get("split") or {}
     train = ckpt.get("train_config") or {}
     optim, sizes = train.get("optim", {}), split.get("sizes", {})
     synthetic = bool(split.get("synthetic"))
-    sel = (metrics or {}).get("selected", {})
+    selection = f"{metrics.selected.selection} (epoch {metrics.selected.epoch})" if metrics else \
+        "on the validation part (epoch ?)"
     lines = ["## Data and protocol", "",
              f"- dataset: {_dataset_label(split.get('dataset', ''), synthetic)}; protocol `{split.get('protocol', '?')}`, "
              f"fold {split.get('fold', '?')} (split SHA-256 `{str(split.get('sha256', ''))[:16]}`)",
@@ -120,21 +121,21 @@ def _data_section(ckpt: dict[str, Any], metrics: dict[str, Any] | None) -> list[
              f"- training: {optim.get('epochs', '?')} epochs, Adam lr {optim.get('lr', '?')}, batch "
              f"{train.get('data', {}).get('batch_size', '?')}, backbone init {train.get('weights') or 'random'}, "
              f"seed {train.get('runtime', {}).get('seed', '?')}",
-             f"- model selection: {sel.get('selection', 'on the validation part')} (epoch {sel.get('epoch', '?')}); "
+             f"- model selection: {selection}; "
              "the test part was never used to choose the model", ""]
     return lines
 
 
-def _results_section(metrics: dict[str, Any] | None) -> list[str]:
-    if not metrics or not (metrics.get("selected") or {}).get("test"):
+def _results_section(metrics: FoldResult | None) -> list[str]:
+    if not metrics or not metrics.selected.test:
         return ["## Results", "", "No test metrics were found beside this checkpoint (metrics.json of its run); "
                 "run `dfer evaluate` on its test part.", ""]
-    test = metrics["selected"]["test"]
+    test = metrics.selected.test
     lines = ["## Results", "",
              f"On the fold's test part ({test['num_samples']} clips): **WAR {_pct(test['war'])}%**, "
              f"**UAR {_pct(test['uar'])}%**, macro-F1 {_pct(test['macro_f1'])}%.", ""]
     lines += _recall_table(test) + [""]
-    q = metrics.get("int8") or {}
+    q = metrics.int8 or {}
     if q.get("status") == "accepted" and q.get("test"):
         t = q["test"]
         lines += [f"- OpenVINO int8 model (`{q['model']}`): test WAR {_pct(t['war'])}% ({t['war_diff_points']:+.2f} points), "
@@ -158,19 +159,19 @@ def _use_section(synthetic: bool) -> list[str]:
     return lines
 
 
-def model_card(checkpoint: str | Path, metrics: dict[str, Any] | None = None) -> str:
+def model_card(checkpoint: str | Path, metrics: FoldResult | None = None) -> str:
     """The card's Markdown text for a checkpoint (and its run's metrics.json, when given)."""
     path = resolve_checkpoint(checkpoint)
     ckpt = load_checkpoint(path)
     split = ckpt.get("split") or {}
     synthetic = bool(split.get("synthetic"))
-    cost = (metrics or {}).get("cost")
+    cost = metrics.cost if metrics else None
     if cost is None:
         cost = model_cost(ModelConfig.from_dict({"name": ckpt["model"]["name"], **ckpt["model"]["config"]}),
                           Preprocess.from_dict(ckpt["preprocess"]))
     digest = file_digest(path)
     name = f"{ckpt['model']['name']} {split.get('dataset', '')} fold {split.get('fold', '?')}".strip()
-    test = ((metrics or {}).get("selected") or {}).get("test")
+    test = metrics.selected.test if metrics else None
     head = _front_matter(name, split.get("dataset", ""), synthetic, test, f"fold {split.get('fold', '?')} test")
     title = [f"# {name}", "", "A dfer model: dynamic facial expression recognition from face clips (R(2+1)D-18 "
              "backbone, spatio-temporal attention, sparse center loss).", ""]
@@ -183,38 +184,38 @@ def model_card(checkpoint: str | Path, metrics: dict[str, Any] | None = None) ->
 
 
 def write_model_card(checkpoint: str | Path, out: str | Path | None = None,
-                     metrics: dict[str, Any] | str | Path | None = None) -> Path:
+                     metrics: FoldResult | str | Path | None = None) -> Path:
     """MODEL_CARD.md for `checkpoint` (default: beside it); `metrics`: the run's metrics.json (default:
     the one beside the checkpoint, when there is one)."""
     if metrics is None and not is_remote(checkpoint):
         beside = Path(checkpoint).parent / "metrics.json"
         metrics = beside if beside.is_file() else None
     if isinstance(metrics, (str, Path)):
-        metrics = json.loads(Path(metrics).read_text())
+        metrics = FoldResult.load(metrics)
     out = Path(out) if out else (Path(CARD_NAME) if is_remote(checkpoint) else Path(checkpoint).parent / CARD_NAME)
     atomic_write_text(out, model_card(checkpoint, metrics))
     return out
 
 
-def write_cv_card(out: str | Path, cv: dict[str, Any], fold_dirs: list[Path]) -> Path:
+def write_cv_card(out: str | Path, cv: CVResult, fold_dirs: list[Path]) -> Path:
     """RUN/MODEL_CARD.md for a cross-validation: the folds' models, their mean results, links to each card."""
     out = Path(out)
-    sel = cv["selected"]
-    dataset = cv.get("dataset", "")
+    sel = cv.selected
+    dataset = cv.dataset
     first = load_checkpoint(fold_dirs[0] / "best.pt") if (fold_dirs[0] / "best.pt").is_file() else {}
     synthetic = bool((first.get("split") or {}).get("synthetic"))
-    name = f"{(first.get('model') or {}).get('name', 'dfer')} {dataset} {len(cv['folds'])}-fold CV".strip()
+    name = f"{(first.get('model') or {}).get('name', 'dfer')} {dataset} {len(cv.folds)}-fold CV".strip()
     test = {"war": sel["war"]["mean"], "uar": sel["uar"]["mean"]}
-    head = _front_matter(name, dataset, synthetic, test, f"mean over {len(cv['folds'])} folds' test parts")
+    head = _front_matter(name, dataset, synthetic, test, f"mean over {len(cv.folds)} folds' test parts")
     lines = [f"# {name}", "",
-             f"{len(cv['folds'])} models, one per fold of protocol `{cv['protocol']}`, each selected on its own "
+             f"{len(cv.folds)} models, one per fold of protocol `{cv.protocol}`, each selected on its own "
              "validation part and tested once on its test part.", "",
              "## Results", "",
              f"WAR {_pct(sel['war']['mean'])} ± {_pct(sel['war']['std'])}%, UAR {_pct(sel['uar']['mean'])} ± "
              f"{_pct(sel['uar']['std'])}% (mean ± sample std over folds).", "",
              "| fold | test WAR (%) | test UAR (%) | model card |", "|---|---|---|---|"]
-    for row, d in zip(cv["per_fold"], fold_dirs):
-        lines.append(f"| {row['fold']} | {_pct(row['selected']['war'])} | {_pct(row['selected']['uar'])} | "
+    for row, d in zip(cv.per_fold, fold_dirs):
+        lines.append(f"| {row.fold} | {_pct(row.selected['war'])} | {_pct(row.selected['uar'])} | "
                      f"[{d.name}/{CARD_NAME}]({d.name}/{CARD_NAME}) |")
     lines.append("")
     atomic_write_text(out / CARD_NAME, head + "\n" + "\n".join(lines + _use_section(synthetic)))

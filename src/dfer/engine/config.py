@@ -15,7 +15,7 @@ from typing import Any
 
 from dfer.errors import ConfigError
 from dfer.models import ModelConfig
-from dfer.options import CALIBRATION_CLIPS, STUDENTS
+from dfer.options import CALIBRATION_CLIPS, MAX_DROP_POINTS, STUDENTS, flag
 from dfer.options import TRAIN_PRECISIONS as PRECISIONS
 
 SCHEDULES = ("cosine", "step", "constant")
@@ -24,13 +24,14 @@ MONITORS = ("uar", "war", "loss")
 
 @dataclass
 class DataConfig:
-    protocol: str | None = None  # protocol of splits.json; None: the cache's default
-    num_frames: int = 16  # T of the input clip
-    size: int = 112  # H = W of the input clip
-    batch_size: int = 32
+    protocol: str | None = flag(None, kind="text", help="split protocol of splits.json (default: the cache's default)")
+    num_frames: int = flag(16, kind="positive_int", name="clip-frames", help="T of the input clips")
+    size: int = flag(112, kind="side", name="clip-size", help="H = W of the input clips")
+    batch_size: int = flag(32, kind="positive_int", help="clips per optimizer step (per process)")
     eval_batch_size: int = 0  # 0: same as batch_size
-    workers: int = 2  # loader processes
-    balanced: bool = False  # class-balanced sampling (with replacement), for imbalanced sets such as DAiSEE
+    workers: int = flag(2, kind="nonneg_int", help="data loader processes")
+    # class-balanced sampling (with replacement), for imbalanced sets such as DAiSEE
+    balanced: bool = flag(False, kind="switch", help="class-balanced sampling")
     augment: bool = True  # random resized crop, flip, colour jitter, temporal jitter
     crop_scale: tuple[float, float] = (0.7, 1.0)  # area fraction of the random resized crop
     flip: float = 0.5
@@ -39,9 +40,9 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float = 1e-3  # Adam, as the paper
+    lr: float = flag(1e-3, kind="positive_float", help="Adam's learning rate, as the paper")
     weight_decay: float = 0.0
-    epochs: int = 30
+    epochs: int = flag(30, kind="positive_int", help="epochs to train")
     schedule: str = "cosine"  # cosine | step | constant, stepped per iteration
     warmup_epochs: float = 0.0  # linear warm-up from 0
     step_epochs: int = 10  # step schedule: multiply lr by step_gamma every step_epochs
@@ -51,20 +52,23 @@ class OptimConfig:
 
 @dataclass
 class LossConfig:
-    lam: float = 0.01  # CE + lam * sparse center loss; DACL's 0.01, 1.0 is the paper's eq. (6) literally
+    # CE + lam * sparse center loss; DACL's 0.01, 1.0 is the paper's eq. (6) literally
+    lam: float = flag(0.01, kind="nonneg_float", help="weight of the sparse center loss")
     center_lr: float = 0.5  # the centers' own SGD rate (alpha)
-    class_weighted: bool = False  # CE weighted by inverse class frequency of the training part
+    class_weighted: bool = flag(False, kind="switch", help="inverse-frequency weighted cross-entropy")
     label_smoothing: float = 0.0
 
 
 @dataclass
 class RuntimeConfig:
-    seed: int = 0
-    accelerator: str = "auto"  # auto | cpu | cuda
-    devices: int = 1  # processes (GPUs, or CPU processes with gloo) on this node
+    seed: int = flag(0, kind="nonneg_int", help="seed of the data order, augmentation and initialisation")
+    accelerator: str = flag("auto", choices=("auto", "cpu", "cuda"), help="where to train")
+    # processes (GPUs, or CPU processes with gloo) on this node
+    devices: int = flag(1, kind="positive_int", help="processes on this node (DDP through Lightning Fabric)")
     num_nodes: int = 1
     strategy: str = "auto"  # auto (ddp when devices > 1) | ddp | ddp_spawn
-    precision: str = "auto"  # auto: bf16-mixed on a GPU that has it, else 32-true
+    precision: str = flag("auto", choices=PRECISIONS, help="Lightning Fabric's; auto: bf16-mixed on a GPU that has "
+                                                               "it, else 32-true")
     channels_last: bool = False  # channels_last_3d memory format (GPU)
     compile: bool = False  # torch.compile the network
     threads: int = 0  # torch CPU threads per process; 0: torch's default
@@ -76,14 +80,16 @@ class RuntimeConfig:
 @dataclass
 class EvalConfig:
     monitor: str = "uar"  # validation metric that selects the checkpoint: uar | war | loss
-    patience: int = 0  # early stopping: epochs without validation improvement (0: off)
-    peer_best_on_test: bool = False  # also score the test part every epoch (peers' optimistic protocol)
+    patience: int = flag(0, kind="nonneg_int", help="early stopping patience in epochs (0: off)")
+    peer_best_on_test: bool = flag(False, kind="switch", help="also report the best epoch picked on test (peers' "
+                                                              "optimistic protocol), labelled as such")
 
 
 @dataclass
 class DeployConfig:
-    int8: bool = True  # export the selected checkpoint to OpenVINO int8 (best-int8.xml) at the end of training
-    int8_max_drop: float = 1.0  # accepted on the validation part when WAR and UAR each drop at most this (points)
+    int8: bool = flag(True, kind="off", help="skip the OpenVINO int8 export of the selected checkpoint at the end of "
+                                             "each fold")  # best-int8.xml
+    int8_max_drop: float = MAX_DROP_POINTS  # accepted on the validation part when WAR and UAR each drop at most this
     calibration_clips: int = CALIBRATION_CLIPS  # from the training part
 
 
@@ -92,15 +98,19 @@ class DistillConfig:
     """`dfer distill`: a student learning from a trained teacher (dfer.engine.distill)."""
 
     teacher: str = ""  # the teacher checkpoint (set by dfer distill; recorded in every checkpoint)
-    student: str = "narrow"  # one of dfer.options.STUDENTS
-    alpha: float = 0.5  # weight of the KL term to the teacher; 1 - alpha on the labels' cross-entropy
-    temperature: float = 4.0  # softens both distributions in the KL term
+    student: str = flag("narrow", choices=tuple(STUDENTS),
+                        help="the student's network and clip relative to the teacher's (narrow: half the channels, "
+                             "about 4x fewer MACs; `dfer profile --students` lists each one's cost)")
+    # 1 - alpha on the labels' cross-entropy
+    alpha: float = flag(0.5, kind="fraction", help="weight of the KL term to the teacher")
+    temperature: float = flag(4.0, kind="positive_float", help="softening of both distributions in the KL term")
 
 
 @dataclass
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
-    weights: str | None = None  # backbone init: KINETICS400_V1 (torchvision, downloads), a file, or None
+    weights: str | None = flag(None, kind="text", help="backbone init: KINETICS400_V1 (torchvision download), a "
+                                                       "state-dict file, or none")
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)

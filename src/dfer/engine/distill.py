@@ -203,15 +203,6 @@ def distill_config(cfg: TrainConfig, teacher: Teacher) -> TrainConfig:
     return cfg
 
 
-def distill_fold(cfg: TrainConfig, data: str | Path, fold: str | int, out: str | Path, *, teacher: str | Path,
-                 resume: bool = False, fabric=None, callbacks=()) -> dict[str, Any]:
-    """Distil fold `fold` of a cache from `teacher` (a checkpoint trained on that fold) into `out`; the
-    fold's metrics, as train_fold returns them, with a `distillation` entry."""
-    t = load_teacher(teacher, data, str(fold), cfg.data.protocol)
-    cfg = distill_config(cfg, t)
-    return DistillTrainer(cfg, data, fold, out, teacher=t, resume=resume, fabric=fabric, callbacks=callbacks).run()
-
-
 def teacher_of_fold(teacher: str | Path, fold: str) -> Path:
     """A checkpoint, or a `dfer cv` run folder (its fold_<k>/best.pt)."""
     teacher = Path(teacher)
@@ -221,28 +212,3 @@ def teacher_of_fold(teacher: str | Path, fold: str) -> Path:
             raise DatasetError(f"{teacher}: no fold_{fold}/best.pt (a dfer cv run folder has one per fold)")
         return path
     return teacher
-
-
-def run_distill(cfg: TrainConfig, data: str | Path, teacher: str | Path, out: str | Path, *,
-                folds: list[str] | None = None, resume: bool = False, callbacks=()) -> dict[str, Any]:
-    """Every fold (or `folds`) of a cache distilled, each from its own teacher: `teacher` is a `dfer cv`
-    run folder (fold_<k>/best.pt), or one checkpoint when one fold is asked for. Every teacher is checked
-    before the first fold trains. Returns the cross-validation summary (out/metrics.json)."""
-    from dfer.engine.cv import fold_names, run_cv
-
-    protocol, names = fold_names(data, cfg.data.protocol)
-    chosen = [str(f) for f in folds] if folds else names
-    if not Path(teacher).is_dir() and len(chosen) > 1:
-        raise ConfigError(f"{teacher}: one checkpoint teaches one fold; give the teacher's `dfer cv` run folder "
-                          f"to distil folds {', '.join(chosen)}")
-    unknown = [f for f in chosen if f not in names]
-    if unknown:
-        raise DatasetError(f"{data}: folds {unknown} not in protocol {protocol!r} (folds {names})")
-    teachers = {f: teacher_of_fold(teacher, f) for f in chosen}
-    for f, path in teachers.items():  # all of them, before any training
-        load_teacher(path, data, f, protocol)
-
-    def one_fold(cfg: TrainConfig, data, name, fold_out, **kw):
-        return distill_fold(cfg, data, name, fold_out, teacher=teachers[str(name)], **kw)
-
-    return run_cv(cfg, data, out, folds=chosen, resume=resume, callbacks=callbacks, train=one_fold)

@@ -13,6 +13,7 @@ import numpy as np
 from dfer.acceptance import describe
 from dfer.checkpoint import Preprocess
 from dfer.compute_cost import COUNTER, PAPER_GMACS, profile_model
+from dfer.engine.results import CVResult, FoldResult
 from dfer.files import atomic_write_bytes, atomic_write_text
 from dfer.formatting import percent
 from dfer.metrics import normalize_confusion
@@ -164,52 +165,52 @@ def _int8_lines(q: dict[str, Any] | None) -> list[str]:
     return lines + ["`dfer predict --checkpoint best.pt` runs it by default (`--precision f32` keeps float).", ""]
 
 
-def write_fold_report(out: Path, m: dict[str, Any]) -> None:
-    names = m["class_names"]
-    sel, last = m["selected"], m["last"]
-    if sel["test"]:
-        cm = sel["test"]["confusion"]
-        title = f"fold {m['fold']}, selected (epoch {sel['epoch']}), test"
+def write_fold_report(out: Path, m: FoldResult) -> None:
+    names = m.class_names
+    sel, last = m.selected, m.last
+    if sel.test:
+        cm = sel.test["confusion"]
+        title = f"fold {m.fold}, selected (epoch {sel.epoch}), test"
         plot_confusion(cm, names, out / "confusion.png", normalized=False, title=title + ", counts")
         plot_confusion(cm, names, out / "confusion_normalized.png", normalized=True, title=title + ", row-normalised")
-    if m["history"]:
-        plot_curves(m["history"], out / "curves.png", f"fold {m['fold']}")
-    split = m["split"]
+    if m.history:
+        plot_curves(m.history, out / "curves.png", f"fold {m.fold}")
+    split = m.split
     lines = [
-        f"# dfer: fold {m['fold']} ({split.get('dataset', '')}, protocol {m['protocol']})", "",
+        f"# dfer: fold {m.fold} ({split.get('dataset', '')}, protocol {m.protocol})", "",
         f"Clips: {split['sizes']['train']} train, {split['sizes']['val']} validation, {split['sizes']['test']} test. "
-        f"Model selection: {sel['selection']} (epoch {sel['epoch']} of {last['epoch']}); the test part was not "
+        f"Model selection: {sel.selection} (epoch {sel.epoch} of {last.epoch}); the test part was not "
         "looked at for selection.", "",
         "## Test recall per class (%)", "",
-        recall_table([(f"selected (epoch {sel['epoch']})", sel["test"]), (f"last (epoch {last['epoch']})", last["test"])], names),
+        recall_table([(f"selected (epoch {sel.epoch})", sel.test), (f"last (epoch {last.epoch})", last.test)], names),
         "",
     ]
-    if sel["test"]:
-        lines += [f"Macro-F1 (selected): {pct(sel['test']['macro_f1'])}.", ""]
-    if "peer_best_on_test" in m:
-        p = m["peer_best_on_test"]
+    if sel.test:
+        lines += [f"Macro-F1 (selected): {pct(sel.test['macro_f1'])}.", ""]
+    if m.peer_best_on_test is not None:
+        p = m.peer_best_on_test
         lines += [f"Best epoch chosen on the test part ({p['note']}): epoch {p['epoch']}, WAR {pct(p['war'])}, "
                   f"UAR {pct(p['uar'])}.", ""]
-    lines += _calibration_lines(m.get("calibration"))
-    lines += _int8_lines(m.get("int8"))
-    lines += _cost_lines(m.get("cost"))
+    lines += _calibration_lines(m.calibration)
+    lines += _int8_lines(m.int8)
+    lines += _cost_lines(m.cost)
     lines += ["## Files", "", "- `confusion.png`, `confusion_normalized.png`: test confusion of the selected model",
               "- `curves.png`, `log.csv`, `tb/`: training curves", "- `best.pt` (selected), `last.pt` (resume)",
               "- `metrics.json`: every number above", ""]
-    if m.get("stopped_early"):
+    if m.stopped_early:
         lines.insert(4, "Training stopped early (no validation gain within the patience).\n")
     atomic_write_text(out / "report.md", "\n".join(lines))
 
 
-def write_cv_report(out: Path, cv: dict[str, Any], folds: list[dict[str, Any]]) -> None:
-    names = cv["class_names"]
-    pooled = cv["selected"]["pooled"]
+def write_cv_report(out: Path, cv: CVResult, folds: list[FoldResult]) -> None:
+    names = cv.class_names
+    pooled = cv.selected["pooled"]
     plot_confusion(pooled["confusion"], names, out / "confusion.png", normalized=False,
                    title=f"{len(folds)}-fold cross-validation, selected models, pooled test counts")
     plot_confusion(pooled["confusion"], names, out / "confusion_normalized.png", normalized=True,
                    title=f"{len(folds)}-fold cross-validation, selected models, pooled, row-normalised")
-    rows = [(f"fold {f['fold']} (epoch {f['selected']['epoch']})", f["selected"]["test"]) for f in folds]
-    sel, last = cv["selected"], cv["last"]
+    rows = [(f"fold {f.fold} (epoch {f.selected.epoch})", f.selected.test) for f in folds]
+    sel, last = cv.selected, cv.last
 
     def ms(d, key):
         return f"{pct(d[key]['mean'])} ± {pct(d[key]['std'])}"
@@ -217,7 +218,7 @@ def write_cv_report(out: Path, cv: dict[str, Any], folds: list[dict[str, Any]]) 
     mean_row = {"per_class_recall": sel["per_class_recall"]["mean"], "uar": sel["uar"]["mean"], "war": sel["war"]["mean"],
                 "support": pooled["support"]}
     lines = [
-        f"# dfer: {len(folds)}-fold cross-validation ({cv.get('dataset', '')}, protocol {cv['protocol']})", "",
+        f"# dfer: {len(folds)}-fold cross-validation ({cv.dataset}, protocol {cv.protocol})", "",
         "Each fold's model is selected on a validation part carved out of its training part; test folds are "
         "never used for selection.", "",
         "## Summary (test, %, mean ± sample std over folds)", "",
@@ -225,21 +226,21 @@ def write_cv_report(out: Path, cv: dict[str, Any], folds: list[dict[str, Any]]) 
         f"| selected on validation | {ms(sel, 'war')} | {ms(sel, 'uar')} | {ms(sel, 'macro_f1')} |",
         f"| last epoch | {ms(last, 'war')} | {ms(last, 'uar')} | {ms(last, 'macro_f1')} |",
     ]
-    if cv.get("peer_best_on_test"):
-        p = cv["peer_best_on_test"]
+    if cv.peer_best_on_test:
+        p = cv.peer_best_on_test
         lines.append(f"| best epoch on test (peers' protocol, optimistic) | {ms(p, 'war')} | {ms(p, 'uar')} | n/a |")
     lines += ["", "## Per-class recall of the selected models (%)", "",
               "Counts in the header are the pooled test clips over folds.", "",
               recall_table(rows + [("mean over folds", mean_row), ("pooled confusion", pooled)], names,
                            support=pooled["support"]), ""]
-    cals = [f["calibration"]["test"] for f in folds if (f.get("calibration") or {}).get("test")]
+    cals = [f.calibration["test"] for f in folds if (f.calibration or {}).get("test")]
     if cals:
         lines += ["## Calibrated confidence", "",
                   f"Expected calibration error on the test parts (15 bins), mean over {len(cals)} folds: "
                   f"{pct(float(np.mean([c['ece_before'] for c in cals])))}% before temperature scaling, "
                   f"{pct(float(np.mean([c['ece_after'] for c in cals])))}% after (each fold's T fitted on its "
                   "validation part; per fold in `fold_*/report.md`).", ""]
-    pooled = cv.get("int8_pooled")
+    pooled = cv.int8_pooled
     if pooled:
         lines += ["## Deployable int8 models", "",
                   f"Over the {pooled['folds']} folds' test clips ({pooled['clips']}), pooled: WAR {pct(pooled['war'])} vs "
@@ -247,7 +248,7 @@ def write_cv_report(out: Path, cv: dict[str, Any], folds: list[dict[str, Any]]) 
                   f"{pct(pooled['uar_fp32'])} ({pooled['uar_diff_points']:+.2f}): "
                   f"{'within' if pooled['accepted'] else 'NOT within'} the {pooled['max_drop_points']:g}-point bar for "
                   "cross-validation.", ""]
-    lines += _cost_lines(folds[0].get("cost") if folds else None)
+    lines += _cost_lines(folds[0].cost if folds else None)
     lines += ["## Files", "", "- `confusion.png`, `confusion_normalized.png`: pooled test confusion of the selected models",
               "- `fold_*/`: each fold's report, curves, checkpoints", "- `metrics.json`: every number above", ""]
     atomic_write_text(out / "report.md", "\n".join(lines))

@@ -1,5 +1,9 @@
 """Training one fold: Adam + the centers' SGD, validation-only model selection, resumable checkpoints.
 
+Training ends at the selected checkpoint (best.pt) and a last.pt marked done; scoring the test part,
+calibration, the int8 export, metrics.json, the report and the card are the finishing step
+(dfer.runs.finish_fold), which reads only what this module left in the run folder.
+
 Devices, precision and multi-process data parallelism are Lightning Fabric's (DDP over gloo on
 CPU, nccl on GPU); this module owns the loop. Randomness comes from (seed, epoch, index) for the
 data and from torch's RNG (saved in every checkpoint) for the network, so a run killed at any
@@ -17,9 +21,7 @@ Run folder (one fold):
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,21 +31,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from dfer.calibration import calibration_summary, fit_temperature, plot_reliability
 from dfer.checkpoint import Preprocess, load_checkpoint, make_checkpoint, save_checkpoint
 from dfer.data.cache import ClipCache
 from dfer.data.dataset import ClipDataset, make_loader
 from dfer.data.prepare import load_splits
 from dfer.data.splits import get_fold, split_digest
 from dfer.data.transforms import ClipTransformConfig
-from dfer.engine.card import write_model_card
 from dfer.engine.config import TrainConfig, dump_yaml
 from dfer.engine.fabric import autocast_dtype, make_fabric, resolve_precision
 from dfer.engine.loop import EpochStats, StepOptions, lr_schedule, predict_dataset, train_one_epoch
-from dfer.engine.report import model_cost, write_fold_report
 from dfer.errors import CheckpointError, DatasetError
 from dfer.files import atomic_write_json, atomic_write_text
-from dfer.inference.export import export_fold_int8
 from dfer.losses import DferLoss
 from dfer.models import build_from_config
 
@@ -117,20 +115,21 @@ class TrainProgress:
     global_step: int = 0
     running: EpochStats = field(default_factory=EpochStats)  # the current epoch's sums, for a mid-epoch resume
     peer_best: dict[str, Any] | None = None  # best epoch on test (--peer-best-on-test only)
+    stopped_early: bool = False  # ended by the patience rule, before the last epoch
 
     def to_state(self) -> dict[str, Any]:
         return {"history": self.history, "best": self.best, "best_epoch": self.best_epoch,
                 "bad_epochs": self.bad_epochs, "global_step": self.global_step, "running": self.running.to_dict(),
-                "peer_best": self.peer_best}
+                "peer_best": self.peer_best, "stopped_early": self.stopped_early}
 
     @classmethod
     def from_state(cls, st: dict[str, Any]) -> TrainProgress:
         return cls(list(st["history"]), st["best"], st["best_epoch"], st["bad_epochs"], st["global_step"],
-                   EpochStats(**st["running"]), st.get("peer_best"))
+                   EpochStats(**st["running"]), st.get("peer_best"), bool(st.get("stopped_early", False)))
 
 
 class FoldTrainer:
-    """Trains one fold into `out`; `run()` returns the fold's metrics dict."""
+    """Trains one fold into `out` up to its selected checkpoint; `run()` returns where training ended."""
 
     def __init__(
         self,
@@ -180,6 +179,8 @@ class FoldTrainer:
         if self.fabric.is_global_zero:
             state = self._state(epoch, next_batch)
             state["done"] = done
+            if done:  # what the finishing step adds to metrics.json (a distillation's teacher)
+                state["extra_metrics"] = self._extra_metrics()
             save_checkpoint(self.out / "last.pt", self._ckpt(self._last_metrics(), state))
         self.fabric.barrier()
 
@@ -267,30 +268,26 @@ class FoldTrainer:
         return resume_ckpt["state"]
 
     # main -------------------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
+    def run(self) -> TrainProgress:
+        """Train (or resume) to the end: best.pt selected, last.pt marked done. A finished run is left as it is."""
         st = self._setup()
         cfg, fabric = self.cfg, self.fabric
-        if st and st.get("done") and (self.out / "metrics.json").is_file():
-            fabric.print(f"fold {self.fold_name}: already finished ({self.out}/metrics.json)")
-            return json.loads((self.out / "metrics.json").read_text())
+        if st and st.get("done"):
+            return self.progress
         start_epoch, skip = (st["epoch"], st["next_batch"]) if st else (0, 0)
         writer = self._tensorboard()
-        stopped_early = False
         for epoch in range(start_epoch, cfg.optim.epochs):
-            if st and st.get("done"):
-                break
             self._train_epoch(epoch, skip if epoch == start_epoch else 0, writer)
             row = self._end_epoch(epoch, writer)
             self._emit("epoch_end", {"epoch": epoch, "row": row})
             if cfg.eval.patience and self.progress.bad_epochs >= cfg.eval.patience:
-                stopped_early = True
+                self.progress.stopped_early = True
                 fabric.print(f"early stop: no validation {cfg.eval.monitor} gain in {cfg.eval.patience} epochs")
                 break
         if writer is not None:
             writer.close()
-        metrics = self._final(stopped_early)
         self._save_last(len(self.progress.history), 0, done=True)
-        return metrics
+        return self.progress
 
     def _emit(self, event: str, info: dict[str, Any]) -> None:
         for cb in self.callbacks:
@@ -378,99 +375,26 @@ class FoldTrainer:
             if self.progress.peer_best is None or test["war"] > self.progress.peer_best["war"]:
                 self.progress.peer_best = {"epoch": epoch + 1, "war": test["war"], "uar": test["uar"]}
 
-    def _selected_test(self, last_test: dict[str, Any] | None) -> tuple[dict[str, Any] | None, int, str]:
-        """Test metrics of the checkpoint selected on validation (best.pt), its epoch and how it was chosen."""
-        best = self.out / "best.pt"
-        if self.fd.val is None or not best.is_file():
-            return last_test, len(self.progress.history), "last epoch (no validation part)"
-        selection = f"best validation {self.cfg.eval.monitor}"
-        if self.progress.best_epoch == len(self.progress.history):
-            return last_test, self.progress.best_epoch, selection  # the same weights
-        with self._weights_of(load_checkpoint(best)):
-            selected_test = self._score(self.fd.test)
-        return selected_test, self.progress.best_epoch, selection
-
-    @contextlib.contextmanager
-    def _weights_of(self, ckpt: dict[str, Any]):
-        """The model with a checkpoint's weights for the block, then its own again (scoring best.pt)."""
-        current = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        self.model.load_state_dict(ckpt["model"]["state_dict"])
-        try:
-            yield
-        finally:
-            self.model.load_state_dict(current)
-
     def _predictions(self, ds: ClipDataset):
-        cfg = self.cfg
         # The bare module, not the DDP wrapper: each process scores its own share, no collective in forward.
-        return predict_dataset(self.model, ds, batch_size=cfg.data.eval_batch_size or cfg.data.batch_size, workers=0,
-                        channels_last=cfg.runtime.channels_last, fabric=self.fabric,
-                        autocast_dtype=autocast_dtype(resolve_precision(cfg)))
+        return score_part(self.model, ds, self.cfg, self.fabric)
 
-    def _calibrate(self) -> dict[str, Any] | None:
-        """Temperature of the selected model fitted on validation (NLL), stored in best.pt; ECE on test."""
-        best = self.out / "best.pt"
-        if self.fd.val is None or not best.is_file():
-            return None
-        ckpt = load_checkpoint(best)
-        with self._weights_of(ckpt):
-            val = self._predictions(self.fd.val)
-            test = self._predictions(self.fd.test) if self.fd.test is not None else None
-        t = fit_temperature(val.logits, val.labels)
-        summary = calibration_summary(t, (val.logits, val.labels), (test.logits, test.labels) if test else None)
-        if self.fabric.is_global_zero:
-            ckpt["calibration"] = {k: v for k, v in summary.items() if k != "test"}
-            if "test" in summary:
-                ckpt["calibration"]["test_ece"] = {k: summary["test"][k] for k in ("clips", "ece_before", "ece_after")}
-                plot_reliability(summary, self.out / "reliability.png")
-            save_checkpoint(best, ckpt)
-        self.fabric.barrier()
-        return summary
 
-    def _export_int8(self) -> dict[str, Any] | None:
-        """best.pt as OpenVINO int8 beside it (best-int8.xml): calibrated on the fold's train part, accepted on
-        its validation part by the accuracy rule, reported on its test part. A refusal or a failure is
-        reported, never fatal."""
-        dep, best = self.cfg.deploy, self.out / "best.pt"
-        if not dep.int8 or not best.is_file():
-            return None
-        result: dict[str, Any] | None = None
-        if self.fabric.is_global_zero:
-            result = export_fold_int8(best, self.data_path, calibration_clips_count=dep.calibration_clips,
-                                      max_drop=dep.int8_max_drop)
-            self.fabric.print(f"fold {self.fold_name}: int8 {result['status']}"
-                              + (f" ({result['model']})" if result["status"] == "accepted" else ""))
-        self.fabric.barrier()
-        return result
+def score_part(model: torch.nn.Module, ds: ClipDataset, cfg: TrainConfig, fabric):
+    """Logits of every clip of a part, as training scores it (evaluation batch, precision, memory format)."""
+    return predict_dataset(model, ds, batch_size=cfg.data.eval_batch_size or cfg.data.batch_size, workers=0,
+                           channels_last=cfg.runtime.channels_last, fabric=fabric,
+                           autocast_dtype=autocast_dtype(resolve_precision(cfg)))
 
-    def _final(self, stopped_early: bool) -> dict[str, Any]:
-        """Test metrics of the selected (best.pt) and of the last model; metrics.json and report."""
-        fabric = self.fabric
-        last_test = self._score(self.fd.test)
-        selected_test, selected_epoch, selection = self._selected_test(last_test)
-        calibration = self._calibrate()
-        int8 = self._export_int8()
-        metrics = {
-            "fold": self.fold_name, "protocol": self.fd.protocol, "class_names": self.fd.class_names,
-            "split": self.split_info,
-            "selected": {"epoch": selected_epoch, "selection": selection,
-                         "val": self.progress.history[selected_epoch - 1] if self.progress.history else None,
-                         "test": selected_test},
-            "last": {"epoch": len(self.progress.history), "test": last_test},
-            "stopped_early": stopped_early, "world_size": fabric.world_size, "history": self.progress.history,
-            "calibration": calibration, "int8": int8, **self._extra_metrics(),
-        }
-        if self.progress.peer_best is not None:
-            metrics["peer_best_on_test"] = {**self.progress.peer_best, "note": "best epoch picked on the test part "
-                                            "(peers' protocol; optimistic, for comparison with the literature only)"}
-        if fabric.is_global_zero:
-            metrics["cost"] = model_cost(self.model.config, self.preprocess)
-            atomic_write_json(self.out / "metrics.json", metrics)
-            write_fold_report(self.out, metrics)
-            best = self.out / "best.pt"
-            write_model_card(best if best.is_file() else self.out / "last.pt", metrics=metrics)
-        fabric.barrier()
-        return metrics
+
+def checkpoint_model(ckpt: dict[str, Any], cfg: TrainConfig, fabric) -> torch.nn.Module:
+    """The network with a checkpoint's weights, placed as training places it (the fabric's device and
+    precision, the run's memory format); scored with score_part."""
+    model = build_from_config(cfg.model, weights=None)
+    model.load_state_dict(ckpt["model"]["state_dict"])
+    if cfg.runtime.channels_last:
+        model = model.to(memory_format=torch.channels_last_3d)
+    return fabric.setup_module(model).module
 
 
 def _epoch_line(fold: str, row: dict[str, Any], improved: bool) -> str:
@@ -493,9 +417,3 @@ def _write_log(path: Path, history: list[dict[str, Any]]) -> None:
     w.writeheader()
     w.writerows(history)
     atomic_write_text(path, buf.getvalue())
-
-
-def train_fold(cfg: TrainConfig, data: str | Path, fold: str | int, out: str | Path, *, resume: bool = False,
-               fabric=None, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
-    """Train one fold of a prepared cache into `out`; returns its metrics (also in out/metrics.json)."""
-    return FoldTrainer(cfg, data, fold, out, resume=resume, fabric=fabric, callbacks=callbacks).run()

@@ -63,6 +63,33 @@ class InferenceSettings:
 
 
 @dataclass
+class ResolvedSettings:
+    """What one run on a video uses once every default is decided (its frame rate known): summary.json's
+    `settings`, with the same keys in the same order (to_dict)."""
+
+    backend: str  # the runtime and precision, e.g. "openvino bf16"
+    backend_choice: dict[str, Any]  # why (dfer.inference.runtime_choice)
+    window_frames: int  # frames one prediction covers
+    window_seconds: float
+    stride: int  # frames between predictions
+    num_frames: int  # T of the model's clip
+    size: int  # H = W of the model's clip
+    face: FaceSettings  # the face pipeline, with this run's overrides applied
+    face_overrides: dict[str, Any]  # what differs from the checkpoint's face settings
+    model: dict[str, Any]
+    temperature: float
+    min_confidence: float
+    episodes: EpisodeRule
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"backend": self.backend, "backend_choice": self.backend_choice, "window_frames": self.window_frames,
+                "window_seconds": self.window_seconds, "stride": self.stride, "num_frames": self.num_frames,
+                "size": self.size, "face": self.face.to_dict(), "face_overrides": self.face_overrides,
+                "model": self.model, "temperature": self.temperature, "min_confidence": self.min_confidence,
+                "episodes": {"min_seconds": self.episodes.min_seconds, "margin": self.episodes.margin}}
+
+
+@dataclass
 class WindowPrediction:
     track_id: int
     start_frame: int
@@ -249,7 +276,7 @@ class ResultBuilder:
 
     def __init__(self, rec: Recognizer, src: FrameSource, settings: InferenceSettings | None = None) -> None:
         self.result = VideoPrediction(src.name, src.fps, 0, src.width, src.height, rec.class_names,
-                                      backend=rec.backend.name, settings=rec.resolved_settings(src.fps, settings))
+                                      backend=rec.backend.name, settings=rec.resolved_settings(src.fps, settings).to_dict())
         self.rec = rec
         s = settings or rec.settings
         self.same_person, self.gallery, self.keep_descriptors = s.same_person, s.gallery, s.save_descriptors
@@ -350,20 +377,18 @@ class Recognizer:
                 overrides[key] = {"trained": getattr(trained, key), "used": value, "why": "user override"}
         return face, overrides
 
-    def resolved_settings(self, fps: float, settings: InferenceSettings | None = None) -> dict[str, Any]:
+    def resolved_settings(self, fps: float, settings: InferenceSettings | None = None) -> ResolvedSettings:
         """Everything a run on a `fps` video uses, as written into summary.json (`settings`: this call's,
         else the recogniser's own)."""
         s = settings or self.settings
         seconds = s.window_seconds or self.preprocess.clip_seconds or 2.0
         span = max(self.preprocess.num_frames, int(round(seconds * fps)))
         face, overrides = self.face_settings(s)
-        return {"backend": self.backend.detail, "backend_choice": self.backend_choice,
-                "window_frames": span,
-                "window_seconds": round(span / fps, 3), "stride": s.stride or max(1, int(round(fps))),
-                "num_frames": self.preprocess.num_frames, "size": self.preprocess.size,
-                "face": face.to_dict(), "face_overrides": overrides, "model": self.model_info,
-                "temperature": self.temperature, "min_confidence": s.min_confidence,
-                "episodes": {"min_seconds": s.episodes.min_seconds, "margin": s.episodes.margin}}
+        return ResolvedSettings(
+            backend=self.backend.detail, backend_choice=self.backend_choice, window_frames=span,
+            window_seconds=round(span / fps, 3), stride=s.stride or max(1, int(round(fps))),
+            num_frames=self.preprocess.num_frames, size=self.preprocess.size, face=face, face_overrides=overrides,
+            model=self.model_info, temperature=self.temperature, min_confidence=s.min_confidence, episodes=s.episodes)
 
     def _clip(self, buf: _TrackBuffer) -> tuple[np.ndarray, tuple[int, ...]]:
         """(3, T, S, S) normalised clip from the track's buffered crops, sampled as in evaluation,
@@ -431,10 +456,10 @@ class Recognizer:
         """
         s = settings or self.settings
         r = self.resolved_settings(source.fps, s)
-        face = FaceSettings.from_dict(r["face"])
+        face = r.face
         tracker = FaceTracker(make_detector(face), face)
         buffers: dict[int, _TrackBuffer] = {}
-        span, stride, min_frames = r["window_frames"], r["stride"], max(2, s.min_track_frames)
+        span, stride, min_frames = r.window_frames, r.stride, max(2, s.min_track_frames)
         fps = source.fps
         frames = source.frames() if max_frames is None else islice(source.frames(), max_frames)
         frames = read_ahead(frames)  # decoding overlaps the rest

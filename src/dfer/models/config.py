@@ -6,14 +6,15 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from dfer.errors import ConfigError
-from dfer.options import ATTENTION_STAGES, BASELINES, MODEL_NAMES
+from dfer.options import ATTENTION_STAGES, BASELINES, MODEL_NAMES, flag
 
 
 @dataclass
 class ModelConfig:
     """Everything needed to rebuild the network; stored in every checkpoint."""
 
-    name: str = "dfer_r2plus1d_18"  # one of MODEL_NAMES (the registry's keys): the paper's network or a baseline
+    name: str = flag("dfer_r2plus1d_18", name="model", choices=MODEL_NAMES,  # the registry's keys
+                     help="the paper's network; baselines: r2plus1d_18, r3d_18, mc3_18 (plain CE)")
     num_classes: int = 7
     attention_stage: str = "layer4"  # one of ATTENTION_STAGES
     attention_reduction: int = 8  # Q/K channels = C / reduction

@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import psutil
@@ -35,6 +36,18 @@ from dfer.serve.disk import DataDir
 from dfer.serve.jobs import Job, JobStatus, JobStore
 from dfer.serve.messages import Finished, LoadFailed, Ready, Worker, WorkerMessage
 from dfer.serve.spec import WorkerSetup
+
+
+class WorkerState(str, Enum):
+    """A worker slot's state, as /healthz and /metrics show it."""
+
+    STARTING = "starting"  # its process is starting or loading the model
+    IDLE = "idle"
+    BUSY = "busy"  # running a job
+    FAILED = "failed"  # could not load the model
+
+    def __str__(self) -> str:
+        return self.value
 
 TIMEOUT_BASE, TIMEOUT_PER_VIDEO_SECOND, EXPLAIN_FACTOR = 120.0, 20.0, 3.0
 RESPAWN_BACKOFF = 5.0  # seconds before a worker that could not load the model is tried again
@@ -128,7 +141,7 @@ class _Slot:
     def __init__(self, name: str) -> None:
         self.name = name
         self.handle: Worker | None = None  # a ProcessWorker, or a Ray actor's handle (dfer.serve.ray_engine)
-        self.state = "starting"  # starting | idle | busy | failed (could not load the model)
+        self.state = WorkerState.STARTING
         self.job: Job | None = None
         self.started = 0.0  # when the job was sent (monotonic)
         self.deadline = 0.0
@@ -188,7 +201,7 @@ class WorkerPool:
         out = []
         for s in self.slots:
             w = s.handle
-            out.append({"name": s.name, "pid": w.pid if w else None, "alive": bool(w and w.alive()), "state": s.state,
+            out.append({"name": s.name, "pid": w.pid if w else None, "alive": bool(w and w.alive()), "state": s.state.value,
                         "job": s.job.id if s.job else None, "rss_mb": round(s.rss / 2**20, 1)})
         return out
 
@@ -217,21 +230,21 @@ class WorkerPool:
 
     def _spawn(self, s: _Slot) -> None:
         s.handle = self.make_worker(s.name)
-        s.state, s.job, s.cancelled_at, s.rss = "starting", None, None, 0
+        s.state, s.job, s.cancelled_at, s.rss = WorkerState.STARTING, None, None, 0
 
     def _drain(self, s: _Slot) -> None:
         for msg in s.handle.messages() if s.handle else ():
             match msg:
                 case Ready(description):
-                    s.state = "idle"
+                    s.state = WorkerState.IDLE
                     if self.description is None:
                         self.description = description
                 case LoadFailed(reason):
-                    s.state, self.load_error = "failed", reason
+                    s.state, self.load_error = WorkerState.FAILED, reason
                     self.log(f"{s.name} could not load the model: {reason}")
                 case Finished(job_id, status, seconds, error):
                     self.metrics.job(job_id, status, seconds, error)
-                    s.job, s.state = None, "idle"
+                    s.job, s.state = None, WorkerState.IDLE
 
     def _check(self, s: _Slot) -> None:
         now = time.monotonic()
@@ -269,13 +282,13 @@ class WorkerPool:
 
     def _assign(self) -> None:
         for s in self.slots:
-            if s.state != "idle" or s.job is not None or self._stopping.is_set():
+            if s.state != WorkerState.IDLE or s.job is not None or self._stopping.is_set():
                 continue
             job = self.store.claim()
             if job is None:
                 return
             now = time.monotonic()
-            s.job, s.state, s.started, s.cancelled_at, s.cancel_checked = job, "busy", now, None, now
+            s.job, s.state, s.started, s.cancelled_at, s.cancel_checked = job, WorkerState.BUSY, now, None, now
             s.deadline = now + job_deadline(job.params, self.limits.job_timeout)
             self.metrics.job(job.id, JobStatus.RUNNING)
             s.handle.send(job)
@@ -305,7 +318,7 @@ class WorkerPool:
 
     def _replace(self, s: _Slot, reason: str) -> None:
         """A worker process that ended: its job re-queued or failed; a new process in its place."""
-        job, loading_failed = s.job, s.state == "failed"
+        job, loading_failed = s.job, s.state == WorkerState.FAILED
         self._kill(s)
         if job is not None:
             status = self.store.status(job.id)
@@ -323,7 +336,7 @@ class WorkerPool:
 
     def _restarted(self, s: _Slot, delay: float = 0.0) -> None:
         self.metrics.worker_restarts.inc()
-        s.job, s.state = None, "starting"
+        s.job, s.state = None, WorkerState.STARTING
         if delay:
             s.not_before = time.monotonic() + delay
         else:
