@@ -9,6 +9,7 @@ from dfer.data.faces import Box
 from dfer.data.tracking import TrackedBox
 from dfer.data.transforms import ClipTransformConfig, EvalTransform, TrainTransform, resize_frames, to_tensor
 from dfer.engine.report import recall_table, write_fold_report
+from dfer.engine.results import FoldResult
 from dfer.inference.recognizer import VideoPrediction, WindowPrediction
 from dfer.inference.render import draw_track, nearest_window, plot_timeline, window_lookup
 
@@ -71,7 +72,7 @@ def test_fold_report_names_the_selection_and_the_numbers(tmp_path):
          "last": {"epoch": 3, "test": _report(0.5, 0.5, [0.3333, 1.0])},
          "history": [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.0, "train_acc": 0.5, "val_war": 0.5, "val_uar": 0.5,
                       "lr": 1e-3} for e in (1, 2, 3)]}
-    write_fold_report(tmp_path, m)
+    write_fold_report(tmp_path, FoldResult.from_dict(m))
     text = (tmp_path / "report.md").read_text()
     assert "Model selection: best validation uar (epoch 2 of 3)" in text
     assert "| selected (epoch 2) | 66.67 | 100.00 | 83.33 | 75.00 |" in text
