@@ -110,7 +110,7 @@ def paper_size(work: Path, video: Path, seconds: float) -> dict:
     """Speed only, at the paper's 16x112x112 (random weights: accuracy is the synthetic proxy's job):
     the teacher and every student, clips/s and the whole `dfer predict` beside the network's bound."""
     from bench_inference import make_ckpt
-    from dfer.engine.distill import student_clip
+    from dfer.models.students import student_clip
     from dfer.options import STUDENTS
 
     rows = {"(teacher)": ("dfer_r2plus1d_18", 16, 112)}
@@ -167,7 +167,7 @@ def main() -> None:
     run_distill(dcfg, cache, work / "teacher", work / "distilled", resume=True)
     timings["distilled"] = time.perf_counter() - t0
 
-    from dfer.engine.distill import student_clip
+    from dfer.models.students import student_clip
 
     clip = student_clip(args.student, s.clip_frames, s.clip_size)
     acfg = _train_config(s, progress=False)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dfer.checkpoint import Preprocess, model_from_checkpoint
+from dfer.checkpoint import model_from_checkpoint
 from dfer.data import ClipCache
 from dfer.data.dataset import ClipDataset
 from dfer.data.transforms import ClipTransformConfig
@@ -33,6 +33,7 @@ from dfer.engine import load_config
 from dfer.inference.explain import Explainer
 from dfer.inference.explain_sanity import gradcam_focus
 from dfer.models import build_from_config
+from dfer.preprocess import Preprocess
 from dfer.runs import train_fold
 from dfer.synth.patches import make_patch_cache
 

@@ -26,10 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dfer.checkpoint import Preprocess, make_checkpoint, save_checkpoint
+from dfer.checkpoint import make_checkpoint, save_checkpoint
 from dfer.data import FaceSettings, FaceTracker, extract_face_clip, make_detector, open_source, write_video
 from dfer.data.faces import Box, iou
 from dfer.inference import InferenceSettings, Recognizer
+from dfer.preprocess import Preprocess
 
 
 class NullBackend:

@@ -39,11 +39,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dfer.checkpoint import Preprocess, make_checkpoint, model_from_checkpoint, save_checkpoint
+from dfer.checkpoint import make_checkpoint, model_from_checkpoint, save_checkpoint
 from dfer.data import FaceSettings
 from dfer.files import atomic_write_json
 from dfer.inference import OnnxBackend, OpenVinoBackend, Recognizer, TorchBackend, export_model
 from dfer.models import build_model
+from dfer.preprocess import Preprocess
 
 
 def clips_per_s(fn, x, repeats: int = 5) -> float:

@@ -51,10 +51,11 @@ def main() -> None:
     import ray
     import torch
 
-    from dfer.checkpoint import Preprocess, make_checkpoint, save_checkpoint
+    from dfer.checkpoint import make_checkpoint, save_checkpoint
     from dfer.data import FaceSettings, load_spec, prepare_dataset
     from dfer.inference import InferenceSettings, Recognizer, predict_inputs
     from dfer.models import build_model
+    from dfer.preprocess import Preprocess
     from dfer.scale import RayOptions
 
     out: dict = {"cpu_count": os.cpu_count(), "videos": args.videos, "frames_per_video": args.frames}

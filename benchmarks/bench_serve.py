@@ -40,9 +40,10 @@ ARTIFACTS = ["predictions.csv", "tracks.csv", "summary.json", "timeline.png", "a
 def small_checkpoint(path: Path) -> Path:
     import torch
 
-    from dfer.checkpoint import Preprocess, make_checkpoint, save_checkpoint
+    from dfer.checkpoint import make_checkpoint, save_checkpoint
     from dfer.data import FaceSettings
     from dfer.models import build_model
+    from dfer.preprocess import Preprocess
 
     torch.manual_seed(0)
     pre = Preprocess(num_frames=8, size=32, face=FaceSettings(size=40).to_dict(), clip_seconds=1.3)

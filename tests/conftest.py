@@ -54,9 +54,36 @@ def toy_run(toy_cache, tmp_path_factory):
     return train_fold(load_config(overrides=TINY + ["optim.epochs=8"]), toy_cache, 1, out), out
 
 
+@pytest.fixture(scope="session")
+def ckpt(toy_cache, tmp_path_factory) -> Path:
+    """A real dfer checkpoint of the toy set's network and clip, seeded but never trained: for tests that
+    need a model to run (serve, export, people, Ray), not one that is right. Costs no training."""
+    import numpy as np
+
+    from dfer.checkpoint import make_checkpoint, save_checkpoint
+    from dfer.data.cache import ClipCache
+    from dfer.engine import load_config
+    from dfer.models import build_from_config
+    from dfer.preprocess import Preprocess
+
+    cache = ClipCache(toy_cache)
+    cfg = load_config(overrides=TINY)
+    cfg.model.num_classes = len(cache.meta["class_names"])
+    torch.manual_seed(0)
+    model = build_from_config(cfg.model, weights=None)
+    seconds = [r.src_frames / r.fps for r in cache.index() if r.fps > 0 and r.src_frames > 0]
+    pre = Preprocess(num_frames=cfg.data.num_frames, size=cfg.data.size, face=dict(cache.meta.get("face", {})),
+                     clip_seconds=round(float(np.median(seconds)), 3) if seconds else 0.0)
+    path = tmp_path_factory.mktemp("untrained") / "best.pt"
+    save_checkpoint(path, make_checkpoint(model=model, class_names=list(cache.meta["class_names"]), preprocess=pre,
+                                          train_config=cfg.to_dict(), split={"dataset": cache.meta.get("dataset", ""),
+                                                                 "synthetic": bool(cache.meta.get("synthetic"))}))
+    return path
+
+
 @pytest.fixture(scope="module")
-def ckpt(toy_run):
-    """The toy run's selected checkpoint (a small real dfer model)."""
+def trained_ckpt(toy_run) -> Path:
+    """The toy run's selected checkpoint: a small dfer model trained to be right on the toy set."""
     return toy_run[1] / "best.pt"
 
 

@@ -33,7 +33,7 @@ def test_war_uar_and_the_rule_on_known_predictions():
 
 def test_export_applies_the_accuracy_rule_with_labelled_clips(toy_run, toy_cache, tmp_path, capsys, monkeypatch):
     ckpt = toy_run[1] / "best.pt"
-    meta = export_onnx(ckpt, tmp_path / "q.onnx", quantize="int8", calibration=toy_cache, calibration_clips_count=16,
+    meta = export_onnx(ckpt, tmp_path / "q.onnx", quantize="int8", calibration=toy_cache, calibration_clips=16,
                        max_drop=100.0)
     a = meta["acceptance"]
     assert a["rule"] == "accuracy" and a["accepted"] and a["clips"] == 32 and len(a["war_diff_ci95"]) == 2
@@ -51,7 +51,7 @@ def test_export_applies_the_accuracy_rule_with_labelled_clips(toy_run, toy_cache
     from dfer.errors import Int8Refused  # what callers (the trainer's int8 step) catch: a type, not a message
 
     with pytest.raises(Int8Refused, match="not written"):
-        export_onnx(ckpt, out, quantize="int8", calibration=toy_cache, calibration_clips_count=16)
+        export_onnx(ckpt, out, quantize="int8", calibration=toy_cache, calibration_clips=16)
     # without labelled clips (synthetic calibration faces) the agreement rule applies, and it is said
     monkeypatch.setattr(export, "accuracy_check", real)
     assert main(["export", str(ckpt), "--quantize", "int8", "--calibration-clips", "8", "--min-agreement", "0",

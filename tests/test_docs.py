@@ -146,9 +146,10 @@ RUN_ONCE = sorted(w for lang in ("bash", "python") for w, code in blocks(lang)
 def sandbox(tmp_path_factory):
     """A folder with the files the examples name: talk.mp4 (a tiny face video) and best.pt (a small
     random dfer model at 4x32x32) under every path the examples use."""
-    from dfer.checkpoint import Preprocess, make_checkpoint, save_checkpoint
+    from dfer.checkpoint import make_checkpoint, save_checkpoint
     from dfer.data.face_settings import FaceSettings
     from dfer.models import build_model
+    from dfer.preprocess import Preprocess
     from synthetic import write_face_video
 
     root = tmp_path_factory.mktemp("docs")

@@ -8,12 +8,12 @@ as the median offset of per-frame detections from the path.
 import numpy as np
 import pytest
 
-from dfer.checkpoint import Preprocess
 from dfer.data import ClipCache, FaceSettings, load_spec, make_detector, prepare_dataset
 from dfer.data.faces import Box, iou
 from dfer.data.transforms import resize_frames, to_tensor
 from dfer.data.video import open_source, write_video
 from dfer.inference import InferenceSettings, Recognizer
+from dfer.preprocess import Preprocess
 from dfer.synth import Identity, draw_face
 
 N, W, H = 60, 320, 240
@@ -99,7 +99,7 @@ def test_the_model_is_fed_the_cached_crops(both_paths):
         assert diff_levels.max() <= PIXEL_TOLERANCE, diff_levels.max()
 
 
-def test_detector_none_and_settings_round_trip(both_paths):
+def test_the_cache_records_the_face_settings_it_used(both_paths):
     cache, *_ = both_paths
     face = FaceSettings.from_dict(cache.meta["face"])
     assert face == FaceSettings(size=64, max_frames=N) and not face.legacy

@@ -63,7 +63,7 @@ class _Files(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def server(toy_run, monkeypatch, tmp_path):
+def server(ckpt, monkeypatch, tmp_path):
     _Files.files = {}
     _Files.truncate_once = set()
     _Files.requests = []
@@ -74,7 +74,7 @@ def server(toy_run, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", (toy_run[1] / "best.pt").read_bytes()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", ckpt.read_bytes()
     httpd.shutdown()
 
 
@@ -116,7 +116,7 @@ def test_truncated_transfer_is_resumed_with_a_range_request(server):
     assert 0 < resumed_at <= len(data) // 2
 
 
-def test_404_non_checkpoint_bad_scheme_and_unreachable_host(server, tmp_path, capsys):
+def test_every_bad_reference_is_one_error_naming_its_reason(server, tmp_path, capsys):
     url, data = server
     with pytest.raises(CheckpointError, match="HTTP 404"):
         resolve_checkpoint(f"{url}/nope.pt#sha256={_sha(data)}", progress=False)

@@ -79,8 +79,8 @@ def test_a_dead_worker_is_replaced_and_its_item_run_again(local_ray, tmp_path):
     assert out[-3][0] is None and "bad item -3" in out[-3][1]  # an item that raises is reported, the rest goes on
 
 
-def test_predict_on_ray_writes_the_same_predictions(local_ray, toy_run, videos, tmp_path, capsys):
-    ckpt = str(toy_run[1] / "best.pt")
+def test_predict_on_ray_writes_the_same_predictions(local_ray, ckpt, videos, tmp_path, capsys):
+    ckpt = str(ckpt)
     args = [str(videos / "a"), "--checkpoint", ckpt, "--stride", "4", "--window", "0.3", "--no-video", "--quiet"]
     assert main(["predict", *args, "--out", str(tmp_path / "local")]) == 0
     assert main(["predict", *args, "--out", str(tmp_path / "ray"), "--engine", "ray"]) == 0

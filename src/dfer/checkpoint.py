@@ -25,7 +25,7 @@ from dfer import __version__
 from dfer.errors import CheckpointError
 from dfer.files import atomic_write_bytes
 from dfer.models import ModelConfig, build_from_config
-from dfer.preprocess import SYNTHETIC_WARNING, Preprocess, model_info  # noqa: F401 - re-exported
+from dfer.preprocess import Preprocess
 from dfer.remote import resolve_checkpoint
 
 FORMAT = "dfer-checkpoint"

@@ -123,8 +123,8 @@ def format_table(main: CostProfile, refs: list[CostProfile]) -> str:
 def student_costs(clip: tuple[int, int, int] = (16, 112, 112), num_classes: int = 7) -> list[dict[str, Any]]:
     """The teacher (the paper's network at `clip`) and every distillation student: network, clip, GMACs,
     parameters and how many times fewer MACs than the teacher."""
-    from dfer.engine.distill import student_clip
     from dfer.models import build_model
+    from dfer.models.students import student_clip
     from dfer.options import STUDENTS
 
     t, h, _ = clip

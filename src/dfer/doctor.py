@@ -100,7 +100,7 @@ def chromium() -> dict[str, Any]:
             version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
         except (OSError, subprocess.TimeoutExpired):
             version = None
-    return {"path": path, "version": version, "for": "the browser test (tests/test_serve.py); apt-get install chromium"}
+    return {"path": path, "version": version, "for": "the browser test (tests/serve/test_app.py); apt-get install chromium"}
 
 
 def report() -> dict[str, Any]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dfer.calibration import calibration_summary, fit_temperature, plot_reliability
-from dfer.checkpoint import Preprocess, load_checkpoint, save_checkpoint
+from dfer.checkpoint import load_checkpoint, save_checkpoint
 from dfer.engine.ablate import VARIANTS, ablation_report, paired, parse_variants, variant_result
 from dfer.engine.card import write_cv_card, write_model_card
 from dfer.engine.config import TrainConfig, load_config
@@ -31,6 +31,7 @@ from dfer.engine.trainer import Callback, FoldTrainer, TrainProgress, checkpoint
 from dfer.errors import CheckpointError, ConfigError, DatasetError
 from dfer.files import atomic_write_json, atomic_write_text
 from dfer.inference.export import export_fold_int8
+from dfer.preprocess import Preprocess
 
 TrainOne = Callable[..., FoldResult]  # (cfg, data, fold, out, *, resume, fabric, callbacks) -> FoldResult
 

@@ -262,7 +262,8 @@ def defaults_of(cls) -> dict[str, Any]:
 _KINDS: dict[str, Callable[[str], Any]] = {
     "positive_int": POSITIVE_INT, "nonneg_int": NONNEG_INT, "positive_float": POSITIVE_FLOAT,
     "nonneg_float": NONNEG_FLOAT, "fraction": number(float, 0.0, 1.0), "bytes": byte_size, "frame": frame_size,
-    "dir": out_dir, "text": str, "side": number(int, 16),
+    "dir": out_dir, "text": str, "side": number(int, 16), "existing_dir": existing_dir,
+    "existing_file": existing_file,
 }
 
 
@@ -302,7 +303,8 @@ def add_config_flags(p: argparse.ArgumentParser, cls, *, overrides: bool = False
             p.add_argument(name, dest=dest, action="store_true", help=meta.help)
             continue
         shown = default / meta.unit if isinstance(default, (int, float)) and meta.unit != 1 else default
-        text = meta.help + (f" (default {shown})" if overrides and shown not in (None, "") else "")
+        said = "x".join(map(str, shown)) if isinstance(shown, tuple) else shown
+        text = meta.help + (f" (default {said})" if said not in (None, "") and "default" not in meta.help else "")
         p.add_argument(name, dest=dest, type=_KINDS[meta.kind] if meta.kind else None,
                        choices=list(meta.choices) or None, default=None if overrides else shown,
                        metavar=meta.metavar, help=text.replace("%", "%%"))

@@ -14,12 +14,13 @@ from typing import Any
 
 import yaml
 
-from dfer.checkpoint import SYNTHETIC_WARNING, Preprocess, load_checkpoint
+from dfer.checkpoint import load_checkpoint
 from dfer.engine.report import model_cost
 from dfer.engine.results import CVResult, FoldResult
 from dfer.files import atomic_write_text, file_digest
 from dfer.formatting import percent
 from dfer.models import ModelConfig
+from dfer.preprocess import SYNTHETIC_WARNING, Preprocess
 from dfer.remote import is_remote, resolve_checkpoint
 
 CARD_NAME = "MODEL_CARD.md"

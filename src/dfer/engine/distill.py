@@ -36,24 +36,8 @@ from dfer.engine.config import TrainConfig
 from dfer.engine.trainer import FoldTrainer
 from dfer.errors import ConfigError, DatasetError
 from dfer.files import file_digest
-from dfer.options import DFER_WIDTHS, STUDENTS
-
-
-@dataclass(frozen=True)
-class StudentClip:
-    model: str
-    num_frames: int
-    size: int
-
-
-def student_clip(student: str, teacher_frames: int, teacher_size: int) -> StudentClip:
-    """The student's network and clip for a teacher clip of `teacher_frames` x `teacher_size`^2."""
-    if student not in STUDENTS:
-        raise ConfigError(f"unknown student {student!r}; the students are {', '.join(STUDENTS)}")
-    model, frames_scale, size_scale = STUDENTS[student]
-    frames = max(1, round(teacher_frames * frames_scale))
-    size = max(16, 2 * round(teacher_size * size_scale / 2))
-    return StudentClip(model, frames, size)
+from dfer.models.students import student_clip
+from dfer.options import DFER_WIDTHS
 
 
 class DistillNet(nn.Module):

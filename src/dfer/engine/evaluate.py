@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from dfer.checkpoint import Preprocess, model_from_checkpoint
+from dfer.checkpoint import model_from_checkpoint
 from dfer.data.cache import ClipCache
 from dfer.data.dataset import FRAME_ORDERS, ClipDataset
 from dfer.data.prepare import load_splits
@@ -17,6 +17,7 @@ from dfer.engine.report import plot_confusion, recall_table
 from dfer.errors import DatasetError
 from dfer.files import atomic_write_json, atomic_write_text
 from dfer.options import SPLITS
+from dfer.preprocess import Preprocess
 from dfer.remote import is_remote
 
 

@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 
 from dfer.acceptance import describe
-from dfer.checkpoint import Preprocess
 from dfer.compute_cost import COUNTER, PAPER_GMACS, profile_model
 from dfer.engine.results import CVResult, FoldResult
 from dfer.files import atomic_write_bytes, atomic_write_text
 from dfer.formatting import percent
 from dfer.metrics import normalize_confusion
 from dfer.models import ModelConfig, build_from_config
+from dfer.preprocess import Preprocess
 
 
 # -- cost ----------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dfer.checkpoint import Preprocess, load_checkpoint, make_checkpoint, save_checkpoint
+from dfer.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from dfer.data.cache import ClipCache
 from dfer.data.dataset import ClipDataset, make_loader
 from dfer.data.prepare import load_splits
@@ -44,6 +44,7 @@ from dfer.errors import CheckpointError, DatasetError
 from dfer.files import atomic_write_json, atomic_write_text
 from dfer.losses import DferLoss
 from dfer.models import build_from_config
+from dfer.preprocess import Preprocess
 
 Callback = Callable[[str, dict[str, Any]], None]  # (event, info): "step_end" | "epoch_end"
 

@@ -13,6 +13,7 @@ _WHERE = {
     "BACKENDS": "dfer.inference.backends", "OnnxBackend": "dfer.inference.backends",
     "OpenVinoBackend": "dfer.inference.backends", "TorchBackend": "dfer.inference.torch_backend",
     "export_model": "dfer.inference.export", "export_onnx": "dfer.inference.export",
+    "ExportSettings": "dfer.inference.export_settings",
     "read_metadata": "dfer.inference.metadata",
     "PredictRun": "dfer.inference.predict", "predict_inputs": "dfer.inference.predict",
     "FrameEvent": "dfer.inference.recognizer", "InferenceSettings": "dfer.inference.recognizer",

@@ -16,6 +16,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +25,16 @@ import torch
 from torch import nn
 
 from dfer.acceptance import accuracy_check, describe
-from dfer.checkpoint import Preprocess, model_from_checkpoint, model_info, versions
+from dfer.checkpoint import model_from_checkpoint, versions
 from dfer.data.dataset import ClipDataset
 from dfer.errors import CheckpointError, ConfigError, DferError, Int8Refused
 from dfer.files import atomic_write_bytes, default_file_mode, file_digest
 from dfer.inference.backends import OnnxBackend, OpenVinoBackend
 from dfer.inference.conversion import INT8_SUFFIX
+from dfer.inference.export_settings import ExportSettings
 from dfer.inference.metadata import METADATA_KEY, read_metadata  # noqa: F401 - re-exported
-from dfer.options import ACCEPT_RULES, AGREEMENT_BAR, CALIBRATION_CLIPS, EXPORT_FORMATS, MAX_DROP_POINTS
+from dfer.options import ACCEPT_RULES, CALIBRATION_CLIPS, EXPORT_FORMATS, MAX_DROP_POINTS
+from dfer.preprocess import Preprocess, model_info
 from dfer.progress import progress_bar
 from dfer.remote import resolve_checkpoint
 from dfer.synth.clips import face_clips
@@ -211,11 +214,10 @@ def _quantize_openvino_int8(fp32: Path, calib: np.ndarray, val: np.ndarray, val_
         nncf_log.setLevel(level)
 
 
-def export_model(checkpoint: str | Path, out: str | Path, *, format: str = "onnx", quantize: str | None = None,
-                 calibration: str | Path | None = None, calibration_clips_count: int = CALIBRATION_CLIPS,
-                 calibration_split: str | Path | None = None, min_agreement: float = AGREEMENT_BAR, accept: str = "accuracy",
-                 max_drop: float = MAX_DROP_POINTS, opset: int = 18, progress: bool = False) -> dict[str, Any]:
-    """Write an ONNX model (.onnx) or OpenVINO IR (.xml + .bin) of a dfer checkpoint, fp32 or int8.
+def export_model(checkpoint: str | Path, out: str | Path, settings: ExportSettings | None = None, *,
+                 progress: bool = False, **fields: Any) -> dict[str, Any]:
+    """Write an ONNX model (.onnx) or OpenVINO IR (.xml + .bin) of a dfer checkpoint, fp32 or int8, as
+    `settings` say (an ExportSettings; `fields` change some of them: `format="openvino", quantize="int8"`).
 
     Returns the metadata stored inside, with the parity against PyTorch fp32 (`parity_vs_torch_fp32`)
     measured by the runtime of the format (ONNX Runtime; OpenVINO at its default precision on this
@@ -237,6 +239,9 @@ def export_model(checkpoint: str | Path, out: str | Path, *, format: str = "onnx
 
     `progress`: a bar over the steps on a terminal (int8 with accuracy control takes minutes).
     """
+    s = replace(settings or ExportSettings(), **fields)
+    format, quantize, calibration, calibration_split = s.format, s.quantize, s.calibration, s.calibration_split
+    calibration_clips_count, accept, max_drop, min_agreement = s.calibration_clips, s.accept, s.max_drop, s.min_agreement
     out = Path(out)
     _check_arguments(out, format, quantize, min_agreement, accept)
     bar = progress_bar(5 if quantize else 3, f"export {out.name}", unit="step", enabled=progress, lines=False)
@@ -254,7 +259,7 @@ def export_model(checkpoint: str | Path, out: str | Path, *, format: str = "onnx
     rule = accept if labels is not None else "agreement"
     with tempfile.TemporaryDirectory() as tmp:
         path, method = Path(tmp) / "fp32.onnx", "fp32"
-        export_float(head, torch.from_numpy(clips[:1]), path, opset)
+        export_float(head, torch.from_numpy(clips[:1]), path, s.opset)
         bar.update(1, step="graph")
         if quantize == "int8":
             calib = calibration_clips(pre, data=calibration, count=calibration_clips_count, ids=train_ids)
@@ -418,9 +423,10 @@ def export_fold_int8(best: Path, data: str | Path, *, calibration_clips_count: i
     a refusal or a failure is reported, never raised (the trained model is kept either way)."""
     out = best.with_name(best.stem + INT8_SUFFIX)
     try:
-        meta = export_model(best, out, format="openvino", quantize="int8", calibration=data,
-                            calibration_split=best.parent / "split.json", calibration_clips_count=calibration_clips_count,
-                            accept="accuracy", max_drop=max_drop)
+        meta = export_model(best, out, ExportSettings(format="openvino", quantize="int8", calibration=data,
+                                                      calibration_split=best.parent / "split.json",
+                                                      calibration_clips=calibration_clips_count, accept="accuracy",
+                                                      max_drop=max_drop))
     except Int8Refused as exc:
         return {"status": "refused", "reason": str(exc)}
     except DferError as exc:  # no NNCF, a runtime that cannot load int8 here

@@ -163,8 +163,9 @@ def open_runtime(choice: BackendChoice, request: RuntimeRequest | None = None) -
     req = request or RuntimeRequest()
     if choice.used == "torch":
         # torch on purpose here only: a run on an exported or converted model never imports it (~1 s)
-        from dfer.checkpoint import model_from_checkpoint, model_info
+        from dfer.checkpoint import model_from_checkpoint
         from dfer.inference.torch_backend import TorchBackend
+        from dfer.preprocess import model_info
 
         model, ckpt = model_from_checkpoint(choice.model)
         runtime: Backend = TorchBackend(model, choice.device)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from serving import free_port, wait_done
 
 import hostile
 from conftest import wait_healthy
@@ -32,7 +33,6 @@ from dfer.serve import ModelSpec, ServeConfig, create_app
 from dfer.serve.probe import Limits, ProbeError, probe_upload
 from dfer.serve.server import uvicorn_config
 from synthetic import write_face_video
-from test_serve import _free_port, wait_done
 
 TOKEN = "attack-battery-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -46,7 +46,7 @@ def live(tmp_path: Path, **kw):
 
     config = ServeConfig(tmp_path / "srv", **kw)
     app = create_app(ModelSpec(tmp_path / "model.pt"), config, start_workers=False, log=lambda m: None)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn_config(app, config, port))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -81,7 +81,7 @@ def served(ckpt, clip, tmp_path_factory):
     token_file = root / "token"
     token_file.write_text(TOKEN + "\n")
     token_file.chmod(0o600)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DFER_TOKEN": "from-the-environment"}  # --token-file wins; DFER_TOKEN must not leak
     proc = subprocess.Popen([sys.executable, "-m", "dfer.cli", "serve", "--checkpoint", str(ckpt), "--data-dir",
                              str(root / "srv"), "--port", str(port), "--token-file", str(token_file)],

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from dfer.checkpoint import Preprocess, load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
+from dfer.checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
 from dfer.cli import main
 from dfer.data import ClipCache
 from dfer.data.dataset import ClipDataset
@@ -19,15 +19,16 @@ from dfer.engine import load_config
 from dfer.inference.explain import Explainer
 from dfer.inference.explain_sanity import gradcam_focus
 from dfer.models import build_from_config, build_model
+from dfer.preprocess import Preprocess
 from dfer.runs import train_fold
 from dfer.synth.patches import make_patch_cache
 from synthetic import write_face_video
 
 
-def test_explain_command_outputs(toy_run, tmp_path, capsys):
+def test_explain_command_outputs(ckpt, tmp_path, capsys):
     video = write_face_video(tmp_path / "talk.mp4", n=40)
     out = tmp_path / "ex"
-    assert main(["explain", str(video), "--checkpoint", str(toy_run[1] / "best.pt"), "--out", str(out), "--quiet",
+    assert main(["explain", str(video), "--checkpoint", str(ckpt), "--out", str(out), "--quiet",
                  "--backend", "openvino"]) == 0
     said = capsys.readouterr().out
     assert "PyTorch runs them (--backend openvino is not used)" in said
@@ -46,9 +47,9 @@ def test_explain_command_outputs(toy_run, tmp_path, capsys):
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 40 and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 112 + 96
 
 
-def test_explain_bad_target_and_a_baseline_without_attention(toy_run, tmp_path, capsys):
+def test_explain_bad_target_and_a_baseline_without_attention(ckpt, tmp_path, capsys):
     video = write_face_video(tmp_path / "v.mp4", n=20)
-    ck = toy_run[1] / "best.pt"
+    ck = ckpt
     assert main(["explain", str(video), "--checkpoint", str(ck), "--out", str(tmp_path / "a"), "--target", "Happy"]) == 2
     err = capsys.readouterr().err
     assert "--target 'Happy' is not a class of this checkpoint (classes: right, left, still)" in err

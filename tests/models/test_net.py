@@ -103,12 +103,15 @@ def test_weights_errors(tmp_path):
         build_model(weights=junk)
 
 
-def test_config_round_trip_and_validation():
+def test_model_config_round_trips_into_the_same_network():
     cfg = ModelConfig(num_classes=4, attention_stage="layer3", dropout=0.2)
     again = ModelConfig.from_dict(cfg.to_dict())
     assert again == cfg
     model = build_from_config(again)
     assert isinstance(model, DferNet) and model.classifier.fc.out_features == 4
+
+
+def test_a_bad_model_config_is_refused_by_name():
     with pytest.raises(ValueError, match="attention_stage"):
         ModelConfig(attention_stage="layer9")
     names = "dfer_r2plus1d_18, dfer_r2plus1d_18_half, r2plus1d_18, r3d_18, mc3_18"

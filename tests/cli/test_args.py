@@ -74,3 +74,13 @@ def test_distill_takes_the_student_not_the_network():
     assert sorted(config_overrides(TrainConfig, args)) == ["distill.alpha=0.2", "distill.student=low-res"]
     with pytest.raises(SystemExit):
         p.parse_args(["distill", "--data", ".", "--teacher", ".", "--model", "r3d_18"])
+
+
+def test_export_flags_make_its_settings(tmp_path):
+    from dfer.inference.export_settings import ExportSettings
+
+    (tmp_path / "m.pt").write_bytes(b"")
+    args = build_parser().parse_args(["export", str(tmp_path / "m.pt"), "--out", str(tmp_path / "m.xml"),
+                                      "--format", "openvino", "--quantize", "int8", "--max-drop", "2"])
+    s = ExportSettings(**config_values(ExportSettings, args))
+    assert (s.format, s.quantize, s.max_drop, s.calibration_clips) == ("openvino", "int8", 2.0, 32)

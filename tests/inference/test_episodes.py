@@ -1,57 +1,15 @@
-"""Calibrated confidence (temperature scaling, ECE), 'uncertain' windows and expression episodes."""
+"""dfer.inference.episodes and the confidence rule: 'uncertain' windows and expression episodes."""
 
 import json
 
 import numpy as np
 import pytest
 
-from dfer.calibration import expected_calibration_error, fit_temperature, softmax
-from dfer.checkpoint import load_checkpoint, save_checkpoint
 from dfer.cli import main
 from dfer.inference import Recognizer
 from dfer.inference.episodes import EpisodeRule, track_episodes
 from dfer.inference.recognizer import WindowPrediction
 from synthetic import write_face_video
-
-
-def test_temperature_is_recovered_and_ece_falls():
-    rng = np.random.default_rng(0)
-    logits = rng.normal(0, 4, (4000, 5))
-    # labels drawn from softmax(logits / 2.5): a model over-confident by a temperature of 2.5
-    p = softmax(logits, 2.5)
-    labels = np.array([rng.choice(5, p=row) for row in p])
-    t = fit_temperature(logits, labels)
-    assert t == pytest.approx(2.5, rel=0.08)
-    before = expected_calibration_error(softmax(logits), labels)
-    after = expected_calibration_error(softmax(logits, t), labels)
-    assert before > 0.1 and after < 0.03
-    assert (softmax(logits, t).argmax(1) == logits.argmax(1)).all()  # the predicted class never changes
-
-
-def test_temperature_is_not_fitted_on_a_perfect_validation_part():
-    logits = np.array([[3.0, 0.0], [0.0, 2.0], [4.0, 1.0]])
-    assert fit_temperature(logits, np.array([0, 1, 0])) == 1.0
-    assert fit_temperature(np.zeros((0, 2)), np.zeros(0, int)) == 1.0
-
-
-def test_training_stores_the_temperature_and_predict_applies_it(toy_run, tmp_path):
-    m, out = toy_run
-    cal = m.calibration
-    assert cal["fitted_on"] == "val" and cal["ece_bins"] == 15 and "ece_before" in cal["test"]
-    assert (out / "reliability.png").is_file() and "## Calibrated confidence" in (out / "report.md").read_text()
-    ckpt = load_checkpoint(out / "best.pt")
-    assert ckpt["calibration"]["temperature"] == cal["temperature"]
-    ckpt["calibration"] = {"temperature": 2.0}
-    hot = save_checkpoint(tmp_path / "hot.pt", ckpt)
-    del ckpt["calibration"]
-    old = save_checkpoint(tmp_path / "old.pt", ckpt)
-    video = write_face_video(tmp_path / "v.mp4", n=30)
-    a = Recognizer.from_checkpoint(old, backend="torch").predict_video(video)
-    b = Recognizer.from_checkpoint(hot, backend="torch").predict_video(video)
-    pa, pb = np.stack([w.probs for w in a.windows]), np.stack([w.probs for w in b.windows])
-    np.testing.assert_allclose(pb, softmax(np.log(pa), 2.0), atol=1e-5)  # softmax(z / T) from softmax(z)
-    assert a.summary()["temperature"] == 1.0 and "no fitted temperature" in a.summary()["temperature_note"]
-    assert b.summary()["temperature"] == 2.0 and "temperature_note" not in b.summary()
 
 
 def test_min_confidence_labels_uncertain_and_counts_them(toy_run, tmp_path):
@@ -95,9 +53,9 @@ def test_episode_rule_removes_one_window_flickers_with_hysteresis():
     assert track_episodes(1, ws[:1], names, EpisodeRule())[0].windows == 1
 
 
-def test_episodes_in_outputs_and_dataframe(toy_run, tmp_path):
+def test_episodes_in_outputs_and_dataframe(ckpt, tmp_path):
     video = write_face_video(tmp_path / "v.mp4", n=60)
-    r = Recognizer.from_checkpoint(toy_run[1] / "best.pt", backend="torch").predict_video(video)
+    r = Recognizer.from_checkpoint(ckpt, backend="torch").predict_video(video)
     df = r.episodes_dataframe()
     assert list(df.columns) == ["track_id", "person_id", "start_s", "end_s", "label", "mean_probability", "windows"]
     assert df["windows"].sum() == len(r.windows)

@@ -12,9 +12,10 @@ from dfer.checkpoint import load_checkpoint, save_checkpoint
 from dfer.cli import main
 from dfer.compute_cost import profile_model, student_costs
 from dfer.engine import load_config
-from dfer.engine.distill import DistillLoss, DistillNet, student_clip
+from dfer.engine.distill import DistillLoss, DistillNet
 from dfer.losses import DferLoss
 from dfer.models import build_model
+from dfer.models.students import student_clip
 from dfer.options import STUDENTS
 from dfer.runs import distill_fold
 

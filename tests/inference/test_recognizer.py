@@ -128,7 +128,7 @@ def test_onnx_export_parity_fp32_and_int8(ckpt, toy_cache, tmp_path):
     read = read_metadata(fp32)
     assert read["class_names"] == ["right", "left", "still"] and read["preprocess"]["num_frames"] == 4
     int8 = tmp_path / "m8.onnx"
-    q = export_onnx(ckpt, int8, quantize="int8", calibration=toy_cache, calibration_clips_count=16, min_agreement=0.9,
+    q = export_onnx(ckpt, int8, quantize="int8", calibration=toy_cache, calibration_clips=16, min_agreement=0.9,
                     accept="agreement")
     assert q["quantization"] == "int8" and int8.stat().st_size < 0.5 * fp32.stat().st_size
     # stated and tested: int8 agrees with fp32 on the top-1 class of >= 90% of the 32 toy clips not calibrated on
@@ -229,8 +229,9 @@ def test_detector_none_treats_inputs_as_face_crops(ckpt, tmp_path):
     assert tuple(res.boxes[0][5].box.as_array()) == (0.0, 0.0, 48.0, 48.0)  # the whole frame is the face
 
 
-def test_openvino_export_backend_and_parity(ckpt, toy_cache, tmp_path, capsys):
+def test_openvino_export_backend_and_parity(trained_ckpt, toy_cache, tmp_path, capsys):
     ov = pytest.importorskip("openvino")
+    ckpt = trained_ckpt  # a trained fold: its split.json beside it
     xml = tmp_path / "ir" / "m.xml"
     assert main(["export", str(ckpt), "--format", "openvino", "--out", str(xml), "--calibration", str(toy_cache)]) == 0
     assert "top-1 agreement 100.0%" in capsys.readouterr().out and xml.with_suffix(".bin").is_file()
@@ -249,7 +250,7 @@ def test_openvino_export_backend_and_parity(ckpt, toy_cache, tmp_path, capsys):
     # reported on its whole test part
     split = json.loads((ckpt.parent / "split.json").read_text())
     q = dfer.inference.export_model(ckpt, tmp_path / "m8.xml", format="openvino", quantize="int8", calibration=toy_cache,
-                                   calibration_split=ckpt.parent / "split.json", calibration_clips_count=8,
+                                   calibration_split=ckpt.parent / "split.json", calibration_clips=8,
                                    min_agreement=0.9, accept="agreement")
     assert "NNCF" in q["quantization_method"] and q["parity_vs_torch_fp32"]["clips"] == len(split["val"])
     assert q["acceptance"]["rule"] == "agreement" and q["test_report"]["clips"] == len(split["test"])

@@ -5,11 +5,12 @@ import json
 import pytest
 import yaml
 
-from dfer.checkpoint import SYNTHETIC_WARNING, load_checkpoint, save_checkpoint
+from dfer.checkpoint import load_checkpoint, save_checkpoint
 from dfer.cli import main
 from dfer.engine.card import model_card
 from dfer.files import file_digest
 from dfer.inference import Recognizer
+from dfer.preprocess import SYNTHETIC_WARNING
 from synthetic import write_face_video
 
 

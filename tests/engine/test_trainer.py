@@ -14,7 +14,7 @@ from dfer.checkpoint import load_checkpoint, model_from_checkpoint
 from dfer.cli import main
 from dfer.engine import load_config
 from dfer.engine.loop import lr_schedule
-from dfer.engine.results import CVResult
+from dfer.engine.results import CVResult, FoldResult
 from dfer.engine.trainer import class_weights
 from dfer.errors import CheckpointError, ConfigError
 from dfer.runs import train_fold
@@ -25,14 +25,20 @@ def toy(toy_cache):
     return toy_cache
 
 
-def test_config_defaults_file_and_overrides(tmp_path):
+def test_config_defaults_are_the_papers():
     cfg = load_config()
     assert cfg.optim.lr == 1e-3 and cfg.data.batch_size == 32 and cfg.loss.lam == 0.01 and cfg.loss.center_lr == 0.5
+
+
+def test_config_file_then_overrides_win(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("optim:\n  epochs: 3\n  schedule: step\nmodel:\n  attention_stage: layer3\n")
     cfg = load_config(f, ["optim.lr=1e-4", "data.balanced=true", "model.attn_grid=[1,1,1]"])
     assert (cfg.optim.epochs, cfg.optim.schedule, cfg.optim.lr) == (3, "step", 1e-4)
     assert cfg.data.balanced and cfg.model.attention_stage == "layer3" and cfg.model.attn_grid == (1, 1, 1)
+
+
+def test_a_bad_config_key_or_value_is_refused_by_name(tmp_path):
     with pytest.raises(ConfigError, match="optim.lrr"):
         load_config(overrides=["optim.lrr=1"])
     with pytest.raises(ConfigError, match="data.batch_size"):
@@ -45,13 +51,16 @@ def test_config_defaults_file_and_overrides(tmp_path):
         load_config(tmp_path / "missing.yaml")
 
 
-def test_lr_schedule_and_class_weights():
+def test_lr_schedules_warm_up_then_decay():
     cosine = lr_schedule(1e-3, "cosine", 100, 10, warmup_epochs=1)
     lrs = [cosine(s) for s in range(100)]
     assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)  # linear warm-up
     assert lrs[10] == pytest.approx(1e-3) and lrs[-1] < 1e-5 and all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
     step = lr_schedule(1e-3, "step", 60, 10, step_epochs=2, step_gamma=0.5)
     assert [step(s) for s in (0, 19, 20, 45)] == pytest.approx([1e-3, 1e-3, 5e-4, 2.5e-4])
+
+
+def test_class_weights_are_inverse_frequency_and_zero_when_absent():
     w = class_weights([0, 0, 0, 1], 3)
     assert w.tolist() == pytest.approx([4 / 9, 4 / 3, 0.0])
 
@@ -127,13 +136,13 @@ def test_resume_mid_epoch_matches_uninterrupted(toy, tmp_path):
 @pytest.mark.slow
 def test_two_process_cpu_ddp(toy, tmp_path):
     out = tmp_path / "ddp"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
     r = subprocess.run([sys.executable, "-m", "dfer.cli", "train", "--data", str(toy), "--fold", "1", "--out", str(out),
                         "--devices", "2", "--accelerator", "cpu", "--epochs", "1", "--quiet",
                         "--set", *TINY, "runtime.threads=1"],
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
-    m = json.loads((out / "metrics.json").read_text())
+    m = FoldResult.load(out)
     assert m.world_size == 2
     # each of the 2 processes saw half of the epoch (full batches of 4), not all of it
     per_rank = int(np.ceil(m.split["sizes"]["train"] / 2))
@@ -163,21 +172,24 @@ class _Payload:
         return (os.system, ("echo pwned",))
 
 
-def test_foreign_and_malicious_checkpoints_are_refused(tmp_path, capsys):
+def test_a_foreign_or_unreadable_checkpoint_is_refused(tmp_path):
     plain = tmp_path / "plain.pt"
     torch.save({"weights": torch.zeros(2)}, plain)
     with pytest.raises(CheckpointError, match="not a dfer checkpoint"):
         load_checkpoint(plain)
-    evil = tmp_path / "evil.pt"
-    torch.save({"format": "dfer-checkpoint", "x": _Payload()}, evil, pickle_module=pickle)
-    with pytest.raises(CheckpointError, match="refused"):
-        load_checkpoint(evil)
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"\x00garbage" * 10)
     with pytest.raises(CheckpointError, match="not a readable"):
         load_checkpoint(junk)
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "none.pt")
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, capsys):
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "dfer-checkpoint", "x": _Payload()}, evil, pickle_module=pickle)
+    with pytest.raises(CheckpointError, match="refused"):
+        load_checkpoint(evil)
     rc = main(["evaluate", str(evil), "--data", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc == 2 and "refused" in err and "Traceback" not in err

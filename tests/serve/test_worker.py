@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from serving import submit, wait_done
 
 from dfer.serve import JobStore, ModelSpec, ServeConfig, create_app
 from synthetic import write_face_video
-from test_serve import submit, wait_done
 
 
 def _app(ckpt, data, logs, **kw):

@@ -157,7 +157,7 @@ def test_cli_prepare_bad_root_is_a_clean_error(tmp_path):
     assert "EmoLabel_DataSplit" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_loader_batches_and_augmentations(tmp_path):
+def test_loader_batches_in_order_and_augments_by_seed_and_epoch(tmp_path):
     root = make_dfew(tmp_path / "DFEW", clips=6, short=())
     prepare_dataset(load_spec("dfew", root), tmp_path / "cache", FaceSettings(detector="none", size=48), progress=False)
     train = ClipDataset(tmp_path / "cache", train=True, num_frames=8, seed=1)
@@ -173,6 +173,9 @@ def test_loader_batches_and_augmentations(tmp_path):
     assert clips.shape == (4, 3, 8, 112, 112) and clips.dtype == torch.float32
     assert labels.tolist() == [0, 1, 2, 3] and list(ids) == ["00001", "00002", "00003", "00004"]
     assert abs(float(clips.mean())) < 3
+
+
+def test_class_balanced_sampler_draws_every_class_as_often():
     sampler = class_balanced_sampler([0, 0, 0, 0, 1], num_samples=5000)
     drawn = np.bincount(list(sampler))
     assert abs(drawn[:4].sum() - drawn[4]) < 400

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from serving import submit, wait_done
 
 from dfer.serve import ModelSpec, ServeConfig, create_app
-from test_serve import submit, wait_done
 
 HANG = [sys.executable, "-c", "import time; time.sleep(30)"]  # a probe that never finishes, as a bad file can
 

@@ -8,12 +8,12 @@ import sys
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from serving import free_port, wait_done
 
 from conftest import wait_healthy
 from dfer.cli import main
 from dfer.serve import ModelSpec, ServeConfig, create_app
 from synthetic import write_face_video
-from test_serve import _free_port, wait_done
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -24,7 +24,7 @@ SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "x-fram
 def server(ckpt, tmp_path_factory):
     """A real `dfer serve` with a token on loopback, and one finished job."""
     data = tmp_path_factory.mktemp("secure")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "dfer.cli", "serve", "--checkpoint", str(ckpt), "--data-dir",
                              str(data / "srv"), "--port", str(port), "--token", TOKEN],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -164,7 +164,7 @@ def test_schemathesis_finds_nothing_over_the_whole_api(ckpt, tmp_path, token):
     """schemathesis --checks all on loopback, with a token and without one (the default on loopback): the
     OpenAPI document tells the truth about the server as it runs, its security included."""
     pytest.importorskip("schemathesis")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DFER_TOKEN": token} if token else {k: v for k, v in os.environ.items() if k != "DFER_TOKEN"}
     proc = subprocess.Popen([sys.executable, "-m", "dfer.cli", "serve", "--checkpoint", str(ckpt), "--data-dir",
                              str(tmp_path / "srv"), "--port", str(port)], env=env,

@@ -97,19 +97,22 @@ def test_extract_no_face(tmp_path):
         extract_face_clip(path, make_detector(FaceSettings()), FaceSettings())
 
 
-def test_face_settings_check_values_and_read_legacy():
+def test_bad_face_settings_are_refused_by_name():
     with pytest.raises(ConfigError, match="detect_every must be >= 1, got 0"):
         FaceSettings(detect_every=0)
     with pytest.raises(ConfigError, match="margin"):
         FaceSettings().with_overrides({"margin": -1.0})
     with pytest.raises(ConfigError, match="unknown face setting"):
         FaceSettings().with_overrides({"speed": 3})
+    with pytest.raises(ConfigError, match="newer"):
+        FaceSettings.from_dict({"version": 99})
+
+
+def test_face_settings_of_older_versions_are_read():
     old = FaceSettings.from_dict({"detector": "dlib", "detect_size": 320, "upsample": 1, "detect_every": 3,
                                   "margin": 0.25, "size": 128, "max_frames": 48})  # dfer 0.1 wrote no version
     assert old.legacy and old.version == 1 and old.margin == 0.25 and old.upsample == 1
     assert FaceSettings.from_dict(FaceSettings().to_dict()) == FaceSettings()
-    with pytest.raises(ConfigError, match="newer"):
-        FaceSettings.from_dict({"version": 99})
 
 
 @pytest.mark.media

@@ -105,12 +105,13 @@ def test_real_faces_cut_together_are_the_right_people(media_dir, tmp_path):
     """carphone, single_face, carphone again: three shots, three tracks, two people."""
     import cv2
 
-    from dfer.checkpoint import Preprocess, make_checkpoint, save_checkpoint
+    from dfer.checkpoint import make_checkpoint, save_checkpoint
     from dfer.data import read_video, write_video
     from dfer.data.face_settings import FaceSettings
     from dfer.inference import Recognizer
     from dfer.inference.predict import write_outputs
     from dfer.models import build_model
+    from dfer.preprocess import Preprocess
 
     a, _ = read_video(media_dir / "carphone_pristine.mp4")
     b, info = read_video(media_dir / "single_face.mp4")
@@ -167,9 +168,10 @@ def test_a_gallery_names_the_people_it_knows(media_dir, tmp_path, capsys):
 
 
 def _random_checkpoint(tmp_path):
-    from dfer.checkpoint import Preprocess, make_checkpoint, save_checkpoint
+    from dfer.checkpoint import make_checkpoint, save_checkpoint
     from dfer.data.face_settings import FaceSettings
     from dfer.models import build_model
+    from dfer.preprocess import Preprocess
 
     model = build_model(name="dfer_r2plus1d_18_half", num_classes=3)
     pre = Preprocess(num_frames=4, size=32, face=FaceSettings().to_dict(), clip_seconds=1.0)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from serving import ARTIFACTS, submit, wait_done
 
 from dfer.scale import RayOptions
 from dfer.serve import ModelSpec, ServeConfig, create_app
 from synthetic import write_face_video
-from test_serve import ARTIFACTS, submit, wait_done
 
 ray = pytest.importorskip("ray")
 

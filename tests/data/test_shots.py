@@ -52,11 +52,12 @@ def test_no_track_crosses_a_cut():
 
 
 def test_predict_splits_tracks_and_windows_at_the_cut(tmp_path):
-    from dfer.checkpoint import Preprocess, make_checkpoint, save_checkpoint
+    from dfer.checkpoint import make_checkpoint, save_checkpoint
     from dfer.data.video import open_source
     from dfer.inference import InferenceSettings, Recognizer
     from dfer.inference.predict import analyse, write_outputs
     from dfer.models import build_model
+    from dfer.preprocess import Preprocess
 
     model = build_model(name="dfer_r2plus1d_18_half", num_classes=3)  # random weights: the boxes are the point
     pre = Preprocess(num_frames=4, size=32, face=FaceSettings(size=48).to_dict(), clip_seconds=0.4)

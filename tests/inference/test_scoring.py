@@ -6,13 +6,13 @@ import time
 import numpy as np
 import pytest
 
-from dfer.checkpoint import Preprocess
 from dfer.data import read_video, write_video
 from dfer.data.video import open_source
 from dfer.inference import InferenceSettings, Recognizer
 from dfer.inference.recognizer import ResultBuilder
 from dfer.inference.render import write_annotated
 from dfer.inference.scoring import ScoringQueue
+from dfer.preprocess import Preprocess
 from synthetic import face_frames
 
 

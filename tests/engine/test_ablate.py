@@ -6,12 +6,13 @@ import pytest
 import torch
 
 from conftest import TINY
-from dfer.checkpoint import Preprocess, make_checkpoint, model_from_checkpoint
+from dfer.checkpoint import make_checkpoint, model_from_checkpoint
 from dfer.cli import main
 from dfer.compute_cost import profile_model
 from dfer.engine.ablate import parse_variants, sign_test
 from dfer.errors import ConfigError
 from dfer.models import BASELINES, MODELS, VideoResNetClassifier, build_model
+from dfer.preprocess import Preprocess
 
 
 @pytest.mark.parametrize("name", BASELINES)
@@ -38,11 +39,14 @@ def test_baselines_build_train_save_and_load_through_the_registry(name, tmp_path
     assert profile_model(again, (16, 112, 112)).gmacs > 30
 
 
-def test_variants_and_sign_test():
+def test_variants_always_include_the_full_model():
     assert parse_variants("ce_only,r3d_18") == ["full", "ce_only", "r3d_18"]
     assert parse_variants(None)[0] == "full" and set(MODELS) >= {"r3d_18", "mc3_18"}
     with pytest.raises(ConfigError, match="unknown ablation variant"):
         parse_variants("full,resnet50")
+
+
+def test_sign_test_p_values():
     assert sign_test([0.1, 0.2, 0.3]) == pytest.approx(0.25)  # 3 of 3 folds better: 2 / 2^3
     assert sign_test([0.1, -0.1]) == 1.0 and sign_test([0.0, 0.0]) == 1.0
 

@@ -4,7 +4,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,35 +13,17 @@ import httpx
 import psutil
 import pytest
 from fastapi.testclient import TestClient
+from serving import ARTIFACTS, free_port, submit, wait_done
 
 from conftest import wait_healthy
 from dfer.inference.people import available as people_available
 from dfer.serve import ModelSpec, ServeConfig, create_app
 from synthetic import write_face_video
 
-ARTIFACTS = ["predictions.csv", "tracks.csv", "summary.json", "timeline.png", "annotated.mp4", "episodes.csv",
-             "people.csv"] + (["people.jpg"] if people_available() else [])  # one face per person
-
 
 def client_for(ckpt, data_dir, **kw):
     app = create_app(ModelSpec(ckpt, device="cpu"), ServeConfig(Path(data_dir), **kw), log=lambda m: None)
     return TestClient(app, base_url="http://127.0.0.1")  # a loopback Host: other names are refused
-
-
-def submit(client, path, headers=None, **fields):
-    with open(path, "rb") as f:
-        return client.post("/v1/jobs", files={"video": (Path(path).name, f, "video/mp4")},
-                           data={k: str(v) for k, v in fields.items()}, headers=headers or {})
-
-
-def wait_done(get, job_id, timeout=120):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        job = get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in ("done", "failed"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} not finished in {timeout} s: {job}")
 
 
 def test_happy_path_artifacts_range_list_delete(ckpt, video, tmp_path):
@@ -110,10 +91,12 @@ def test_artifact_names_are_fixed_and_uploads_get_server_names(ckpt, video, tmp_
             assert r.status_code == 404, name
 
 
-def test_token_auth_and_full_queue(ckpt, video, tmp_path):
-    app = create_app(ModelSpec(ckpt, device="cpu"), ServeConfig(tmp_path / "srv", token="s3cret", max_queue=1),
-                     start_workers=False, log=lambda m: None)
-    with TestClient(app, base_url="http://127.0.0.1") as c:
+def _app_without_workers(ckpt, data_dir, **kw):
+    return create_app(ModelSpec(ckpt, device="cpu"), ServeConfig(data_dir, **kw), start_workers=False, log=lambda m: None)
+
+
+def test_the_token_guards_every_route_but_health(ckpt, video, tmp_path):
+    with TestClient(_app_without_workers(ckpt, tmp_path / "srv", token="s3cret"), base_url="http://127.0.0.1") as c:
         assert c.get("/healthz").status_code == 200
         assert c.get("/v1/model").status_code == 401
         assert c.get("/v1/jobs", headers={"Authorization": "Bearer nope"}).json()["error"].startswith("missing or wrong token")
@@ -124,14 +107,13 @@ def test_token_auth_and_full_queue(ckpt, video, tmp_path):
         assert c.get("/v1/jobs?token=s3cret").status_code == 400  # never in a URL: the page uses signed links
         assert submit(c, video).status_code == 401
         assert submit(c, video, headers=good).status_code == 202
-        full = submit(c, video, headers=good)  # no workers run here, so the first job still waits
+
+
+def test_a_full_queue_answers_503_with_retry_after(ckpt, video, tmp_path):
+    with TestClient(_app_without_workers(ckpt, tmp_path / "srv", max_queue=1), base_url="http://127.0.0.1") as c:
+        assert submit(c, video).status_code == 202
+        full = submit(c, video)  # no workers run here, so the first job still waits
         assert full.status_code == 503 and "queue is full" in full.json()["error"] and full.headers["retry-after"] == "30"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _start_server(ckpt, data_dir, port):
@@ -152,7 +134,7 @@ def _running(pid: int) -> bool:
 
 def test_server_killed_mid_job_restarts_and_finishes_every_job(ckpt, tmp_path):
     long_video = write_face_video(tmp_path / "long.mp4", n=75, size=(160, 120))
-    port = _free_port()
+    port = free_port()
     proc, base = _start_server(ckpt, tmp_path / "srv", port)
     try:
         ids = []
@@ -204,7 +186,7 @@ def _poll(page, expression: str, timeout: float = 30.0) -> None:
 
 def test_web_page_in_a_real_browser(ckpt, video, tmp_path):
     playwright = pytest.importorskip("playwright.sync_api")
-    port = _free_port()
+    port = free_port()
     proc, base = _start_server(ckpt, tmp_path / "srv", port)
     try:
         with playwright.sync_playwright() as p:

@@ -1,0 +1,89 @@
+"""dfer.inference.render: boxes, titles and bars on frames, the annotated video, the timeline."""
+
+import numpy as np
+
+from dfer.data.faces import Box
+from dfer.data.tracking import TrackedBox
+from dfer.inference.recognizer import VideoPrediction, WindowPrediction
+from dfer.inference.render import draw_track, nearest_window, plot_timeline, window_lookup
+
+
+def _prediction():
+    names = ["a", "b"]
+    res = VideoPrediction("v.mp4", 10.0, 30, 64, 48, names)
+    for tid in (0, 1):
+        for f in range(30):
+            res.boxes.setdefault(tid, {})[f] = TrackedBox(Box(5 + 30 * tid, 5, 25 + 30 * tid, 30), f % 3 == 0)
+    for end in (9, 19, 29):
+        res.windows.append(WindowPrediction(0, end - 9, end, (end - 9) / 10, (end + 1) / 10, (5, 5, 25, 30),
+                                            np.array([0.9, 0.1], np.float32), "a"))
+    return res
+
+
+def test_draw_track_draws_box_label_and_bars():
+    frame = np.zeros((120, 160, 3), np.uint8)
+    draw_track(frame, 0, (20, 20, 60, 70), np.array([0.2, 0.8]), ["happy", "sad"])
+    box_colour = frame[45, 20]  # on the left edge of the box
+    assert box_colour.max() > 100 and frame[45, 40].max() == 0  # the box is an outline, its inside untouched
+    assert frame[20:70, 61:160].max() > 0  # the probability panel beside the box
+    bare = np.zeros_like(frame)
+    draw_track(bare, 0, (20, 20, 60, 70), None, ["happy", "sad"])  # no window yet: box and id only
+    assert bare[22:, 62:].max() == 0  # the title sits above the box; nothing beside it
+
+
+def test_nearest_window_and_timeline(tmp_path):
+    res = _prediction()
+    lookup = window_lookup(res)
+    assert nearest_window(lookup, 0, 0).end_frame == 9 and nearest_window(lookup, 0, 16).end_frame == 19
+    assert nearest_window(lookup, 0, 29).end_frame == 29 and nearest_window(lookup, 1, 5) is None
+    plot_timeline(res, tmp_path / "t.png")
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+    df = res.tracks_dataframe()
+    assert len(df) == 60 and list(df["track_id"][:2]) == [0, 1] and df["source"][0] == "detected"
+
+
+def test_annotated_video_draws_each_frame_with_its_nearest_window_and_person(tmp_path, monkeypatch):
+    """Every frame gets, per face, the window nearest it and the face's person as its title; the frames
+    come out in order, once each, and a face that never got a window is drawn without bars."""
+    from dfer.data import read_video
+    from dfer.inference import render
+
+    res = _prediction()  # track 0: windows centred at 4.5, 14.5, 24.5; track 1: none
+    for k, w in enumerate(res.windows):
+        w.probs = np.array([k / 10, 1 - k / 10], np.float32)
+    res.people = {0: "P1", 1: "P2"}
+    drawn = []
+    monkeypatch.setattr(render, "draw_track", lambda frame, tid, box, probs, names, label, colour:
+                        drawn.append((int(frame[0, 0, 0]), tid, probs, label, colour)))
+    frames = (np.full((48, 64, 3), f, np.uint8) for f in range(40))  # the frame's index in its pixels
+    assert render.write_annotated(res, frames, tmp_path / "a.mp4") == 30  # the analysed frames only
+    assert read_video(tmp_path / "a.mp4")[0].shape[0] == 30
+    lookup = window_lookup(res)
+    got0 = [(f, p) for f, tid, p, *_ in drawn if tid == 0]
+    assert [f for f, _ in got0] == list(range(30))
+    for f, p in got0:
+        assert np.allclose(p, nearest_window(lookup, 0, f).probs)
+    assert all(p is None for _, tid, p, *_ in drawn if tid == 1)
+    assert {(tid, label, colour) for _, tid, _, label, colour in drawn} == {(0, "P1", 0), (1, "P2", 1)}
+
+
+def test_a_person_keeps_one_colour_across_tracks():
+    from dfer.inference.render import person_colours
+
+    res = _prediction()
+    res.people = {0: "P1", 1: "P1"}
+    assert person_colours(res) == {0: 0, 1: 0}
+    res.people = {}
+    assert person_colours(res) == {0: 0, 1: 1}
+
+
+def test_the_title_names_the_person_and_the_probability(monkeypatch):
+    import cv2
+
+    titles = []
+    real = cv2.putText
+    monkeypatch.setattr(cv2, "putText", lambda img, text, *a: (titles.append(text), real(img, text, *a))[1])
+    draw_track(np.zeros((120, 160, 3), np.uint8), 3, (20, 20, 60, 70), np.array([0.18, 0.82]), ["Sad", "Happy"],
+               label="P1")
+    draw_track(np.zeros((120, 160, 3), np.uint8), 3, (20, 20, 60, 70), np.array([0.18, 0.82]), ["Sad", "Happy"])
+    assert titles[0] == "P1 Happy 0.82" and "#3 Happy 0.82" in titles

@@ -1,0 +1,32 @@
+"""What the service's tests share: the artifacts a job writes, a free port, submitting and waiting for a job."""
+
+import socket
+import time
+from pathlib import Path
+
+from dfer.inference.people import available as people_available
+
+ARTIFACTS = ["predictions.csv", "tracks.csv", "summary.json", "timeline.png", "annotated.mp4", "episodes.csv",
+             "people.csv"] + (["people.jpg"] if people_available() else [])  # one face per person
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def submit(client, path, headers=None, **fields):
+    with open(path, "rb") as f:
+        return client.post("/v1/jobs", files={"video": (Path(path).name, f, "video/mp4")},
+                           data={k: str(v) for k, v in fields.items()}, headers=headers or {})
+
+
+def wait_done(get, job_id, timeout=120):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        job = get(f"/v1/jobs/{job_id}").json()
+        if job["status"] in ("done", "failed"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} not finished in {timeout} s: {job}")
