@@ -7,9 +7,12 @@ import pytest
 from dfer.formatting import human_bytes, parse_bytes, percent
 
 
-def test_percent_reads_as_points_and_a_missing_figure_is_never_zero():
+def test_percent_reads_as_points():
     assert percent(0.8274) == "82.74" and percent(0.5, 1, suffix="%") == "50.0%"
     assert percent(-0.0213, signed=True) == "-2.13" and percent(0.01, 1, signed=True) == "+1.0"
+
+
+def test_a_missing_percentage_is_never_zero():
     assert percent(None) == percent(math.nan) == "n/a"
 
 

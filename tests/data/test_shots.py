@@ -31,11 +31,14 @@ def test_a_cut_is_found_where_the_shot_changes_and_nowhere_else():
     assert found == [30]
 
 
-def test_a_flash_is_one_cut_at_most_and_a_zero_threshold_makes_none():
+def test_a_flash_is_one_cut_at_most():
     frames = face_frames(60, SIZE)
     flash = frames[:20] + [np.full_like(frames[0], 255)] + frames[21:]  # one white frame
     cuts = ShotCuts(min_shot=15)
     assert [i for i, f in enumerate(flash) if cuts.is_cut(f)] == [20]  # the return a frame later is no second cut
+
+
+def test_a_zero_threshold_finds_no_cut():
     off = ShotCuts(threshold=0)
     assert not any(off.is_cut(f) for f in two_shots())
 

@@ -56,7 +56,7 @@ def test_frame_files_sort_numerically(tmp_path):
     assert [p.name for p in list_frame_files(tmp_path)] == ["frame1.png", "frame2.png", "frame10.png"]
 
 
-def test_writer_is_atomic_and_pads_odd_sizes(tmp_path):
+def test_the_writer_pads_odd_sizes_and_shows_the_file_only_when_closed(tmp_path):
     path = tmp_path / "out.mp4"
     w = VideoWriter(path, 25, 33, 21)
     w.write(np.zeros((21, 33, 3), np.uint8))
@@ -65,11 +65,16 @@ def test_writer_is_atomic_and_pads_odd_sizes(tmp_path):
     info = probe(path)
     assert (info.width, info.height, info.num_frames) == (34, 22, 1)
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
-    # a failure while writing leaves nothing behind
+
+
+def test_a_failure_while_writing_leaves_nothing_behind(tmp_path):
     with pytest.raises(RuntimeError):
         with VideoWriter(tmp_path / "broken.mp4", 25, 32, 32) as w:
             w.write(np.zeros((32, 32, 3), np.uint8))
             raise RuntimeError("stop")
-    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_video_without_frames_is_refused(tmp_path):
     with pytest.raises(VideoError, match="no frames"):
         write_video(tmp_path / "none.mp4", [])

@@ -30,13 +30,19 @@ def test_value_and_gradients_match_direct_computation():
     assert torch.allclose(loss.centers.grad, expected_c)
 
 
-def test_center_gradient_independent_of_lambda_and_sgd_update():
+def test_center_gradient_does_not_depend_on_lambda():
     e, w, y, loss = _case()
     (100.0 * loss(e, w, y)).backward()
     g_big = loss.centers.grad.clone()
     loss.centers.grad = None
     (0.01 * loss(e, w, y)).backward()
     assert torch.allclose(g_big, loss.centers.grad)
+
+
+def test_the_centers_sgd_step_moves_each_center_toward_its_samples():
+    e, w, y, loss = _case()
+    loss(e, w, y).backward()
+    g_big = loss.centers.grad.clone()
     before = loss.centers.detach().clone()
     opt = loss.center_optimizer(lr=0.5)
     opt.step()
