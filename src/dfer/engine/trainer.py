@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -119,14 +119,14 @@ class TrainProgress:
     stopped_early: bool = False  # ended by the patience rule, before the last epoch
 
     def to_state(self) -> dict[str, Any]:
-        return {"history": self.history, "best": self.best, "best_epoch": self.best_epoch,
-                "bad_epochs": self.bad_epochs, "global_step": self.global_step, "running": self.running.to_dict(),
-                "peer_best": self.peer_best, "stopped_early": self.stopped_early}
+        """Every field, by its name (a new field is saved and restored with no other change)."""
+        return {**{f.name: getattr(self, f.name) for f in fields(self)}, "running": self.running.to_dict()}
 
     @classmethod
     def from_state(cls, st: dict[str, Any]) -> TrainProgress:
-        return cls(list(st["history"]), st["best"], st["best_epoch"], st["bad_epochs"], st["global_step"],
-                   EpochStats(**st["running"]), st.get("peer_best"), bool(st.get("stopped_early", False)))
+        """From a checkpoint's state; a field an older last.pt lacks keeps its default."""
+        kept = {f.name: st[f.name] for f in fields(cls) if f.name in st}
+        return cls(**{**kept, "history": list(st["history"]), "running": EpochStats(**st["running"])})
 
 
 class FoldTrainer:
