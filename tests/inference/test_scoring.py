@@ -16,9 +16,7 @@ from dfer.preprocess import Preprocess
 from synthetic import face_frames
 
 
-def test_queue_keeps_submission_order_bounds_depth_and_raises_errors():
-    running, peak, lock = [0], [0], threading.Lock()
-
+def _scorer(running, peak, lock):
     def fn(x):
         with lock:
             running[0] += 1
@@ -30,7 +28,12 @@ def test_queue_keeps_submission_order_bounds_depth_and_raises_errors():
             raise ValueError("call 7 failed")
         return x * 10
 
-    q = ScoringQueue(fn, depth=3)
+    return fn
+
+
+def test_queue_returns_results_in_submission_order_within_its_depth():
+    running, peak = [0], [0]
+    q = ScoringQueue(_scorer(running, peak, threading.Lock()), depth=3)
     got = []
     for k in range(7):
         q.submit(np.array([k]), f"tag{k}")
@@ -38,13 +41,21 @@ def test_queue_keeps_submission_order_bounds_depth_and_raises_errors():
     got += q.drain()
     assert [t for _, t in got] == [f"tag{k}" for k in range(7)] and [int(r[0]) for r, _ in got] == list(range(0, 70, 10))
     assert peak[0] <= 3 and q.in_flight == 0
+    q.close()
+
+
+def test_a_failed_call_raises_where_its_results_are_collected():
+    q = ScoringQueue(_scorer([0], [0], threading.Lock()), depth=3)
     q.submit(np.array([7]), "bad")
     with pytest.raises(ValueError, match="call 7"):
         q.drain()
     q.close()
-    sync = ScoringQueue(fn, depth=1)  # on the caller's thread: the result is ready at once
+
+
+def test_a_queue_of_depth_one_scores_on_the_callers_thread():
+    sync = ScoringQueue(_scorer([0], [0], threading.Lock()), depth=1)
     sync.submit(np.array([1]), "t")
-    assert [t for _, t in sync.ready()] == ["t"]
+    assert [t for _, t in sync.ready()] == ["t"]  # ready at once
     with pytest.raises(ValueError, match="call 7"):
         sync.submit(np.array([7]), "bad")  # raised where it was submitted
 
