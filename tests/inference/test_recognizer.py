@@ -229,6 +229,9 @@ def test_detector_none_treats_inputs_as_face_crops(ckpt, tmp_path):
     assert tuple(res.boxes[0][5].box.as_array()) == (0.0, 0.0, 48.0, 48.0)  # the whole frame is the face
 
 
+# Slow set (its own process): after ~170 tests in one process it once ended the run with a segfault inside
+# OpenVINO / NNCF that shorter processes did not reproduce (see docs/limitations.md).
+@pytest.mark.slow
 def test_openvino_export_backend_and_parity(trained_ckpt, toy_cache, tmp_path, capsys):
     ov = pytest.importorskip("openvino")
     ckpt = trained_ckpt  # a trained fold: its split.json beside it
