@@ -5,7 +5,6 @@ import json
 import cv2
 import pytest
 
-from dfer.cli import main
 from dfer.data import ClipCache, FaceSettings, load_spec, prepare_dataset
 from dfer.data.adapters import FERV39K_CLASSES, MAFW_CLASSES
 from dfer.data.video import list_frame_files
@@ -66,36 +65,58 @@ def make_ferv(root, per_class=2, full=False):
     return root
 
 
-def test_mafw_official_sizes_and_layout(tmp_path):
-    spec = load_spec("mafw", make_mafw(tmp_path / "MAFW_full", full=True))
+@pytest.fixture(scope="module")
+def mafw_full(tmp_path_factory):
+    return make_mafw(tmp_path_factory.mktemp("mafw") / "MAFW_full", full=True)
+
+
+def test_mafw_reads_the_official_split_sizes(mafw_full):
+    spec = load_spec("mafw", mafw_full)
     assert len(spec.records) == 9172 and spec.class_names == MAFW_CLASSES
     f1 = spec.official["official"][0]
     assert (len(f1["train"]), len(f1["test"])) == MAFW_SET1 and len(spec.official["official"]) == 5
     assert spec.records[0].clip_id == "00001" and spec.records[0].source.endswith("data/clips/00001.mp4")
 
 
-def test_mafw_prepares_with_official_folds_and_rejects_bad_lines(tmp_path):
+def test_mafw_prepares_with_its_five_official_folds(tmp_path):
     root = make_mafw(tmp_path / "MAFW")
     s = prepare_dataset(load_spec("mafw", root), tmp_path / "cache", FaceSettings(size=48, max_frames=8), progress=False)
     assert s.ok == 12 and s.failed == 0
     splits = json.loads((tmp_path / "cache" / "splits.json").read_text())
     assert splits["default"] == "official" and len(splits["protocols"]["official"]["folds"]) == 5
     assert len(splits["protocols"]["official"]["folds"][0]["test"]) == 3
-    bad = root / "Train & Test Set" / "single" / "no_caption" / "set_2" / "test.txt"
+
+
+def test_mafw_names_the_file_line_of_an_unknown_class(mafw_full):
+    bad = mafw_full / "Train & Test Set" / "single" / "no_caption" / "set_2" / "test.txt"
+    kept = bad.read_bytes()
     bad.write_bytes(b"00003.mp4 anger\r\n00010.mp4 Joy\r\n")
-    with pytest.raises(DatasetError, match=r"set_2/test.txt:2: class 'Joy' is not one of MAFW's 11"):
-        load_spec("mafw", root)
+    try:
+        with pytest.raises(DatasetError, match=r"set_2/test.txt:2: class 'Joy' is not one of MAFW's 11"):
+            load_spec("mafw", mafw_full)
+    finally:
+        bad.write_bytes(kept)
 
 
-def test_ferv39k_no_header_sizes_and_numeric_frame_order(tmp_path):
+def test_ferv39k_reads_its_first_row_as_a_clip_not_a_header(tmp_path):
     full = load_spec("ferv39k", make_ferv(tmp_path / "FERV_full", full=True))
     f = full.official["official"][0]
-    assert (len(f["train"]), len(f["test"])) == FERV_SIZES  # the first row is a clip, not a header
-    root = make_ferv(tmp_path / "FERV39k")
-    spec = load_spec("ferv39k", root)
-    assert spec.default_detector == "none" and spec.records[0].clip_id == "Action_Angry_0001"
-    order = [p.name for p in list_frame_files(root / "2_ClipsforFaceCrop" / "Action" / "Angry" / "0001")]
+    assert (len(f["train"]), len(f["test"])) == FERV_SIZES
+
+
+@pytest.fixture
+def ferv(tmp_path):
+    return make_ferv(tmp_path / "FERV39k")
+
+
+def test_ferv39k_frames_are_read_in_numeric_order(ferv):
+    order = [p.name for p in list_frame_files(ferv / "2_ClipsforFaceCrop" / "Action" / "Angry" / "0001")]
     assert order == ["1.jpg", "2.jpg", "3.jpg", "10.jpg", "11.jpg", "20.jpg"]
+
+
+def test_ferv39k_prepares_face_crops_with_the_official_split(ferv, tmp_path):
+    spec = load_spec("ferv39k", ferv)
+    assert spec.default_detector == "none" and spec.records[0].clip_id == "Action_Angry_0001"
     s = prepare_dataset(spec, tmp_path / "cache", FaceSettings(detector="none", size=32), progress=False)
     assert s.ok == 14
     splits = json.loads((tmp_path / "cache" / "splits.json").read_text())
@@ -103,23 +124,3 @@ def test_ferv39k_no_header_sizes_and_numeric_frame_order(tmp_path):
     fold = splits["protocols"]["official"]["folds"][0]
     assert len(fold["test"]) == 7 and len(fold["train"]) + len(fold["val"]) == 7
     assert ClipCache(tmp_path / "cache").trace("Action_Angry_0001")["frame"].tolist() == list(range(6))
-
-
-def test_peer_lists_both_line_formats_and_known_classes(tmp_path):
-    data = tmp_path / "frames"
-    for k in range(6):
-        _frames(data / f"clip{k}", n=5)
-    lists = tmp_path / "lists"
-    _write(lists / "set_1_train.txt", [f"clip{k} 5 {k % 3}" for k in range(4)])  # DFER-CLIP: path frames label
-    _write(lists / "set_1_test.txt", [f"clip{k} {k % 3}" for k in range(4, 6)])  # MAE-DFER: path label
-    rc = main(["prepare", "lists", "--root", str(lists), "--data-root", str(data), "--classes", "dfew",
-               "--out", str(tmp_path / "cache"), "--detector", "none", "--size", "32", "--quiet"])
-    assert rc == 0
-    meta = ClipCache(tmp_path / "cache").meta
-    assert meta["class_names"][:3] == ["Happy", "Sad", "Neutral"]
-    splits = json.loads((tmp_path / "cache" / "splits.json").read_text())
-    fold = splits["protocols"]["official"]["folds"][0]
-    assert fold["test"] == ["clip4", "clip5"] and len(fold["train"]) + len(fold["val"]) == 4
-    _write(lists / "set_1_val.txt", ["clip0 9"])
-    with pytest.raises(DatasetError, match="label 9 outside 0..6"):
-        load_spec("lists", lists, classes="dfew")

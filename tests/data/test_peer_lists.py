@@ -7,8 +7,9 @@ import cv2
 import pytest
 
 from dfer.cli import main
-from dfer.data import load_spec
+from dfer.data import ClipCache, load_spec
 from dfer.data.peer_lists import PEER_PROTOCOL
+from dfer.errors import DatasetError
 from synthetic import face_frames
 
 IDS = [f"{i:05d}" for i in range(1, 13)]
@@ -54,7 +55,7 @@ def test_absolute_author_paths_found_by_suffix_with_the_datasets_own_ids(tmp_pat
     assert f"e.g. {author}/00009 (tried {tmp_path / 'elsewhere' / '00009'})" in err
 
 
-def test_fold_folders_with_val_equal_to_test_and_one_based_labels(tmp_path, dfew_frames):
+def test_fold_folders_in_dfer_clips_layout_are_read(tmp_path, dfew_frames):
     lists = tmp_path / "clip"
     author = "/data/someone/DFEW_Frame_Face"
     for k in (1, 2):
@@ -98,7 +99,7 @@ def test_a_folder_of_several_datasets(tmp_path, dfew_frames, capsys):
     assert [r.clip_id for r in spec.records] == ["Action_Sad_0010"]
 
 
-def test_ferv39k_style_paths_keep_scene_and_class_in_the_id(tmp_path):
+def test_ferv39k_style_paths_keep_scene_with_class_in_the_id(tmp_path):
     root = tmp_path / "FERV39k" / "2_ClipsforFaceCrop"
     rows = []
     for scene in ("Action", "Crime"):
@@ -110,3 +111,32 @@ def test_ferv39k_style_paths_keep_scene_and_class_in_the_id(tmp_path):
     spec = load_spec("lists", tmp_path / "l", classes="ferv39k", data_root=tmp_path / "FERV39k")
     assert sorted(r.clip_id for r in spec.records) == ["Action_Happy_0010", "Action_Sad_0010", "Crime_Happy_0010",
                                                         "Crime_Sad_0010"]
+
+
+@pytest.fixture
+def two_formats(tmp_path):
+    data = tmp_path / "frames"
+    for k in range(6):
+        _frames(data / f"clip{k}", n=5)
+    lists = tmp_path / "lists"
+    _write(lists / "set_1_train.txt", [f"clip{k} 5 {k % 3}" for k in range(4)], sep="\r\n")  # DFER-CLIP: path frames label, CRLF
+    _write(lists / "set_1_test.txt", [f"clip{k} {k % 3}" for k in range(4, 6)], sep="\r\n")  # MAE-DFER: path label
+    return lists, data
+
+
+def test_peer_lists_in_both_line_formats_prepare_with_the_named_classes(tmp_path, two_formats):
+    lists, data = two_formats
+    rc = main(["prepare", "lists", "--root", str(lists), "--data-root", str(data), "--classes", "dfew",
+               "--out", str(tmp_path / "cache"), "--detector", "none", "--size", "32", "--quiet"])
+    assert rc == 0
+    assert ClipCache(tmp_path / "cache").meta["class_names"][:3] == ["Happy", "Sad", "Neutral"]
+    splits = json.loads((tmp_path / "cache" / "splits.json").read_text())
+    fold = splits["protocols"]["official"]["folds"][0]
+    assert fold["test"] == ["clip4", "clip5"] and len(fold["train"]) + len(fold["val"]) == 4
+
+
+def test_peer_lists_refuse_a_label_outside_the_classes(two_formats):
+    lists, _ = two_formats
+    _write(lists / "set_1_val.txt", ["clip0 9"])
+    with pytest.raises(DatasetError, match="label 9 outside 0..6"):
+        load_spec("lists", lists, classes="dfew")

@@ -45,58 +45,80 @@ def make_ckplus(root, subjects=12, label_every=2):
     return labelled
 
 
-def test_ckplus_layout_counts_folds_and_classes(tmp_path):
-    labelled = make_ckplus(tmp_path / "CK+")
-    spec = load_spec("ckplus", tmp_path / "CK+")
+@pytest.fixture(scope="module")
+def ckplus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ckplus") / "CK+"
+    labelled = make_ckplus(root)
+    return root, labelled, load_spec("ckplus", root)
+
+
+def test_ckplus_keeps_the_labelled_sequences_with_their_seven_classes(ckplus):
+    _, labelled, spec = ckplus
     assert spec.class_names == CKPLUS_CLASSES == ["anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise"]
     assert len(spec.records) == len(labelled) == 12 and spec.grouped
     assert "24 sequences in 12 subjects; 12 labelled, 12 without a label skipped" in spec.notes[0]
     by_id = {r.clip_id: r for r in spec.records}
     for cid, code, n in labelled:
         assert by_id[cid].label == code - 1 and by_id[cid].stop == n and by_id[cid].subject == cid[:4]
+
+
+def test_ckplus_deals_subjects_in_id_order_to_ten_folds(ckplus):
+    spec = ckplus[2]
     folds = spec.official["official"]
     assert len(folds) == 10
-    # the rule: subjects with a kept sequence, ascending id, dealt to folds in turn
     subjects = sorted({r.subject for r in spec.records})
     assert [r.subject for r in spec.records if r.clip_id in folds[0]["test"]] == [subjects[0], subjects[10]]
+    by_id = {r.clip_id: r for r in spec.records}
     for f in folds:
-        test_subj = {by_id[i].subject for i in f["test"]}
-        assert not test_subj & {by_id[i].subject for i in f["train"]}
-    dfew = load_spec("ckplus", tmp_path / "CK+", classes="dfew")
+        assert not {by_id[i].subject for i in f["test"]} & {by_id[i].subject for i in f["train"]}
+
+
+def test_ckplus_in_dfews_classes_drops_contempt_saying_so(ckplus):
+    root, labelled, _ = ckplus
+    dfew = load_spec("ckplus", root, classes="dfew")
     contempt = sum(1 for _, code, _ in labelled if code == 2)
     assert len(dfew.records) == 12 - contempt and any("dropped" in n for n in dfew.notes)
 
 
-def test_ckplus_clip_stops_at_the_apex_and_prepare_splits_by_subject(tmp_path):
-    root = tmp_path / "CK+"
+@pytest.fixture(scope="module")
+def ckplus_cache(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ckplus_cache")
+    root = tmp / "CK+"
     make_ckplus(root, subjects=10, label_every=1)
     # frames past the apex (not in the release, but the cut must hold): S005/001's label names frame 6 of 9
     seq = root / "cohn-kanade-images" / "S005" / "001"
     for f in sorted(seq.iterdir()):
         f.unlink()
     _sequence(seq, "S005_001_", 9)
-    out = tmp_path / "cache"
-    rc = main(["prepare", "ckplus", "--root", str(root), "--out", str(out), "--detector", "none", "--size", "32",
-               "--quiet", "--workers", "1"])
+    rc = main(["prepare", "ckplus", "--root", str(root), "--out", str(tmp / "cache"), "--detector", "none",
+               "--size", "32", "--quiet", "--workers", "1"])
     assert rc == 0
-    cache = ClipCache(out)
-    assert cache.trace("S005_001")["frame"].tolist() == list(range(6))
-    frames = np.load(out / "clips" / "S005_001.npy")
-    assert frames.shape == (6, 32, 32, 3)
-    splits = json.loads((out / "splits.json").read_text())
+    return tmp / "cache"
+
+
+def test_ckplus_clip_stops_at_the_apex(ckplus_cache):
+    assert ClipCache(ckplus_cache).trace("S005_001")["frame"].tolist() == list(range(6))
+    assert np.load(ckplus_cache / "clips" / "S005_001.npy").shape == (6, 32, 32, 3)
+
+
+def test_ckplus_prepare_splits_every_part_by_subject(ckplus_cache):
+    splits = json.loads((ckplus_cache / "splits.json").read_text())
     assert splits["default"] == "official" and len(splits["protocols"]["official"]["folds"]) == 10
-    rows = {r.id: r for r in cache.finished().values()}
+    rows = {r.id: r for r in ClipCache(ckplus_cache).finished().values()}
     for f in splits["protocols"]["official"]["folds"]:
         parts = [{rows[i].subject for i in f[p]} for p in ("train", "val", "test")]
         assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
         assert f["val"], "validation is carved out of the training part by subject"
 
 
-def test_ckplus_bad_layouts_and_label_files(tmp_path, capsys):
+def test_a_folder_that_is_not_ckplus_is_one_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     rc = main(["prepare", "ckplus", "--root", str(tmp_path / "empty"), "--out", str(tmp_path / "c")])
     err = capsys.readouterr().err
     assert rc == 2 and "not a CK+ folder: cohn-kanade-images/ not found" in err and "Traceback" not in err
+
+
+def test_a_ckplus_label_out_of_range_names_its_file(tmp_path, capsys):
     root = tmp_path / "CK+"
     make_ckplus(root, subjects=10)
     bad = next((root / "Emotion").rglob("*_emotion.txt"))
@@ -104,11 +126,19 @@ def test_ckplus_bad_layouts_and_label_files(tmp_path, capsys):
     rc = main(["prepare", "ckplus", "--root", str(root), "--out", str(tmp_path / "c")])
     err = capsys.readouterr().err
     assert rc == 2 and str(bad) in err and "outside CK+'s 0..7" in err
-    bad.write_text("happy\n")
+
+
+def test_a_ckplus_label_that_is_not_a_number_is_refused(tmp_path):
+    root = tmp_path / "CK+"
+    make_ckplus(root, subjects=10)
+    next((root / "Emotion").rglob("*_emotion.txt")).write_text("happy\n")
     with pytest.raises(DatasetError, match="expected one number"):
         load_spec("ckplus", root)
+
+
+def test_ckplus_refuses_classes_it_cannot_map(ckplus):
     with pytest.raises(DatasetError, match="--classes for ckplus must be ckplus or dfew"):
-        load_spec("ckplus", root, classes="mafw")
+        load_spec("ckplus", ckplus[0], classes="mafw")
 
 
 def test_ckplus_missing_apex_frame_is_a_recorded_failure(tmp_path):
@@ -129,23 +159,40 @@ def make_oulu(root, subjects=10, sensor="VL", light="Strong"):
     (root / "OriginalImg" / sensor / light / "P001" / "Thumbs.db").write_bytes(b"\0")
 
 
-def test_oulu_layout_sensors_lights_and_folds(tmp_path):
-    root = tmp_path / "Oulu-CASIA"
+@pytest.fixture(scope="module")
+def oulu(tmp_path_factory):
+    root = tmp_path_factory.mktemp("oulu") / "Oulu-CASIA"
     make_oulu(root)
     make_oulu(root, subjects=10, sensor="NI", light="Dark")
-    spec = load_spec("oulu", root)
+    return root
+
+
+def test_oulu_reads_visible_light_strong_by_default_in_ten_folds(oulu):
+    spec = load_spec("oulu", oulu)
     assert spec.name == "oulu-vl-strong" and spec.class_names == OULU_CLASSES
     assert len(spec.records) == 60 and spec.records[0].clip_id == "P001_Anger" and spec.records[0].stop is None
     folds = spec.official["official"]
     assert len(folds) == 10 and all(len(f["test"]) == 6 for f in folds)
-    nir = load_spec("oulu", root, sensor="nir", light="dark")
+
+
+def test_oulu_reads_the_sensor_with_the_light_asked_for(oulu):
+    nir = load_spec("oulu", oulu, sensor="nir", light="dark")
     assert nir.name == "oulu-nir-dark" and len(nir.records) == 60
+
+
+def test_oulu_names_the_missing_sensor_light_folder(oulu):
     with pytest.raises(DatasetError, match="OriginalImg/VL/Weak"):
-        load_spec("oulu", root, light="weak")
-    dfew = load_spec("oulu", root, classes="dfew")
+        load_spec("oulu", oulu, light="weak")
+
+
+def test_oulu_maps_to_dfews_classes(oulu):
+    dfew = load_spec("oulu", oulu, classes="dfew")
     assert dfew.class_names[dfew.records[0].label] == "Angry"
+
+
+def test_oulu_prepares_through_the_cli_with_its_sensor_flags(oulu, tmp_path):
     out = tmp_path / "cache"
-    rc = main(["prepare", "oulu", "--root", str(root), "--oulu-sensor", "nir", "--oulu-light", "dark", "--out", str(out),
+    rc = main(["prepare", "oulu", "--root", str(oulu), "--oulu-sensor", "nir", "--oulu-light", "dark", "--out", str(out),
                "--detector", "none", "--size", "32", "--quiet"])
     assert rc == 0
     assert ClipCache(out).meta["dataset"] == "oulu-nir-dark"

@@ -4,7 +4,7 @@ import pytest
 from dfer.data import SegmentSampler, UniformSampler, make_sampler
 
 
-def test_uniform_is_even_and_deterministic():
+def test_uniform_takes_the_centre_of_each_segment():
     r = UniformSampler(4)(40)
     assert r.indices.tolist() == [5, 15, 25, 35] and r.padded == 0
 

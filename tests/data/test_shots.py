@@ -25,7 +25,7 @@ def two_shots(first: int = 30, second: int = 40) -> list[np.ndarray]:
     return a + b
 
 
-def test_a_cut_is_found_where_the_shot_changes_and_nowhere_else():
+def test_a_cut_is_found_where_the_shot_changes_only():
     cuts = ShotCuts()
     found = [i for i, f in enumerate(two_shots()) if cuts.is_cut(f)]
     assert found == [30]
@@ -54,7 +54,8 @@ def test_no_track_crosses_a_cut():
     assert out[30].faces  # the new shot's first frame is a detection frame
 
 
-def test_predict_splits_tracks_and_windows_at_the_cut(tmp_path):
+@pytest.fixture(scope="module")
+def predicted(tmp_path_factory):
     from dfer.checkpoint import make_checkpoint, save_checkpoint
     from dfer.data.video import open_source
     from dfer.inference import InferenceSettings, Recognizer
@@ -62,18 +63,30 @@ def test_predict_splits_tracks_and_windows_at_the_cut(tmp_path):
     from dfer.models import build_model
     from dfer.preprocess import Preprocess
 
+    tmp = tmp_path_factory.mktemp("cut")
     model = build_model(name="dfer_r2plus1d_18_half", num_classes=3)  # random weights: the boxes are the point
     pre = Preprocess(num_frames=4, size=32, face=FaceSettings(size=48).to_dict(), clip_seconds=0.4)
-    ckpt = save_checkpoint(tmp_path / "m.pt", make_checkpoint(model=model, class_names=["a", "b", "c"], preprocess=pre))
-    video = write_video(tmp_path / "cut.mp4", two_shots(), fps=25)
+    ckpt = save_checkpoint(tmp / "m.pt", make_checkpoint(model=model, class_names=["a", "b", "c"], preprocess=pre))
+    video = write_video(tmp / "cut.mp4", two_shots(), fps=25)
     rec = Recognizer.from_checkpoint(ckpt, backend="torch", settings=InferenceSettings(window_seconds=0.4, stride=5))
-    result = analyse(rec, open_source(video), tmp_path / "out")
-    write_outputs(result, tmp_path / "out")
+    result = analyse(rec, open_source(video), tmp / "out")
+    write_outputs(result, tmp / "out")
+    return result, tmp / "out"
+
+
+def test_predict_ends_the_track_at_the_cut(predicted):
+    result, _ = predicted
     assert result.cuts == [30]
     assert len(result.track_ids) == 2
-    for w in result.windows:
-        assert w.end_frame < 30 or w.start_frame >= 30, (w.start_frame, w.end_frame)  # one shot per window
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+
+
+def test_predict_never_scores_a_window_across_a_cut(predicted):
+    for w in predicted[0].windows:
+        assert w.end_frame < 30 or w.start_frame >= 30, (w.start_frame, w.end_frame)
+
+
+def test_predict_writes_the_cuts_in_the_summary(predicted):
+    summary = json.loads((predicted[1] / "summary.json").read_text())
     assert summary["shot_cuts"] == [{"frame": 30, "time_s": 1.2}]
 
 

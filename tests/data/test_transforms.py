@@ -27,21 +27,33 @@ def test_eval_transform_is_a_plain_resize():
     assert np.array_equal(resize_frames(raw, 16), raw)  # already the size: unchanged
 
 
-def test_train_transform_is_seeded_and_the_same_for_every_frame():
-    frames = np.repeat(clip(1), 4, axis=0)  # four identical frames
-    cfg = ClipTransformConfig(size=24)
-    t = TrainTransform(cfg, raw=True)
-    a = t(frames, torch.Generator().manual_seed(5))
-    b = t(frames, torch.Generator().manual_seed(5))
-    c = t(frames, torch.Generator().manual_seed(6))
+FOUR_SAME = np.repeat(clip(1), 4, axis=0)  # four identical frames
+
+
+def test_train_transform_is_seeded():
+    t = TrainTransform(ClipTransformConfig(size=24), raw=True)
+    a = t(FOUR_SAME, torch.Generator().manual_seed(5))
+    b = t(FOUR_SAME, torch.Generator().manual_seed(5))
+    c = t(FOUR_SAME, torch.Generator().manual_seed(6))
     assert a.shape == (4, 24, 24, 3) and np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_train_transform_is_the_same_for_every_frame_of_a_clip():
+    a = TrainTransform(ClipTransformConfig(size=24), raw=True)(FOUR_SAME, torch.Generator().manual_seed(5))
     assert all(np.array_equal(a[0], a[k]) for k in range(1, 4))  # one crop, flip and colour for the clip
-    plain = TrainTransform(ClipTransformConfig(size=40, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=0.0, brightness=0.0,
-                                               contrast=0.0, saturation=0.0), raw=True)
-    assert np.array_equal(plain(frames, torch.Generator().manual_seed(0)), frames)  # augmentation off: identity
-    flipped = TrainTransform(ClipTransformConfig(size=40, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=1.0, brightness=0.0,
-                                                 contrast=0.0, saturation=0.0), raw=True)
-    assert np.array_equal(flipped(frames, torch.Generator().manual_seed(0)), frames[:, :, ::-1])
+
+
+def _plain(flip):
+    return TrainTransform(ClipTransformConfig(size=40, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=flip, brightness=0.0,
+                                              contrast=0.0, saturation=0.0), raw=True)
+
+
+def test_train_transform_without_augmentation_is_the_identity():
+    assert np.array_equal(_plain(0.0)(FOUR_SAME, torch.Generator().manual_seed(0)), FOUR_SAME)
+
+
+def test_train_transform_flips_left_to_right():
+    assert np.array_equal(_plain(1.0)(FOUR_SAME, torch.Generator().manual_seed(0)), FOUR_SAME[:, :, ::-1])
 
 
 @pytest.mark.parametrize("size", [8, 33])
