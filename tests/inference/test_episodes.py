@@ -12,21 +12,38 @@ from dfer.inference.recognizer import WindowPrediction
 from synthetic import write_face_video
 
 
-def test_min_confidence_labels_uncertain_and_counts_them(toy_run, tmp_path):
-    video = write_face_video(tmp_path / "v.mp4", n=30)
-    ck = toy_run[1] / "best.pt"
-    assert main(["predict", str(video), "--checkpoint", str(ck), "--backend", "torch", "--out", str(tmp_path / "p"),
+@pytest.fixture(scope="module")
+def unsure(ckpt, tmp_path_factory):
+    """`dfer predict --min-confidence 1.0`: no window can reach it."""
+    tmp = tmp_path_factory.mktemp("unsure")
+    video = write_face_video(tmp / "v.mp4", n=30)
+    assert main(["predict", str(video), "--checkpoint", str(ckpt), "--backend", "torch", "--out", str(tmp / "p"),
                  "--no-video", "--quiet", "--min-confidence", "1.0"]) == 0
-    s = json.loads((tmp_path / "p" / "v" / "summary.json").read_text())
-    rows = (tmp_path / "p" / "v" / "predictions.csv").read_text().splitlines()[1:]
+    return tmp / "p" / "v"
+
+
+def test_a_window_under_min_confidence_is_uncertain(unsure):
+    rows = (unsure / "predictions.csv").read_text().splitlines()[1:]
     assert rows and all(",uncertain," in r for r in rows)
+
+
+def test_the_summary_counts_the_uncertain_windows(unsure):
+    s = json.loads((unsure / "summary.json").read_text())
+    rows = (unsure / "predictions.csv").read_text().splitlines()[1:]
     assert s["uncertain_windows"] == len(rows) == sum(t["uncertain_windows"] for t in s["tracks"])
     assert s["settings"]["min_confidence"] == 1.0
-    episodes = (tmp_path / "p" / "v" / "episodes.csv").read_text().splitlines()
+
+
+def test_uncertain_windows_make_uncertain_episodes(unsure):
+    episodes = (unsure / "episodes.csv").read_text().splitlines()
     assert episodes[0] == "track_id,person_id,start_s,end_s,label,mean_probability,windows"
     assert all(",uncertain," in r for r in episodes[1:])
-    with pytest.raises(SystemExit) as exit_:  # out of range: refused when parsed
-        main(["predict", str(video), "--checkpoint", str(ck), "--out", str(tmp_path / "q"), "--min-confidence", "1.5"])
+
+
+def test_min_confidence_out_of_range_is_refused_when_parsed(ckpt, tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", str(tmp_path / "v.mp4"), "--checkpoint", str(ckpt), "--out", str(tmp_path / "q"),
+              "--min-confidence", "1.5"])
     assert exit_.value.code == 2
 
 
@@ -53,7 +70,7 @@ def test_episode_rule_removes_one_window_flickers_with_hysteresis():
     assert track_episodes(1, ws[:1], names, EpisodeRule())[0].windows == 1
 
 
-def test_episodes_in_outputs_and_dataframe(ckpt, tmp_path):
+def test_the_episode_table_is_the_summarys_episodes(ckpt, tmp_path):
     video = write_face_video(tmp_path / "v.mp4", n=60)
     r = Recognizer.from_checkpoint(ckpt, backend="torch").predict_video(video)
     df = r.episodes_dataframe()

@@ -47,14 +47,17 @@ def test_explain_command_outputs(ckpt, tmp_path, capsys):
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 40 and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 112 + 96
 
 
-def test_explain_bad_target_and_a_baseline_without_attention(ckpt, tmp_path, capsys):
+def test_explain_names_a_target_that_is_not_a_class_in_one_line(ckpt, tmp_path, capsys):
     video = write_face_video(tmp_path / "v.mp4", n=20)
-    ck = ckpt
-    assert main(["explain", str(video), "--checkpoint", str(ck), "--out", str(tmp_path / "a"), "--target", "Happy"]) == 2
+    assert main(["explain", str(video), "--checkpoint", str(ckpt), "--out", str(tmp_path / "a"), "--target", "Happy"]) == 2
     err = capsys.readouterr().err
     assert "--target 'Happy' is not a class of this checkpoint (classes: right, left, still)" in err
     assert err.count("\n") == 1 and "Traceback" not in err
-    trained = load_checkpoint(ck)
+
+
+def test_explaining_a_baseline_gives_gradcam_without_attention_maps(ckpt, tmp_path, capsys):
+    video = write_face_video(tmp_path / "v.mp4", n=20)
+    trained = load_checkpoint(ckpt)
     base = build_model(name="r2plus1d_18", num_classes=3)
     path = save_checkpoint(tmp_path / "base.pt", make_checkpoint(model=base, class_names=trained["class_names"],
                                                                  preprocess=Preprocess.from_dict(trained["preprocess"])))
@@ -71,11 +74,13 @@ def _dataset(root, ids, pre):
 
 
 @pytest.mark.slow
-def test_gradcam_focuses_on_the_class_region_and_randomised_weights_lose_it(tmp_path):
+def test_gradcam_of_a_trained_model_finds_the_class_region_that_random_weights_miss(tmp_path):
     root = make_patch_cache(tmp_path / "patch", per_class=16, size=64)
-    cfg = load_config(overrides=["data.num_frames=4", "data.size=64", "data.batch_size=8", "data.workers=0",
-                                 "data.flip=0", "runtime.progress=false", "optim.epochs=8",
-                                 "model.zero_init_residual=true"])
+    # the half-width network: 12 epochs of it cost a third of 8 of the full one, and it learns the task as well
+    cfg = load_config(overrides=["model.name=dfer_r2plus1d_18_half", "data.num_frames=4", "data.size=64",
+                                 "data.batch_size=8", "data.workers=0", "data.flip=0", "runtime.progress=false",
+                                 "optim.epochs=12", "model.zero_init_residual=true",
+                                 "deploy.int8=false"])  # the int8 export has its own tests
     m = train_fold(cfg, root, 1, tmp_path / "run")
     assert m.selected.test["war"] >= 0.8
     model, ckpt = model_from_checkpoint(tmp_path / "run" / "best.pt")
@@ -85,7 +90,7 @@ def test_gradcam_focuses_on_the_class_region_and_randomised_weights_lose_it(tmp_
     torch.manual_seed(0)
     randomised = gradcam_focus(build_from_config(model.config).eval(), pre, names, root, test)
     ratio, hit, ratio_rnd, hit_rnd = trained["mass_ratio"], trained["pointing"], randomised["mass_ratio"], randomised["pointing"]
-    # measured: trained 8.6 / 94%, randomised 1.8 / 62% (patch: 4.8% of the frame)
+    # measured: trained 7.4 / 100%, randomised 1.1 / 19% (patch: 4.8% of the frame)
     assert ratio > 4.0 and hit >= 0.75
     assert ratio_rnd < ratio / 2 and hit_rnd < hit
 

@@ -38,10 +38,17 @@ def test_average_linkage_does_not_chain_look_alikes():
     assert len(join_tracks(desc, spans, threshold=0.6)) == 2
 
 
-def test_a_track_without_a_descriptor_is_a_person_alone_and_names_follow_first_appearance():
-    spans = {0: (50, 60), 1: (0, 10), 2: (20, 30)}
-    groups = join_tracks({0: _at(0.0), 2: _at(0.1)}, spans)
-    assert name_people(groups, spans) == {1: "P1", 0: "P2", 2: "P2"}
+SPANS = {0: (50, 60), 1: (0, 10), 2: (20, 30)}
+
+
+def test_a_track_without_a_descriptor_is_a_person_alone():
+    groups = join_tracks({0: _at(0.0), 2: _at(0.1)}, SPANS)
+    assert sorted(map(sorted, groups)) == [[0, 2], [1]]
+
+
+def test_people_are_named_in_order_of_first_appearance():
+    groups = join_tracks({0: _at(0.0), 2: _at(0.1)}, SPANS)
+    assert name_people(groups, SPANS) == {1: "P1", 0: "P2", 2: "P2"}
 
 
 def test_candidates_keep_the_best_few_frames_only():
@@ -72,7 +79,7 @@ def test_a_person_gets_the_best_ranked_face_of_all_their_tracks():
     assert sheet.shape == (32, 96, 3) and sheet[:, :32].mean() < 10 and sheet[:, 64:].mean() == 128  # P3: grey
 
 
-def test_saved_descriptors_name_their_track_and_person(tmp_path):
+def test_each_saved_descriptor_names_its_track_with_its_person(tmp_path):
     blob = people.descriptors_npz({0: "P1", 1: "P2"}, {0: _at(0.0, 0.1), 1: _at(0.5)})
     (tmp_path / "d.npz").write_bytes(blob)
     d = np.load(tmp_path / "d.npz")
@@ -89,7 +96,7 @@ def test_save_descriptors_without_people_is_refused(tmp_path, video, capsys):
     assert rc == 2 and "--save-descriptors" in capsys.readouterr().err
 
 
-def test_without_the_models_predict_says_so_and_keeps_tracks(monkeypatch, tmp_path, video, ckpt):
+def test_without_the_models_predict_keeps_tracks_with_a_note(monkeypatch, tmp_path, video, ckpt):
     from dfer.inference import Recognizer
 
     monkeypatch.setattr(people, "model_files", lambda: None)

@@ -1,6 +1,7 @@
 """dfer.inference.render: boxes, titles and bars on frames, the annotated video, the timeline."""
 
 import numpy as np
+import pytest
 
 from dfer.data.faces import Box
 from dfer.data.tracking import TrackedBox
@@ -20,32 +21,37 @@ def _prediction():
     return res
 
 
-def test_draw_track_draws_box_label_and_bars():
+def test_a_face_is_an_outlined_box_with_a_probability_panel_beside_it():
     frame = np.zeros((120, 160, 3), np.uint8)
     draw_track(frame, 0, (20, 20, 60, 70), np.array([0.2, 0.8]), ["happy", "sad"])
-    box_colour = frame[45, 20]  # on the left edge of the box
-    assert box_colour.max() > 100 and frame[45, 40].max() == 0  # the box is an outline, its inside untouched
-    assert frame[20:70, 61:160].max() > 0  # the probability panel beside the box
-    bare = np.zeros_like(frame)
-    draw_track(bare, 0, (20, 20, 60, 70), None, ["happy", "sad"])  # no window yet: box and id only
+    assert frame[45, 20].max() > 100 and frame[45, 40].max() == 0  # the left edge is drawn, the inside untouched
+    assert frame[20:70, 61:160].max() > 0
+
+
+def test_a_face_without_a_window_yet_gets_no_panel():
+    bare = np.zeros((120, 160, 3), np.uint8)
+    draw_track(bare, 0, (20, 20, 60, 70), None, ["happy", "sad"])
     assert bare[22:, 62:].max() == 0  # the title sits above the box; nothing beside it
 
 
-def test_nearest_window_and_timeline(tmp_path):
-    res = _prediction()
-    lookup = window_lookup(res)
+def test_nearest_window_is_the_closest_window_of_the_same_track():
+    lookup = window_lookup(_prediction())
     assert nearest_window(lookup, 0, 0).end_frame == 9 and nearest_window(lookup, 0, 16).end_frame == 19
     assert nearest_window(lookup, 0, 29).end_frame == 29 and nearest_window(lookup, 1, 5) is None
-    plot_timeline(res, tmp_path / "t.png")
+
+
+def test_the_timeline_is_a_png(tmp_path):
+    plot_timeline(_prediction(), tmp_path / "t.png")
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
-    df = res.tracks_dataframe()
+
+
+def test_the_tracks_table_has_a_row_per_face_per_frame():
+    df = _prediction().tracks_dataframe()
     assert len(df) == 60 and list(df["track_id"][:2]) == [0, 1] and df["source"][0] == "detected"
 
 
-def test_annotated_video_draws_each_frame_with_its_nearest_window_and_person(tmp_path, monkeypatch):
-    """Every frame gets, per face, the window nearest it and the face's person as its title; the frames
-    come out in order, once each, and a face that never got a window is drawn without bars."""
-    from dfer.data import read_video
+@pytest.fixture
+def annotated(tmp_path, monkeypatch):
     from dfer.inference import render
 
     res = _prediction()  # track 0: windows centred at 4.5, 14.5, 24.5; track 1: none
@@ -56,15 +62,32 @@ def test_annotated_video_draws_each_frame_with_its_nearest_window_and_person(tmp
     monkeypatch.setattr(render, "draw_track", lambda frame, tid, box, probs, names, label, colour:
                         drawn.append((int(frame[0, 0, 0]), tid, probs, label, colour)))
     frames = (np.full((48, 64, 3), f, np.uint8) for f in range(40))  # the frame's index in its pixels
-    assert render.write_annotated(res, frames, tmp_path / "a.mp4") == 30  # the analysed frames only
-    assert read_video(tmp_path / "a.mp4")[0].shape[0] == 30
+    written = render.write_annotated(res, frames, tmp_path / "a.mp4")
+    return res, drawn, written, tmp_path / "a.mp4"
+
+
+def test_the_annotated_video_holds_the_analysed_frames_only(annotated):
+    from dfer.data import read_video
+
+    _, _, written, path = annotated
+    assert written == 30 and read_video(path)[0].shape[0] == 30
+
+
+def test_the_annotated_video_draws_each_face_with_the_window_nearest_its_frame(annotated):
+    res, drawn, _, _ = annotated
     lookup = window_lookup(res)
     got0 = [(f, p) for f, tid, p, *_ in drawn if tid == 0]
-    assert [f for f, _ in got0] == list(range(30))
+    assert [f for f, _ in got0] == list(range(30))  # in order, once each
     for f, p in got0:
         assert np.allclose(p, nearest_window(lookup, 0, f).probs)
-    assert all(p is None for _, tid, p, *_ in drawn if tid == 1)
-    assert {(tid, label, colour) for _, tid, _, label, colour in drawn} == {(0, "P1", 0), (1, "P2", 1)}
+
+
+def test_the_annotated_video_draws_a_face_without_a_window_without_bars(annotated):
+    assert all(p is None for _, tid, p, *_ in annotated[1] if tid == 1)
+
+
+def test_the_annotated_video_titles_each_face_by_its_person(annotated):
+    assert {(tid, label, colour) for _, tid, _, label, colour in annotated[1]} == {(0, "P1", 0), (1, "P2", 1)}
 
 
 def test_a_person_keeps_one_colour_across_tracks():
@@ -77,7 +100,7 @@ def test_a_person_keeps_one_colour_across_tracks():
     assert person_colours(res) == {0: 0, 1: 1}
 
 
-def test_the_title_names_the_person_and_the_probability(monkeypatch):
+def test_the_title_reads_person_expression_probability(monkeypatch):
     import cv2
 
     titles = []

@@ -75,10 +75,13 @@ class MeanBackend:
         return clips.mean(axis=(2, 3, 4)).astype(np.float32) * 50  # (B, 3)
 
 
-def test_in_flight_windows_equal_one_at_a_time_and_an_ended_track_has_all_its_windows(tmp_path):
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    """The same video scored one window at a time (depth 1) and two in flight (depth 2)."""
+    tmp = tmp_path_factory.mktemp("scored")
     # a face for 30 frames, none for 12, a face again: two tracks, the first ends mid-video
     frames = face_frames(30, (160, 120)) + face_frames(12, (160, 120), face=False) + face_frames(24, (160, 120), seed=1)
-    video = write_video(tmp_path / "v.mp4", frames, fps=25)
+    video = write_video(tmp / "v.mp4", frames, fps=25)
     settings = InferenceSettings(stride=6, window_seconds=0.6, min_track_frames=4, face={"detect_every": 2})
     pre = Preprocess(num_frames=8, size=32)
     runs = {}
@@ -91,18 +94,34 @@ def test_in_flight_windows_equal_one_at_a_time_and_an_ended_track_has_all_its_wi
         for ev in rec.iter_source(src):
             builder.add(ev)
             events.append((ev.index, set(ev.boxes), [(w.track_id, w.end_frame) for w in ev.new_windows], ev.frame is None))
-        write_annotated(builder.finish(), src.frames(), tmp_path / f"a{depth}.mp4")
+        write_annotated(builder.finish(), src.frames(), tmp / f"a{depth}.mp4")
         windows = [w for *_, ws, _ in events for w in ws]
-        runs[depth] = (backend, events, windows)
-    (b1, e1, w1), (b2, e2, w2) = runs[1], runs[2]
+        runs[depth] = (backend, events, windows, tmp / f"a{depth}.mp4")
+    return runs
+
+
+def test_windows_scored_in_flight_equal_windows_scored_one_at_a_time(scored):
+    w1, w2 = scored[1][2], scored[2][2]
     assert sorted(w1) == sorted(w2) and {t for t, _ in w1} == {0, 1}
-    # one at a time: each window comes with the frame that completed it (a flushed track's, one frame later)
-    assert all(i - 1 <= end <= i for i, _, ws, last in e1 if not last for _, end in ws)
+
+
+def test_one_at_a_time_each_window_comes_with_the_frame_that_completed_it(scored):
+    e1 = scored[1][1]
+    assert all(i - 1 <= end <= i for i, _, ws, last in e1 if not last for _, end in ws)  # a flushed track's: +1
+
+
+def test_only_in_flight_scoring_uses_scoring_threads(scored):
+    b1, b2 = scored[1][0], scored[2][0]
     assert all(n.startswith("dfer-score") for n in b2.threads) and not any(n.startswith("dfer-score") for n in b1.threads)
-    # track 0 ends: every one of its windows is out by the first event without it
+
+
+def test_an_ended_track_has_all_its_windows_out_by_the_first_event_without_it(scored):
+    e2, w1 = scored[2][1], scored[1][2]
     gone = next(k for k, (_, boxes, _, last) in enumerate(e2) if k and 0 in e2[k - 1][1] and 0 not in boxes)
     delivered = [w for _, _, ws, _ in e2[: gone + 1] for w in ws if w[0] == 0]
     assert delivered == [w for w in w1 if w[0] == 0]
-    # the annotated videos are the same frames
-    a, b = read_video(tmp_path / "a1.mp4")[0], read_video(tmp_path / "a2.mp4")[0]
+
+
+def test_in_flight_scoring_draws_the_same_annotated_video(scored):
+    a, b = read_video(scored[1][3])[0], read_video(scored[2][3])[0]
     assert a.shape == b.shape == (66, 120, 160, 3) and np.array_equal(a, b)
