@@ -26,69 +26,136 @@ def client_for(ckpt, data_dir, **kw):
     return TestClient(app, base_url="http://127.0.0.1")  # a loopback Host: other names are refused
 
 
-def test_happy_path_artifacts_range_list_delete(ckpt, video, tmp_path):
-    with client_for(ckpt, tmp_path / "srv") as c:
-        assert c.get("/healthz").json()["status"] == "ok"
-        model = c.get("/v1/model").json()
-        assert model["class_names"] == ["right", "left", "still"] and model["clip"] == {"frames": 4, "size": 32}
-        r = submit(c, video, stride=8, window=0.8, detect_every=2)
-        assert r.status_code == 202 and r.json()["status"] == "queued"
-        job_id = r.json()["id"]
-        job = wait_done(c.get, job_id)
-        assert job["status"] == "done" and job["progress"] == 1.0 and job["artifacts"] == ARTIFACTS
-        s = job["summary"]
-        assert s["source"] == "talk.mp4" and s["frames"] == 30 and s["settings"]["stride"] == 8
-        assert s["settings"]["face"]["detect_every"] == 2 and len(s["tracks"]) == 1
-        for name in ARTIFACTS:
-            assert c.get(f"/v1/jobs/{job_id}/{name}").status_code == 200
-        assert c.get(f"/v1/jobs/{job_id}/tracks.csv").text.startswith("frame,time_s,track_id,person_id,x0,y0,x1,y1,source")
-        part = c.get(f"/v1/jobs/{job_id}/annotated.mp4", headers={"Range": "bytes=10-109"})
-        assert part.status_code == 206 and len(part.content) == 100 and part.headers["content-range"].startswith("bytes 10-109/")
-        assert [j["id"] for j in c.get("/v1/jobs").json()["jobs"]] == [job_id]
-        assert c.delete(f"/v1/jobs/{job_id}").status_code == 200
-        assert c.get(f"/v1/jobs/{job_id}").status_code == 404
-        assert not (tmp_path / "srv" / "jobs" / job_id).exists() and not list((tmp_path / "srv" / "uploads").iterdir())
+@pytest.fixture(scope="module")
+def service(ckpt, tmp_path_factory):
+    """A service with one real worker that can also explain (it runs the dfer checkpoint)."""
+    data = tmp_path_factory.mktemp("app") / "srv"
+    with client_for(ckpt, data, explain_checkpoint=ckpt) as c:
+        yield c, data
 
 
-def test_every_error_is_json_with_the_right_status(ckpt, video, tmp_path):
-    bad = tmp_path / "bad"
+@pytest.fixture(scope="module")
+def done(service, video):
+    c, _ = service
+    r = submit(c, video, stride=8, window=0.8, detect_every=2)
+    return r, wait_done(c.get, r.json()["id"])
+
+
+def test_the_model_route_describes_the_model(service):
+    c, _ = service
+    assert c.get("/healthz").json()["status"] == "ok"
+    model = c.get("/v1/model").json()
+    assert model["class_names"] == ["right", "left", "still"] and model["clip"] == {"frames": 4, "size": 32}
+
+
+def test_an_upload_is_queued_then_done_with_every_artifact(done):
+    r, job = done
+    assert r.status_code == 202 and r.json()["status"] == "queued"
+    assert job["status"] == "done" and job["progress"] == 1.0 and job["artifacts"] == ARTIFACTS
+
+
+def test_the_summary_keeps_the_settings_sent_with_the_upload(done):
+    s = done[1]["summary"]
+    assert s["source"] == "talk.mp4" and s["frames"] == 30 and s["settings"]["stride"] == 8
+    assert s["settings"]["face"]["detect_every"] == 2 and len(s["tracks"]) == 1
+
+
+def test_every_artifact_can_be_fetched(service, done):
+    c, job_id = service[0], done[1]["id"]
+    for name in ARTIFACTS:
+        assert c.get(f"/v1/jobs/{job_id}/{name}").status_code == 200
+    assert c.get(f"/v1/jobs/{job_id}/tracks.csv").text.startswith("frame,time_s,track_id,person_id,x0,y0,x1,y1,source")
+
+
+def test_an_artifact_answers_a_range_request(service, done):
+    part = service[0].get(f"/v1/jobs/{done[1]['id']}/annotated.mp4", headers={"Range": "bytes=10-109"})
+    assert part.status_code == 206 and len(part.content) == 100 and part.headers["content-range"].startswith("bytes 10-109/")
+
+
+def test_the_job_list_holds_the_job(service, done):
+    assert done[1]["id"] in [j["id"] for j in service[0].get("/v1/jobs").json()["jobs"]]
+
+
+def test_a_deleted_job_is_gone_with_its_files(service, video):
+    c, data = service
+    job_id = submit(c, video).json()["id"]
+    wait_done(c.get, job_id)
+    assert c.delete(f"/v1/jobs/{job_id}").status_code == 200
+    assert c.get(f"/v1/jobs/{job_id}").status_code == 404
+    assert not (data / "jobs" / job_id).exists() and not (data / "uploads" / f"{job_id}.video").exists()
+
+
+@pytest.fixture(scope="module")
+def strict(ckpt, tmp_path_factory):
+    """A service without workers and a 20 kB upload limit, and files no video decoder reads."""
+    tmp = tmp_path_factory.mktemp("strict")
+    bad = tmp / "bad"
     bad.mkdir()
     (bad / "notes.mp4").write_text("this is not a video\n" * 50)
     (bad / "empty.mp4").write_bytes(b"")
-    with client_for(ckpt, tmp_path / "srv", max_upload_mb=0.02) as c:
-        cases = [
-            (submit(c, video, stride="abc"), 400, "stride must be a number"),
-            (submit(c, video, stride=-5), 400, "stride must be between"),
-            (submit(c, video, window=0), 400, "window must be between"),
-            (c.post("/v1/jobs", data={"stride": "3"}), 400, "multipart"),
-            (c.post("/v1/jobs", files={"other": ("x.mp4", b"123")}), 400, "unexpected file field 'other'"),
-            (c.post("/v1/jobs", data={"stride": "3"}, files={"x": (None, b"1")}), 400, "no file field named 'video'"),
-            (submit(c, bad / "notes.mp4"), 415, "notes.mp4: not a readable video"),
-            (submit(c, bad / "empty.mp4"), 415, "empty"),
-            (c.post("/v1/jobs", files={"video": ("big.mp4", b"\0" * 40_000)}), 413, "larger than the limit"),
-            (c.get("/v1/jobs/3f0c2a61-0000-4000-8000-000000000000"), 404, "no job"),
-            (c.get("/v1/jobs/not-a-uuid"), 404, "no job"),
-            (c.get("/v1/jobs/..%2F..%2Fjobs.sqlite"), 404, ""),
-            (c.get("/v1/nothing"), 404, ""),
-        ]
-        for r, status, text in cases:
-            assert r.status_code == status, (r.status_code, r.text)
-            assert text in r.json()["error"]
-        assert c.get("/v1/jobs").json()["jobs"] == []  # nothing bad was accepted
-        assert not list((tmp_path / "srv" / "uploads").iterdir()) and not list((tmp_path / "srv" / "incoming").iterdir())
+    with TestClient(_app_without_workers(ckpt, tmp / "srv", max_upload_mb=0.02), base_url="http://127.0.0.1") as c:
+        yield c, bad, tmp / "srv"
 
 
-def test_artifact_names_are_fixed_and_uploads_get_server_names(ckpt, video, tmp_path):
-    with client_for(ckpt, tmp_path / "srv", keep_uploads=True) as c:
+ERRORS = [
+    (lambda c, v, bad: submit(c, v, stride="abc"), 400, "stride must be a number"),
+    (lambda c, v, bad: submit(c, v, stride=-5), 400, "stride must be between"),
+    (lambda c, v, bad: submit(c, v, window=0), 400, "window must be between"),
+    (lambda c, v, bad: c.post("/v1/jobs", data={"stride": "3"}), 400, "multipart"),
+    (lambda c, v, bad: c.post("/v1/jobs", files={"other": ("x.mp4", b"123")}), 400, "unexpected file field 'other'"),
+    (lambda c, v, bad: c.post("/v1/jobs", data={"stride": "3"}, files={"x": (None, b"1")}), 400,
+     "no file field named 'video'"),
+    (lambda c, v, bad: submit(c, bad / "notes.mp4"), 415, "notes.mp4: not a readable video"),
+    (lambda c, v, bad: submit(c, bad / "empty.mp4"), 415, "empty"),
+    (lambda c, v, bad: c.post("/v1/jobs", files={"video": ("big.mp4", b"\0" * 40_000)}), 413, "larger than the limit"),
+    (lambda c, v, bad: c.get("/v1/jobs/3f0c2a61-0000-4000-8000-000000000000"), 404, "no job"),
+    (lambda c, v, bad: c.get("/v1/jobs/not-a-uuid"), 404, "no job"),
+    (lambda c, v, bad: c.get("/v1/jobs/..%2F..%2Fjobs.sqlite"), 404, ""),
+    (lambda c, v, bad: c.get("/v1/nothing"), 404, ""),
+]
+
+
+@pytest.mark.parametrize("request_, status, text", ERRORS, ids=[
+    "stride-not-a-number", "stride-negative", "window-zero", "not-multipart", "unexpected-field", "no-video-field",
+    "not-a-video", "empty-file", "too-large", "unknown-job", "not-a-job-id", "encoded-path", "unknown-route"])
+def test_every_error_is_json_with_the_right_status(strict, video, request_, status, text):
+    c, bad, _ = strict
+    r = request_(c, video, bad)
+    assert r.status_code == status, (r.status_code, r.text)
+    assert text in r.json()["error"]
+
+
+def test_nothing_refused_is_kept(strict, video):
+    c, bad, data = strict
+    for request_, _, _ in ERRORS:
+        request_(c, video, bad)
+    assert c.get("/v1/jobs").json()["jobs"] == []
+    assert not list((data / "uploads").iterdir()) and not list((data / "incoming").iterdir())
+
+
+@pytest.fixture(scope="module")
+def evil_upload(ckpt, video, tmp_path_factory):
+    data = tmp_path_factory.mktemp("names") / "srv"
+    with client_for(ckpt, data, keep_uploads=True) as c:
         with open(video, "rb") as f:
             r = c.post("/v1/jobs", files={"video": ("../../../etc/evil name.mp4", f, "video/mp4")})
-        job_id = r.json()["id"]
-        job = wait_done(c.get, job_id)
-        assert job["filename"] == "evil name.mp4"
-        assert [p.name for p in (tmp_path / "srv" / "uploads").iterdir()] == [f"{job_id}.video"]
-        for name in ["jobs.sqlite", "..%2Fjobs.sqlite", "%2e%2e", "annotated.mp4.bak", "%2e%2e%2f%2e%2e%2fjobs.sqlite"]:
-            r = c.get(f"/v1/jobs/{job_id}/{name}")
-            assert r.status_code == 404, name
+        yield c, wait_done(c.get, r.json()["id"]), data
+
+
+def test_an_uploads_name_is_reduced_to_its_base_name(evil_upload):
+    assert evil_upload[1]["filename"] == "evil name.mp4"
+
+
+def test_an_upload_is_stored_under_a_server_made_name(evil_upload):
+    _, job, data = evil_upload
+    assert [p.name for p in (data / "uploads").iterdir()] == [f"{job['id']}.video"]
+
+
+@pytest.mark.parametrize("name", ["jobs.sqlite", "..%2Fjobs.sqlite", "%2e%2e", "annotated.mp4.bak",
+                                  "%2e%2e%2f%2e%2e%2fjobs.sqlite"])
+def test_only_the_fixed_artifact_names_are_served(evil_upload, name):
+    c, job, _ = evil_upload
+    assert c.get(f"/v1/jobs/{job['id']}/{name}").status_code == 404
 
 
 def _app_without_workers(ckpt, data_dir, **kw):
@@ -132,7 +199,7 @@ def _running(pid: int) -> bool:
         return False
 
 
-def test_server_killed_mid_job_restarts_and_finishes_every_job(ckpt, tmp_path):
+def test_every_job_survives_a_server_killed_mid_job(ckpt, tmp_path):
     long_video = write_face_video(tmp_path / "long.mp4", n=75, size=(160, 120))
     port = free_port()
     proc, base = _start_server(ckpt, tmp_path / "srv", port)
@@ -175,7 +242,6 @@ def test_server_killed_mid_job_restarts_and_finishes_every_job(ckpt, tmp_path):
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 def _poll(page, expression: str, timeout: float = 30.0) -> None:
     t0 = time.time()
     while not page.evaluate(expression):
@@ -184,6 +250,7 @@ def _poll(page, expression: str, timeout: float = 30.0) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 def test_web_page_in_a_real_browser(ckpt, video, tmp_path):
     playwright = pytest.importorskip("playwright.sync_api")
     port = free_port()
@@ -227,23 +294,48 @@ def test_web_page_in_a_real_browser(ckpt, video, tmp_path):
     assert json.loads(next((tmp_path / "srv" / "jobs").glob("*/summary.json")).read_text())["source"] == "talk.mp4"
 
 
-def test_explain_jobs_episodes_calibration_and_a_dollar_in_the_name(ckpt, video, tmp_path):
-    weird = tmp_path / "smile $x^2$ take.mp4"  # drawn as a title: text, never parsed as math
+@pytest.fixture(scope="module")
+def explained(service, video, tmp_path_factory):
+    weird = tmp_path_factory.mktemp("weird") / "smile $x^2$ take.mp4"  # drawn as a title: text, never math
     shutil.copy(video, weird)
-    with client_for(ckpt, tmp_path / "srv", explain_checkpoint=ckpt) as client:
-        r = submit(client, weird, explain="true", min_confidence="0.2")
-        assert r.status_code == 202, r.text
-        job = wait_done(client.get, r.json()["id"])
-        assert job["status"] == "done", job
-        assert "explain.mp4" in job["artifacts"] and "episodes.csv" in job["artifacts"]
-        s = job["summary"]
-        assert s["source"] == weird.name and s["episodes"] and s["settings"]["min_confidence"] == 0.2
-        assert s["temperature"] == s["settings"]["model"]["temperature"]
-        ep = client.get(f"/v1/jobs/{job['id']}/episodes.csv").text.splitlines()
-        assert ep[0] == "track_id,person_id,start_s,end_s,label,mean_probability,windows" and len(ep) == 1 + len(s["episodes"])
-        assert client.get(f"/v1/jobs/{job['id']}/explain.mp4").headers["content-type"] == "video/mp4"
-        assert submit(client, video, explain="maybe").json()["error"] == "explain must be true or false, got 'maybe'"
-        assert client.get("/v1/model").json()["model_info"]["temperature"] > 0
-    with client_for(ckpt, tmp_path / "srv2") as client:  # an exported model cannot explain
+    c, _ = service
+    r = submit(c, weird, explain="true", min_confidence="0.2")
+    assert r.status_code == 202, r.text
+    job = wait_done(c.get, r.json()["id"])
+    assert job["status"] == "done", job
+    return job, weird.name
+
+
+def test_an_explain_job_adds_the_explanation_video(service, explained):
+    job = explained[0]
+    assert "explain.mp4" in job["artifacts"]
+    assert service[0].get(f"/v1/jobs/{job['id']}/explain.mp4").headers["content-type"] == "video/mp4"
+
+
+def test_a_dollar_in_the_name_is_kept_as_text(explained):
+    job, name = explained
+    assert job["summary"]["source"] == name
+
+
+def test_a_job_has_its_episodes_under_its_min_confidence(service, explained):
+    job = explained[0]
+    s = job["summary"]
+    assert "episodes.csv" in job["artifacts"] and s["episodes"] and s["settings"]["min_confidence"] == 0.2
+    ep = service[0].get(f"/v1/jobs/{job['id']}/episodes.csv").text.splitlines()
+    assert ep[0] == "track_id,person_id,start_s,end_s,label,mean_probability,windows" and len(ep) == 1 + len(s["episodes"])
+
+
+def test_the_calibration_temperature_is_reported_everywhere(service, explained):
+    s = explained[0]["summary"]
+    assert s["temperature"] == s["settings"]["model"]["temperature"]
+    assert service[0].get("/v1/model").json()["model_info"]["temperature"] > 0
+
+
+def test_explain_must_be_true_or_false(service, video):
+    assert submit(service[0], video, explain="maybe").json()["error"] == "explain must be true or false, got 'maybe'"
+
+
+def test_a_server_without_a_dfer_checkpoint_to_explain_with_refuses_explain(ckpt, video, tmp_path):
+    with TestClient(_app_without_workers(ckpt, tmp_path / "srv"), base_url="http://127.0.0.1") as client:
         r = submit(client, video, explain="true")
-        assert r.status_code == 400 and "needs the server to run a dfer checkpoint" in r.json()["error"]
+    assert r.status_code == 400 and "needs the server to run a dfer checkpoint" in r.json()["error"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http.server
 import json
 import os
 import socket
@@ -127,7 +126,7 @@ def test_healthz_says_only_its_status_without_the_token(served):
 
 
 # -- 2. metrics ------------------------------------------------------------------------------------
-def test_strange_methods_and_paths_add_no_metric_series(tmp_path):
+def test_strange_requests_add_no_metric_series(tmp_path):
     with live(tmp_path) as (base, _):
         with httpx.Client(base_url=base) as c:
             before = len(c.get("/metrics").text)
@@ -154,24 +153,36 @@ def _closed(sock: socket.socket, within: float) -> bytes | None:
     return data
 
 
-def test_half_sent_requests_are_dropped_and_connections_are_bounded(tmp_path):
-    with live(tmp_path, max_connections=12, header_timeout=1.0) as (base, _):
-        port = int(base.rsplit(":", 1)[1])
-        socks = []
-        for _ in range(20):
-            s = socket.create_connection(("127.0.0.1", port))
-            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # never finished
-            socks.append(s)
-        time.sleep(0.5)  # before the header deadline: those over the limit are already closed
+def _half_sent(port, n):
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # never finished
+        socks.append(s)
+    return socks
+
+
+def test_connections_over_the_limit_are_closed_at_once(tmp_path):
+    with live(tmp_path, max_connections=12, header_timeout=5.0) as (base, _):
+        socks = _half_sent(int(base.rsplit(":", 1)[1]), 20)
+        time.sleep(0.5)  # well before the header deadline
         early = [_closed(s, 0.01) for s in socks]
-        answers = [_closed(s, 5.0) for s in socks]  # after it: every one closed
+        for s in socks:
+            s.close()
+        assert sum(a is not None for a in early) >= 8
+        assert all(a in (b"RESET",) or a.startswith(b"HTTP/1.1 503") for a in early if a is not None)
+        assert httpx.get(base + "/healthz").status_code == 200  # the server still serves
+
+
+def test_a_half_sent_request_is_dropped_at_the_header_deadline(tmp_path):
+    with live(tmp_path, header_timeout=1.0) as (base, _):
+        socks = _half_sent(int(base.rsplit(":", 1)[1]), 3)
+        answers = [_closed(s, 5.0) for s in socks]
         for s in socks:
             s.close()
         assert all(a is not None for a in answers), "a half-sent request was still held"
-        assert sum(a is not None for a in early) >= 8
-        assert all(a in (b"RESET",) or a.startswith(b"HTTP/1.1 503") for a in early if a is not None)
-        assert any(a.startswith(b"HTTP/1.1 408") for a in answers)
-        assert httpx.get(base + "/healthz").status_code == 200  # the server still serves
+        assert all(a.startswith(b"HTTP/1.1 408") for a in answers)
+        assert httpx.get(base + "/healthz").status_code == 200
 
 
 def test_a_stalled_upload_is_dropped_with_its_part_file(tmp_path, clip):
@@ -225,7 +236,10 @@ def test_concurrent_uploads_that_would_cross_min_free_get_507(tmp_path, clip):
         second.close()
         assert answer is not None and answer.startswith(b"HTTP/1.1 507") and b"promised to uploads under way" in answer
         first.close()  # the client gives up: its reservation and its part file go
-        time.sleep(0.5)
+        for _ in range(200):  # the server notices the closed connection on its next read (later on a busy machine)
+            if not leftovers(tmp_path / "srv"):
+                break
+            time.sleep(0.05)
         assert upload(base, clip).status_code == 202
         assert len(leftovers(tmp_path / "srv")) == 1
 
@@ -369,7 +383,7 @@ def test_artifacts_are_never_read_through_a_symlink(served, tmp_path):
         moved.rename(folder)
 
 
-def test_the_data_folder_and_its_files_are_private(served):
+def test_the_data_folders_files_are_private(served):
     _, job, data = served
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
     for sub in ("uploads", "jobs", "incoming"):
@@ -392,10 +406,14 @@ def test_instances_on_one_shared_folder_never_sweep_each_other(tmp_path, clip):
 
 
 # -- 7. secrets ------------------------------------------------------------------------------------
-def test_the_token_comes_from_a_file_and_never_reaches_the_workers(served):
+def test_the_token_comes_from_the_file_not_the_environment(served):
     base, _, _ = served
     assert httpx.get(base + "/v1/jobs", headers={"Authorization": "Bearer from-the-environment"}).status_code == 401
-    workers = httpx.get(base + "/healthz", headers=AUTH).json()["workers"]
+    assert httpx.get(base + "/v1/jobs", headers=AUTH).status_code == 200
+
+
+def test_the_token_never_reaches_the_workers(served):
+    workers = httpx.get(served[0] + "/healthz", headers=AUTH).json()["workers"]
     for w in workers:
         environ = Path(f"/proc/{w['pid']}/environ").read_bytes().split(b"\0")
         assert not any(e.startswith(b"DFER_TOKEN=") for e in environ), w
@@ -414,50 +432,3 @@ def test_a_token_file_that_cannot_be_read_is_one_line(ckpt, tmp_path, capsys):
     rc = main(["serve", "--checkpoint", str(ckpt), "--token-file", str(tmp_path / "absent")])
     err = capsys.readouterr().err
     assert rc == 2 and "--token-file" in err and "cannot read it" in err and "Traceback" not in err
-
-
-# -- 8. the client ---------------------------------------------------------------------------------
-class _Odd(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - http.server's name
-        if self.path.startswith("/v1/model"):
-            self.send_response(302)
-            self.send_header("Location", "http://127.0.0.1:1/elsewhere")
-            self.end_headers()
-        else:
-            body = b"<html>a proxy's page</html>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-def test_the_client_turns_redirects_and_pages_into_client_errors():
-    from dfer.client import Client, ClientError
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Odd)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        with Client(f"http://127.0.0.1:{server.server_address[1]}", token="t") as c:
-            with pytest.raises(ClientError, match="redirects to http://127.0.0.1:1/elsewhere"):
-                c.model()
-            with pytest.raises(ClientError, match="not JSON"):
-                c.jobs()
-    finally:
-        server.shutdown()
-
-
-def test_the_client_warns_before_sending_a_token_over_plain_http():
-    from dfer.client import Client
-
-    with pytest.warns(UserWarning, match="over plain http"):
-        Client("http://dfer.example.org:8000", token="t").close()
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        Client("http://127.0.0.1:8000", token="t").close()
-        Client("https://dfer.example.org", token="t").close()

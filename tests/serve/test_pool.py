@@ -129,7 +129,7 @@ def test_a_job_fails_once_its_worker_has_died_max_attempts_times(pool):
     assert job.error == "the worker died 2 times on this video (last: killed by signal 9 (SIGKILL))"
 
 
-def test_a_job_past_its_deadline_fails_and_its_worker_is_replaced(pool):
+def test_a_deadline_fails_the_job_by_replacing_its_worker(pool):
     p, store, made, _ = pool
     store.create("a", {"duration_s": 1.0}, "a.mp4")
     step(p)
@@ -170,7 +170,7 @@ def test_a_cancelled_job_whose_worker_does_not_stop_is_killed_after_the_grace(po
     assert any("did not stop its cancelled job a" in line for line in lines)
 
 
-def test_a_worker_that_cannot_load_the_model_is_reported_and_tried_again_later(pool):
+def test_a_worker_that_cannot_load_the_model_is_retried_later_with_the_reason(pool):
     p, store, made, lines = pool
     made[0].outbox = [LoadFailed("model file is not a dfer checkpoint")]
     step(p)

@@ -48,7 +48,7 @@ def test_ray_engine_gives_the_local_engines_artifacts(ckpt, video, local_ray, tm
     assert len(own) == 1 and len(list((own[0] / "jobs").iterdir())) == 1  # the results where every node sees them
 
 
-def test_a_killed_actor_is_replaced_and_its_job_run_again(ckpt, local_ray, tmp_path):
+def test_a_killed_actors_job_runs_again_on_a_new_actor(ckpt, local_ray, tmp_path):
     long_video = write_face_video(tmp_path / "long.mp4", n=150, size=(160, 120))
     logs = []
     app = create_app(ModelSpec(ckpt, device="cpu"), ServeConfig(tmp_path / "srv", engine="ray", ray=local_ray),
