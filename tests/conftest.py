@@ -32,9 +32,12 @@ def media_dir() -> Path:
     return MEDIA
 
 
-# Settings of a tiny but real training run on the toy motion set (see synthetic.make_toy_cache).
-TINY = ["data.num_frames=4", "data.size=32", "data.batch_size=4", "data.workers=0", "data.flip=0",
-        "runtime.progress=false", "deploy.int8=false"]  # the int8 export at the end of training has its own test
+# Settings of a tiny but real training run on the toy motion set (see synthetic.make_toy_cache): the
+# half-width network (dfer_r2plus1d_18_half, the paper's with half the channels) learns the toy set as well
+# as the full one in 8 epochs and trains about 2.5x faster on 2 cores; the full network has its own tests.
+TINY = ["model.name=dfer_r2plus1d_18_half", "data.num_frames=4", "data.size=32", "data.batch_size=4",
+        "data.workers=0", "data.flip=0", "runtime.progress=false",
+        "deploy.int8=false"]  # the int8 export at the end of training has its own test
 
 
 @pytest.fixture(scope="session")

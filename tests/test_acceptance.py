@@ -10,23 +10,31 @@ from dfer.cli import main
 from dfer.inference import export_onnx
 
 
-def test_war_uar_and_the_rule_on_known_predictions():
+def test_war_uar_leave_an_absent_class_out_of_uar():
     labels = np.array([0] * 8 + [1] * 2)
-    assert war_uar(labels, labels.copy(), 3) == (1.0, 1.0)  # class 2 absent: not in UAR
-    ref = np.eye(3)[labels] * 5.0  # float32 right on every clip
-    near = ref.copy()
+    assert war_uar(labels, labels.copy(), 3) == (1.0, 1.0)
+
+
+LABELS = np.array([0] * 8 + [1] * 2)
+REF = np.eye(3)[LABELS] * 5.0  # float32 right on every clip
+
+
+def test_one_right_answer_flipped_costs_its_points_past_the_bar():
+    near = REF.copy()
     near[0] = [0.0, 5.0, 0.0]  # one clip of class 0 flipped: WAR -10 points, UAR -6.25
-    check = accuracy_check(labels, ref, near, 3, max_drop=1.0)
+    check = accuracy_check(LABELS, REF, near, 3, max_drop=1.0)
     assert check["war_diff_points"] == pytest.approx(-10.0) and check["uar_diff_points"] == pytest.approx(-6.25)
     assert check["top1_agreement"] == pytest.approx(0.9) and not check["accepted"]
     lo, hi = check["war_diff_ci95"]
     assert lo <= -10.0 <= hi <= 0.0  # paired bootstrap: the flip is in every resample that draws it
-    # a flip between two wrong answers costs agreement, not accuracy: accepted
-    wrong = ref.copy()
+
+
+def test_a_flip_between_two_wrong_answers_costs_agreement_not_accuracy():
+    wrong = REF.copy()
     wrong[9] = [0.0, 0.0, 5.0]  # float32 wrong on the last clip (class 1 -> 2)
     flipped = wrong.copy()
     flipped[9] = [5.0, 0.0, 0.0]  # reduced model wrong differently (-> 0)
-    same = accuracy_check(labels, wrong, flipped, 3)
+    same = accuracy_check(LABELS, wrong, flipped, 3)
     assert same["accepted"] and same["war_diff_points"] == 0.0 and same["top1_agreement"] == pytest.approx(0.9)
     assert same["war_diff_ci95"] == [0.0, 0.0]
 

@@ -11,23 +11,38 @@ from dfer.synth.dataset import CLASSES, SynthSettings, generate, render_clip
 from dfer.synth.face import Identity
 
 
-def test_generator_is_deterministic_and_writes_the_documented_layout(tmp_path):
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("synth")
     s = SynthSettings(clips_per_class=2, frames=10, seed=3)
-    a = generate(tmp_path / "a", s, progress=False)
-    generate(tmp_path / "b", s, progress=False)
-    rows = list(csv.DictReader(open(a)))
+    manifest = generate(tmp / "a", s, progress=False)
+    return tmp, s, list(csv.DictReader(open(manifest)))
+
+
+def test_the_generator_writes_the_documented_layout(generated):
+    tmp, _, rows = generated
     assert [r["label"] for r in rows[:7]] == CLASSES and len(rows) == 14
     assert {r["subject"] for r in rows} == {"s000", "s001"}
-    assert "SYNTHETIC" in (tmp_path / "a" / "SYNTHETIC.txt").read_text()
+    assert "SYNTHETIC" in (tmp / "a" / "SYNTHETIC.txt").read_text()
     for r in rows:
-        path = tmp_path / "a" / r["path"]
+        path = tmp / "a" / r["path"]
         assert path.parent.name == r["label"] and path.suffix == ".mp4"
         info = probe(path)
         assert info.num_frames == 10 and info.fps == 25 and (info.width, info.height) == (160, 128)
-    fa, _ = read_video(tmp_path / "a" / rows[0]["path"])
-    fb, _ = read_video(tmp_path / "b" / rows[0]["path"])
-    assert np.array_equal(fa, fb)  # same seed, same video
-    other = generate(tmp_path / "c", SynthSettings(clips_per_class=2, frames=10, seed=4), progress=False)
+
+
+def test_the_same_seed_gives_the_same_videos(generated):
+    tmp, s, rows = generated
+    generate(tmp / "b", s, progress=False)
+    fa, _ = read_video(tmp / "a" / rows[0]["path"])
+    fb, _ = read_video(tmp / "b" / rows[0]["path"])
+    assert np.array_equal(fa, fb)
+
+
+def test_another_seed_gives_other_videos(generated):
+    tmp, _, rows = generated
+    other = generate(tmp / "c", SynthSettings(clips_per_class=2, frames=10, seed=4), progress=False)
+    fa, _ = read_video(tmp / "a" / rows[0]["path"])
     fc, _ = read_video(other.parent / rows[0]["path"])
     assert not np.array_equal(fa, fc)
 

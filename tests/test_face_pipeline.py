@@ -63,7 +63,7 @@ def both_paths(tmp_path_factory):
     return cache, clip_id, result, backend, pre
 
 
-def test_prepare_and_predict_find_the_same_boxes_and_the_true_ones(both_paths):
+def test_prepare_finds_predicts_boxes_which_are_the_true_ones(both_paths):
     cache, clip_id, result, _, _ = both_paths
     video = cache.index()[0].source
     trace = cache.trace(clip_id)

@@ -12,7 +12,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present: the script measures it instead")
-def test_without_a_gpu_it_says_so_and_measures_nothing():
+def test_without_a_gpu_the_check_says_so_measuring_nothing():
     proc = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert json.loads(proc.stdout)["error"].startswith("no CUDA GPU is present on this machine")

@@ -23,7 +23,7 @@ def test_hand_worked_example():
     assert r.support == [3, 2, 1]
 
 
-def test_absent_class_is_nan_and_left_out_of_uar():
+def test_an_absent_class_is_nan_left_out_of_uar():
     targets = [0, 0, 1, 1]
     preds = [0, 2, 1, 1]  # class 2 predicted but never a target
     r = classification_report(preds, targets, num_classes=3)
@@ -36,11 +36,18 @@ def test_absent_class_is_nan_and_left_out_of_uar():
     json.dumps(d, allow_nan=False)  # JSON-safe
 
 
-def test_aggregate_folds_mean_std_and_pooled():
+def _two_folds():
     r1 = classification_report([0, 1], [0, 1], num_classes=2)  # war 1.0
     r2 = classification_report([0, 0], [0, 1], num_classes=2)  # war 0.5
-    agg = aggregate_folds([r1, r2])
+    return aggregate_folds([r1, r2])
+
+
+def test_folds_aggregate_to_mean_with_sample_std():
+    agg = _two_folds()
     assert math.isclose(agg["war"]["mean"], 0.75)
     assert math.isclose(agg["war"]["std"], np.std([1.0, 0.5], ddof=1))
-    assert agg["pooled"]["confusion"] == [[2, 0], [1, 1]]
     assert np.allclose(agg["per_class_recall"]["mean"], [1.0, 0.5])
+
+
+def test_folds_aggregate_to_a_pooled_confusion_matrix():
+    assert _two_folds()["pooled"]["confusion"] == [[2, 0], [1, 1]]

@@ -82,7 +82,7 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def test_good_file_downloads_once_verified_and_loads(server, capsys):
+def test_a_verified_download_is_fetched_once_then_loaded(server, capsys):
     url, data = server
     _Files.files["/models/best.pt"] = data
     ref = f"{url}/models/best.pt#sha256={_sha(data)}"
@@ -96,7 +96,7 @@ def test_good_file_downloads_once_verified_and_loads(server, capsys):
     assert capsys.readouterr().err.count("has no #sha256=...; the downloaded file is not checked") == 1
 
 
-def test_wrong_digest_is_refused_and_removed(server, tmp_path):
+def test_a_download_with_the_wrong_digest_is_refused_leaving_nothing(server, tmp_path):
     url, data = server
     _Files.files["/best.pt"] = data
     with pytest.raises(CheckpointError, match="SHA-256 mismatch: expected 0{64}, got " + _sha(data)):

@@ -69,7 +69,7 @@ def _doubler(marker: str):
     return run
 
 
-def test_a_dead_worker_is_replaced_and_its_item_run_again(local_ray, tmp_path):
+def test_a_dead_workers_item_runs_again_on_a_new_worker(local_ray, tmp_path):
     marker = tmp_path / "die-once"
     marker.write_text("x")
     out = {item: (result, error) for item, result, error in ray_map(partial(_doubler, str(marker)), [1, 2, -3, 4],

@@ -19,7 +19,7 @@ def _front_matter(text):
     return yaml.safe_load(text.split("---\n")[1])
 
 
-def test_training_writes_a_card_with_hub_metadata_and_real_numbers(toy_run):
+def test_training_writes_a_hub_ready_card_with_the_runs_numbers(toy_run):
     m, out = toy_run
     text = (out / "MODEL_CARD.md").read_text()
     meta = _front_matter(text)
@@ -37,19 +37,28 @@ def test_training_writes_a_card_with_hub_metadata_and_real_numbers(toy_run):
         assert f"| {name} | {test['support'][k]} |" in text
 
 
-def test_card_command_and_synthetic_checkpoint_says_so_everywhere(toy_run, tmp_path, capsys):
-    _, out = toy_run
-    ckpt = load_checkpoint(out / "best.pt")
+@pytest.fixture(scope="module")
+def synth(toy_run, tmp_path_factory):
+    """The toy run's checkpoint marked as trained on synthetic data."""
+    ckpt = load_checkpoint(toy_run[1] / "best.pt")
     ckpt["split"] = {**ckpt["split"], "synthetic": True}
-    synth = save_checkpoint(tmp_path / "synth.pt", ckpt)
+    return save_checkpoint(tmp_path_factory.mktemp("synth") / "synth.pt", ckpt)
+
+
+def test_the_card_command_marks_a_synthetic_checkpoints_card(toy_run, synth, tmp_path):
     card = tmp_path / "card" / "MODEL_CARD.md"
-    assert main(["card", str(synth), "--out", str(card), "--metrics", str(out / "metrics.json")]) == 0
+    assert main(["card", str(synth), "--out", str(card), "--metrics", str(toy_run[1] / "metrics.json")]) == 0
     text = card.read_text()
     assert _front_matter(text)["license"] == "mit" and "synthetic-data" in _front_matter(text)["tags"]
     assert SYNTHETIC_WARNING in text
-    # the Python API, summary.json and the console line of dfer predict
+
+
+def test_a_synthetic_checkpoint_warns_through_the_python_api(synth):
     rec = Recognizer.from_checkpoint(synth, backend="torch")
     assert rec.model_info["synthetic"] and rec.model_info["warning"] == SYNTHETIC_WARNING
+
+
+def test_a_synthetic_checkpoint_warns_wherever_predict_reports(synth, tmp_path, capsys):
     video = write_face_video(tmp_path / "v.mp4", n=20)
     assert main(["predict", str(video), "--checkpoint", str(synth), "--backend", "torch", "--out", str(tmp_path / "p"),
                  "--no-video", "--quiet"]) == 0

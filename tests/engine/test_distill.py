@@ -24,13 +24,17 @@ class _Killed(Exception):
     pass
 
 
-def test_narrow_network_halves_every_stage_and_costs_about_4x_less():
-    full = build_model(name="dfer_r2plus1d_18").eval()
+def test_the_narrow_network_has_half_the_channels_in_every_stage():
     narrow = build_model(name="dfer_r2plus1d_18_half").eval()
     for stage, channels in (("layer1", 32), ("layer2", 64), ("layer3", 128), ("layer4", 256)):
         assert getattr(narrow.backbone, stage)[-1].conv2[1].num_features == channels
     out = narrow(torch.zeros(2, 3, 4, 32, 32))
     assert out.logits.shape == (2, 7) and out.embedding.shape == (2, 256) and out.weights.shape == (2, 256)
+
+
+def test_the_narrow_network_costs_about_4x_fewer_macs():
+    full = build_model(name="dfer_r2plus1d_18").eval()
+    narrow = build_model(name="dfer_r2plus1d_18_half").eval()
     ratio = profile_model(full, (16, 112, 112)).gmacs / profile_model(narrow, (16, 112, 112)).gmacs
     assert 3.9 < ratio < 4.0  # the stem's first convolution reads 3 colour channels: it shrinks 2x, not 4x
 
@@ -102,11 +106,22 @@ def _writes_what_training_writes(out, m, teacher) -> None:
     assert json.loads((out / "metrics.json").read_text())["distillation"]["teacher"] == "best.pt"
 
 
-def test_a_tiny_distillation_writes_what_training_writes_and_resumes_when_killed(toy_cache, teacher, tmp_path):
+@pytest.fixture(scope="module")
+def distilled(toy_cache, teacher, tmp_path_factory):
+    """A 2-epoch distillation of the toy run into the narrow student, uninterrupted."""
     cfg = load_config(overrides=TINY + ["optim.epochs=2", "runtime.checkpoint_every=2", "runtime.tensorboard=false",
                                         "distill.student=narrow"])
-    full = distill_fold(cfg, toy_cache, 1, tmp_path / "a", teacher=teacher)
-    _writes_what_training_writes(tmp_path / "a", full, teacher)
+    out = tmp_path_factory.mktemp("distilled") / "a"
+    return cfg, out, distill_fold(cfg, toy_cache, 1, out, teacher=teacher)
+
+
+def test_a_distillation_writes_what_training_writes(distilled, teacher):
+    _, out, full = distilled
+    _writes_what_training_writes(out, full, teacher)
+
+
+def test_a_killed_distillation_resumes_to_the_same_weights(distilled, toy_cache, teacher, tmp_path):
+    cfg, out, full = distilled
 
     def kill_at_step_5(event, info):
         if event == "step_end" and info["global_step"] == 5:
@@ -116,7 +131,7 @@ def test_a_tiny_distillation_writes_what_training_writes_and_resumes_when_killed
         distill_fold(load_config(base=cfg.to_dict()), toy_cache, 1, tmp_path / "b", teacher=teacher,
                      callbacks=[kill_at_step_5])
     resumed = distill_fold(load_config(base=cfg.to_dict()), toy_cache, 1, tmp_path / "b", teacher=teacher, resume=True)
-    a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
+    a, b = load_checkpoint(out / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
     for k, v in a["model"]["state_dict"].items():
         assert torch.equal(v, b["model"]["state_dict"][k]), k
     assert full.selected.test["confusion"] == resumed.selected.test["confusion"]

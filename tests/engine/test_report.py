@@ -17,7 +17,7 @@ def test_recall_table_layout():
     assert "n/a" in recall_table([("x", _report(0.5, 0.5, [float("nan"), 0.5]))], ["Happy", "Sad"])
 
 
-def test_fold_report_names_the_selection_and_the_numbers(tmp_path):
+def test_a_fold_report_names_the_selected_epoch_beside_the_last(tmp_path):
     sel = _report(0.75, 0.8333, [0.6667, 1.0])
     m = {"fold": "1", "protocol": "kfold", "class_names": ["Happy", "Sad"],
          "split": {"dataset": "toy", "sizes": {"train": 10, "val": 2, "test": 4}},

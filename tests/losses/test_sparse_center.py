@@ -13,16 +13,31 @@ def _case():
     return e, w, y, loss
 
 
-def test_value_and_gradients_match_direct_computation():
+def _direct():
     e, w, y, loss = _case()
     c = loss.centers.detach().clone()
     value = loss(e, w, y)
-    diff = e.detach() - c[y]
-    b = e.shape[0]
-    assert torch.allclose(value, (w.detach() * diff**2).sum() / (2 * b))
     value.backward()
-    assert torch.allclose(e.grad, w.detach() * diff / b)
-    assert torch.allclose(w.grad, diff**2 / (2 * b))
+    return e, w, y, loss, c, e.detach() - c[y], value
+
+
+def test_the_value_is_the_weighted_squared_distance_over_2b():
+    e, w, _, _, _, diff, value = _direct()
+    assert torch.allclose(value, (w.detach() * diff**2).sum() / (2 * e.shape[0]))
+
+
+def test_the_embedding_gradient_matches_the_direct_computation():
+    e, w, _, _, _, diff, _ = _direct()
+    assert torch.allclose(e.grad, w.detach() * diff / e.shape[0])
+
+
+def test_the_attention_weight_gradient_matches_the_direct_computation():
+    e, w, _, _, _, diff, _ = _direct()
+    assert torch.allclose(w.grad, diff**2 / (2 * e.shape[0]))
+
+
+def test_the_centre_gradient_is_the_weighted_mean_pull_of_its_class():
+    _, w, y, loss, c, diff, _ = _direct()
     expected_c = torch.zeros_like(c)
     for k in range(c.shape[0]):
         idx = y == k
