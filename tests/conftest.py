@@ -39,6 +39,9 @@ TINY = ["model.name=dfer_r2plus1d_18_half", "data.num_frames=4", "data.size=32",
         "data.workers=0", "data.flip=0", "runtime.progress=false",
         "deploy.int8=false"]  # the int8 export at the end of training has its own test
 
+# Inference settings that score a short synthetic video in a few windows (stride 8, 0.8 s windows).
+FAST = dict(stride=8, window_seconds=0.8, min_track_frames=4, face={"detect_every": 2})
+
 
 @pytest.fixture(scope="session")
 def toy_cache(tmp_path_factory) -> Path:

@@ -7,13 +7,14 @@ import sys
 import numpy as np
 import pytest
 
+import conftest
 import dfer
 from dfer.cli import main
 from dfer.errors import CheckpointError
 from dfer.inference import InferenceSettings, Recognizer, export_onnx, read_metadata
 from synthetic import write_face_video
 
-FAST = InferenceSettings(stride=8, window_seconds=0.8, min_track_frames=4, face={"detect_every": 2})
+FAST = InferenceSettings(**conftest.FAST)
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,12 @@
 import numpy as np
 import pytest
 
+import conftest
 import dfer
 from dfer.inference import InferenceSettings, Recognizer
 from synthetic import face_frames, write_face_video, write_frame_folder
 
-FAST = InferenceSettings(stride=8, window_seconds=0.8, min_track_frames=4, face={"detect_every": 2})
+FAST = InferenceSettings(**conftest.FAST)
 
 
 @pytest.fixture(scope="module")

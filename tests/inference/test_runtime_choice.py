@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
+import conftest
 from dfer.inference import InferenceSettings, Recognizer
 from synthetic import write_face_video
 
-FAST = InferenceSettings(stride=8, window_seconds=0.8, min_track_frames=4, face={"detect_every": 2})
+FAST = InferenceSettings(**conftest.FAST)
 
 
 @pytest.fixture(scope="module")

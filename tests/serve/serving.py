@@ -22,6 +22,17 @@ def submit(client, path, headers=None, **fields):
                            data={k: str(v) for k, v in fields.items()}, headers=headers or {})
 
 
+def wait_for(predicate, timeout=60.0, what="condition", every=0.05):
+    """The first true value of `predicate()`, polled every `every` s; fails naming `what` after `timeout` s."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def wait_done(get, job_id, timeout=120):
     t0 = time.time()
     while time.time() - t0 < timeout:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serving import free_port, wait_done
+from serving import free_port, wait_done, wait_for
 
 import hostile
 from conftest import wait_healthy
@@ -236,10 +236,8 @@ def test_concurrent_uploads_that_would_cross_min_free_get_507(tmp_path, clip):
         second.close()
         assert answer is not None and answer.startswith(b"HTTP/1.1 507") and b"promised to uploads under way" in answer
         first.close()  # the client gives up: its reservation and its part file go
-        for _ in range(200):  # the server notices the closed connection on its next read (later on a busy machine)
-            if not leftovers(tmp_path / "srv"):
-                break
-            time.sleep(0.05)
+        # the server notices the closed connection on its next read (later on a busy machine)
+        wait_for(lambda: not leftovers(tmp_path / "srv"), timeout=10, what="the abandoned upload to go")
         assert upload(base, clip).status_code == 202
         assert len(leftovers(tmp_path / "srv")) == 1
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from serving import submit, wait_done
+from serving import submit, wait_done, wait_for
 
 from dfer.serve import ModelSpec, ServeConfig, create_app
 
@@ -89,11 +89,12 @@ def test_a_worker_killed_by_sigkill_is_replaced_within_seconds(served):
     health = c.get("/healthz").json()
     victim = health["workers"][0]["pid"]
     os.kill(victim, signal.SIGKILL)
-    for _ in range(200):
-        now = c.get("/healthz").json()["workers"]
-        if now[0]["pid"] != victim and now[0]["state"] == "idle":
-            break
-        time.sleep(0.1)
+
+    def replaced():
+        workers = c.get("/healthz").json()["workers"]
+        return workers if workers[0]["pid"] != victim and workers[0]["state"] == "idle" else None
+
+    now = wait_for(replaced, timeout=20, every=0.1, what="a fresh worker-0")
     assert now[0]["pid"] != victim and now[0]["state"] == "idle" and now[1]["pid"] == health["workers"][1]["pid"]
     assert _families(c)["dfer_worker_restarts"].samples[0].value == 1
     assert any("worker-0 killed by signal 9 (SIGKILL); replaced" in m for m in logs)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from serving import submit, wait_done
+from serving import submit, wait_done, wait_for
 
 from dfer.serve import ModelSpec, ServeConfig, create_app
 from synthetic import write_face_video
@@ -17,16 +17,6 @@ from synthetic import write_face_video
 
 def _app(ckpt, data, logs, **kw):
     return create_app(ModelSpec(ckpt, device="cpu"), ServeConfig(Path(data), **kw), log=logs.append)
-
-
-def _wait(predicate, timeout=60.0, what="condition"):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _worker_on(c, job_id):
@@ -43,11 +33,11 @@ def test_a_poison_job_fails_after_max_attempts_behind_the_jobs_queued_meanwhile(
     logs = []
     with TestClient(_app(ckpt, tmp_path / "srv", logs), base_url="http://127.0.0.1") as c:
         poison = submit(c, long_video).json()["id"]
-        pid = _wait(lambda: _worker_on(c, poison), what="the poison job to run")
+        pid = wait_for(lambda: _worker_on(c, poison), what="the poison job to run")
         other = submit(c, video).json()["id"]  # queued after the poison job: it must not wait behind its rerun
         os.kill(pid, signal.SIGKILL)  # as a crash in native decoding code would
         assert wait_done(c.get, other)["status"] == "done"
-        pid = _wait(lambda: _worker_on(c, poison), what="the poison job's second run")
+        pid = wait_for(lambda: _worker_on(c, poison), what="the poison job's second run")
         os.kill(pid, signal.SIGKILL)
         job = wait_done(c.get, poison)
         assert job["status"] == "failed"
@@ -56,7 +46,7 @@ def test_a_poison_job_fails_after_max_attempts_behind_the_jobs_queued_meanwhile(
         assert running == [poison, other, poison]  # the re-queued poison job went behind the new one
         assert not (tmp_path / "srv" / "uploads" / f"{poison}.video").exists()
         assert not list((tmp_path / "srv" / "jobs").glob(f".{poison}.partial"))
-        _wait(lambda: c.get("/healthz").json()["workers"][0]["state"] == "idle", what="a fresh worker")
+        wait_for(lambda: c.get("/healthz").json()["workers"][0]["state"] == "idle", what="a fresh worker")
         assert wait_done(c.get, submit(c, video).json()["id"])["status"] == "done"  # the service goes on
 
 
@@ -91,7 +81,7 @@ def test_a_memory_limit_ends_the_job_by_replacing_its_worker(service, long_video
     c, pool, logs, _ = service
     before = _replaced(logs)
     job_id = submit(c, long_video).json()["id"]
-    _wait(lambda: _worker_on(c, job_id), what="the job to run")
+    wait_for(lambda: _worker_on(c, job_id), what="the job to run")
     limit = pool.memory_limit
     pool.memory_limit = 1 << 20
     try:
@@ -106,12 +96,12 @@ def test_a_cancel_stops_the_running_job_within_seconds_without_a_kill(service, l
     c, _, logs, data = service
     before = _replaced(logs)
     job_id = submit(c, long_video).json()["id"]
-    pid = _wait(lambda: _worker_on(c, job_id), what="the job to run")
-    _wait(lambda: c.get(f"/v1/jobs/{job_id}").json()["progress"] > 0, what="progress")
+    pid = wait_for(lambda: _worker_on(c, job_id), what="the job to run")
+    wait_for(lambda: c.get(f"/v1/jobs/{job_id}").json()["progress"] > 0, what="progress")
     r = c.delete(f"/v1/jobs/{job_id}")
     assert r.status_code == 202 and r.json() == {"id": job_id, "status": "cancelled"}
     t0 = time.time()
-    _wait(lambda: c.get("/healthz").json()["workers"][0]["job"] is None, timeout=10, what="the worker to stop")
+    wait_for(lambda: c.get("/healthz").json()["workers"][0]["job"] is None, timeout=10, what="the worker to stop")
     assert time.time() - t0 < 5
     assert c.get(f"/v1/jobs/{job_id}").json()["status"] == "cancelled"
     assert c.get("/healthz").json()["workers"][0]["pid"] == pid  # stopped, not killed: its model stays loaded
@@ -121,9 +111,9 @@ def test_a_cancel_stops_the_running_job_within_seconds_without_a_kill(service, l
 def test_a_cancelled_job_leaves_no_files(service, long_video):
     c, _, _, data = service
     job_id = submit(c, long_video).json()["id"]
-    _wait(lambda: _worker_on(c, job_id), what="the job to run")
+    wait_for(lambda: _worker_on(c, job_id), what="the job to run")
     c.delete(f"/v1/jobs/{job_id}")
-    _wait(lambda: c.get("/healthz").json()["workers"][0]["job"] is None, timeout=10, what="the worker to stop")
+    wait_for(lambda: c.get("/healthz").json()["workers"][0]["job"] is None, timeout=10, what="the worker to stop")
     assert not (data / "jobs" / job_id).exists() and not (data / "jobs" / f".{job_id}.partial").exists()
     assert not (data / "uploads" / f"{job_id}.video").exists()
     assert c.delete(f"/v1/jobs/{job_id}").json() == {"id": job_id, "deleted": True}  # a second DELETE removes the row
