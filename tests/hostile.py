@@ -64,3 +64,29 @@ def ffconcat(path: Path, target: Path) -> Path:
     """An ffconcat list that makes FFmpeg read another file (here `target`) from the server's disk."""
     path.write_text(f"ffconcat version 1.0\nfile '{target}'\n")
     return path
+
+
+def size_switch(path: Path, sizes: list[tuple[int, int, int]], fps: int = 25, frames=None) -> Path:
+    """An MJPEG video (AVI or MKV, by `path`'s suffix) whose frames change size: `sizes` is (count, width,
+    height) runs; the header says the first run's size. `frames(i, w, h)` gives frame i's RGB (default: grey)."""
+    import cv2
+
+    fmt = "avi" if path.suffix == ".avi" else "matroska"
+    with av.open(str(path), "w", format=fmt) as out:
+        stream = out.add_stream("mjpeg", rate=fps)
+        stream.width, stream.height = sizes[0][1], sizes[0][2]
+        stream.pix_fmt = "yuvj420p"
+        stream.time_base = Fraction(1, fps)
+        i = 0
+        for count, w, h in sizes:
+            for _ in range(count):
+                rgb = frames(i, w, h) if frames else np.full((h, w, 3), 128, np.uint8)
+                jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+                packet = av.Packet(jpeg)
+                packet.stream = stream
+                packet.pts = packet.dts = i
+                packet.time_base = stream.time_base
+                packet.is_keyframe = True
+                out.mux(packet)
+                i += 1
+    return path

@@ -83,3 +83,43 @@ def test_a_failure_while_writing_leaves_nothing_behind(tmp_path):
 def test_a_video_without_frames_is_refused(tmp_path):
     with pytest.raises(VideoError, match="no frames"):
         write_video(tmp_path / "none.mp4", [])
+
+
+@pytest.fixture(scope="module")
+def switching(tmp_path_factory):
+    """An MJPEG AVI whose header and first 5 frames say 160x120 and whose next 5 are 640x480."""
+    from hostile import size_switch
+
+    return size_switch(tmp_path_factory.mktemp("switch") / "v.avi", [(5, 160, 120), (5, 640, 480)])
+
+
+def test_every_frame_is_checked_against_the_frame_limit(switching):
+    from dfer.data.video import FrameGuard
+
+    src = open_source(switching, guard=FrameGuard(max_frame=(320, 240)))
+    assert (src.width, src.height) == (160, 120)  # the header passes
+    with pytest.raises(VideoError, match=r"frame 6 is 640x480, over the limit of 320x240 \(--max-frame\)"):
+        list(src.decoded())
+
+
+def test_a_guard_holds_on_every_pass_over_a_source(switching):
+    from dfer.data.video import FrameGuard
+
+    src = open_source(switching).guarded(FrameGuard(max_frame=(320, 240)))
+    for _ in range(2):  # the analysis and the annotated video read the source twice
+        with pytest.raises(VideoError, match="frame 6"):
+            list(src.frames())
+
+
+def test_a_guard_stops_a_video_past_its_counted_frames(tmp_path):
+    from dfer.data.video import FrameGuard
+
+    video = write_video(tmp_path / "v.mp4", face_frames(40, (64, 48)), fps=25)
+    assert sum(1 for _ in open_source(video, guard=FrameGuard(max_frames=40)).decoded()) == 40
+    with pytest.raises(VideoError, match="decodes past the 2 frames counted"):
+        list(open_source(video, guard=FrameGuard(max_frames=2)).decoded())
+
+
+def test_frames_within_the_limit_keep_their_own_size(switching):
+    sizes = [(f.width, f.height) for f in open_source(switching).decoded()]
+    assert sizes == [(160, 120)] * 5 + [(640, 480)] * 5

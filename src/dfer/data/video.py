@@ -1,9 +1,11 @@
 """Video in and out: the one frame source and the one video writer of dfer.
 
 Reading (`open_source`): files in any container PyAV (FFmpeg) reads, folders of frame images,
-webcam indices (OpenCV) and stream URLs (PyAV). Frames are RGB uint8 arrays (H, W, 3),
+webcam indices (OpenCV) and stream URLs (PyAV). Frames come as `Frame`s (dfer.data.frame: the
+decoded planes, converted only as far as each consumer needs) or as RGB uint8 arrays (H, W, 3),
 decoded sequentially with FFmpeg's frame threads: sequential decoding is frame accurate and,
-for the frames a clip needs, faster than seeking. `probe` reads the header only.
+for the frames a clip needs, faster than seeking. `probe` reads the header only. A `FrameGuard`
+checks every frame's size (and the count) before anything touches it.
 
 Writing (`VideoWriter`, `write_video`): RGB frames encoded frame by frame through PyAV to a
 temporary file that is renamed into place on close, so a killed job never leaves a half
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dfer.data.frame import Frame
 from dfer.errors import VideoError
 from dfer.files import default_file_mode
 
@@ -87,11 +90,11 @@ def _check_file(path: Path) -> None:
         raise VideoError(f"{path}: file is empty (0 bytes)")
 
 
-def _open_container(path: Path):
+def _open_container(path: Path, stream_options: dict[str, str] | None = None):
     import av
 
     try:
-        container = av.open(str(path))
+        container = av.open(str(path), stream_options=[stream_options] if stream_options else None)
     except Exception as exc:  # PyAV raises several FFmpeg error types
         raise VideoError(f"{path}: not a readable video ({exc.__class__.__name__}: {exc})") from None
     if not container.streams.video:
@@ -127,16 +130,48 @@ def probe(path: str | Path, folder_fps: float = DEFAULT_FOLDER_FPS) -> VideoInfo
         container.close()
 
 
-def _decode(container, name: str, *, live: bool) -> Iterator[np.ndarray]:
-    """Every frame of the container's first video stream, in order; closes the container."""
+@dataclass(frozen=True)
+class FrameGuard:
+    """Limits every decoded frame is checked against before anything else touches it (the service's
+    --max-frame, and the frame count its probe made): a file whose header says 160x120 may hold
+    1920x1080 frames further on, and a header that says 2 frames may hold 3,000."""
+
+    max_frame: tuple[int, int] | None = None  # (w, h): the largest frame, either orientation
+    max_frames: int | None = None  # frames counted when the file was checked (a few more are tolerated)
+
+    @property
+    def max_pixels(self) -> int | None:
+        return self.max_frame[0] * self.max_frame[1] if self.max_frame else None
+
+    def check(self, name: str, index: int, width: int, height: int) -> None:
+        """A VideoError naming the frame (from 1) and what is wrong with it."""
+        if self.max_frame is not None:
+            long_side, short_side = max(self.max_frame), min(self.max_frame)
+            if max(width, height) > long_side or min(width, height) > short_side:
+                raise VideoError(f"{name}: frame {index + 1} is {width}x{height}, over the limit of "
+                                 f"{long_side}x{short_side} (--max-frame); the video changes size after its first frames")
+        if self.max_frames is not None and index >= self.max_frames + max(16, self.max_frames // 100):
+            raise VideoError(f"{name}: decodes past the {self.max_frames} frames counted when it was checked "
+                             f"(stopped at frame {index + 1}); the file is not what its container says")
+
+
+NO_GUARD = FrameGuard()
+
+
+def _decode(container, name: str, *, live: bool, guard: FrameGuard = NO_GUARD) -> Iterator[Frame]:
+    """Every frame of the container's first video stream, in order, as a Frame (its planes as decoded);
+    each checked against `guard` before it is converted. Closes the container."""
     n = 0
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"  # FFmpeg frame threads: sequential order, parallel decoding
         try:
             for frame in container.decode(stream):
-                yield frame.to_ndarray(format="rgb24")
+                guard.check(name, n, frame.width, frame.height)
+                yield Frame.from_av(frame)
                 n += 1
+        except VideoError:
+            raise
         except Exception as exc:
             if live:
                 raise VideoError(f"{name}: stream broke off ({exc.__class__.__name__}: {exc})") from None
@@ -149,10 +184,22 @@ def _decode(container, name: str, *, live: bool) -> Iterator[np.ndarray]:
         raise VideoError(f"{name}: no frame could be decoded")
 
 
+def _guarded(frames: Iterable[Frame], name: str, guard: FrameGuard) -> Iterator[Frame]:
+    """Frames of a source that is not decoded by FFmpeg (folders, webcams), checked like decoded ones."""
+    for i, frame in enumerate(frames):
+        guard.check(name, i, frame.width, frame.height)
+        yield frame
+
+
 # -- the frame source -----------------------------------------------------------------------
 @dataclass
 class FrameSource:
-    """One input: its rate, size and (when known) frame count, and an iterator of RGB frames."""
+    """One input: its rate, size and (when known) frame count, and an iterator of its frames.
+
+    `decoded()` gives `Frame`s (the planes as decoded, converted on demand: what the face pipeline
+    reads); `frames()` gives full-size RGB arrays, for callers that want pixels. Both pass through the
+    source's `guard`, so every pass over an input (analysis, annotation, explanations) is checked alike.
+    """
 
     name: str  # what the user passed
     kind: str  # file | folder | webcam | stream
@@ -160,7 +207,8 @@ class FrameSource:
     width: int
     height: int
     num_frames: int | None  # None for live sources
-    _frames: Callable[[], Iterator[np.ndarray]]
+    _frames: Callable[[], Iterator[Frame]]
+    guard: FrameGuard = NO_GUARD
 
     @property
     def live(self) -> bool:
@@ -174,9 +222,18 @@ class FrameSource:
             return re.sub(r"[^A-Za-z0-9._-]+", "_", self.name.split("://", 1)[-1]).strip("_")[:60] or "stream"
         return Path(self.name).stem or Path(self.name).name
 
+    def decoded(self) -> Iterator[Frame]:
+        """Every frame, in order, as decoded. A file or folder may be read again."""
+        return self._frames()
+
     def frames(self) -> Iterator[np.ndarray]:
         """Every frame as RGB uint8 (H, W, 3), in order. A file or folder may be read again."""
-        return self._frames()
+        return (f.rgb() for f in self._frames())
+
+    def guarded(self, guard: FrameGuard) -> FrameSource:
+        """This source with every frame checked against `guard` (a file's decoder is also told the largest
+        frame it may allocate, FFmpeg's max_pixels, so an oversized frame is refused before it exists)."""
+        return _open(self.name, self.kind, self.fps, self.width, self.height, self.num_frames, guard)
 
 
 def read_ahead(frames: Iterable[np.ndarray], depth: int = 16) -> Iterator[np.ndarray]:
@@ -232,24 +289,39 @@ def is_webcam(spec: str | int | Path) -> bool:
     return isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit())
 
 
-def open_source(spec: str | int | Path, *, folder_fps: float = DEFAULT_FOLDER_FPS) -> FrameSource:
-    """A video file, a frame folder, a webcam index (0) or a stream URL (rtsp://, http://...)."""
+def open_source(spec: str | int | Path, *, folder_fps: float = DEFAULT_FOLDER_FPS,
+                guard: FrameGuard = NO_GUARD) -> FrameSource:
+    """A video file, a frame folder, a webcam index (0) or a stream URL (rtsp://, http://...); every
+    frame it gives is checked against `guard`."""
     if is_webcam(spec):
-        return _webcam(int(spec))
+        return _webcam(int(spec), guard)
     text = str(spec)
     if _URL.match(text) and not text.startswith("file://"):
-        return _stream(text)
+        return _stream(text, guard)
     path = Path(text[7:] if text.startswith("file://") else text)
     info = probe(path, folder_fps=folder_fps)  # raises VideoError for missing / empty / unreadable input
     if path.is_dir():
-        files = _folder_frames(path)
-        return FrameSource(str(path), "folder", info.fps, info.width, info.height, len(files),
-                           lambda: (_read_image(f) for f in files))
-    return FrameSource(str(path), "file", info.fps or folder_fps, info.width, info.height, info.num_frames,
-                       lambda: _decode(_open_container(path), str(path), live=False))
+        return _open(str(path), "folder", info.fps, info.width, info.height, info.num_frames, guard)
+    return _open(str(path), "file", info.fps or folder_fps, info.width, info.height, info.num_frames, guard)
 
 
-def _webcam(index: int) -> FrameSource:
+def _open(name: str, kind: str, fps: float, width: int, height: int, num_frames: int | None,
+          guard: FrameGuard) -> FrameSource:
+    """A FrameSource of a file or folder whose header was read; webcams and streams reopen themselves."""
+    if kind == "folder":
+        files = _folder_frames(Path(name))
+        read = lambda: _guarded((Frame.from_rgb(_read_image(f)) for f in files), name, guard)
+    elif kind == "file":
+        options = {"max_pixels": str(guard.max_pixels)} if guard.max_pixels else {}
+        read = lambda: _decode(_open_container(Path(name), options), name, live=False, guard=guard)
+    elif kind == "webcam":
+        return _webcam(int(name), guard)
+    else:
+        return _stream(name, guard)
+    return FrameSource(name, kind, fps, width, height, num_frames, read, guard)
+
+
+def _webcam(index: int, guard: FrameGuard = NO_GUARD) -> FrameSource:
     import cv2
 
     cap = cv2.VideoCapture(index)
@@ -258,25 +330,26 @@ def _webcam(index: int) -> FrameSource:
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
     w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
 
-    def frames() -> Iterator[np.ndarray]:
+    def frames() -> Iterator[Frame]:
         try:
             while True:
                 ok, bgr = cap.read()
                 if not ok:
                     return
-                yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                yield Frame.from_rgb(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
         finally:
             cap.release()
 
-    return FrameSource(str(index), "webcam", float(fps), w, h, None, frames)
+    return FrameSource(str(index), "webcam", float(fps), w, h, None, lambda: _guarded(frames(), str(index), guard), guard)
 
 
-def _stream(url: str) -> FrameSource:
+def _stream(url: str, guard: FrameGuard = NO_GUARD) -> FrameSource:
     import av
 
     try:
         options = {"rtsp_transport": "tcp"} if url.startswith("rtsp") else {}
-        container = av.open(url, timeout=(10.0, 10.0), options=options)
+        stream_options = [{"max_pixels": str(guard.max_pixels)}] if guard.max_pixels else None
+        container = av.open(url, timeout=(10.0, 10.0), options=options, stream_options=stream_options)
     except Exception as exc:
         raise VideoError(f"{url}: cannot open the stream ({exc.__class__.__name__}: {exc})") from None
     if not container.streams.video:
@@ -285,7 +358,7 @@ def _stream(url: str) -> FrameSource:
     stream = container.streams.video[0]
     fps = float(stream.average_rate or stream.guessed_rate or 25.0)
     return FrameSource(url, "stream", fps, stream.width, stream.height, None,
-                       lambda: _decode(container, url, live=True))
+                       lambda: _decode(container, url, live=True, guard=guard), guard)
 
 
 def read_video(path: str | Path) -> tuple[np.ndarray, VideoInfo]:
@@ -336,22 +409,39 @@ class VideoWriter:
             self._stream.options = {"qscale": "3"}
         self.frames = 0
 
-    def write(self, frame: np.ndarray) -> None:
-        """One RGB uint8 (H, W, 3) frame; odd sizes are padded by one edge row/column."""
+    def write(self, frame: np.ndarray | Frame) -> None:
+        """One frame: a Frame (its I420 planes go to a yuv420p encoder as they are) or an RGB uint8
+        (H, W, 3) array; odd sizes are padded by one edge row/column. A frame of another size than the
+        writer's (a video that changes resolution) is scaled to it."""
         import av
+        import cv2
 
-        if frame.shape[0] != self.height or frame.shape[1] != self.width:
-            pad = ((0, self.height - frame.shape[0]), (0, self.width - frame.shape[1]), (0, 0))
-            frame = np.pad(frame, pad, mode="edge")
+        if isinstance(frame, Frame):
+            if (frame.width, frame.height) != (self.width, self.height) and not (
+                    self._stream.pix_fmt == "yuv420p" and frame.i420().shape == (self.height * 3 // 2, self.width)):
+                frame = cv2.resize(frame.rgb(), (self.width, self.height), interpolation=cv2.INTER_AREA)
+            elif self._stream.pix_fmt == "yuv420p":
+                self._encode(av.VideoFrame.from_ndarray(frame.i420(), format="yuv420p"))
+                return
+            else:
+                frame = frame.rgb()
+        if frame.shape[:2] != (self.height, self.width):
+            if frame.shape[0] > self.height or frame.shape[1] > self.width or \
+                    self.height - frame.shape[0] > 1 or self.width - frame.shape[1] > 1:
+                frame = cv2.resize(frame, (self.width, self.height), interpolation=cv2.INTER_AREA)
+            else:
+                pad = ((0, self.height - frame.shape[0]), (0, self.width - frame.shape[1]), (0, 0))
+                frame = np.pad(frame, pad, mode="edge")
         if self._stream.pix_fmt == "yuv420p":
             # OpenCV's SIMD RGB -> I420 (BT.601, video range, as swscale's default): 3x faster encoding
             # than handing rgb24 to swscale (900 frames of 640x360: 1.05 s vs 3.1 s), same colours.
-            import cv2
-
             picture = av.VideoFrame.from_ndarray(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2YUV_I420),
                                                  format="yuv420p")
         else:
             picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        self._encode(picture)
+
+    def _encode(self, picture) -> None:
         for packet in self._stream.encode(picture):
             self._out.mux(packet)
         self.frames += 1
