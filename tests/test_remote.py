@@ -124,9 +124,8 @@ def test_every_bad_reference_is_one_error_naming_its_reason(server, tmp_path, ca
     with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
         load_checkpoint(f"{url}/notes.pt#sha256={_sha(b'just some text, not a checkpoint')}")
     out = str(tmp_path / "o")
-    with pytest.raises(SystemExit) as exit_:  # refused when the arguments are parsed
-        main(["predict", "x.mp4", "--checkpoint", "ftp://host/best.pt", "--out", out])
-    assert exit_.value.code == 2 and "must be http(s):// or hf://, not ftp://" in capsys.readouterr().err
+    rc = main(["predict", "x.mp4", "--checkpoint", "ftp://host/best.pt", "--out", out])  # refused when parsed
+    assert rc == 2 and "must be http(s):// or hf://, not ftp://" in capsys.readouterr().err
     assert main(["evaluate", "https://127.0.0.1:1/best.pt#sha256=" + "1" * 64, "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "cannot reach 127.0.0.1" in err and "Traceback" not in err and err.count("\n") == 1

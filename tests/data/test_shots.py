@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
 from dfer.data.extract import extract_face_clip
 from dfer.data.face_settings import FaceSettings
 from dfer.data.faces import make_detector
+from dfer.data.frame import Frame
 from dfer.data.shots import ShotCuts
 from dfer.data.tracking import FaceTracker
 from dfer.data.video import write_video
@@ -25,22 +27,81 @@ def two_shots(first: int = 30, second: int = 40) -> list[np.ndarray]:
     return a + b
 
 
+def cuts_of(frames, **rule) -> list[int]:
+    """The frames the shot-cut rule marks, frames given as RGB arrays."""
+    shots = ShotCuts(**rule)
+    decided = [cut for f in frames for _, cut in shots.push(Frame.from_rgb(f))] + [cut for _, cut in shots.flush()]
+    assert len(decided) == len(frames)
+    return [i for i, cut in enumerate(decided) if cut]
+
+
+def grey(frames):
+    return [np.repeat(f.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2) for f in frames]
+
+
 def test_a_cut_is_found_where_the_shot_changes_only():
-    cuts = ShotCuts()
-    found = [i for i, f in enumerate(two_shots()) if cuts.is_cut(f)]
-    assert found == [30]
+    assert cuts_of(two_shots()) == [30]
 
 
-def test_a_flash_is_one_cut_at_most():
+def test_a_grey_cut_is_found_as_a_colour_one_is():
+    assert cuts_of(grey(two_shots())) == [30]
+
+
+def test_a_dim_cut_is_found():
+    dark = [(f * 0.25).astype(np.uint8) for f in two_shots()]
+    assert cuts_of(dark) == cuts_of(grey(dark)) == [30]
+
+
+def test_the_same_framing_with_another_face_is_a_cut():
+    a = face_frames(30, SIZE, skin=(210, 175, 150))
+    b = face_frames(30, SIZE, skin=(120, 90, 70), seed=3)  # same room, same place: only the face changes
+    assert cuts_of(grey(a + b)) == [30]
+
+
+def test_a_flash_is_not_a_cut():
     frames = face_frames(60, SIZE)
-    flash = frames[:20] + [np.full_like(frames[0], 255)] + frames[21:]  # one white frame
-    cuts = ShotCuts(min_shot=15)
-    assert [i for i, f in enumerate(flash) if cuts.is_cut(f)] == [20]  # the return a frame later is no second cut
+    flash = frames[:20] + [np.full_like(frames[0], 255)] + frames[21:]  # one white frame and back
+    assert cuts_of(flash) == []
 
 
-def test_a_zero_threshold_finds_no_cut():
-    off = ShotCuts(threshold=0)
-    assert not any(off.is_cut(f) for f in two_shots())
+def test_a_slow_pan_is_not_a_cut():
+    rng = np.random.default_rng(0)
+    wide = cv2.GaussianBlur(rng.integers(0, 255, (120, 600, 3), dtype=np.uint8), (9, 9), 3)
+    assert cuts_of([wide[:, 2 * i : 2 * i + 160].copy() for i in range(200)]) == []
+
+
+def test_a_fade_to_black_and_back_is_not_a_cut():
+    frames = face_frames(60, SIZE)
+    fade = [(f * abs(1 - i / 30)).astype(np.uint8) for i, f in enumerate(frames)]
+    assert cuts_of(fade) == []
+
+
+def test_colour_turning_grey_halfway_is_one_cut_at_most():
+    frames = face_frames(80, SIZE)
+    assert len(cuts_of(frames[:40] + grey(frames[40:]))) <= 1
+
+
+def test_a_black_video_has_no_cut():
+    assert cuts_of([np.zeros((120, 160, 3), np.uint8)] * 40) == []
+
+
+def test_a_one_frame_video_is_decided():
+    assert cuts_of(face_frames(1, SIZE)) == []
+
+
+def test_a_change_of_frame_size_is_a_cut():
+    small = face_frames(10, (80, 60))
+    assert cuts_of(face_frames(20, SIZE) + small) == [20]
+
+
+def test_shots_are_never_shorter_than_min_shot():
+    a, b = two_shots(first=10, second=40), face_frames(30, SIZE, background=(20, 200, 20))
+    assert cuts_of(a + b, min_shot=5) == [10, 50]
+    assert cuts_of(a + b, min_shot=15) == [50]  # the cut at 10 is too soon after the start
+
+
+def test_a_zero_ratio_finds_no_cut():
+    assert cuts_of(two_shots(), ratio=0) == []
 
 
 def test_no_track_crosses_a_cut():
@@ -98,6 +159,46 @@ def test_prepare_keeps_one_shots_frames(tmp_path):
     assert min(clip.frame_indices) >= 20  # the longer shot's face (the main face: size x time on screen)
 
 
-def test_a_negative_threshold_is_refused():
-    with pytest.raises(Exception, match="cut_threshold must be >= 0"):
-        FaceSettings(cut_threshold=-1.0)
+def test_a_negative_ratio_is_refused():
+    with pytest.raises(Exception, match="cut_ratio must be >= 0"):
+        FaceSettings(cut_ratio=-1.0)
+
+
+def test_a_stored_zero_threshold_still_means_no_cuts():
+    assert FaceSettings.from_dict({"version": 2, "cut_threshold": 0.0}).cut_ratio == 0.0
+
+
+def test_the_old_flag_says_what_replaced_it(capsys):
+    from dfer.cli import main
+
+    assert main(["prepare", "folder", "--root", ".", "--out", "x", "--cut-threshold", "10"]) == 2
+    assert "replaced by --cut-ratio and --cut-min" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def resized(tmp_path_factory):
+    """A face at 160x120 for 20 frames, then at 320x240 for 20 (one video, MJPEG)."""
+    from hostile import size_switch
+
+    def frame(i, w, h):  # the same picture at the frame's size
+        return cv2.resize(face_frames(i + 1, (160, 120))[-1], (w, h))
+
+    return size_switch(tmp_path_factory.mktemp("resized") / "v.mkv", [(20, 160, 120), (20, 320, 240)], frames=frame)
+
+
+def test_a_resolution_change_is_a_new_shot_in_predict(resized):
+    from dfer.data.video import open_source
+
+    settings = FaceSettings(detect_every=2, detect_size=320)
+    tracker = FaceTracker(make_detector(settings), settings)
+    out = list(tracker.run(open_source(resized).decoded()))
+    assert tracker.cuts == [20] and len(out) == 40
+    before, after = {t for f in out[:20] for t in f.faces}, {t for f in out[20:] for t in f.faces}
+    assert before and after and not before & after
+    assert max(tb.box.x1 for f in out[20:] for tb in f.faces.values()) > 160  # boxes in the new frame's pixels
+
+
+def test_a_resolution_change_is_a_new_shot_in_prepare(resized):
+    settings = FaceSettings(size=48, detect_size=320)
+    clip = extract_face_clip(resized, make_detector(settings), settings)
+    assert clip.num_tracks == 2 and (min(clip.frame_indices) >= 20 or max(clip.frame_indices) < 20)

@@ -14,8 +14,10 @@ class ScriptedDetector:
 
     def __init__(self, script):
         self.script = list(script)
+        self.regions = []  # what each round was asked to look at (None: the whole frame)
 
-    def __call__(self, frame):
+    def __call__(self, frame, regions=None):
+        self.regions.append(regions)
         return self.script.pop(0)
 
 
@@ -85,3 +87,57 @@ def test_tracker_keeps_two_faces_apart():
     assert all(sorted(f.faces) == [0, 1] for f in out)
     xs = sorted((f.box.x0 + f.box.x1) / 2 for f in out[4].faces.values())
     assert xs[0] < 112 < xs[1]
+
+
+@pytest.fixture
+def followed():
+    """One face that stays put for 8 rounds (every 2nd frame), a second one appearing at round 5."""
+    b, c = Box(10, 10, 30, 30), Box(40, 10, 50, 20)
+    det = ScriptedDetector([[b]] * 5 + [[b, c]] * 3)
+    tr = FaceTracker(det, FaceSettings(detect_every=2, full_scan_every=3))
+    return det, tr, list(tr.run([BLANK] * 16))
+
+
+def test_rounds_between_scans_look_around_the_followed_faces_only(followed):
+    det, tr, _ = followed
+    assert [r is None for r in det.regions] == [True, False, False, True, False, False, True, False]
+    assert tr.full_scans == 3
+    x0, y0, x1, y1 = det.regions[1][0].as_array()
+    assert (x1 - x0, (x0 + x1) / 2) == pytest.approx((30.0, 20.0))  # 1.5x the face's side, around it
+
+
+def test_a_missed_face_makes_the_next_round_a_whole_frame_scan():
+    b = Box(10, 10, 30, 30)
+    det = ScriptedDetector([[b], [b], [], [b], [b]])
+    tr = FaceTracker(det := ScriptedDetector([[b], [b], [], [b], [b]]), FaceSettings(detect_every=1, full_scan_every=10))
+    list(tr.run([BLANK] * 5))
+    assert [r is None for r in det.regions] == [True, False, False, True, False]
+
+
+def test_a_crowd_keeps_the_largest_faces_it_may_follow():
+    faces = [Box(10 * k, 0, 10 * k + 2 + k, 2 + k) for k in range(5)]  # sizes grow with k
+    tr = FaceTracker(ScriptedDetector([faces]), FaceSettings(detect_every=10), max_faces=3)
+    out = list(tr.run([BLANK]))
+    assert tr.faces_dropped == 2 and [round(tb.box.x0) for tb in out[0].faces.values()] == [20, 30, 40]
+
+
+class Switch:
+    """An identity check that finds someone else from frame `at` on."""
+
+    def __init__(self, at):
+        self.at, self.ended = at, []
+
+    def same(self, track_id, index, frame, box):
+        return not (index == self.at and track_id == 0)
+
+    def end(self, track_id):
+        self.ended.append(track_id)
+
+
+def test_a_face_that_stops_matching_splits_its_track():
+    b = Box(10, 10, 30, 30)
+    check = Switch(at=6)
+    tr = FaceTracker(ScriptedDetector([[b]] * 5), FaceSettings(detect_every=2), identity=check)
+    out = list(tr.run([BLANK] * 10))
+    assert [sorted(f.faces) for f in out] == [[0]] * 6 + [[1]] * 4  # no frame has both
+    assert tr.splits == [(6, 0, 1)] and 0 in check.ended

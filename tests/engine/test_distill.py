@@ -143,7 +143,7 @@ def _refused(capsys, argv) -> str:
     except SystemExit as exc:  # argparse's own refusals
         rc = exc.code
     err = capsys.readouterr().err
-    assert rc == 2 and "Traceback" not in err and err.strip().splitlines()[-1].startswith("dfer distill: error: "), err
+    assert rc == 2 and "Traceback" not in err and err.strip().splitlines()[0].startswith("dfer distill: error: "), err
     return err
 
 

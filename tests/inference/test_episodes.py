@@ -41,10 +41,8 @@ def test_uncertain_windows_make_uncertain_episodes(unsure):
 
 
 def test_min_confidence_out_of_range_is_refused_when_parsed(ckpt, tmp_path):
-    with pytest.raises(SystemExit) as exit_:
-        main(["predict", str(tmp_path / "v.mp4"), "--checkpoint", str(ckpt), "--out", str(tmp_path / "q"),
-              "--min-confidence", "1.5"])
-    assert exit_.value.code == 2
+    assert main(["predict", str(tmp_path / "v.mp4"), "--checkpoint", str(ckpt), "--out", str(tmp_path / "q"),
+                 "--min-confidence", "1.5"]) == 2
 
 
 def _windows(labels_probs, step=1.0):

@@ -39,12 +39,19 @@ ON_INTERRUPT = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument said in one line and where to read more, not the whole usage first."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n(see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from dfer import __version__
 
-    p = argparse.ArgumentParser(prog="dfer", description="Dynamic facial expression recognition.")
+    p = Parser(prog="dfer", description="Dynamic facial expression recognition.")
     p.add_argument("--version", action="version", version=f"dfer {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     for command in COMMANDS:
         command.add(sub)
     return p
@@ -52,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and bad arguments: argparse has said what it had to
+        return int(exc.code or 0)
     try:
         return args.func(args)
     except DferError as exc:

@@ -10,7 +10,7 @@ from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from dfer.data.face_settings import DETECTORS, FaceSettings
+from dfer.data.face_settings import FaceSettings
 from dfer.errors import DferError
 from dfer.formatting import parse_bytes
 from dfer.inference.episodes import EpisodeRule
@@ -167,40 +167,29 @@ STREAMS_HELP = ("OpenVINO requests run at once, windows scored while frames are 
                 "(0: auto: float models as many as suit the CPU, int8 one; 1: lowest latency per window)")
 
 
-# Face settings on the command line: type and help; defaults come from FaceSettings.
-FACE_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
-    "detector": (str, "dlib (HOG frontal faces) or none (inputs are face crops already)"),
-    "detect_every": (POSITIVE_INT, "run the face detector on every k-th frame, interpolate in between"),
-    "detect_size": (number(int, 32), "longest side of the frame copy the detector sees, in pixels"),
-    "upsample": (number(int, 0, 3), "extra dlib upsampling levels, for small faces (0..3)"),
-    "margin": (number(float, 0, 1), "crop margin on each side, as a fraction of the face box"),
-    "smooth": (number(float, 0, 0.99), "weight of a face's previous box size at each detection (0: no smoothing)"),
-    "max_missed": (NONNEG_INT, "detection rounds a face may be missed before its track ends"),
-    "size": (number(int, 8, 1024), "side of the square face crops, in pixels"),
-    "max_frames": (POSITIVE_INT, "frames kept per clip, spread uniformly"),
-    "cut_threshold": (NONNEG_FLOAT, "HSV change of a frame that starts a new shot and ends every face track (0: no cuts)"),
-    "min_shot": (POSITIVE_INT, "frames between two shot cuts at least"),
-}
+PREPARE_ONLY_FACE = ("size", "max_frames")  # what a model was trained on: predict takes the checkpoint's
 
 
-PREDICT_FACE_FLAGS = ("detector", "detect_every", "detect_size", "upsample", "margin", "smooth", "max_missed",
-                      "cut_threshold", "min_shot")
+def _replaced(text: str):
+    raise argparse.ArgumentTypeError("was replaced by --cut-ratio and --cut-min in dfer 0.2 (the shot-cut rule is "
+                                     "adaptive now and works on grey video: see the people section of the docs)")
 
 
 def add_face_args(p: argparse.ArgumentParser, *, inherit: bool) -> None:
-    """Face options; with `inherit` (predict) a flag left out means the checkpoint's value."""
-    defaults = {f.name: f.default for f in fields(FaceSettings)}
-    for name, (kind, text) in FACE_FLAGS.items():
-        if inherit and name not in PREDICT_FACE_FLAGS:
+    """Face options, generated from FaceSettings' flag fields; with `inherit` (predict) a flag left out means
+    the checkpoint's value, and the crop's size and frame count (what the model was trained on) are not offered."""
+    for path, f, meta in flag_fields(FaceSettings):
+        if inherit and path in PREPARE_ONLY_FACE:
             continue
         if inherit:
             suffix = " (default: the checkpoint's)"
-        elif name == "detector":
+        elif path == "detector":
             suffix = " (default: the dataset's: dlib, or none for DFEW's face frames)"
         else:
-            suffix = f" (default {defaults[name]})"
-        p.add_argument("--" + name.replace("_", "-"), type=kind, choices=DETECTORS if name == "detector" else None,
-                       default=None, help=text + suffix)
+            suffix = f" (default {f.default})"
+        p.add_argument("--" + path.replace("_", "-"), type=_KINDS[meta.kind] if meta.kind else str,
+                       choices=list(meta.choices) or None, default=None, help=meta.help + suffix)
+    p.add_argument("--cut-threshold", type=_replaced, help=argparse.SUPPRESS)
 
 
 def add_output_args(p: argparse.ArgumentParser) -> None:
@@ -240,7 +229,7 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
 
 def face_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Face settings given on the command line (flags left out are None)."""
-    return {name: getattr(args, name) for name in FACE_FLAGS if getattr(args, name, None) is not None}
+    return {path: getattr(args, path) for path, _, _ in flag_fields(FaceSettings) if getattr(args, path, None) is not None}
 
 
 def ray_options(args: argparse.Namespace):
@@ -261,9 +250,10 @@ def defaults_of(cls) -> dict[str, Any]:
 # -- flags generated from config dataclasses (dfer.options.flag) ------------------------------------
 _KINDS: dict[str, Callable[[str], Any]] = {
     "positive_int": POSITIVE_INT, "nonneg_int": NONNEG_INT, "positive_float": POSITIVE_FLOAT,
-    "nonneg_float": NONNEG_FLOAT, "fraction": number(float, 0.0, 1.0), "bytes": byte_size, "frame": frame_size,
+    "nonneg_float": NONNEG_FLOAT, "fraction": number(float, 0, 1), "bytes": byte_size, "frame": frame_size,
     "dir": out_dir, "text": str, "side": number(int, 16), "existing_dir": existing_dir,
-    "existing_file": existing_file,
+    "existing_file": existing_file, "detect_size": number(int, 32), "upsample": number(int, 0, 3),
+    "smooth": number(float, 0, 0.99), "crop_size": number(int, 8, 1024),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dfer.data.faces import Box
+from dfer.data.frame import as_frame
 
 DEFAULT_MARGIN = 0.2  # fraction of the box side added on EACH side: side = (1 + 2*margin) * max(w, h)
 
@@ -16,16 +17,17 @@ def square_region(box: Box, margin: float = DEFAULT_MARGIN) -> tuple[int, int, i
     return int(round(cx - side / 2)), int(round(cy - side / 2)), side
 
 
-def crop_face(frame: np.ndarray, box: Box, size: int, margin: float = DEFAULT_MARGIN) -> np.ndarray:
-    """(H, W, 3) frame -> (size, size, 3) uint8 crop; parts outside the frame are black."""
+def crop_face(frame, box: Box, size: int, margin: float = DEFAULT_MARGIN) -> np.ndarray:
+    """A Frame (or an RGB (H, W, 3) array) -> (size, size, 3) uint8 crop; parts outside the frame are
+    black. Only the face's region of a decoded frame is converted to RGB."""
     import cv2
 
-    h, w = frame.shape[:2]
+    frame = as_frame(frame)
     x0, y0, side = square_region(box, margin)
     out = np.zeros((side, side, 3), dtype=np.uint8)
     sx0, sy0 = max(0, x0), max(0, y0)
-    sx1, sy1 = min(w, x0 + side), min(h, y0 + side)
+    sx1, sy1 = min(frame.width, x0 + side), min(frame.height, y0 + side)
     if sx1 > sx0 and sy1 > sy0:
-        out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = frame[sy0:sy1, sx0:sx1]
+        out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = frame.region(sx0, sy0, sx1, sy1)
     interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
     return cv2.resize(out, (size, size), interpolation=interp)

@@ -59,7 +59,7 @@ def extract_face_clip(path: str | Path, detector: FaceDetector, settings: FaceSe
         total = min(total, stop) if total else stop
     keep = keep_indices(total, settings.max_frames)
     tracker = FaceTracker(detector, settings)
-    frames = src.frames() if stop is None else islice(src.frames(), stop)
+    frames = src.decoded() if stop is None else islice(src.decoded(), stop)
     area: dict[int, float] = defaultdict(float)
     covered: dict[int, int] = defaultdict(int)
     kept: dict[int, list[tuple[int, np.ndarray, TrackedBox]]] = defaultdict(list)
