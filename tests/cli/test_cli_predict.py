@@ -48,7 +48,8 @@ def test_predict_writes_a_window_table_with_a_summary(batch, first_run):
     df = pd.read_csv(talk / "predictions.csv")
     assert len(df) >= 2 and set(df["track_id"]) == {0}
     summary = json.loads((talk / "summary.json").read_text())
-    assert summary["tracks"][0]["label"] in ["right", "left", "still"]
+    label = summary["tracks"][0]["label"]
+    assert label in ["right", "left", "still"] or label.startswith("mixed: ")  # a near tie says so
 
 
 def test_predict_writes_every_frames_box_with_its_source(batch, first_run):

@@ -51,32 +51,95 @@ def test_people_are_named_in_order_of_first_appearance():
     assert name_people(groups, SPANS) == {1: "P1", 0: "P2", 2: "P2"}
 
 
+class FakeDescriber:
+    """Stands in for dlib's models: a chip is the face's box resized, a descriptor its mean colour."""
+
+    def __init__(self):
+        self.described = 0
+
+    def align(self, image, box):
+        import cv2
+
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        return cv2.resize(np.ascontiguousarray(image[y0:y1, x0:x1]), (people.CHIP, people.CHIP))
+
+    def describe(self, chip):
+        self.described += 1
+        out = np.zeros(128, np.float32)
+        out[0] = chip.mean() / 100
+        return out
+
+
 def test_candidates_keep_the_best_few_frames_only():
     rng = np.random.default_rng(0)
-    c = Candidates(per_track=3)
+    c = Candidates(FakeDescriber(), per_track=3)
     frame = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
     for i in range(20):
         side = 20 + i
         c.offer(7, i, frame, (10.0, 10.0, 10.0 + side, 10.0 + side))
     kept = c.by_track[7]
     assert len(kept) == 3 and kept[0].score >= kept[1].score >= kept[2].score
+    assert kept[0].chip.shape == (people.CHIP, people.CHIP, 3) and kept[0].thumb.shape == (96, 96, 3)  # never frames
     c.offer(8, 0, frame, (0.0, 0.0, 8.0, 8.0))  # too small to describe
     assert 8 not in c.by_track
 
 
+def test_ended_tracks_past_the_budget_keep_their_best_face_then_only_a_descriptor():
+    rng = np.random.default_rng(0)
+    fake = FakeDescriber()
+    c = Candidates(fake, per_track=3, budget=4 * people.CHIP * people.CHIP * 3)  # room for 4 chips of ended tracks
+    frame = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    for t in range(4):
+        for i in range(3):
+            c.offer(t, i, frame, (10.0, 10.0, 40.0 + i, 40.0 + i))
+        c.end(t)
+    assert [len(c.by_track[t]) for t in range(4)] == [1, 1, 1, 1]  # trimmed, oldest first, to their best
+    assert c.trimmed == 4 and c.early == 0
+    for t in range(4, 6):
+        c.offer(t, 0, frame, (10.0, 10.0, 40.0, 40.0))
+        c.end(t)
+    assert c.early == 2 and sorted(c.described) == [0, 1] and c.by_track[0][0].chip is None  # described at once
+    assert len(c.notes) == 2 and fake.described == 2
+
+
 def test_a_person_gets_the_best_ranked_face_of_all_their_tracks():
-    c = Candidates(per_track=2)
+    c = Candidates(FakeDescriber(), per_track=2)
     frame = np.zeros((200, 300, 3), np.uint8)
     frame[:, 150:] = 200
     c.offer(0, 0, frame, (20.0, 20.0, 60.0, 60.0))  # P1's first track: a small face
     c.offer(2, 9, frame, (170.0, 20.0, 270.0, 120.0))  # P1 again, larger (and on the bright half)
     c.offer(1, 5, frame, (10.0, 100.0, 50.0, 140.0))  # P2
     c.by_track[2][0].score = c.by_track[0][0].score + 1  # flat frames have no sharpness: rank by hand
-    faces = people.thumbnails(c, {0: "P1", 1: "P2", 2: "P1"}, size=32)
-    assert sorted(faces) == ["P1", "P2"] and faces["P1"].shape == (32, 32, 3)
+    faces = people.thumbnails(c, {0: "P1", 1: "P2", 2: "P1"})
+    assert sorted(faces) == ["P1", "P2"] and faces["P1"].shape == (96, 96, 3)
     assert faces["P1"].mean() > 150 and faces["P2"].mean() < 10  # P1's face is track 2's
     sheet = people.contact_sheet(["P2", "P1", "P3"], faces, size=32)
     assert sheet.shape == (32, 96, 3) and sheet[:, :32].mean() < 10 and sheet[:, 64:].mean() == 128  # P3: grey
+
+
+def test_close_groups_stay_apart():
+    # A and B are 0.5 apart (one person by average linkage alone), but C joins at 0.55 from A and 0.75 from B:
+    # a group {A, B, C} would hold a pair farther than the threshold + SPREAD.
+    desc = {0: _at(0.0), 1: _at(0.5), 2: _at(-0.2)}
+    spans = {0: (0, 1), 1: (2, 3), 2: (4, 5)}
+    groups = sorted(map(sorted, join_tracks(desc, spans, threshold=0.6)))
+    assert groups == [[0, 2], [1]]
+
+
+def test_track_distances_are_the_mean_over_descriptor_pairs():
+    desc = {0: _at(0.0, 1.0), 1: _at(0.5), 3: _at(2.0, 2.0, 4.0)}
+    d = people.track_distances(desc, [0, 1, 2, 3])
+    assert d[0, 1] == pytest.approx(0.5) and d[0, 3] == pytest.approx(np.mean([2, 2, 4, 1, 1, 3]))
+    assert np.isinf(d[2]).all() and d[1, 0] == d[0, 1]
+
+
+def test_hundreds_of_tracks_of_ten_people_are_ten_people():  # the time it takes: benchmarks/bench_serve_attacks.py
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 0.3, (10, 128))
+    for n in (200, 800):
+        desc = {t: (centres[t % 10] + rng.normal(0, 0.02, 128))[None] for t in range(n)}
+        groups = join_tracks(desc, {t: (10 * t, 10 * t + 5) for t in range(n)})
+        assert len(groups) == 10 and all(len({t % 10 for t in g}) == 1 for g in groups)
 
 
 def test_each_saved_descriptor_names_its_track_with_its_person(tmp_path):

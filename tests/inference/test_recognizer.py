@@ -57,14 +57,17 @@ def test_the_summary_has_a_line_per_track_with_the_settings(one_face):
 
 
 def test_the_recognisers_clip_is_the_evaluation_transforms_output_bit_for_bit(one_face):
-    from dfer.inference.recognizer import _TrackBuffer
+    from dfer.data.faces import Box
+    from dfer.data.tracking import TrackedBox
+    from dfer.inference.windows import TrackBuffer, WindowScheduler
 
     rec = one_face[0]
-    buf = _TrackBuffer(10)
+    buf = TrackBuffer(0, 10, 64)
     for k, crop in enumerate(face_frames(10, (64, 64))):
         buf.crops.append((k, crop))
-    clip, sampled = rec._clip(buf)
-    expected = rec.preprocess.eval_transform()(np.stack([buf.crops[i][1] for i in sampled])).numpy()
+    buf.box = TrackedBox(Box(0, 0, 10, 10), True)
+    clip, tag = WindowScheduler.clip(buf, rec.preprocess)
+    expected = rec.preprocess.eval_transform()(np.stack([buf.crops[i][1] for i in tag.frames])).numpy()
     assert clip.shape == (3, 4, 32, 32) and np.array_equal(clip, expected)
 
 
@@ -94,5 +97,5 @@ def test_detector_none_treats_inputs_as_face_crops(ckpt, tmp_path):
     rec = Recognizer.from_checkpoint(ckpt, settings=InferenceSettings(stride=8, window_seconds=0.4,
                                                                       min_track_frames=4, face={"detector": "none"}))
     res = rec.predict_video(folder)
-    assert res.settings["face"]["detector"] == "none" and res.track_ids == [0]
+    assert res.settings.face.detector == "none" and res.track_ids == [0]
     assert tuple(res.boxes[0][5].box.as_array()) == (0.0, 0.0, 48.0, 48.0)  # the whole frame is the face

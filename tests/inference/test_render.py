@@ -5,7 +5,7 @@ import pytest
 
 from dfer.data.faces import Box
 from dfer.data.tracking import TrackedBox
-from dfer.inference.recognizer import VideoPrediction, WindowPrediction
+from dfer.inference.prediction import VideoPrediction, WindowPrediction
 from dfer.inference.render import draw_track, nearest_window, plot_timeline, window_lookup
 
 
@@ -59,9 +59,14 @@ def annotated(tmp_path, monkeypatch):
         w.probs = np.array([k / 10, 1 - k / 10], np.float32)
     res.people = {0: "P1", 1: "P2"}
     drawn = []
-    monkeypatch.setattr(render, "draw_track", lambda frame, tid, box, probs, names, label, colour:
-                        drawn.append((int(frame[0, 0, 0]), tid, probs, label, colour)))
-    frames = (np.full((48, 64, 3), f, np.uint8) for f in range(40))  # the frame's index in its pixels
+    real = render.draw_track
+
+    def record(part, tid, box, probs, names, *, label, colour, origin, frame_size):
+        drawn.append((int(part[-1, -1, 0]), tid, probs, label, colour))  # a corner the drawing never reaches
+        real(part, tid, box, probs, names, label=label, colour=colour, origin=origin, frame_size=frame_size)
+
+    monkeypatch.setattr(render, "draw_track", record)
+    frames = (np.full((48, 64, 3), 4 * f, np.uint8) for f in range(40))  # the frame's index in its pixels
     written = render.write_annotated(res, frames, tmp_path / "a.mp4")
     return res, drawn, written, tmp_path / "a.mp4"
 
@@ -76,7 +81,7 @@ def test_the_annotated_video_holds_the_analysed_frames_only(annotated):
 def test_the_annotated_video_draws_each_face_with_the_window_nearest_its_frame(annotated):
     res, drawn, _, _ = annotated
     lookup = window_lookup(res)
-    got0 = [(f, p) for f, tid, p, *_ in drawn if tid == 0]
+    got0 = [(round(f / 4), p) for f, tid, p, *_ in drawn if tid == 0]
     assert [f for f, _ in got0] == list(range(30))  # in order, once each
     for f, p in got0:
         assert np.allclose(p, nearest_window(lookup, 0, f).probs)

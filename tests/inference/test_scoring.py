@@ -9,7 +9,6 @@ import pytest
 from dfer.data import read_video, write_video
 from dfer.data.video import open_source
 from dfer.inference import InferenceSettings, Recognizer
-from dfer.inference.recognizer import ResultBuilder
 from dfer.inference.render import write_annotated
 from dfer.inference.scoring import ScoringQueue
 from dfer.preprocess import Preprocess
@@ -89,7 +88,7 @@ def scored(tmp_path_factory):
         backend = MeanBackend(depth)
         rec = Recognizer(backend, ["a", "b", "c"], pre, settings)
         src = open_source(video)
-        builder = ResultBuilder(rec, src, InferenceSettings(people=False))
+        builder = rec.result_builder(src, InferenceSettings(people=False))
         events = []
         for ev in rec.iter_source(src):
             builder.add(ev)

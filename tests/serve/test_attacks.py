@@ -342,15 +342,22 @@ def test_probes_run_one_at_a_time_without_the_secrets(tmp_path, clip, monkeypatc
     assert most == 1
 
 
-def test_a_worker_stops_a_video_that_decodes_past_its_counted_length(tmp_path):
-    from dfer.data.video import open_source
-    from dfer.errors import VideoError
-    from dfer.serve.worker import counted
+def test_a_worker_checks_every_frame_of_an_upload_on_every_pass(tmp_path, ckpt):
+    """A file whose header and first frames pass the probe and whose later frames are over --max-frame: the
+    job fails naming the frame, in the analysis and in the explanation pass alike."""
+    from hostile import size_switch
 
-    video = write_face_video(tmp_path / "v.mp4", n=40, size=(64, 48))
-    assert sum(1 for _ in counted(open_source(video), 40, "v.mp4").frames()) == 40
-    with pytest.raises(VideoError, match="decodes past the 2 frames counted"):
-        list(counted(open_source(video), 2, "v.mp4").frames())
+    from dfer.serve.jobs import Job
+    from dfer.serve.spec import ModelSpec, WorkerSetup
+    from dfer.serve.worker import JobRunner
+
+    video = size_switch(tmp_path / "v.avi", [(5, 160, 120), (5, 640, 480)])
+    setup = WorkerSetup(ModelSpec(ckpt, backend="torch"), tmp_path, max_frame=(320, 240))
+    runner = JobRunner(setup.model.load(), setup, threading.Event())
+    job = Job("j1", "running", 0.0, None, {"num_frames": 10}, "clip.avi", 1, 0.0, 0.0)
+    status, error = runner.execute(job, video, tmp_path / "partial", tmp_path / "final", lambda value: True)
+    assert status == "failed" and "clip.avi: frame 6 is 640x480, over the limit of 320x240 (--max-frame)" in error
+    assert str(tmp_path) not in error
 
 
 # -- 6. files --------------------------------------------------------------------------------------

@@ -16,9 +16,9 @@ _WHERE = {
     "ExportSettings": "dfer.inference.export_settings",
     "read_metadata": "dfer.inference.metadata",
     "PredictRun": "dfer.inference.predict", "predict_inputs": "dfer.inference.predict",
-    "FrameEvent": "dfer.inference.recognizer", "InferenceSettings": "dfer.inference.recognizer",
-    "Recognizer": "dfer.inference.recognizer", "VideoPrediction": "dfer.inference.recognizer",
-    "WindowPrediction": "dfer.inference.recognizer",
+    "FrameEvent": "dfer.inference.prediction", "InferenceSettings": "dfer.inference.settings",
+    "Recognizer": "dfer.inference.recognizer", "VideoPrediction": "dfer.inference.prediction",
+    "WindowPrediction": "dfer.inference.prediction",
 }
 __all__ = sorted(_WHERE)
 __getattr__ = lazy_names(__name__, _WHERE)

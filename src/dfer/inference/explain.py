@@ -40,6 +40,7 @@ class WindowExplanation:
     spatial_attention: np.ndarray | None = None  # (T', H', W') attention received per position and time step
     temporal_attention: np.ndarray | None = None  # (T', T')
     window: Any = None  # the WindowPrediction, attached once the recogniser has emitted it
+    tag: Any = None  # the window's WindowTag (track, start and end frames...), what matches it to its window
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -131,8 +132,8 @@ class Explainer:
 
 
 class ExplainingBackend:
-    """A PyTorch backend that also explains every `every`-th clip it scores, in call order (one call
-    at a time, so the i-th clip is the i-th window the recogniser emits)."""
+    """A PyTorch backend that also explains every `every`-th clip it scores, each explanation tagged with
+    its window (dfer.inference.windows.WindowTag), so it is matched to the window by what it is."""
 
     name = "torch"
     concurrency = 1
@@ -145,11 +146,16 @@ class ExplainingBackend:
         self.seen = 0
 
     def __call__(self, clips: np.ndarray) -> np.ndarray:
+        return self.score_tagged(clips, [None] * len(clips))
+
+    def score_tagged(self, clips: np.ndarray, tags: list) -> np.ndarray:
         logits = self.inner(clips)  # (B, K)
-        for clip, row in zip(clips, logits):
+        for clip, row, tag in zip(clips, logits, tags):
             if self.seen % self.every == 0:
                 target = int(np.argmax(row)) if self.target is None else self.target
-                self.items.append(self.explainer.explain(clip, target, self.seen))
+                item = self.explainer.explain(clip, target, self.seen)
+                item.tag = tag
+                self.items.append(item)
             self.seen += 1
         return logits
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dfer.data.video import VideoWriter, open_source
+from dfer.data.video import FrameSource, VideoWriter, open_source
 from dfer.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from dfer.inference.explain import STAGE_RESOLUTION, Explanation, WindowExplanation
 from dfer.inference.render import draw_track
@@ -97,7 +97,7 @@ def _video(ex: Explanation, source, path: Path) -> None:
     for item in ex.items:
         for pos, frame in enumerate(item.window.frames):
             at.setdefault(frame, (item, pos))
-    src = open_source(source)
+    src = source if isinstance(source, FrameSource) else open_source(source)  # a guarded source stays guarded
     side = src.height
     panel = np.zeros((side, side, 3), np.uint8)
     boxes = ex.prediction.boxes

@@ -34,8 +34,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dfer.data.frame import as_frame
+from dfer.data.video import IMAGE_EXTS
 from dfer.errors import ConfigError
-from dfer.options import SAME_PERSON  # noqa: F401 - where dfer.inference.people users look for it
+from dfer.options import SAME_PERSON
 
 FRAMES_PER_TRACK = 3
 INSTALL = 'pip install "dfer[people]"'
@@ -57,7 +59,9 @@ def available() -> bool:
 
 
 class FaceDescriber:
-    """dlib's 128-d face descriptor of a face box on an RGB image."""
+    """dlib's 128-d face descriptor of a face: aligned first (5-point landmarks, a 150 x 150 chip with a
+    quarter of the face's size around it), then described. A chip gives the same descriptor as the
+    image it came from, so a track keeps chips (67 KB each), never frames."""
 
     def __init__(self) -> None:
         files = model_files()
@@ -65,30 +69,54 @@ class FaceDescriber:
             raise ConfigError(f"people need dlib's face recognition models: {INSTALL}")
         import dlib
 
+        self._dlib = dlib
         self._shape = dlib.shape_predictor(str(files[0]))
         self._net = dlib.face_recognition_model_v1(str(files[1]))
-        self._rect = dlib.rectangle
+
+    def align(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        """`image`: RGB uint8 (H, W, 3); `box`: x0, y0, x1, y1 in its pixels -> (150, 150, 3) aligned chip."""
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        shape = self._shape(np.ascontiguousarray(image), self._dlib.rectangle(x0, y0, x1, y1))
+        return np.asarray(self._dlib.get_face_chip(np.ascontiguousarray(image), shape, size=CHIP, padding=0.25))
+
+    def describe(self, chip: np.ndarray) -> np.ndarray:
+        """(150, 150, 3) aligned chip -> (128,) float32 (about 0.2 s on a 2-core CPU)."""
+        return np.asarray(self._net.compute_face_descriptor(np.ascontiguousarray(chip)), dtype=np.float32)
 
     def __call__(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
         """`image`: RGB uint8 (H, W, 3); `box`: x0, y0, x1, y1 in its pixels -> (128,) float32."""
-        x0, y0, x1, y1 = (int(round(v)) for v in box)
-        shape = self._shape(image, self._rect(x0, y0, x1, y1))
-        return np.asarray(self._net.compute_face_descriptor(image, shape), dtype=np.float32)
+        return self.describe(self.align(image, box))
+
+
+_DESCRIBER: FaceDescriber | None = None
+
+
+def describer() -> FaceDescriber:
+    """The descriptor models, loaded once per process and only when first needed (a video with a face)."""
+    global _DESCRIBER
+    if _DESCRIBER is None:
+        _DESCRIBER = FaceDescriber()
+    return _DESCRIBER
+
+
+CHIP = 150  # side of dlib's aligned face chip
+THUMBNAIL = 96  # px, the side of a person's face in people.jpg
+CANDIDATE_BYTES = CHIP * CHIP * 3 + THUMBNAIL * THUMBNAIL * 3
+BUDGET = 128 << 20  # bytes of chips a job keeps for ended tracks' close calls; past it they keep their best
 
 
 @dataclass
 class Candidate:
-    """A good frame of a track, kept for its descriptor: the face's surroundings and its box in them."""
+    """A good frame of a track, kept for its descriptor and the person's thumbnail (never the frame)."""
 
     score: float
     frame: int
-    image: np.ndarray  # RGB uint8, the box grown by half its side on each side
-    box: tuple[float, float, float, float]  # in `image`'s pixels
+    chip: np.ndarray | None  # (150, 150, 3) aligned face; None once described (the descriptor is kept)
+    thumb: np.ndarray  # (96, 96, 3) RGB: the face with a fifth of its side around it
 
 
-def sharpness(image: np.ndarray, box: tuple[float, float, float, float]) -> float:
-    x0, y0, x1, y1 = (max(0, int(round(v))) for v in box)
-    face = image[y0:y1, x0:x1]
+def sharpness(face: np.ndarray) -> float:
+    """Variance of the Laplacian of the face's 64x64 grey copy (RGB uint8 in)."""
     if face.size == 0:
         return 0.0
     grey = cv2.cvtColor(cv2.resize(face, (64, 64), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
@@ -97,37 +125,108 @@ def sharpness(image: np.ndarray, box: tuple[float, float, float, float]) -> floa
 
 @dataclass
 class Candidates:
-    """The best `per_track` detected frames of every track, kept as they stream by (bounded memory)."""
+    """The best `per_track` detected frames of every track, kept as they stream by, as aligned chips and
+    thumbnails (about 95 KB a frame whatever the video's resolution). Bounded: once the chips of ended
+    tracks pass `budget` bytes, the oldest ended tracks keep their best chip only, then are described at
+    once and keep their descriptor and thumbnail (0.5 KB + 27 KB); `notes` says so."""
 
+    describer: FaceDescriber | None = None  # aligns (and, past the budget, describes); default: the process's
     per_track: int = FRAMES_PER_TRACK
+    budget: int = BUDGET
     by_track: dict[int, list[Candidate]] = field(default_factory=dict)
+    described: dict[int, np.ndarray] = field(default_factory=dict)  # track -> (1, 128), described early
+    ended: list[int] = field(default_factory=list)  # ended tracks in order, whose chips count in the budget
+    trimmed: int = 0  # ended tracks cut to their best chip
+    early: int = 0  # ended tracks described before the end
 
-    def offer(self, track_id: int, frame_index: int, frame: np.ndarray, box: tuple[float, float, float, float]) -> None:
+    def _describer(self) -> FaceDescriber:
+        if self.describer is None:
+            self.describer = describer()
+        return self.describer
+
+    def offer(self, track_id: int, frame_index: int, frame, box: tuple[float, float, float, float]) -> None:
+        """A detected face of a track: kept when it ranks among the track's best (box side x sharpness)."""
+        frame = as_frame(frame)
         side = max(box[2] - box[0], box[3] - box[1])
         if side < 20:  # too small to describe reliably
             return
-        score = side * sharpness(frame, box)
+        score = side * sharpness(frame.region(*(int(round(v)) for v in box)))
         kept = self.by_track.setdefault(track_id, [])
         if len(kept) >= self.per_track and score <= kept[-1].score:
             return
-        h, w = frame.shape[:2]
-        pad = side / 2
+        pad = side / 2  # dlib aligns with the face's surroundings: the box grown by half its side
         x0, y0 = int(max(0, box[0] - pad)), int(max(0, box[1] - pad))
-        x1, y1 = int(min(w, box[2] + pad)), int(min(h, box[3] + pad))
+        around = frame.region(x0, y0, int(box[2] + pad), int(box[3] + pad))
         local = (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0)
-        kept.append(Candidate(score, frame_index, np.ascontiguousarray(frame[y0:y1, x0:x1]), local))
+        kept.append(Candidate(score, frame_index, self._describer().align(around, local), _thumbnail(around, local)))
         kept.sort(key=lambda c: -c.score)
         del kept[self.per_track:]
+
+    def end(self, track_id: int) -> None:
+        """The track is over: its chips count in the budget from now on (trimmed or described past it)."""
+        if track_id not in self.by_track:
+            return
+        self.ended.append(track_id)
+        over = self._bytes() - self.budget
+        for tid in self.ended:  # the oldest first: to their best chip
+            if over <= 0:
+                return
+            kept = self.by_track[tid]
+            if len(kept) > 1 and kept[0].chip is not None:
+                over -= CHIP * CHIP * 3 * sum(c.chip is not None for c in kept[1:])
+                del kept[1:]
+                self.trimmed += 1
+        for tid in self.ended:  # then described now: descriptor and thumbnail only
+            if over <= 0:
+                return
+            best = self.by_track[tid][0]
+            if best.chip is not None:
+                self.described[tid] = self._describer().describe(best.chip)[None]
+                best.chip = None
+                over -= CHIP * CHIP * 3
+                self.early += 1
+
+    def _bytes(self) -> int:
+        return sum(CHIP * CHIP * 3 for t in self.ended for c in self.by_track[t] if c.chip is not None)
+
+    @property
+    def notes(self) -> list[str]:
+        out = []
+        if self.trimmed:
+            out.append(f"{self.trimmed} track(s) kept one face for the people stage (memory budget): close calls "
+                       "judged on that face")
+        if self.early:
+            out.append(f"{self.early} track(s) were described as they ended (memory budget)")
+        return out
+
+
+def _thumbnail(image: np.ndarray, box: tuple[float, float, float, float], size: int = THUMBNAIL) -> np.ndarray:
+    """(size, size, 3): the face square with a fifth of its side around it (grey where the image ends)."""
+    x0, y0, x1, y1 = box
+    side = 1.4 * max(x1 - x0, y1 - y0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    h, w = image.shape[:2]
+    a, b = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+    face = image[b : int(min(h, cy + side / 2)), a : int(min(w, cx + side / 2))]
+    if not face.size:
+        return np.full((size, size, 3), 128, np.uint8)
+    return cv2.resize(np.ascontiguousarray(face), (size, size), interpolation=cv2.INTER_AREA)
 
 
 def describe_tracks(candidates: Candidates, describer: FaceDescriber, *, tracks=None,
                     per_track: int | None = None) -> dict[int, np.ndarray]:
     """Track id -> (n, 128) descriptors of its best `per_track` frames (default: every kept one), for
-    `tracks` (default: all); tracks without a good frame are left out."""
+    `tracks` (default: all); tracks without a good frame are left out. A track described early keeps
+    that one descriptor."""
     out = {}
     for tid, kept in candidates.by_track.items():
-        if kept and (tracks is None or tid in tracks):
-            out[tid] = np.stack([describer(c.image, c.box) for c in kept[:per_track]])
+        if not kept or (tracks is not None and tid not in tracks):
+            continue
+        if tid in candidates.described:
+            out[tid] = candidates.described[tid]
+            continue
+        chips = [c.chip for c in kept[:per_track] if c.chip is not None]
+        out[tid] = np.stack([describer.describe(chip) for chip in chips])
     return out
 
 
@@ -140,39 +239,27 @@ def people_of(candidates: Candidates, describer: FaceDescriber, spans: dict[int,
     first; only tracks in a pair whose distance is within AMBIGUOUS of the threshold (a close call)
     get their other good frames described, then the tracks are joined. Most tracks cost one descriptor."""
     descriptors = describe_tracks(candidates, describer, per_track=1)
-    close = set()
     ids = sorted(descriptors)
-    for i, a in enumerate(ids):
-        for b in ids[i + 1:]:
-            if abs(_distance(descriptors[a], descriptors[b]) - threshold) < AMBIGUOUS:
-                close |= {a, b}
-    if close:
-        descriptors.update(describe_tracks(candidates, describer, tracks=close))
+    if len(ids) > 1:
+        first = np.stack([descriptors[t][0] for t in ids])  # (n, 128)
+        d = pairwise(first)
+        close_pairs = np.abs(d - threshold) < AMBIGUOUS
+        np.fill_diagonal(close_pairs, False)
+        close = {ids[i] for i in np.flatnonzero(close_pairs.any(axis=1))}
+        if close:
+            descriptors.update(describe_tracks(candidates, describer, tracks=close))
     return name_people(join_tracks(descriptors, spans, threshold), spans), descriptors
 
 
-THUMBNAIL = 96  # px, the side of a person's face in people.jpg
-
-
-def thumbnails(candidates: Candidates, people: dict[int, str], size: int = THUMBNAIL) -> dict[str, np.ndarray]:
-    """Person -> (size, size, 3) RGB uint8: the best-ranked good frame over the person's tracks (the
-    ranking above: side x sharpness), cropped square around the face with a fifth of its side around it."""
+def thumbnails(candidates: Candidates, people: dict[int, str]) -> dict[str, np.ndarray]:
+    """Person -> (96, 96, 3) RGB uint8: the best-ranked good frame over the person's tracks (the ranking
+    above: side x sharpness), cropped square around the face with a fifth of its side around it."""
     best: dict[str, Candidate] = {}
     for tid, kept in candidates.by_track.items():
         person = people.get(tid)
         if person and kept and (person not in best or kept[0].score > best[person].score):
             best[person] = kept[0]
-    out = {}
-    for person, c in best.items():
-        x0, y0, x1, y1 = c.box
-        side = 1.4 * max(x1 - x0, y1 - y0)
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        h, w = c.image.shape[:2]
-        a, b = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
-        face = c.image[b : int(min(h, cy + side / 2)), a : int(min(w, cx + side / 2))]
-        if face.size:
-            out[person] = cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA)
-    return out
+    return {person: c.thumb for person, c in best.items()}
 
 
 def contact_sheet(order: list[str], faces: dict[str, np.ndarray], size: int = THUMBNAIL) -> np.ndarray:
@@ -180,7 +267,8 @@ def contact_sheet(order: list[str], faces: dict[str, np.ndarray], size: int = TH
     sheet = np.full((size, size * max(1, len(order)), 3), 128, np.uint8)
     for k, person in enumerate(order):
         if person in faces:
-            sheet[:, k * size : (k + 1) * size] = faces[person]
+            face = faces[person]
+            sheet[:, k * size : (k + 1) * size] = face if face.shape[0] == size else cv2.resize(face, (size, size))
     return sheet
 
 
@@ -202,35 +290,139 @@ def _distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a[:, None, :] - b[None, :, :], axis=-1).mean())
 
 
+def pairwise(x: np.ndarray) -> np.ndarray:
+    """(n, 128) -> (n, n) Euclidean distances."""
+    sq = (x.astype(np.float64) ** 2).sum(1)
+    return np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * x.astype(np.float64) @ x.astype(np.float64).T, 0.0))
+
+
+def track_distances(descriptors: dict[int, np.ndarray], order: list[int], block: int = 512) -> np.ndarray:
+    """(n, n) float32 mean distance between the descriptor sets of the tracks in `order` (inf without
+    descriptors), computed `block` descriptors at a time (memory: block x all descriptors)."""
+    n = len(order)
+    out = np.full((n, n), np.inf, np.float32)
+    have = [k for k, t in enumerate(order) if t in descriptors and len(descriptors[t])]
+    if not have:
+        return out
+    sets = [np.asarray(descriptors[order[k]], np.float64) for k in have]
+    x = np.concatenate(sets)  # (m, 128), each track's rows together
+    counts = np.array([len(v) for v in sets])
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    sq = (x ** 2).sum(1)
+    sums = np.zeros((len(have), len(have)))
+    owner = np.repeat(np.arange(len(have)), counts)
+    for r0 in range(0, len(x), block):
+        r1 = min(len(x), r0 + block)
+        d = np.sqrt(np.maximum(sq[r0:r1, None] + sq[None, :] - 2 * x[r0:r1] @ x.T, 0.0))  # (block, m)
+        by_col = np.add.reduceat(d, starts, axis=1)  # (block, tracks)
+        np.add.at(sums, owner[r0:r1], by_col)
+    idx = np.array(have)
+    out[np.ix_(idx, idx)] = (sums / np.outer(counts, counts)).astype(np.float32)
+    return out
+
+
+SPREAD = 0.1  # a group is one person only if no pair of its tracks is this far over the threshold
+
+
 def join_tracks(descriptors: dict[int, np.ndarray], spans: dict[int, tuple[int, int]],
                 threshold: float = SAME_PERSON) -> list[list[int]]:
-    """Groups of track ids that are one person (average linkage, no two overlapping tracks in a group);
-    every track in `spans` is in exactly one group (a track without a descriptor is a person alone)."""
-    groups: list[list[int]] = [[t] for t in sorted(spans)]
+    """Groups of track ids that are one person; every track in `spans` is in exactly one group (a track
+    without a descriptor is a person alone).
 
-    def overlap(a: int, b: int) -> bool:
-        return spans[a][0] <= spans[b][1] and spans[b][0] <= spans[a][1]
+    Average linkage (the mean distance over the two groups' track pairs) under `threshold`, and never a
+    group with two tracks that overlap in time, nor one with a pair of tracks farther apart than
+    `threshold + SPREAD`: where two groups are close, they stay apart (two ids for one person cost a
+    user less than one id for two people). Run as the nearest-neighbour chain over a distance matrix
+    kept by the Lance-Williams update: O(n^2) time and memory in tracks (the greedy search it replaced,
+    merging the closest pair again and again, was cubic: 300 tracks took 172 s)."""
+    order = sorted(spans)
+    n = len(order)
+    if n == 0:
+        return []
+    avg = track_distances(descriptors, order)  # (n, n)
+    far = avg.copy()  # the largest track-pair distance between two groups (complete linkage)
+    starts = np.array([spans[t][0] for t in order])
+    ends = np.array([spans[t][1] for t in order])
+    clash = (starts[:, None] <= ends[None, :]) & (starts[None, :] <= ends[:, None])  # overlap in time
+    size = np.ones(n, np.float32)
+    members = [[t] for t in order]
+    active = np.ones(n, bool)
+    np.fill_diagonal(clash, False)
 
-    def linkage(ga: list[int], gb: list[int]) -> float | None:
-        if any(overlap(a, b) for a in ga for b in gb):
-            return None
-        if not all(t in descriptors for t in ga + gb):
-            return None
-        pairs = [_distance(descriptors[a], descriptors[b]) for a in ga for b in gb]
-        return float(np.mean(pairs))
+    def allowed(i: int) -> np.ndarray:
+        """Distance from group i to every group it may join (inf where it may not)."""
+        d = np.where(clash[i] | (far[i] >= threshold + SPREAD) | ~active, np.inf, avg[i])
+        d[i] = np.inf
+        return d
 
+    chain: list[int] = []
     while True:
-        best: tuple[float, int, int] | None = None
-        for i in range(len(groups)):
-            for j in range(i + 1, len(groups)):
-                d = linkage(groups[i], groups[j])
-                if d is not None and d < threshold and (best is None or d < best[0]):
-                    best = (d, i, j)
-        if best is None:
-            return groups
-        _, i, j = best
-        groups[i] = sorted(groups[i] + groups[j])
-        del groups[j]
+        if not chain:
+            starts_left = np.flatnonzero(active)
+            if starts_left.size == 0:
+                break
+            chain.append(int(starts_left[0]))
+        i = chain[-1]
+        d = allowed(i)
+        j = int(np.argmin(d))
+        if not np.isfinite(d[j]) or d[j] >= threshold:  # nothing to join: group i is final
+            active[i] = False
+            chain.pop()
+            continue
+        if len(chain) > 1 and d[chain[-2]] <= d[j]:
+            j = chain[-2]  # reciprocal nearest neighbours (ties keep the chain's order): merge
+        if len(chain) > 1 and j == chain[-2]:
+            chain.pop()
+            chain.pop()
+            a, b = min(i, j), max(i, j)
+            avg[a] = avg[:, a] = (size[a] * avg[a] + size[b] * avg[b]) / (size[a] + size[b])
+            far[a] = far[:, a] = np.maximum(far[a], far[b])
+            clash[a] = clash[:, a] = clash[a] | clash[b]
+            clash[a, a] = False
+            avg[a, a] = far[a, a] = np.inf
+            size[a] += size[b]
+            members[a] += members[b]
+            active[b] = False
+            members[b] = []
+        else:
+            chain.append(j)
+    return [sorted(m) for m in members if m]
+
+
+@dataclass
+class PeopleFound:
+    """What the people stage of one video found."""
+
+    people: dict[int, str]  # track id -> person (P1, ... or a gallery name)
+    descriptors: dict[int, np.ndarray]  # track id -> (n, 128): kept only when the caller asked
+    faces: dict[str, np.ndarray]  # person -> (96, 96, 3) RGB thumbnail
+    seconds: float  # time spent describing and joining
+    notes: list[str]  # what the memory budget changed
+
+
+class PeopleStage:
+    """Tracks joined into people over one pass: good frames kept as the tracks stream by (`offer`, `end`),
+    people found at the end (`finish`), named from `gallery` when given."""
+
+    def __init__(self, threshold: float = SAME_PERSON, gallery: str = "", keep_descriptors: bool = False) -> None:
+        self.threshold, self.gallery, self.keep_descriptors = threshold, gallery, keep_descriptors
+        self.candidates = Candidates()
+
+    def offer(self, track_id: int, index: int, frame, box: tuple[float, float, float, float]) -> None:
+        self.candidates.offer(track_id, index, frame, box)
+
+    def end(self, track_id: int) -> None:
+        self.candidates.end(track_id)
+
+    def finish(self, spans: dict[int, tuple[int, int]]) -> PeopleFound:
+        import time
+
+        t0 = time.perf_counter()
+        found, descriptors = people_of(self.candidates, describer(), spans, self.threshold)
+        if self.gallery:
+            found = gallery(self.gallery, self.threshold).name(found, descriptors, self.threshold)
+        return PeopleFound(found, descriptors if self.keep_descriptors else {}, thumbnails(self.candidates, found),
+                           time.perf_counter() - t0, self.candidates.notes)
 
 
 def name_people(groups: list[list[int]], spans: dict[int, tuple[int, int]]) -> dict[int, str]:
@@ -240,7 +432,16 @@ def name_people(groups: list[list[int]], spans: dict[int, tuple[int, int]]) -> d
 
 
 # -- named people ------------------------------------------------------------------------------
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+_GALLERIES: dict[tuple[str, float], Gallery] = {}
+
+
+def gallery(folder: str | Path, threshold: float = SAME_PERSON) -> Gallery:
+    """The known people of `folder` under `threshold`, read and described once per process."""
+    key = (str(Path(folder).resolve()), float(threshold))
+    if key not in _GALLERIES:
+        _GALLERIES[key] = Gallery.load(folder, describer(), threshold)
+    return _GALLERIES[key]
+
 
 
 @dataclass
@@ -272,9 +473,9 @@ class Gallery:
         for name, files in photos.items():
             descriptors = []
             for path in files:
-                image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.suffix.lower() in IMAGE_SUFFIXES else None
+                image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.suffix.lower() in IMAGE_EXTS else None
                 if image is None:
-                    raise ConfigError(f"--gallery: {path} is not an image dfer can read (use {', '.join(IMAGE_SUFFIXES)})")
+                    raise ConfigError(f"--gallery: {path} is not an image dfer can read (use {', '.join(sorted(IMAGE_EXTS))})")
                 rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
                 boxes = detector(rgb)
                 if not boxes:

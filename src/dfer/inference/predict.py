@@ -31,8 +31,9 @@ from dfer.data.video import IMAGE_EXTS, VIDEO_EXTS, VideoWriter, is_webcam, open
 from dfer.errors import DferError
 from dfer.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from dfer.inference import people
-from dfer.inference.recognizer import FrameEvent, InferenceSettings, Recognizer, ResultBuilder, VideoPrediction, WindowPrediction
-from dfer.inference.render import draw_track, plot_timeline, write_annotated
+from dfer.inference.prediction import FrameEvent, VideoPrediction, WindowPrediction
+from dfer.inference.recognizer import InferenceSettings, Recognizer
+from dfer.inference.render import annotate_frame, plot_timeline, write_annotated
 from dfer.progress import progress_bar, say
 from dfer.scale import RayOptions, ray_map
 
@@ -97,7 +98,8 @@ def analyse(recognizer: Recognizer, src, folder: Path, *, settings: InferenceSet
                                       on_event=on_event)
     if annotate:
         t0 = time.perf_counter()
-        write_annotated(result, src.frames(), folder / "annotated.mp4", progress=progress)
+        write_annotated(result, src.decoded(), folder / "annotated.mp4", progress=progress,
+                        warning=recognizer.model_info.get("warning", ""))
         result.seconds += time.perf_counter() - t0
     return result
 
@@ -201,7 +203,7 @@ def predict_live(recognizer: Recognizer, src, folder: Path, *, max_seconds: floa
     window), new windows printed live. Ends with the stream, after `max_seconds`, or on Ctrl-C."""
     folder.mkdir(parents=True, exist_ok=True)
     writer = VideoWriter(folder / "annotated.mp4", src.fps, src.width, src.height)
-    builder = ResultBuilder(recognizer, src)
+    builder = recognizer.result_builder(src)
     latest: dict[int, WindowPrediction] = {}
     if recognizer.model_info.get("warning"):
         log(recognizer.model_info["warning"])
@@ -214,11 +216,10 @@ def predict_live(recognizer: Recognizer, src, folder: Path, *, max_seconds: floa
                 log(f"{w.end_time:8.2f}s  face #{w.track_id}: {w.label} ({100 * w.confidence:.0f}%)")
             if ev.frame is None:
                 continue
-            frame = ev.frame.copy()
-            for tid, tb in ev.boxes.items():
-                w = latest.get(tid)
-                draw_track(frame, tid, tb.box.as_array(), None if w is None else w.probs, recognizer.class_names)
-            writer.write(frame)
+            faces = [(tid, tb.box.as_array(), None if latest.get(tid) is None else latest[tid].probs, "", None)
+                     for tid, tb in ev.boxes.items()]
+            annotate_frame(ev.frame, faces, recognizer.class_names, warning=recognizer.model_info.get("warning", ""))
+            writer.write(ev.frame)
     except KeyboardInterrupt:
         log("stopped; writing what was seen")
     finally:

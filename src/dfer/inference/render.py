@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,13 +12,14 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from dfer.data.frame import Frame, as_frame
 from dfer.data.video import VideoWriter, read_ahead
 from dfer.files import atomic_write_bytes
 from dfer.progress import progress_bar
 
 if TYPE_CHECKING:  # the recogniser imports this module: types only
     from dfer.data.tracking import TrackedBox
-    from dfer.inference.recognizer import VideoPrediction, WindowPrediction
+    from dfer.inference.prediction import VideoPrediction, WindowPrediction
 
 # Distinct, readable colours (RGB) for track ids.
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
@@ -28,53 +30,119 @@ def track_colour(track_id: int) -> tuple[int, int, int]:
     return PALETTE[track_id % len(PALETTE)]
 
 
-def draw_track(frame: np.ndarray, track_id: int, box: Sequence[float], probs: np.ndarray | None,
-               class_names: Sequence[str], *, label: str = "", colour: int | None = None) -> None:
-    """Box titled "P1 Happy 0.82" (the person, else "#<track id>"), plus one probability bar per class
-    beside it (in place, RGB). `colour`: the palette index (default: the track id)."""
-    h, w = frame.shape[:2]
-    s = max(0.3, min(h, w) / 720)  # text scale follows the frame size
-    col = track_colour(track_id if colour is None else colour)
-    x0, y0, x1, y1 = (int(round(v)) for v in box)
-    th = max(1, int(round(2 * s)))
-    cv2.rectangle(frame, (x0, y0), (x1, y1), col, th, cv2.LINE_AA)
-    font, fs = cv2.FONT_HERSHEY_SIMPLEX, 0.55 * s * 1.6
-    who = label or f"#{track_id}"
-    if probs is None:
-        title = f"{who} ..."
-    else:
-        k = int(np.argmax(probs))
-        title = f"{who} {class_names[k]} {probs[k]:.2f}"
-    (tw, tht), base = cv2.getTextSize(title, font, fs, th)
-    ty = y0 - 4 if y0 - tht - base - 4 >= 0 else min(h - 2, y1 + tht + 4)
-    cv2.rectangle(frame, (x0, ty - tht - base), (x0 + tw + 4, ty + base // 2), col, -1)
-    cv2.putText(frame, title, (x0 + 2, ty - 2), font, fs, (255, 255, 255), th, cv2.LINE_AA)
-    if probs is None:
-        return
-    # Probability panel: right of the box, or left of it when there is no room.
+@dataclass(frozen=True)
+class TrackLayout:
+    """Where a face's box, title and probability panel go on a frame of h x w (frame pixels)."""
+
+    h: int
+    w: int
+    scale: float
+    box: tuple[int, int, int, int]
+    title: str
+    title_at: tuple[int, int]  # baseline start of the title text
+    title_rect: tuple[int, int, int, int]
+    panel: tuple[int, int, int, int] | None  # x0, y0, x1, y1 of the probability panel (None: no window yet)
+
+    @classmethod
+    def of(cls, h: int, w: int, box: Sequence[float], probs: np.ndarray | None, class_names: Sequence[str],
+           who: str) -> TrackLayout:
+        s = max(0.3, min(h, w) / 720)  # text scale follows the frame size
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        th = max(1, int(round(2 * s)))
+        fs = 0.55 * s * 1.6
+        if probs is None:
+            title = f"{who} ..."
+        else:
+            k = int(np.argmax(probs))
+            title = f"{who} {class_names[k]} {probs[k]:.2f}"
+        (tw, tht), base = cv2.getTextSize(title, _FONT, fs, th)
+        ty = y0 - 4 if y0 - tht - base - 4 >= 0 else min(h - 2, y1 + tht + 4)
+        panel = None
+        if probs is not None:  # right of the box, or left of it when there is no room
+            line, label_w, bar_w = _panel_sizes(s, class_names)
+            panel_w, panel_h = label_w + bar_w + 8, line * len(class_names) + 6
+            px = x1 + 6 if x1 + 6 + panel_w <= w else max(0, x0 - 6 - panel_w)
+            py = max(0, min(h - panel_h, y0))
+            panel = (px, py, px + panel_w, py + panel_h)
+        return cls(h, w, s, (x0, y0, x1, y1), title, (x0 + 2, ty - 2), (x0, ty - tht - base, x0 + tw + 4, ty + base // 2),
+                   panel)
+
+    def extent(self) -> tuple[int, int, int, int]:
+        """The rectangle everything drawn falls in (with the lines' width around it), in frame pixels."""
+        pad = max(2, int(round(2 * self.scale)) + 2)
+        rects = [self.box, self.title_rect] + ([self.panel] if self.panel else [])
+        return (min(r[0] for r in rects) - pad, min(r[1] for r in rects) - pad,
+                max(r[2] for r in rects) + pad, max(r[3] for r in rects) + pad)
+
+
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def _panel_sizes(s: float, class_names: Sequence[str]) -> tuple[int, int, int]:
     fs2 = 0.42 * s * 1.6
     line = int(round(16 * s * 1.6))
-    label_w = max(cv2.getTextSize(c, font, fs2, 1)[0][0] for c in class_names) + 4
-    bar_w = int(round(70 * s * 1.6))
-    panel_w, panel_h = label_w + bar_w + 8, line * len(class_names) + 6
-    px = x1 + 6 if x1 + 6 + panel_w <= w else max(0, x0 - 6 - panel_w)
-    py = max(0, min(h - panel_h, y0))
-    roi = frame[py : py + panel_h, px : px + panel_w]
+    label_w = max(cv2.getTextSize(c, _FONT, fs2, 1)[0][0] for c in class_names) + 4
+    return line, label_w, int(round(70 * s * 1.6))
+
+
+def draw_track(frame: np.ndarray, track_id: int, box: Sequence[float], probs: np.ndarray | None,
+               class_names: Sequence[str], *, label: str = "", colour: int | None = None,
+               origin: tuple[int, int] = (0, 0), frame_size: tuple[int, int] | None = None) -> None:
+    """Box titled "P1 Happy 0.82" (the person, else "#<track id>"), plus one probability bar per class
+    beside it (in place, RGB). `colour`: the palette index (default: the track id). `frame` may be a part
+    of a larger frame of `frame_size` (h, w) whose top-left corner is at `origin` (x, y): the layout is
+    the whole frame's, drawn where it falls on the part."""
+    h, w = frame_size or frame.shape[:2]
+    lay = TrackLayout.of(h, w, box, probs, class_names, label or f"#{track_id}")
+    ox, oy = origin
+    at = lambda x, y: (x - ox, y - oy)  # noqa: E731 - frame pixels -> the part's pixels
+    s = lay.scale
+    col = track_colour(track_id if colour is None else colour)
+    th = max(1, int(round(2 * s)))
+    x0, y0, x1, y1 = lay.box
+    cv2.rectangle(frame, at(x0, y0), at(x1, y1), col, th, cv2.LINE_AA)
+    r = lay.title_rect
+    cv2.rectangle(frame, at(r[0], r[1]), at(r[2], r[3]), col, -1)
+    cv2.putText(frame, lay.title, at(*lay.title_at), _FONT, 0.55 * s * 1.6, (255, 255, 255), th, cv2.LINE_AA)
+    if probs is None or lay.panel is None:
+        return
+    px, py, px1, py1 = lay.panel
+    a, b = at(px, py)
+    roi = frame[max(0, b) : max(0, b + py1 - py), max(0, a) : max(0, a + px1 - px)]
     roi[:] = (roi * 0.45).astype(np.uint8)  # darken behind the text
+    line, label_w, bar_w = _panel_sizes(s, class_names)
+    fs2 = 0.42 * s * 1.6
+    top = int(np.argmax(probs))
     for i, (c, p) in enumerate(zip(class_names, probs)):
         yy = py + 3 + i * line
-        cv2.putText(frame, c, (px + 3, yy + line - 5), font, fs2, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(frame, c, at(px + 3, yy + line - 5), _FONT, fs2, (255, 255, 255), 1, cv2.LINE_AA)
         bx = px + label_w + 4
-        cv2.rectangle(frame, (bx, yy + 3), (bx + bar_w, yy + line - 3), (90, 90, 90), -1)
-        cv2.rectangle(frame, (bx, yy + 3), (bx + int(round(bar_w * float(p))), yy + line - 3),
-                      col if i == int(np.argmax(probs)) else (200, 200, 200), -1)
+        cv2.rectangle(frame, at(bx, yy + 3), at(bx + bar_w, yy + line - 3), (90, 90, 90), -1)
+        cv2.rectangle(frame, at(bx, yy + 3), at(bx + int(round(bar_w * float(p))), yy + line - 3),
+                      col if i == top else (200, 200, 200), -1)
 
 
-def draw_banner(frame: np.ndarray, text: str) -> None:
-    h, w = frame.shape[:2]
+def banner_height(h: int, w: int) -> int:
+    return int(round(30 * max(0.35, min(h, w) / 720) * 1.5))
+
+
+def draw_banner(frame: np.ndarray, text: str, *, bottom: bool = False, frame_size: tuple[int, int] | None = None,
+                origin: tuple[int, int] = (0, 0)) -> None:
+    """A line of text at the top (or, with `bottom`, on a dark band along the bottom) of a frame of
+    `frame_size` (h, w); `frame` may be the part of it at `origin`, as in draw_track."""
+    h, w = frame_size or frame.shape[:2]
     s = max(0.35, min(h, w) / 720)
-    cv2.putText(frame, text, (8, int(24 * s * 1.5)), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * s * 1.5, (255, 255, 255),
-                max(1, int(2 * s)), cv2.LINE_AA)
+    fs, th = 0.7 * s * 1.5, max(1, int(2 * s))
+    if bottom:
+        band = banner_height(h, w)
+        fs = min(fs, 0.5 * s * 1.5)
+        while fs > 0.2 and cv2.getTextSize(text, _FONT, fs, th)[0][0] > w - 12:
+            fs *= 0.9  # the whole line fits the frame's width
+        oy = h - band - origin[1]
+        frame[max(0, oy):] = (frame[max(0, oy):] * 0.25).astype(np.uint8)
+        cv2.putText(frame, text, (6 - origin[0], h - band // 3 - origin[1]), _FONT, fs, (255, 220, 80), th, cv2.LINE_AA)
+        return
+    cv2.putText(frame, text, (8 - origin[0], int(24 * s * 1.5) - origin[1]), _FONT, fs, (255, 255, 255), th, cv2.LINE_AA)
 
 
 def _timeline_rows(result: VideoPrediction) -> list[tuple[str, list[int]]]:
@@ -170,15 +238,42 @@ def person_colours(result: VideoPrediction) -> dict[int, int]:
     return {t: order[result.person(t)] if result.person(t) else t for t in tracks}
 
 
-def write_annotated(result: VideoPrediction, frames: Iterable[np.ndarray], path: Path, *,
-                    preset: str = "ultrafast", crf: int = 23, progress: bool = False) -> int:
-    """annotated.mp4: the frames of the pass that made `result` (the source read again), each face
-    titled with its person ("P1 Happy 0.82") and drawn with the window whose centre is nearest that
-    frame, as the timeline does. Returns the frame count; a failure leaves no file.
+def annotate_frame(frame: Frame, faces: list[tuple[int, Sequence[float], np.ndarray | None, str, int | None]],
+                   class_names: Sequence[str], *, warning: str = "") -> None:
+    """Draw faces (track id, box, probabilities or None, label, colour) on a decoded frame, converting
+    only the part they cover to RGB and back (the rest of the frame is never converted); "no face" at
+    the top of a frame without faces; `warning` on a band along the bottom of every frame."""
+    h, w = frame.height, frame.width
+    if faces:
+        extents = [TrackLayout.of(h, w, box, probs, class_names, label or f"#{tid}").extent()
+                   for tid, box, probs, label, _ in faces]
+        part, ox, oy = frame.editable_region(min(e[0] for e in extents), min(e[1] for e in extents),
+                                             max(e[2] for e in extents), max(e[3] for e in extents))
+        for tid, box, probs, label, colour in faces:
+            draw_track(part, tid, box, probs, class_names, label=label, colour=colour, origin=(ox, oy), frame_size=(h, w))
+        frame.paste_rgb(part, ox, oy)
+    else:
+        part, ox, oy = frame.editable_region(0, 0, w, min(h, banner_height(h, w) + 8))
+        draw_banner(part, "no face", frame_size=(h, w), origin=(ox, oy))
+        frame.paste_rgb(part, ox, oy)
+    if warning:
+        top = max(0, h - banner_height(h, w) - 2)
+        part, ox, oy = frame.editable_region(0, top, w, h)
+        draw_banner(part, warning, bottom=True, frame_size=(h, w), origin=(ox, oy))
+        frame.paste_rgb(part, ox, oy)
+
+
+def write_annotated(result: VideoPrediction, frames: Iterable, path: Path, *, preset: str = "ultrafast", crf: int = 23,
+                    progress: bool = False, warning: str = "") -> int:
+    """annotated.mp4: the frames of the pass that made `result` (the source read again: Frames as decoded,
+    or RGB arrays), each face titled with its person ("P1 Happy 0.82") and drawn with the window whose
+    centre is nearest that frame, as the timeline does; `warning` (a synthetic-only model's) on a band
+    along the bottom of every frame. Returns the frame count; a failure leaves no file.
 
     Written after the analysis because a track's person is only known once every track has been
-    described (dfer.inference.people): a second decode, which costs far less than the analysis
-    (measured in benchmarks/bench_people.py). Memory: the boxes and windows, never the frames.
+    described (dfer.inference.people): a second decode. Only the parts of a frame that are drawn on are
+    converted to RGB and back; the encoder takes the decoded planes as they are (no full-frame colour
+    conversion either way). Memory: the boxes and windows, never the frames.
 
     Encoder: x264 `ultrafast` at crf 23, chosen for speed: on 300 frames of 640x360 it encoded
     1.7x faster than `veryfast` at crf 20 (244 vs 142 frames/s) for a file 2.4x larger; pass
@@ -195,13 +290,13 @@ def write_annotated(result: VideoPrediction, frames: Iterable[np.ndarray], path:
     try:
         for i, frame in enumerate(islice(read_ahead(frames), result.num_frames)):
             bar.update(1)
-            faces = per_frame.get(i, [])
-            for tid, tb in sorted(faces, key=lambda f: f[0]):
-                w = nearest_window(lookup, tid, i)
-                draw_track(frame, tid, tb.box.as_array(), None if w is None else w.probs, result.class_names,
-                           label=result.person(tid), colour=colours.get(tid))
-            if not faces:
-                draw_banner(frame, "no face")
+            faces = []
+            for tid, tb in sorted(per_frame.get(i, []), key=lambda f: f[0]):
+                win = nearest_window(lookup, tid, i)
+                faces.append((tid, tb.box.as_array(), None if win is None else win.probs, result.person(tid),
+                              colours.get(tid)))
+            frame = as_frame(frame)
+            annotate_frame(frame, faces, result.class_names, warning=warning)
             writer.write(frame)
     except BaseException:
         writer.abort()

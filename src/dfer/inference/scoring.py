@@ -25,8 +25,9 @@ class ScoringQueue(Generic[Tag]):
     `depth` calls are already running, which bounds memory and a live stream's lag.
     """
 
-    def __init__(self, fn: Callable[[np.ndarray], np.ndarray], depth: int = 1) -> None:
+    def __init__(self, fn: Callable[..., np.ndarray], depth: int = 1, *, tagged: bool = False) -> None:
         self.fn = fn
+        self.tagged = tagged  # fn(clips, tag): a scorer that needs to know what it scores (explanations)
         self.depth = max(1, int(depth))
         self._pool = ThreadPoolExecutor(self.depth, thread_name_prefix="dfer-score") if self.depth > 1 else None
         self._queue: deque[tuple[Future, Tag]] = deque()
@@ -34,12 +35,15 @@ class ScoringQueue(Generic[Tag]):
     def submit(self, clips: np.ndarray, tag: Tag) -> None:
         if self._pool is None:
             done: Future = Future()
-            done.set_result(self.fn(clips))  # errors raise here, on the caller's thread
+            done.set_result(self._call(clips, tag))  # errors raise here, on the caller's thread
             self._queue.append((done, tag))
             return
         if len(self._queue) >= self.depth:
             self._queue[0][0].exception()  # wait for the oldest call (its error, if any, is raised by ready())
-        self._queue.append((self._pool.submit(self.fn, clips), tag))
+        self._queue.append((self._pool.submit(self._call, clips, tag), tag))
+
+    def _call(self, clips: np.ndarray, tag: Tag) -> np.ndarray:
+        return self.fn(clips, tag) if self.tagged else self.fn(clips)
 
     def ready(self) -> list[tuple[np.ndarray, Tag]]:
         """Finished results from the head of the queue, without waiting."""

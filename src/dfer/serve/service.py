@@ -50,7 +50,8 @@ class Service:
         store = JobStore(disk.database)
         metrics = ServiceMetrics(store.count, log)
         setup = WorkerSetup(model, disk.root, keep_uploads=config.keep_uploads, parent_pid=os.getpid(),
-                            explain_checkpoint=config.explain_checkpoint, database=database)
+                            explain_checkpoint=config.explain_checkpoint, database=database,
+                            max_frame=tuple(config.max_frame))
         limits = PoolLimits(config.workers, config.max_attempts, config.job_timeout, config.worker_memory)
         pool = WorkerPool(store, setup, limits, metrics=metrics, log=log, tick_every=config.sweep_every,
                           on_tick=lambda: housekeeping(store, disk, config, log, at_start=False),

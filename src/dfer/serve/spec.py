@@ -39,3 +39,4 @@ class WorkerSetup:
     explain_checkpoint: Path | None = None  # the .pt that explain=true jobs run on PyTorch
     parent_pid: int = 0  # the server: the worker ends when it does
     database: Path | None = None  # the job database when it is not DATA/jobs.sqlite (a --shared-dir service)
+    max_frame: tuple[int, int] | None = None  # every decoded frame of an upload is checked against it (--max-frame)

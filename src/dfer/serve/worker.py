@@ -18,15 +18,12 @@ import shutil
 import signal
 import time
 import traceback
-from collections.abc import Callable, Iterator
-from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from dfer.data.video import FrameSource, open_source
-from dfer.errors import DferError, VideoError
+from dfer.data.video import FrameGuard, FrameSource, open_source
+from dfer.errors import DferError
 from dfer.inference.explain_render import write_explanation
 from dfer.inference.predict import analyse, write_outputs
 from dfer.inference.recognizer import InferenceSettings, Recognizer
@@ -52,21 +49,6 @@ def record_outcome(store: JobStore, disk: DataDir, job_id: str, status: JobStatu
     if not keep_uploads:
         disk.upload(job_id).unlink(missing_ok=True)
     return status
-
-
-def counted(source: FrameSource, frames: int, name: str) -> FrameSource:
-    """`source`, stopped with an error once it decodes past the `frames` its probe counted (plus a small
-    margin for decoders that emit a few more): its limits were checked on that count."""
-    allowed = frames + max(16, frames // 100)
-
-    def limited() -> Iterator[np.ndarray]:
-        for i, frame in enumerate(source.frames()):
-            if i >= allowed:
-                raise VideoError(f"{name}: decodes past the {frames} frames counted when it was uploaded "
-                                 f"(stopped at frame {i + 1}); the file is not what its container says")
-            yield frame
-
-    return replace(source, _frames=limited)
 
 
 class Stopped(Exception):
@@ -189,21 +171,24 @@ class JobRunner:
         frames = max(1, int(job.params.get("num_frames") or 1))
         settings = job_settings(job.params)
         partial.mkdir(parents=True, exist_ok=True)
-        result = analyse(self.rec, counted(open_source(video), frames, job.filename), partial, settings=settings,
+        # One guarded source for every pass over the upload (analysis, annotated video, explanations): each
+        # decoded frame is checked against --max-frame and the frame count the probe made before it is used.
+        source = open_source(video, guard=FrameGuard(max_frame=self.setup.max_frame, max_frames=frames))
+        result = analyse(self.rec, source, partial, settings=settings,
                          on_event=lambda ev: report(0.98 * min(1.0, (ev.index + 1) / frames)))
         result.source = job.filename  # reports name the user's file, never a server path
         write_outputs(result, partial)
         if job.params.get("explain"):
-            self._explain(settings, video, partial)
+            self._explain(settings, source, partial)
         report(0.99, force=True)
         shutil.rmtree(final, ignore_errors=True)  # a rerun after a crash replaces what the first run left
         partial.rename(final)
 
-    def _explain(self, settings: InferenceSettings, video: Path, folder: Path) -> None:
+    def _explain(self, settings: InferenceSettings, source: FrameSource, folder: Path) -> None:
         """explain.mp4 (and the raw maps under explain/) by the PyTorch model."""
         if self._explainer is None:
             self._explainer = Recognizer.from_checkpoint(self.setup.explain_checkpoint, backend="torch", device="cpu")
-        ex = self._explainer.explain(video, settings=settings)
-        write_explanation(ex, video, folder / "explain")
+        ex = self._explainer.explain(source, settings=settings)
+        write_explanation(ex, source, folder / "explain")
         if (folder / "explain" / "explain.mp4").is_file():
             (folder / "explain" / "explain.mp4").rename(folder / "explain.mp4")
