@@ -61,6 +61,6 @@ def test_an_rgb_frame_is_kept_as_it_is():
     assert f.rgb() is not None and np.array_equal(f.region(0, 0, 64, 48), rgb) and f.i420().shape == (72, 64)
 
 
-def test_the_thumbnail_is_128_wide_in_three_planes(frame):
-    t = frame.thumbnail()
-    assert t.shape == (96, 128, 3) and t.dtype == np.int16
+def test_the_thumbnail_is_y_128_wide_and_u_v_half_that(frame):
+    y, uv = frame.thumbnail()
+    assert y.shape == (96, 128) and uv.shape == (48, 64, 2) and y.dtype == uv.dtype == np.uint8

@@ -120,7 +120,7 @@ def predicted(tmp_path_factory):
     from dfer.checkpoint import make_checkpoint, save_checkpoint
     from dfer.data.video import open_source
     from dfer.inference import InferenceSettings, Recognizer
-    from dfer.inference.predict import analyse, write_outputs
+    from dfer.inference.predict import analyse
     from dfer.models import build_model
     from dfer.preprocess import Preprocess
 
@@ -131,7 +131,6 @@ def predicted(tmp_path_factory):
     video = write_video(tmp / "cut.mp4", two_shots(), fps=25)
     rec = Recognizer.from_checkpoint(ckpt, backend="torch", settings=InferenceSettings(window_seconds=0.4, stride=5))
     result = analyse(rec, open_source(video), tmp / "out")
-    write_outputs(result, tmp / "out")
     return result, tmp / "out"
 
 

@@ -345,11 +345,10 @@ def test_probes_run_one_at_a_time_without_the_secrets(tmp_path, clip, monkeypatc
 def test_a_worker_checks_every_frame_of_an_upload_on_every_pass(tmp_path, ckpt):
     """A file whose header and first frames pass the probe and whose later frames are over --max-frame: the
     job fails naming the frame, in the analysis and in the explanation pass alike."""
-    from hostile import size_switch
-
     from dfer.serve.jobs import Job
     from dfer.serve.spec import ModelSpec, WorkerSetup
     from dfer.serve.worker import JobRunner
+    from hostile import size_switch
 
     video = size_switch(tmp_path / "v.avi", [(5, 160, 120), (5, 640, 480)])
     setup = WorkerSetup(ModelSpec(ckpt, backend="torch"), tmp_path, max_frame=(320, 240))

@@ -29,5 +29,12 @@ def crop_face(frame, box: Box, size: int, margin: float = DEFAULT_MARGIN) -> np.
     sx1, sy1 = min(frame.width, x0 + side), min(frame.height, y0 + side)
     if sx1 > sx0 and sy1 > sy0:
         out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = frame.region(sx0, sy0, sx1, sy1)
-    interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-    return cv2.resize(out, (size, size), interpolation=interp)
+    if side <= size:
+        return cv2.resize(out, (size, size), interpolation=cv2.INTER_LINEAR)
+    if side == 2 * size:
+        return cv2.resize(out, (size, size), interpolation=cv2.INTER_AREA)
+    # Down: linear to twice the size, then a 2x2 average. OpenCV's area filter is 20x slower at a ratio that
+    # is not a whole number (0.6 ms against 0.03 ms for 264 -> 128 px); this is 0.2 ms, within 0.1-0.4 grey
+    # levels of it on average.
+    twice = cv2.resize(out, (2 * size, 2 * size), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(twice, (size, size), interpolation=cv2.INTER_AREA)

@@ -12,6 +12,8 @@ search to those parts of the frame (the tracker's cheap rounds); None scans the 
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -66,6 +68,26 @@ class FaceDetector(Protocol):
 
 
 ALIGN = 48  # px of the detector's grey copy: where a region's corner may fall
+_FREE: list = []  # dlib detectors built and not in use: building one reads its HOG model (0.3 s)
+_FREE_LOCK = threading.Lock()
+
+
+@contextmanager
+def _frontal_detector():
+    """One of the process's dlib frontal face detectors, for one call: a detector must not be used by two
+    threads at once (dlib's rule), so each call borrows one and gives it back; as many are built as run at once."""
+    with _FREE_LOCK:
+        det = _FREE.pop() if _FREE else None
+    if det is None:
+        import dlib
+
+        det = dlib.get_frontal_face_detector()
+    try:
+        yield det
+    finally:
+        with _FREE_LOCK:
+            _FREE.append(det)
+
 
 
 class DlibDetector:
@@ -84,12 +106,9 @@ class DlibDetector:
     name = "dlib"
 
     def __init__(self, detect_size: int = 320, upsample: int = 0, min_score: float = -0.2) -> None:
-        import dlib
-
         self.detect_size = detect_size
         self.upsample = upsample
         self.min_score = min_score
-        self._det = dlib.get_frontal_face_detector()
 
     def __call__(self, frame, regions: list[Box] | None = None) -> list[Box]:
         grey, scale = as_frame(frame).grey(self.detect_size)
@@ -110,7 +129,8 @@ class DlibDetector:
 
     def _run(self, grey: np.ndarray, scale: float, dx: int, dy: int) -> list[Box]:
         """dlib on a grey image whose (0, 0) is (dx, dy) of the detector's copy; boxes in frame pixels."""
-        rects, scores, _ = self._det.run(grey, self.upsample, self.min_score)
+        with _frontal_detector() as det:
+            rects, scores, _ = det.run(grey, self.upsample, self.min_score)
         return [Box((r.left() + dx) / scale, (r.top() + dy) / scale, (r.right() + 1 + dx) / scale,
                     (r.bottom() + 1 + dy) / scale, float(s)) for r, s in zip(rects, scores)]
 

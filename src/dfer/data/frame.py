@@ -36,7 +36,7 @@ class Frame:
         self._i420 = i420  # (H2 * 3 / 2, W2) uint8, H2 and W2 the sides rounded up to even
         self._rgb = rgb  # (H, W, 3) uint8
         self._grey: tuple[int, np.ndarray] | None = None  # (longest side, grey copy)
-        self._thumb: np.ndarray | None = None
+        self._thumb: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -97,19 +97,20 @@ class Frame:
         self._grey = (longest, grey)
         return grey, scale
 
-    def thumbnail(self) -> np.ndarray:
-        """(h, THUMB_WIDTH, 3) int16 Y, U, V planes at THUMB_WIDTH wide (chroma upscaled from half
-        size): what the shot-cut rule compares. RGB frames are converted to YUV (BT.601) for the same scale."""
+    def thumbnail(self) -> tuple[np.ndarray, np.ndarray]:
+        """What the shot-cut rule compares: the Y plane THUMB_WIDTH px wide (h, 128) and the U and V planes
+        half as wide (h / 2, 64, 2), uint8, area-averaged. RGB frames are converted to YUV (BT.601) first."""
         if self._thumb is None:
             w = min(THUMB_WIDTH, self.width)
             size = (w, max(1, round(self.height * w / self.width)))
+            half = (max(1, w // 2), max(1, size[1] // 2))
             if self._i420 is not None:
                 y, u, v = self._planes()
-                planes = [cv2.resize(p, size, interpolation=cv2.INTER_AREA) for p in (y[: self.height, : self.width], u, v)]
-                self._thumb = np.stack(planes, axis=-1).astype(np.int16)
+                y = y[: self.height, : self.width]
             else:
-                small = cv2.resize(self._rgb, size, interpolation=cv2.INTER_AREA)
-                self._thumb = cv2.cvtColor(small, cv2.COLOR_RGB2YUV).astype(np.int16)
+                y, u, v = cv2.split(cv2.cvtColor(self._rgb, cv2.COLOR_RGB2YUV))
+            small = [cv2.resize(p, s, interpolation=cv2.INTER_AREA) for p, s in ((y, size), (u, half), (v, half))]
+            self._thumb = (small[0], cv2.merge(small[1:]))
         return self._thumb
 
     def region(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
@@ -123,6 +124,16 @@ class Frame:
         ex0, ey0, ex1, ey1 = _even_box(x0, y0, x1, y1)
         rgb = cv2.cvtColor(self._region_i420(ex0, ey0, ex1, ey1), cv2.COLOR_YUV2RGB_I420)
         return rgb[y0 - ey0 : y1 - ey0, x0 - ex0 : x1 - ex0]
+
+    def luma(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        """The grey (luma) pixels [y0:y1, x0:x1], clipped: a view of the Y plane (video range) of a decoded
+        frame, the RGB region's grey conversion otherwise. For measures of a region (sharpness), not display."""
+        x0, y0 = max(0, int(x0)), max(0, int(y0))
+        x1, y1 = min(self.width, int(x1)), min(self.height, int(y1))
+        if self._i420 is not None:
+            return self._planes()[0][y0:max(y0, y1), x0:max(x0, x1)]
+        region = self._rgb[y0:max(y0, y1), x0:max(x0, x1)]
+        return cv2.cvtColor(region, cv2.COLOR_RGB2GRAY) if region.size else np.zeros(region.shape[:2], np.uint8)
 
     def i420(self) -> np.ndarray:
         """(H2 * 3 / 2, W2) uint8 I420 planes of the frame (even sides), for an encoder."""

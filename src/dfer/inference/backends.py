@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 import sys
 import threading
 from pathlib import Path
@@ -87,12 +88,28 @@ class OnnxBackend:
         return out[0]
 
 
+def _compiled_cache() -> Path | None:
+    """OpenVINO's compiled-model cache, beside dfer's conversion cache (None when it cannot be made: the model
+    is then compiled on every start, as before)."""
+    from dfer.files import cache_root
+
+    folder = cache_root() / "openvino-compiled"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return folder if os.access(folder, os.W_OK) else None
+
+
 class OpenVinoBackend:
     """OpenVINO on the CPU; reads an exported .onnx (fp32 or int8 QDQ) or an OpenVINO IR .xml.
 
     precision: OpenVINO's inference precision for float layers. "auto" is OpenVINO's own choice:
     bf16 on CPUs with native bf16 (AVX512-BF16, AMX), else f32; "f32" keeps float32 exactly.
     The chosen one is in `.detail`.
+
+    The compiled model is cached by OpenVINO (its CACHE_DIR) under dfer's cache folder
+    (`openvino-compiled/`), so a second start loads it instead of compiling it again.
 
     streams: requests that run at once, each on its share of the cores. 1: one request on all
     cores (lowest latency per call); N > 1: N streams (at most what the CPU has); 0 (auto): a
@@ -140,6 +157,9 @@ class OpenVinoBackend:
                 config["INFERENCE_NUM_THREADS"] = str(threads)
             if precision != "auto":
                 config["INFERENCE_PRECISION_HINT"] = precision
+            compiled_cache = _compiled_cache()
+            if compiled_cache is not None:
+                config["CACHE_DIR"] = str(compiled_cache)  # compiled once per model, CPU and settings; then loaded
             self.compiled = core.compile_model(model, "CPU", config)
             self.output = self.compiled.output("logits")
         except Exception as exc:

@@ -116,10 +116,11 @@ class Candidate:
 
 
 def sharpness(face: np.ndarray) -> float:
-    """Variance of the Laplacian of the face's 64x64 grey copy (RGB uint8 in)."""
+    """Variance of the Laplacian of the face's 64x64 grey copy (grey or RGB uint8 in)."""
     if face.size == 0:
         return 0.0
-    grey = cv2.cvtColor(cv2.resize(face, (64, 64), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+    small = cv2.resize(face, (64, 64), interpolation=cv2.INTER_AREA)
+    grey = small if small.ndim == 2 else cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 
@@ -150,7 +151,7 @@ class Candidates:
         side = max(box[2] - box[0], box[3] - box[1])
         if side < 20:  # too small to describe reliably
             return
-        score = side * sharpness(frame.region(*(int(round(v)) for v in box)))
+        score = side * sharpness(frame.luma(*(int(round(v)) for v in box)))  # the decoded luma: no conversion
         kept = self.by_track.setdefault(track_id, [])
         if len(kept) >= self.per_track and score <= kept[-1].score:
             return

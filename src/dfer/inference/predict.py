@@ -21,13 +21,14 @@ import csv
 import io
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 import cv2
 
-from dfer.data.video import IMAGE_EXTS, VIDEO_EXTS, VideoWriter, is_webcam, open_source
+from dfer.data.video import IMAGE_EXTS, VIDEO_EXTS, FrameSource, VideoWriter, is_webcam, open_source
 from dfer.errors import DferError
 from dfer.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from dfer.inference import people
@@ -72,8 +73,28 @@ def _unique_dirs(inputs: list[str], out: Path) -> list[Path]:
     return dirs
 
 
-def write_outputs(result: VideoPrediction, folder: Path) -> None:
+def write_outputs(result: VideoPrediction, folder: Path, *, video: FrameSource | None = None, warning: str = "",
+                  progress: bool = False) -> None:
+    """Every file of a result into `folder`; with `video` (the source read again) also annotated.mp4,
+    drawn on a thread while the tables and the timeline are written (its encoder and decoder run
+    outside the GIL). summary.json is written last: its presence marks the input done; a failure
+    leaves no partial video behind."""
     folder.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(1, thread_name_prefix="dfer-annotate") as pool:
+        drawing = None if video is None else pool.submit(write_annotated, result, video.decoded(),
+                                                         folder / "annotated.mp4", progress=progress, warning=warning)
+        try:
+            _write_files(result, folder)
+        finally:
+            if drawing is not None:
+                drawing.result()  # its error, if any, is raised here
+    if video is not None:
+        result.seconds += time.perf_counter() - t0
+    atomic_write_json(folder / "summary.json", result.summary())  # last: its presence marks the input done
+
+
+def _write_files(result: VideoPrediction, folder: Path) -> None:
     for name, df in (("predictions.csv", result.to_dataframe()), ("tracks.csv", result.tracks_dataframe()),
                      ("episodes.csv", result.episodes_dataframe()), ("people.csv", result.people_dataframe())):
         buf = io.StringIO()
@@ -86,21 +107,20 @@ def write_outputs(result: VideoPrediction, folder: Path) -> None:
     if result.descriptors:
         atomic_write_bytes(folder / "descriptors.npz", people.descriptors_npz(result.people, result.descriptors))
     plot_timeline(result, folder / "timeline.png")
-    atomic_write_json(folder / "summary.json", result.summary())  # last: its presence marks the input done
 
 
-def analyse(recognizer: Recognizer, src, folder: Path, *, settings: InferenceSettings | None = None,
-            annotate: bool = True, max_frames: int | None = None, progress: bool = False,
+def analyse(recognizer: Recognizer, src: FrameSource, folder: Path, *, settings: InferenceSettings | None = None,
+            annotate: bool = True, max_frames: int | None = None, progress: bool = False, name: str = "",
             on_event: Callable[[FrameEvent], None] | None = None) -> VideoPrediction:
-    """The predictions of a file or folder and, with `annotate`, folder/annotated.mp4, drawn once the
-    people are known (the source is read a second time). A failure leaves no partial video behind."""
+    """The predictions of a file or folder and every output into `folder` (with `annotate`, annotated.mp4,
+    drawn once the people are known: the source is read a second time). `name`: what the outputs call
+    the input (default: the source's own name)."""
     result = recognizer.predict_video(src, settings=settings, max_frames=max_frames, progress=progress,
                                       on_event=on_event)
-    if annotate:
-        t0 = time.perf_counter()
-        write_annotated(result, src.decoded(), folder / "annotated.mp4", progress=progress,
-                        warning=recognizer.model_info.get("warning", ""))
-        result.seconds += time.perf_counter() - t0
+    if name:
+        result.source = name
+    write_outputs(result, folder, video=src if annotate else None, progress=progress,
+                  warning=recognizer.model_info.get("warning", ""))
     return result
 
 
@@ -112,10 +132,10 @@ def predict_one(recognizer: Recognizer, item: str, folder: Path, *, annotate: bo
         src = open_source(item)
         if src.live:
             result = predict_live(recognizer, src, folder, max_seconds=max_seconds, log=log)
+            write_outputs(result, folder)
         else:
             max_frames = int(max_seconds * src.fps) if max_seconds else None
             result = analyse(recognizer, src, folder, annotate=annotate, max_frames=max_frames, progress=progress)
-        write_outputs(result, folder)
     except DferError as exc:
         return None, str(exc)
     except KeyboardInterrupt:

@@ -193,9 +193,9 @@ class Recognizer:
         face, fps = r.face, source.fps
         identity = None
         if s.people and people.available():
-            from dfer.inference.identity import IdentityGate
+            from dfer.inference.identity import DescriptorCheck
 
-            identity = IdentityGate(fps, s.same_person)
+            identity = DescriptorCheck(fps, s.same_person)
         tracker = FaceTracker(make_detector(face), face, identity=identity)
         windows = WindowScheduler(r.window_frames, r.stride, s.min_track_frames, face.size, face.margin,
                                   num_frames=self.preprocess.num_frames)

@@ -25,7 +25,7 @@ from typing import Any
 from dfer.data.video import FrameGuard, FrameSource, open_source
 from dfer.errors import DferError
 from dfer.inference.explain_render import write_explanation
-from dfer.inference.predict import analyse, write_outputs
+from dfer.inference.predict import analyse
 from dfer.inference.recognizer import InferenceSettings, Recognizer
 from dfer.serve.disk import DataDir
 from dfer.serve.jobs import Job, JobStatus, JobStore
@@ -174,10 +174,8 @@ class JobRunner:
         # One guarded source for every pass over the upload (analysis, annotated video, explanations): each
         # decoded frame is checked against --max-frame and the frame count the probe made before it is used.
         source = open_source(video, guard=FrameGuard(max_frame=self.setup.max_frame, max_frames=frames))
-        result = analyse(self.rec, source, partial, settings=settings,
-                         on_event=lambda ev: report(0.98 * min(1.0, (ev.index + 1) / frames)))
-        result.source = job.filename  # reports name the user's file, never a server path
-        write_outputs(result, partial)
+        analyse(self.rec, source, partial, settings=settings, name=job.filename,  # never a server path
+                on_event=lambda ev: report(0.98 * min(1.0, (ev.index + 1) / frames)))
         if job.params.get("explain"):
             self._explain(settings, source, partial)
         report(0.99, force=True)
