@@ -35,6 +35,7 @@ from dfer.inference import people
 from dfer.inference.prediction import FrameEvent, VideoPrediction, WindowPrediction
 from dfer.inference.recognizer import InferenceSettings, Recognizer
 from dfer.inference.render import annotate_frame, plot_timeline, write_annotated
+from dfer.inference.report import result_line
 from dfer.progress import progress_bar, say
 from dfer.scale import RayOptions, ray_map
 
@@ -200,13 +201,7 @@ def predict_inputs(
             continue
         run.done.append(folder)
         run.results[folder] = result
-        s = result.summary()
-        faces = ", ".join(f"#{t['track_id']} {t['label']}" for t in s["tracks"]) or s.get("message", "")
-        who = ", ".join(f"{p['person_id']} {p['dominant'] or '-'}" for p in s["people"])
-        log(f"{item}: " + (f"{len(s['people'])} {'person' if len(s['people']) == 1 else 'people'} [{who}] in "
-                             if s["people"] else "")
-            + f"{len(s['tracks'])} face track(s) [{faces}], {len(result.windows)} windows, "
-            f"{s['realtime_factor']:.2f}x real time -> {folder}" + (f" [{s['warning']}]" if "warning" in s else ""))
+        log(result_line(result, item, folder))
     bar.close()
     if run.failed:
         buf = io.StringIO()

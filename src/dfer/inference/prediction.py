@@ -67,6 +67,7 @@ class VideoPrediction:
     settings: ResolvedSettings | None = None  # what the run used (summary.json's `settings`)
     cuts: list[int] = field(default_factory=list)  # frames that start a new shot (no track crosses one)
     identity_splits: list[tuple[int, int, int]] = field(default_factory=list)  # (frame, ended track, new track)
+    identity_check: dict[str, Any] = field(default_factory=dict)  # descriptors and seconds it cost; empty: not run
     people: dict[int, str] = field(default_factory=dict)  # track id -> person (P1, P2, ...); empty: not computed
     people_note: str = ""  # why there are no people, when there are none
     describe_seconds: float = 0.0  # time spent on face descriptors

@@ -192,7 +192,7 @@ class Recognizer:
         r = self.resolved_settings(source.fps, s)
         face, fps = r.face, source.fps
         identity = None
-        if s.people and people.available():
+        if s.people and s.identity_check and people.available():
             from dfer.inference.identity import DescriptorCheck
 
             identity = DescriptorCheck(fps, s.same_person)
@@ -249,6 +249,8 @@ class Recognizer:
         bar.close()
         result = builder.finish(stats.notes())
         result.identity_splits = list(stats.splits)
+        if stats.identity_descriptors:
+            result.identity_check = {"descriptors": stats.identity_descriptors, "seconds": round(stats.identity_seconds, 3)}
         return result
 
     def explain(self, source: str | Path | FrameSource, *, target: str | None = None, stage: str = "layer3",

@@ -31,6 +31,17 @@ def label_of_shares(shares: dict[str, float]) -> str | None:
     return near[0] if len(near) == 1 else "mixed: " + "/".join(near)
 
 
+def cut_rule(r: VideoPrediction) -> str:
+    """The shot-cut rule the run used, in words (dfer.data.shots)."""
+    face = r.settings.face if r.settings is not None else None
+    if face is None:
+        return ""
+    if face.cut_ratio <= 0:
+        return "none (cut_ratio 0)"
+    return (f"adaptive: a frame whose Y+U+V change is at least {face.cut_ratio:g}x its neighbours' and at least "
+            f"{face.cut_min:g} levels, {face.min_shot} frames after the last cut at least")
+
+
 def windows_dataframe(r: VideoPrediction):
     """One row per (track, window): predictions.csv."""
     import pandas as pd
@@ -134,6 +145,9 @@ def summary(r: VideoPrediction) -> dict[str, Any]:
         "processing_s": round(r.seconds, 3), "realtime_factor": round(r.realtime_factor, 3),
         "settings": settings,
         "shot_cuts": [{"frame": f, "time_s": round(f / r.fps, 3) if r.fps else 0.0} for f in r.cuts],
+        "cut_rule": cut_rule(r),
+        "identity_splits": [{"frame": f, "time_s": round(f / r.fps, 3) if r.fps else 0.0, "ended_track": a,
+                             "new_track": b} for f, a, b in r.identity_splits],
         "tracks": [track_summary(r, t) for t in r.track_ids],
         "people": people_summary(r),
         "episodes": [{**vars(e), "person_id": r.person(e.track_id)} for e in episodes(r)],
@@ -149,11 +163,30 @@ def summary(r: VideoPrediction) -> dict[str, Any]:
         out["people_note"] = r.people_note
     else:
         out["describe_s"] = round(r.describe_seconds, 3)
+    if r.identity_check:
+        out["identity_check"] = r.identity_check
+    if r.notes:
+        out["notes"] = list(r.notes)
     if not r.windows:
         out["message"] = ("no face found" if not r.boxes else
                           "faces were seen too briefly for a prediction (fewer frames than min_track_frames)")
     return out
 
 
-__all__ = ["MIXED", "episodes", "episodes_dataframe", "label_of_shares", "people_dataframe", "people_summary",
+def result_line(r: VideoPrediction, item: str, folder) -> str:
+    """The one line `dfer predict` prints for an input: people, face tracks, windows, shot cuts and identity
+    splits, the speed, where the files went, and the synthetic-only warning."""
+    s = summary(r)
+    faces = ", ".join(f"#{t['track_id']} {t['label']}" for t in s["tracks"]) or s.get("message", "")
+    who = ", ".join(f"{p['person_id']} {p['dominant'] or '-'}" for p in s["people"])
+    people = f"{len(s['people'])} {'person' if len(s['people']) == 1 else 'people'} [{who}] in " if s["people"] else ""
+    shots = [f"{len(r.cuts)} shot cut{'' if len(r.cuts) == 1 else 's'}"] if r.cuts else []
+    shots += [f"{len(r.identity_splits)} identity split{'' if len(r.identity_splits) == 1 else 's'}"] \
+        if r.identity_splits else []
+    return (f"{item}: {people}{len(s['tracks'])} face track(s) [{faces}], {len(r.windows)} windows, "
+            + "".join(f"{x}, " for x in shots) + f"{s['realtime_factor']:.2f}x real time -> {folder}"
+            + (f" [{s['warning']}]" if "warning" in s else ""))
+
+
+__all__ = ["result_line", "MIXED", "episodes", "episodes_dataframe", "label_of_shares", "people_dataframe", "people_summary",
            "summary", "track_summary", "tracks_dataframe", "windows_dataframe"]

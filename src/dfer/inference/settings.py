@@ -22,7 +22,8 @@ class InferenceSettings:
     min_confidence: float = 0.0  # a window whose top probability is lower is labelled UNCERTAIN (probabilities kept)
     episodes: EpisodeRule = field(default_factory=EpisodeRule)  # how windows become expression episodes
     face: dict[str, Any] = field(default_factory=dict)  # FaceSettings overrides, e.g. {"detect_every": 5}
-    people: bool = True  # join tracks into people, and split a track whose face becomes someone else (`people` extra)
+    people: bool = True  # join tracks into people (the `people` extra)
+    identity_check: bool = True  # with people: split a track whose face becomes someone else (dfer.inference.identity)
     same_person: float = SAME_PERSON  # descriptor distance under which two tracks are one person
     gallery: str = ""  # a folder of known people (dfer.inference.people.Gallery): matching people get their name
     save_descriptors: bool = False  # keep the face descriptors for descriptors.npz (never written otherwise)
