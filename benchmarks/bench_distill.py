@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_inference import looped_video  # noqa: E402
 from bench_pipeline import command, network_alone  # noqa: E402
 from dfer.compute_cost import profile_model  # noqa: E402
-from dfer.demo import DemoSettings, _train_config  # noqa: E402
+from dfer.demo import _train_config  # noqa: E402
+from dfer.demo_settings import DemoSettings  # noqa: E402
 from dfer.files import atomic_write_json  # noqa: E402
 from dfer.inference import Recognizer  # noqa: E402
 from dfer.inference.scoring import ScoringQueue  # noqa: E402
@@ -110,8 +111,8 @@ def paper_size(work: Path, video: Path, seconds: float) -> dict:
     """Speed only, at the paper's 16x112x112 (random weights: accuracy is the synthetic proxy's job):
     the teacher and every student, clips/s and the whole `dfer predict` beside the network's bound."""
     from bench_inference import make_ckpt
+    from dfer.models.registry import STUDENTS
     from dfer.models.students import student_clip
-    from dfer.options import STUDENTS
 
     rows = {"(teacher)": ("dfer_r2plus1d_18", 16, 112)}
     rows |= {name: (c.model, c.num_frames, c.size) for name in STUDENTS for c in [student_clip(name, 16, 112)]}

@@ -33,7 +33,6 @@ from dfer.engine import load_config
 from dfer.inference.explain import Explainer
 from dfer.inference.explain_sanity import gradcam_focus
 from dfer.models import build_from_config
-from dfer.preprocess import Preprocess
 from dfer.runs import train_fold
 from dfer.synth.patches import make_patch_cache
 
@@ -47,7 +46,7 @@ def focus(epochs: int, size: int) -> dict:
         t0 = time.perf_counter()
         m = train_fold(cfg, root, 1, Path(tmp) / "run")
         model, ckpt = model_from_checkpoint(Path(tmp) / "run" / "best.pt")
-        pre, names = Preprocess.from_dict(ckpt["preprocess"]), ckpt["class_names"]
+        pre, names = ckpt.preprocess, ckpt.class_names
         test = json.loads((root / "splits.json").read_text())["protocols"]["kfold"]["folds"][0]["test"]
         torch.manual_seed(0)
         rnd = build_from_config(model.config).eval()
@@ -63,14 +62,14 @@ def temporal(run: Path) -> dict:
     folds = {}
     for best in sorted(run.glob("fold_*/best.pt")):
         model, ckpt = model_from_checkpoint(best)
-        pre, names = Preprocess.from_dict(ckpt["preprocess"]), ckpt["class_names"]
+        pre, names = ckpt.preprocess, ckpt.class_names
         split = json.loads((best.parent / "split.json").read_text())
-        cache = ClipCache(ckpt["split"]["cache"])
+        cache = ClipCache(ckpt.split["cache"])
         rows = cache.finished()
         ids = [i for i in split["test"] if names[rows[i].label] in ("Surprise", "Fear")]
         ds = ClipDataset(cache, ids, num_frames=pre.num_frames,
                          transform_config=ClipTransformConfig(size=pre.size, mean=pre.mean, std=pre.std))
-        temp = float((ckpt.get("calibration") or {}).get("temperature", 1.0))
+        temp = float((ckpt.calibration or {}).get("temperature", 1.0))
         ex = Explainer(model, names, mean=pre.mean, std=pre.std, temperature=temp)
         imp, diff = [], []
         for k in range(len(ds)):

@@ -149,7 +149,7 @@ def agreement_per_fold(tmp: Path, checkpoints: list[str], data: str | None) -> d
             path = tmp / f"fold{k}_{fmt}.{'xml' if fmt == 'openvino' else 'onnx'}"
             meta = export_model(ckpt, path, format=fmt, quantize="int8", calibration=data, calibration_split=split,
                                 min_agreement=0)
-            row[name] = meta["parity_vs_torch_fp32"]
+            row[name] = meta.parity_vs_torch_fp32
             if fmt == "openvino":
                 row["openvino_int8_float_conv_share"] = float_conv_share(path)
         export_model(ckpt, tmp / f"fold{k}_fp32.xml", format="openvino")

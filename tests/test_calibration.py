@@ -36,7 +36,7 @@ def test_training_fits_the_temperature_on_the_validation_part(toy_run):
     cal = m.calibration
     assert cal["fitted_on"] == "val" and cal["ece_bins"] == 15 and "ece_before" in cal["test"]
     assert (out / "reliability.png").is_file() and "## Calibrated confidence" in (out / "report.md").read_text()
-    assert load_checkpoint(out / "best.pt")["calibration"]["temperature"] == cal["temperature"]
+    assert load_checkpoint(out / "best.pt").calibration["temperature"] == cal["temperature"]
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +44,9 @@ def hot_and_old(toy_run, tmp_path_factory):
     """The toy run's checkpoint with a temperature of 2, and without any (as older dfer wrote it)."""
     tmp = tmp_path_factory.mktemp("temperature")
     ckpt = load_checkpoint(toy_run[1] / "best.pt")
-    ckpt["calibration"] = {"temperature": 2.0}
+    ckpt.calibration = {"temperature": 2.0}
     hot = save_checkpoint(tmp / "hot.pt", ckpt)
-    del ckpt["calibration"]
+    ckpt.calibration = None
     old = save_checkpoint(tmp / "old.pt", ckpt)
     video = write_face_video(tmp / "v.mp4", n=30)
     return (Recognizer.from_checkpoint(hot, backend="torch").predict_video(video),

@@ -6,7 +6,8 @@ import pytest
 
 from dfer.cli import main
 from dfer.data import FaceSettings, make_detector, probe, read_video
-from dfer.demo import DemoSettings, run_demo
+from dfer.demo import run_demo
+from dfer.demo_settings import DemoSettings
 from dfer.synth.dataset import CLASSES, SynthSettings, generate, render_clip
 from dfer.synth.face import Identity
 

@@ -88,7 +88,7 @@ def test_a_verified_download_is_fetched_once_then_loaded(server, capsys):
     ref = f"{url}/models/best.pt#sha256={_sha(data)}"
     path = resolve_checkpoint(ref, progress=False)
     assert path.read_bytes() == data and path.parent.name == _sha(data)
-    assert load_checkpoint(ref)["format"] == "dfer-checkpoint"
+    assert load_checkpoint(ref).to_dict()["format"] == "dfer-checkpoint"
     assert [r for r in _Files.requests if r[0] == "GET"] == [("GET", "/models/best.pt", "")]  # cached after once
     assert "not checked" not in capsys.readouterr().err
     resolve_checkpoint(f"{url}/models/best.pt", progress=False)

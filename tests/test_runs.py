@@ -45,7 +45,7 @@ def test_an_unfinished_run_is_refused_by_name(toy_run, tmp_path):
     shutil.copytree(toy_run[1], run)
     (run / "metrics.json").unlink()
     ckpt = load_checkpoint(run / "last.pt")
-    ckpt["state"]["done"] = False
+    ckpt.state["done"] = False
     save_checkpoint(run / "last.pt", ckpt)
     with pytest.raises(CheckpointError, match=r"run: training has not ended .* dfer train --resume"):
         finish_fold(run)
@@ -79,7 +79,7 @@ def test_checkpoint_model_keeps_the_checkpoint_weights(toy_run):
     from dfer.engine.trainer import checkpoint_model
 
     ckpt = load_checkpoint(toy_run[1] / "best.pt")
-    cfg = load_config(base=ckpt["train_config"])
+    cfg = load_config(base=ckpt.train_config)
     model = checkpoint_model(ckpt, cfg, make_fabric(cfg))
-    for k, v in ckpt["model"]["state_dict"].items():
+    for k, v in ckpt.model.state_dict.items():
         assert torch.equal(model.state_dict()[k].cpu(), v), k

@@ -16,6 +16,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from dfer.models.registry import STUDENTS
+from dfer.models.students import student_clip
+
 PAPER_GMACS = 38.66
 COUNTER = "torch.utils.flop_counter.FlopCounterMode (conv, matmul, bmm; MAC = FLOP/2)"
 
@@ -124,9 +127,6 @@ def student_costs(clip: tuple[int, int, int] = (16, 112, 112), num_classes: int 
     """The teacher (the paper's network at `clip`) and every distillation student: network, clip, GMACs,
     parameters and how many times fewer MACs than the teacher."""
     from dfer.models import build_model
-    from dfer.models.students import student_clip
-    from dfer.options import STUDENTS
-
     t, h, _ = clip
     teacher = profile_model(build_model(name="dfer_r2plus1d_18", num_classes=num_classes), clip, name="teacher")
     rows = [{"student": "(teacher)", "model": "dfer_r2plus1d_18", "clip": list(clip), "gmacs": teacher.gmacs,

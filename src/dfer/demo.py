@@ -12,62 +12,32 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dfer.engine.results import CVResult
-from dfer.errors import ConfigError
+from dfer.acceptance import describe
+from dfer.data.adapters import load_spec
+from dfer.data.cache import ClipCache
+from dfer.data.face_settings import FaceSettings
+from dfer.data.prepare import prepare_dataset
+from dfer.data.splits import Splits
+from dfer.demo_settings import DemoSettings
+from dfer.engine.config import load_config
+from dfer.engine.evaluate import evaluate_checkpoint
+from dfer.engine.results import CVResult, FoldResult
 from dfer.files import atomic_write_json, atomic_write_text
 from dfer.formatting import percent
+from dfer.inference import InferenceSettings, Recognizer, predict_inputs
+from dfer.inference.export import export_fold_int8
+from dfer.metrics import report_from_confusion
+from dfer.models.registry import REGISTRY
+from dfer.runs import run_cv
+from dfer.synth.dataset import CLASSES, SynthSettings, generate
 
 BANNER = "SYNTHETIC DATA: procedurally drawn cartoon faces made by dfer synth, not people"
-
-
-@dataclass
-class DemoSettings:
-    """Defaults finish in about 10 minutes on a 2-core CPU limited to AVX2 (see README); all reduce
-    for a quick check.
-
-    Why these: training from scratch (no pretrained weights offline) is data-starved, so more
-    subjects beat more epochs at equal compute; a tight crop (margin 0.1) at 32 px keeps the
-    expression cues as large as a 0.2 margin at 40 px for 0.64x the cost; 3 folds leave each
-    fold enough epochs inside the time budget. The network is the paper's at half width (half the
-    channels in every stage; the attention block and both heads kept): it trains 2.7x faster than
-    the full width at this clip (27.7 vs 10.4 clips/s) and keeps the demo's point (the temporal
-    model beats the same model on shuffled frames by 17 points; the full width: 19).
-    """
-
-    model: str = "dfer_r2plus1d_18_half"  # dfer.models registry name; dfer_r2plus1d_18: the paper's full width
-    clips_per_class: int = 96  # subjects; each performs all 7 classes
-    frames: int = 32  # per synthetic video (1.28 s at 25 fps)
-    folds: int = 3  # subject-grouped stratified k-fold
-    epochs: int = 7
-    clip_frames: int = 8  # T of the network input (the paper: 16)
-    clip_size: int = 32  # H = W of the network input (the paper: 112)
-    crop_size: int = 40  # side of the cached face crops
-    margin: float = 0.1  # face crop margin on each side
-    batch_size: int = 8
-    lr: float = 1e-3
-    seed: int = 0
-    workers: int = 2  # processes for synthesis and face preparation
-    extra: list[str] = field(default_factory=list)  # further `key=value` training overrides
-
-    def __post_init__(self) -> None:
-        checks = [
-            (self.folds >= 2, f"folds must be >= 2, got {self.folds}"),
-            (self.clips_per_class >= self.folds + 1,
-             f"clips_per_class (subjects) must be at least folds + 1 = {self.folds + 1} so every fold has "
-             f"training, validation and test subjects, got {self.clips_per_class}"),
-            (self.frames >= 4, f"frames must be >= 4, got {self.frames}"),
-            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
-            (self.clip_frames >= 1 and self.clip_size >= 16, f"clip must be >= 1 x 16, got {self.clip_frames}x{self.clip_size}"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise ConfigError(f"demo settings: {msg}")
 
 
 def _stage(log: Callable[[str], None], timings: dict[str, float], name: str):
@@ -85,8 +55,6 @@ def _stage(log: Callable[[str], None], timings: dict[str, float], name: str):
 
 
 def _train_config(s: DemoSettings, progress: bool):
-    from dfer.engine.config import load_config
-
     return load_config(overrides=[
         f"model.name={s.model}", f"optim.epochs={s.epochs}", f"optim.lr={s.lr}", f"data.batch_size={s.batch_size}",
         "data.workers=0",
@@ -100,14 +68,6 @@ def _train_config(s: DemoSettings, progress: bool):
 
 def run_demo(out: str | Path = "dfer-demo", settings: DemoSettings | None = None, *, videos: Sequence[str] = (),
              progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
-    from dfer.data.adapters import load_spec
-    from dfer.data.face_settings import FaceSettings
-    from dfer.data.prepare import prepare_dataset
-    from dfer.engine.evaluate import evaluate_checkpoint
-    from dfer.inference import InferenceSettings, Recognizer, predict_inputs
-    from dfer.runs import run_cv
-    from dfer.synth.dataset import CLASSES, SynthSettings, generate
-
     s = settings or DemoSettings()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -129,12 +89,15 @@ def run_demo(out: str | Path = "dfer-demo", settings: DemoSettings | None = None
     with _stage(log, timings, "temporal ablation (frames shuffled in time)"):
         ablation = _ablation(out, cv, evaluate_checkpoint)
         log(f"   test WAR {_pct(ablation['natural']['war'])} in order vs {_pct(ablation['shuffled']['war'])} shuffled")
-    with _stage(log, timings, "int8 export of the first fold"):
-        int8 = _int8_first_fold(out, cv)
+    fold, fold_val = _best_fold(out, cv)
+    log(f"   the model to use: fold {fold}'s (the best validation WAR, {_pct(fold_val)}; never its test score), "
+        f"as {out / 'best.pt'}")
+    with _stage(log, timings, f"int8 export of fold {fold}"):
+        int8 = _int8_fold(out, fold)
         log(f"   {int8['line']}")
     with _stage(log, timings, "predict"):
-        sample = _held_out_video(out)
-        ckpt = out / "cv" / f"fold_{cv.folds[0]}" / "best.pt"
+        sample = _held_out_video(out, cv.folds.index(fold))
+        ckpt = out / "best.pt"
         rec = Recognizer.from_checkpoint(ckpt, settings=InferenceSettings(stride=5, window_seconds=1.0))
         run = predict_inputs(rec, [str(sample), *videos], out / "predict", progress=False, log=log)
     total = round(time.perf_counter() - t_all, 1)
@@ -142,7 +105,7 @@ def run_demo(out: str | Path = "dfer-demo", settings: DemoSettings | None = None
         "data": BANNER, "settings": asdict(s), "classes": CLASSES,
         "prepared": {"ok": summary.ok, "failed": summary.failed},
         "cv": {k: v for k, v in cv.to_dict().items() if k in ("selected", "last", "per_fold", "folds")},
-        "ablation": ablation, "int8": int8,
+        "ablation": ablation, "int8": int8, "model": {"fold": fold, "val_war": fold_val, "checkpoint": "best.pt"},
         "predict": {"outputs": run.done + run.skipped, "failed": run.failed, "sample": str(sample)},
         "timings_s": {**timings, "total": total},
     }
@@ -153,7 +116,7 @@ def run_demo(out: str | Path = "dfer-demo", settings: DemoSettings | None = None
         f"(UAR {_pct(cv.selected['uar']['mean'])}); frames shuffled: WAR {_pct(ablation['shuffled']['war'])}")
     log(f"report:       {out / 'demo_report.md'}")
     log(f"CV report:    {out / 'cv' / 'report.md'}")
-    log(f"checkpoints:  {out / 'cv'}/fold_*/best.pt")
+    log(f"checkpoints:  {out / 'cv'}/fold_*/best.pt; the one to use: {ckpt} (fold {fold})")
     log(f"predictions:  {out / 'predict'}/")
     log(f"serve it:     dfer serve --checkpoint {ckpt}   (then open http://127.0.0.1:8000/)")
     return result
@@ -173,8 +136,6 @@ def _clean(x):
 
 def _ablation(out: Path, cv: CVResult, evaluate) -> dict[str, Any]:
     """Each fold's selected model on its own test part, frames in order and shuffled; pooled over folds."""
-    from dfer.metrics import report_from_confusion
-
     # In order, the selected models' test scores are the cross-validation's own (pooled confusion).
     pooled: dict[str, np.ndarray] = {"natural": np.asarray(cv.selected["pooled"]["confusion"])}
     for order in ("shuffled",):
@@ -194,44 +155,53 @@ def _ablation(out: Path, cv: CVResult, evaluate) -> dict[str, Any]:
     return res
 
 
-def _int8_first_fold(out: Path, cv: CVResult) -> dict[str, Any]:
-    """The first fold's selected model as OpenVINO int8, as `dfer train` makes it for every fold (calibrated
-    on its train part, accepted by the accuracy rule on its validation part), with a line saying how it went."""
-    from dfer.acceptance import describe
-    from dfer.inference.export import export_fold_int8
+def _best_fold(out: Path, cv: CVResult) -> tuple[str, float]:
+    """The fold whose selected checkpoint has the best validation WAR (its test score never decides), and
+    that WAR; its best.pt and int8 model are linked as OUT/best.pt (and beside it), the model to use."""
+    def val_war(fold: str) -> float:
+        val = FoldResult.load(out / "cv" / f"fold_{fold}").selected.val or {}
+        return float(val.get("val_war") if val.get("val_war") is not None else val.get("war", float("-inf")))
 
-    best = out / "cv" / f"fold_{cv.folds[0]}" / "best.pt"
+    scores = {f: val_war(f) for f in cv.folds}
+    fold = max(cv.folds, key=lambda f: (scores[f], -cv.folds.index(f)))
+    _link(out / "cv" / f"fold_{fold}" / "best.pt", out / "best.pt")
+    return fold, scores[fold]
+
+
+def _link(target: Path, link: Path) -> None:
+    """`link` -> `target` (relative), replacing what was there: a rerun may pick another fold."""
+    tmp = link.with_name(f".{link.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target.relative_to(link.parent))
+    tmp.replace(link)
+
+
+def _int8_fold(out: Path, fold: str) -> dict[str, Any]:
+    """The fold's selected model as OpenVINO int8, as `dfer train` makes it for every fold (calibrated on its
+    train part, judged by the accuracy rule on its validation part), linked beside OUT/best.pt, with a line
+    saying how it went."""
+    best = out / "cv" / f"fold_{fold}" / "best.pt"
     r = export_fold_int8(best, out / "cache")
-    if r["status"] == "refused":
-        return {**r, "line": f"int8 refused: {r['reason']}"}
-    if r["status"] == "failed":  # no NNCF, a runtime that cannot load int8 here: the demo's point stands without it
-        return {**r, "line": f"int8 not made: {r['reason']}"}
-    model = (best.parent / r["model"]).relative_to(out)
-    line = (f"int8 accepted ({model}): validation {describe(r['val'])}"
-            + (f"; test {describe(r['test'])}" if r["test"] else ""))
-    return {"status": "accepted", "model": str(model), "line": line}
+    if not r.written:  # refused, or not made (no NNCF...): the demo's point stands without it
+        return {**r.to_dict(), "line": r.line()}
+    for part in best.parent.glob(Path(r.model).stem + ".*"):  # the .xml and its .bin, beside OUT/best.pt
+        _link(part, out / part.name)
+    model = (best.parent / r.model).relative_to(out)
+    line = r.line().replace(f"({r.model})", f"({model})") + (f"; test {describe(r.test)}" if r.test else "")
+    return {**r.to_dict(), "model": str(model), "line": line}
 
 
-def _held_out_video(out: Path) -> Path:
-    """A synthetic video from the test part of the first fold, so the model predicts on unseen data."""
-    from dfer.data.cache import ClipCache
-    from dfer.data.prepare import load_splits
-
-    splits = load_splits(out / "cache")
-    fold = splits["protocols"][splits["default"]]["folds"][0]
+def _held_out_video(out: Path, k: int) -> Path:
+    """A synthetic video from the test part of the k-th fold (the model's), so it predicts on unseen data."""
+    fold = Splits.load(out / "cache").folds()[k]
     rows = {r.id: r for r in ClipCache(out / "cache").index()}
     # Prefer a Surprise clip: its expression unfolds clearly over the video.
-    ids = sorted(fold["test"], key=lambda i: (not i.startswith("Surprise"), i))
+    ids = sorted(fold.test, key=lambda i: (not i.startswith("Surprise"), i))
     return Path(rows[ids[0]].source)
 
 
 def _network(name: str) -> str:
-    full = "the paper's R(2+1)D-18 + spatio-temporal attention + CE and sparse-center-loss heads"
-    if name == "dfer_r2plus1d_18":
-        return full
-    if name == "dfer_r2plus1d_18_half":
-        return f"{full}, at half width (`{name}`: half the channels in every stage)"
-    return f"`{name}` (a baseline of the paper)"
+    return f"{REGISTRY[name].description} (`{name}`)"
 
 
 def _report(r: dict[str, Any], out: Path) -> str:
@@ -263,7 +233,10 @@ def _report(r: dict[str, Any], out: Path) -> str:
         lines.append(f"| {'in order' if order == 'natural' else 'shuffled'} | {_pct(a['war'])} | {_pct(a['uar'])} | "
                      + " | ".join(_pct(a["per_class_recall"][n]) for n in names) + " |")
     lines += ["", f"WAR drop when time is destroyed: {100 * ab['war_drop']:.1f} points.", "",
-              "## int8 (first fold)", "", r["int8"]["line"], "", "## Predictions on video", ""]
+              f"## The model to use: fold {r['model']['fold']}", "",
+              f"`best.pt` is fold {r['model']['fold']}'s selected checkpoint: the best validation WAR of the folds "
+              f"({_pct(r['model']['val_war'])}); the test parts never choose it.", "",
+              "## int8", "", r["int8"]["line"], "", "## Predictions on video", ""]
     for d in r["predict"]["outputs"]:
         lines.append(f"- `{Path(d).relative_to(out) if Path(d).is_relative_to(out) else d}/`: annotated.mp4, "
                      "timeline.png, predictions.csv, summary.json")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dfer.files import CACHE_ENV, cache_root
+from dfer.formatting import human_bytes
 
 PACKAGES = {  # what to report: distribution name -> what it is for
     "dfer": "dfer", "torch": "training and the PyTorch runtime", "torchvision": "the networks",
@@ -88,6 +89,29 @@ def auto_choice(cuda: list[str], ov_precision: str | None, flags: dict[str, bool
     return "ONNX Runtime in float32, else PyTorch on the CPU (OpenVINO is not installed)"
 
 
+CPU_WHEELS = "pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu"
+
+
+def torch_build() -> dict[str, Any]:
+    """Which PyTorch build is installed (CUDA or CPU-only) and whether this machine has a GPU it could use, read
+    from the installed files (no torch import: seconds on small CPUs), with advice when they do not match."""
+    version = _version("torch")
+    gpu = sys.platform.startswith("linux") and bool(glob.glob("/dev/nvidia[0-9]*"))
+    if version is None:
+        return {"version": None, "build": None, "gpu": gpu, "advice": None}
+    cuda_files = [d for d in metadata.distributions() if (d.metadata["Name"] or "").lower().startswith("nvidia-")]
+    build = "CUDA" if "+cu" in version or cuda_files else "CPU-only"
+    advice = None
+    if build == "CUDA" and not gpu:
+        cuda_bytes = sum(p.stat().st_size for d in cuda_files for p in map(Path, map(d.locate_file, d.files or ()))
+                         if p.is_file())
+        advice = (f"a CUDA build of PyTorch ({human_bytes(cuda_bytes)} of NVIDIA libraries) on a machine with no GPU: "
+                  f"a CPU-only build runs dfer the same here; before installing dfer: {CPU_WHEELS}")
+    elif build == "CPU-only" and gpu:
+        advice = "a CPU-only build of PyTorch on a machine with an NVIDIA GPU: install a CUDA build to train on it"
+    return {"version": version, "build": build, "gpu": gpu, "advice": advice}
+
+
 def folder_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
 
@@ -119,7 +143,7 @@ def report() -> dict[str, Any]:
     return {
         "python": platform.python_version(), "platform": platform.platform(),
         "packages": {name: _version(name) for name in PACKAGES}, "ffmpeg_libavformat": ffmpeg,
-        "cpu": c, "cuda_devices": cuda, "openvino_precision": ov,
+        "cpu": c, "cuda_devices": cuda, "torch_build": torch_build(), "openvino_precision": ov,
         "auto": auto_choice(cuda, ov, c["flags"]),
         "cache": {"path": str(root), "set_by": CACHE_ENV if os.environ.get(CACHE_ENV) else "default",
                   "bytes": folder_size(root)},
@@ -129,12 +153,13 @@ def report() -> dict[str, Any]:
 
 
 def format_report(r: dict[str, Any]) -> str:
-    from dfer.formatting import human_bytes
-
     flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in r["cpu"]["flags"].items())
     lines = [f"dfer {r['packages']['dfer']} on Python {r['python']} ({r['platform']})", "",
              f"CPU       {r['cpu']['name']}, {r['cpu']['cores']} cores", f"          {flags}",
              f"CUDA      {', '.join(r['cuda_devices']) or 'no CUDA device'}",
+             f"PyTorch   {r['torch_build']['version'] or 'not installed'} ({r['torch_build']['build'] or '-'} build; "
+             f"{'a GPU is here' if r['torch_build']['gpu'] else 'no GPU here'})",
+             *([f"          {r['torch_build']['advice']}"] if r["torch_build"]["advice"] else []),
              f"auto      {r['auto']}", "", "packages"]
     for name, version in r["packages"].items():
         lines.append(f"  {name:<24} {version or 'not installed':<14} {PACKAGES[name]}")

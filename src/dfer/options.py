@@ -12,27 +12,14 @@ OPENVINO_PRECISIONS = ("auto", "f32", "bf16")  # float precisions OpenVINO runs 
 PRECISIONS = (*OPENVINO_PRECISIONS, "int8")  # what --precision takes: int8 runs a verified int8 model
 TRAIN_PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")  # Lightning Fabric's
 ATTENTION_STAGES = ("layer3", "layer4", "none")
-BASELINES = ("r2plus1d_18", "r3d_18", "mc3_18")  # torchvision's video ResNet-18s with a plain CE head
-# The paper's network at a width: half the channels in every stage is the distillation students' narrow
-# network (about 4x fewer MACs; the attention block and both heads kept).
-DFER_WIDTHS = {"dfer_r2plus1d_18": 1.0, "dfer_r2plus1d_18_half": 0.5}
-MODEL_NAMES = (*DFER_WIDTHS, *BASELINES)  # the model registry's names (checkpoints store them)
-# Distillation students: (network, frames scale, size scale) relative to the teacher's clip. At the
-# paper's 16x112x112 (40.6 GMACs): frames-half 8x112x112 (2.0x fewer MACs), low-res 16x80x80 (1.96x),
-# narrow 3.97x, narrow-frames-half 7.9x, narrow-low-res 7.8x (`dfer profile --students`).
-STUDENTS = {
-    "frames-half": ("dfer_r2plus1d_18", 0.5, 1.0),
-    "low-res": ("dfer_r2plus1d_18", 1.0, 5 / 7),
-    "narrow": ("dfer_r2plus1d_18_half", 1.0, 1.0),
-    "narrow-frames-half": ("dfer_r2plus1d_18_half", 0.5, 1.0),
-    "narrow-low-res": ("dfer_r2plus1d_18_half", 1.0, 5 / 7),
-}
+# The model names, baselines and distillation students are the model registry's (dfer.models.registry).
 FRAME_ORDERS = ("natural", "shuffled", "reversed")  # evaluation frame orders (temporal-order check)
 EXPORT_FORMATS = ("onnx", "openvino")
 ACCEPT_RULES = ("accuracy", "agreement")  # how a reduced-precision model is accepted
 MAX_DROP_POINTS = 1.0  # WAR / UAR points a reduced-precision model may lose (accuracy rule)
 AGREEMENT_BAR = 0.99  # top-1 agreement with float32 a reduced-precision model must reach (agreement rule)
 CALIBRATION_CLIPS = 32  # clips an int8 model is calibrated on
+INT8_SUFFIX = "-int8.xml"  # best.pt -> best-int8.xml: the int8 model dfer train exports beside a checkpoint
 ENGINES = ("local", "ray")
 SPLITS = ("train", "val", "test")  # the parts of a fold
 EXPLAIN_STAGES = ("layer3", "layer4")  # where Grad-CAM looks

@@ -50,15 +50,16 @@ class Preprocess:
 
 SYNTHETIC_WARNING = ("SYNTHETIC-ONLY MODEL: trained only on dfer synth's cartoon faces, never on people; "
                      "its labels on real faces mean nothing")
+SYNTHETIC_SHORT = "SYNTHETIC-ONLY MODEL: labels on real faces mean nothing"  # where one short line must do
 
 
-def model_info(ckpt: dict[str, Any]) -> dict[str, Any]:
+def model_info(ckpt) -> dict[str, Any]:
     """What the model was trained on and its calibration, shown beside its labels (predict, the
-    service, exported models). A checkpoint without a temperature (trained before dfer fitted one)
-    gets 1.0, and says so."""
-    split = ckpt.get("split") or {}
+    service, exported models), from a dfer.checkpoint.Checkpoint. A checkpoint without a temperature
+    (trained before dfer fitted one) gets 1.0, and says so."""
+    split = ckpt.split
     synthetic = bool(split.get("synthetic", False))
-    cal = ckpt.get("calibration") or {}
+    cal = ckpt.calibration or {}
     return {"dataset": str(split.get("dataset", "")), "synthetic": synthetic,
             "temperature": float(cal.get("temperature", 1.0)), "calibrated": "temperature" in cal,
             **({"warning": SYNTHETIC_WARNING} if synthetic else {})}

@@ -105,6 +105,31 @@ def progress_bar(total: int | None, desc: str, *, unit: str = "item", enabled: b
     return _Lines(total, desc, unit, initial) if lines else _Off()
 
 
+class stage:  # noqa: N801 - used as a context manager, named for what it shows
+    """`with stage("opening the model"):` a step without a count (opening or converting a model, describing
+    people), named on a terminal while it runs so the bars never sit silent; nothing elsewhere."""
+
+    def __init__(self, desc: str, *, enabled: bool = True) -> None:
+        self.desc, self.enabled, self.bar = desc, enabled and sys.stderr.isatty(), None
+
+    def __enter__(self) -> stage:
+        if self.enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = _Tqdm(tqdm(total=None, desc=self.desc, bar_format="{desc}... {elapsed}", leave=False))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def realtime(video_seconds: float, since: float) -> str:
+    """Seconds of video per second of work on it since `since` (time.perf_counter()): the one real-time
+    figure the frames bar, the annotation bar and the result line all show."""
+    return f"{video_seconds / max(time.perf_counter() - since, 1e-6):.2f}x real time"
+
+
 def ignore_interrupt() -> None:
     """In a worker process: Ctrl-C reaches the terminal's whole process group, but only the parent
     handles it (one line, see dfer.cli); workers ignore it instead of printing a traceback each."""

@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from dfer.calibration import calibration_summary, fit_temperature, plot_reliability
+from dfer.acceptance import Int8Outcome
+from dfer.calibration import calibration_summary, choose_temperature, plot_reliability
 from dfer.checkpoint import load_checkpoint, save_checkpoint
 from dfer.engine.ablate import VARIANTS, ablation_report, paired, parse_variants, variant_result
 from dfer.engine.card import write_cv_card, write_model_card
@@ -31,7 +32,6 @@ from dfer.engine.trainer import Callback, FoldTrainer, TrainProgress, checkpoint
 from dfer.errors import CheckpointError, ConfigError, DatasetError
 from dfer.files import atomic_write_json, atomic_write_text
 from dfer.inference.export import export_fold_int8
-from dfer.preprocess import Preprocess
 
 TrainOne = Callable[..., FoldResult]  # (cfg, data, fold, out, *, resume, fabric, callbacks) -> FoldResult
 
@@ -68,12 +68,12 @@ def finish_fold(run_dir: str | Path, *, fabric=None, again: bool = False) -> Fol
     if not last_path.is_file():
         raise CheckpointError(f"{run_dir}: no last.pt; train the fold first (dfer train)")
     last_ckpt = load_checkpoint(last_path)
-    state = last_ckpt.get("state") or {}
+    state = last_ckpt.state or {}
     if not state.get("done"):
         raise CheckpointError(f"{run_dir}: training has not ended (last.pt is not marked done); "
                               "continue it with dfer train --resume")
-    cfg = load_config(base=last_ckpt["train_config"])
-    split = last_ckpt["split"]
+    cfg = load_config(base=last_ckpt.train_config)
+    split = last_ckpt.split
     if fabric is None:
         fabric = make_fabric(cfg)
     if (run_dir / "metrics.json").is_file() and not again:
@@ -109,7 +109,7 @@ def finish_fold(run_dir: str | Path, *, fabric=None, again: bool = False) -> Fol
         stopped_early=progress.stopped_early, world_size=fabric.world_size, history=progress.history,
         calibration=calibration, int8=int8, distillation=(state.get("extra_metrics") or {}).get("distillation"),
         peer_best_on_test=_peer_best(progress),
-        cost=model_cost(last_model.config, Preprocess.from_dict(last_ckpt["preprocess"])))
+        cost=model_cost(last_model.config, last_ckpt.preprocess))
     if fabric.is_global_zero:
         write_fold_report(run_dir, result)
         write_model_card(best_path if best_path.is_file() else last_path, metrics=result)
@@ -119,31 +119,33 @@ def finish_fold(run_dir: str | Path, *, fabric=None, again: bool = False) -> Fol
 
 
 def _calibrate(best_ckpt, best_path: Path, val, test, fabric, run_dir: Path) -> dict[str, Any]:
-    """best.pt's temperature fitted on validation (NLL), stored in best.pt; ECE on test."""
-    t = fit_temperature(val.logits, val.labels)
+    """best.pt's temperature fitted on validation (NLL; kept at 1.0 if it would raise the validation ECE),
+    stored in best.pt; ECE on test."""
+    t, kept = choose_temperature(val.logits, val.labels)
     summary = calibration_summary(t, (val.logits, val.labels), (test.logits, test.labels) if test else None)
+    if kept:
+        summary["note"] = kept
     if fabric.is_global_zero:
-        best_ckpt["calibration"] = {k: v for k, v in summary.items() if k != "test"}
+        best_ckpt.calibration = {k: v for k, v in summary.items() if k != "test"}
         if "test" in summary:
-            best_ckpt["calibration"]["test_ece"] = {k: summary["test"][k] for k in ("clips", "ece_before", "ece_after")}
+            best_ckpt.calibration["test_ece"] = {k: summary["test"][k] for k in ("clips", "ece_before", "ece_after")}
             plot_reliability(summary, run_dir / "reliability.png")
         save_checkpoint(best_path, best_ckpt)
     fabric.barrier()
     return summary
 
 
-def _export_int8(cfg: TrainConfig, best: Path, split: dict[str, Any], fabric) -> dict[str, Any] | None:
+def _export_int8(cfg: TrainConfig, best: Path, split: dict[str, Any], fabric) -> Int8Outcome | None:
     """best.pt as OpenVINO int8 beside it (dfer.inference.export.export_fold_int8); a refusal or a failure is
     reported, never fatal."""
     dep = cfg.deploy
     if not dep.int8 or not best.is_file():
         return None
-    result: dict[str, Any] | None = None
+    result: Int8Outcome | None = None
     if fabric.is_global_zero:
         result = export_fold_int8(best, split["cache"], calibration_clips_count=dep.calibration_clips,
                                   max_drop=dep.int8_max_drop)
-        fabric.print(f"fold {split['fold']}: int8 {result['status']}"
-                     + (f" ({result['model']})" if result["status"] == "accepted" else ""))
+        fabric.print(f"fold {split['fold']}: int8 {result.status}" + (f" ({result.model})" if result.written else ""))
     fabric.barrier()
     return result
 

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from dfer.cli import main
-from dfer.data import ClipCache, ClipDataset, FaceSettings, get_fold, load_spec, prepare_dataset
+from dfer.data import ClipCache, ClipDataset, FaceSettings, Splits, load_spec, prepare_dataset
 from dfer.data.adapters import DFEW_CLASSES
 from dfer.errors import DatasetError
 from synthetic import make_afew, make_bad_inputs, make_daisee, make_dfew, write_face_video
@@ -85,10 +85,10 @@ def test_dfew_prepares_five_official_folds_with_val_carved_from_train(dfew):
     assert s.ok == 10 and s.failed == 0
     splits = json.loads((cache / "splits.json").read_text())
     assert splits["default"] == "official" and len(splits["protocols"]["official"]["folds"]) == 5
-    f1 = get_fold(splits, 1)
-    assert sorted(f1["test"]) == ["00001", "00006"]
-    assert not set(f1["test"]) & set(f1["train"] + f1["val"])
-    assert len(f1["val"]) >= 1 and not set(f1["val"]) & set(f1["train"])
+    f1 = Splits.load(cache).fold(1)  # the record every reader uses
+    assert sorted(f1.test) == ["00001", "00006"]
+    assert not set(f1.test) & set(f1.train + f1.val)
+    assert len(f1.val) >= 1 and not set(f1.val) & set(f1.train)
 
 
 def test_a_short_clip_is_kept_as_it_is(dfew):

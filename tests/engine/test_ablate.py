@@ -43,7 +43,7 @@ def test_a_baseline_loads_kinetics_weights_of_its_architecture_strictly(baseline
 def test_a_baseline_checkpoint_is_rebuilt_as_the_same_architecture(baseline):
     name, model = baseline
     ckpt = make_checkpoint(model=model, class_names=["a", "b", "c"], preprocess=Preprocess(num_frames=4, size=32))
-    assert ckpt["model"]["name"] == name
+    assert ckpt.model.name == name
     again, _ = model_from_checkpoint(ckpt)
     assert isinstance(again, VideoResNetClassifier) and again.backbone.arch == name
     assert profile_model(again, (16, 112, 112)).gmacs > 30

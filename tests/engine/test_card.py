@@ -41,7 +41,7 @@ def test_training_writes_a_hub_ready_card_with_the_runs_numbers(toy_run):
 def synth(toy_run, tmp_path_factory):
     """The toy run's checkpoint marked as trained on synthetic data."""
     ckpt = load_checkpoint(toy_run[1] / "best.pt")
-    ckpt["split"] = {**ckpt["split"], "synthetic": True}
+    ckpt.split = {**ckpt.split, "synthetic": True}
     return save_checkpoint(tmp_path_factory.mktemp("synth") / "synth.pt", ckpt)
 
 

@@ -15,8 +15,8 @@ from dfer.engine import load_config
 from dfer.engine.distill import DistillLoss, DistillNet
 from dfer.losses import DferLoss
 from dfer.models import build_model
+from dfer.models.registry import STUDENTS
 from dfer.models.students import student_clip
-from dfer.options import STUDENTS
 from dfer.runs import distill_fold
 
 
@@ -88,8 +88,8 @@ def teacher(toy_run):
 def test_a_student_at_a_smaller_clip_trains_on_the_teachers_clips(toy_cache, teacher, tmp_path):
     cfg = load_config(overrides=TINY + ["optim.epochs=1", "distill.student=frames-half", "runtime.tensorboard=false"])
     m = distill_fold(cfg, toy_cache, 1, tmp_path / "s", teacher=teacher)
-    pre = load_checkpoint(tmp_path / "s" / "best.pt")["preprocess"]
-    assert (pre["num_frames"], pre["size"]) == (2, 32)  # the student's own clip, for inference
+    pre = load_checkpoint(tmp_path / "s" / "best.pt").preprocess
+    assert (pre.num_frames, pre.size) == (2, 32)  # the student's own clip, for inference
     assert m.distillation["teacher_clip"] == [4, 32]
 
 
@@ -100,7 +100,7 @@ def _writes_what_training_writes(out, m, teacher) -> None:
     assert d["teacher_sha256"] and d["student"] == "narrow" and d["student_clip"] == [4, 32]
     assert m.selected.test["war"] is not None and m.calibration is not None
     ckpt = load_checkpoint(out / "best.pt")
-    assert ckpt["model"]["name"] == "dfer_r2plus1d_18_half" and ckpt["train_config"]["distill"]["teacher"] == str(teacher)
+    assert ckpt.model.name == "dfer_r2plus1d_18_half" and ckpt.train_config["distill"]["teacher"] == str(teacher)
     card = (out / "MODEL_CARD.md").read_text()
     assert "## Distillation" in card and d["teacher_sha256"] in card
     assert json.loads((out / "metrics.json").read_text())["distillation"]["teacher"] == "best.pt"
@@ -132,8 +132,8 @@ def test_a_killed_distillation_resumes_to_the_same_weights(distilled, toy_cache,
                      callbacks=[kill_at_step_5])
     resumed = distill_fold(load_config(base=cfg.to_dict()), toy_cache, 1, tmp_path / "b", teacher=teacher, resume=True)
     a, b = load_checkpoint(out / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
-    for k, v in a["model"]["state_dict"].items():
-        assert torch.equal(v, b["model"]["state_dict"][k]), k
+    for k, v in a.model.state_dict.items():
+        assert torch.equal(v, b.model.state_dict[k]), k
     assert full.selected.test["confusion"] == resumed.selected.test["confusion"]
 
 
@@ -156,7 +156,7 @@ def test_bad_input_is_refused_before_any_training(toy_cache, teacher, tmp_path, 
     err = _refused(capsys, [*base, "--teacher", str(garbage), "--out", str(tmp_path / "b")])
     assert "garbage.pt" in err and "checkpoint" in err
     other = load_checkpoint(teacher)
-    other["class_names"] = ["a", "b", "c"]
+    other.class_names = ["a", "b", "c"]
     save_checkpoint(tmp_path / "other.pt", other)
     err = _refused(capsys, [*base, "--teacher", str(tmp_path / "other.pt"), "--out", str(tmp_path / "c")])
     assert "teacher's classes (a, b, c) are not the cache's" in err

@@ -111,9 +111,9 @@ def test_the_saved_split_keeps_test_clips_apart(toy_run):
 
 def test_the_selected_checkpoint_is_self_describing(toy_run):
     ckpt = load_checkpoint(toy_run[1] / "best.pt")
-    assert ckpt["class_names"] == ["right", "left", "still"]
-    assert ckpt["preprocess"]["num_frames"] == 4 and ckpt["preprocess"]["size"] == 32
-    assert ckpt["versions"]["torch"] == str(torch.__version__) and "state" not in ckpt
+    assert ckpt.class_names == ["right", "left", "still"]
+    assert ckpt.preprocess.num_frames == 4 and ckpt.preprocess.size == 32
+    assert ckpt.versions["torch"] == str(torch.__version__) and ckpt.state is None
     model, _ = model_from_checkpoint(toy_run[1] / "best.pt")
     assert not model.training
 
@@ -148,13 +148,13 @@ def test_resume_mid_epoch_matches_uninterrupted(toy, tmp_path):
     cfg_b = load_config(base=cfg.to_dict())
     with pytest.raises(_Killed):
         train_fold(cfg_b, toy, 2, tmp_path / "b", callbacks=[kill_at_step_5])
-    state = load_checkpoint(tmp_path / "b" / "last.pt")["state"]
+    state = load_checkpoint(tmp_path / "b" / "last.pt").state
     assert state["global_step"] == 4 and state["epoch"] == 0 and state["next_batch"] == 4  # killed mid-epoch 1
     resumed = train_fold(load_config(base=cfg.to_dict()), toy, 2, tmp_path / "b", resume=True)
     a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
-    for k, v in a["model"]["state_dict"].items():
-        assert torch.equal(v, b["model"]["state_dict"][k]), k
-    assert torch.equal(a["state"]["centers"], b["state"]["centers"])
+    for k, v in a.model.state_dict.items():
+        assert torch.equal(v, b.model.state_dict[k]), k
+    assert torch.equal(a.state["centers"], b.state["centers"])
     for key in ("selected", "last"):
         assert getattr(full, key).test["confusion"] == getattr(resumed, key).test["confusion"]
         assert getattr(full, key).epoch == getattr(resumed, key).epoch
@@ -175,7 +175,7 @@ def test_two_process_cpu_ddp(toy, tmp_path):
     assert m.world_size == 2
     # each of the 2 processes saw half of the epoch (full batches of 4), not all of it
     per_rank = int(np.ceil(m.split["sizes"]["train"] / 2))
-    assert load_checkpoint(out / "last.pt")["state"]["global_step"] == per_rank // 4
+    assert load_checkpoint(out / "last.pt").state["global_step"] == per_rank // 4
     assert m.selected.test["num_samples"] == m.split["sizes"]["test"]
 
 

@@ -19,7 +19,6 @@ from dfer.engine import load_config
 from dfer.inference.explain import Explainer
 from dfer.inference.explain_sanity import gradcam_focus
 from dfer.models import build_from_config, build_model
-from dfer.preprocess import Preprocess
 from dfer.runs import train_fold
 from dfer.synth.patches import make_patch_cache
 from synthetic import write_face_video
@@ -59,8 +58,8 @@ def test_explaining_a_baseline_gives_gradcam_without_attention_maps(ckpt, tmp_pa
     video = write_face_video(tmp_path / "v.mp4", n=20)
     trained = load_checkpoint(ckpt)
     base = build_model(name="r2plus1d_18", num_classes=3)
-    path = save_checkpoint(tmp_path / "base.pt", make_checkpoint(model=base, class_names=trained["class_names"],
-                                                                 preprocess=Preprocess.from_dict(trained["preprocess"])))
+    path = save_checkpoint(tmp_path / "base.pt", make_checkpoint(model=base, class_names=trained.class_names,
+                                                                 preprocess=trained.preprocess))
     assert main(["explain", str(video), "--checkpoint", str(path), "--out", str(tmp_path / "b"), "--quiet",
                  "--stage", "layer4", "--target", "left", "--no-video"]) == 0
     assert "no spatio-temporal attention block (a baseline): no attention maps" in capsys.readouterr().out
@@ -84,7 +83,7 @@ def test_gradcam_of_a_trained_model_finds_the_class_region_that_random_weights_m
     m = train_fold(cfg, root, 1, tmp_path / "run")
     assert m.selected.test["war"] >= 0.8
     model, ckpt = model_from_checkpoint(tmp_path / "run" / "best.pt")
-    pre, names = Preprocess.from_dict(ckpt["preprocess"]), ckpt["class_names"]
+    pre, names = ckpt.preprocess, ckpt.class_names
     test = json.loads((root / "splits.json").read_text())["protocols"]["kfold"]["folds"][0]["test"]
     trained = gradcam_focus(model, pre, names, root, test)
     torch.manual_seed(0)
@@ -99,10 +98,10 @@ def test_temporal_importance_peaks_where_the_frame_order_decides(toy_run, toy_ca
     """Right and left in the toy set are the same frames in opposite order, as Surprise and Fear are in
     dfer synth: the middle of the clip is alike in both, its ends are not."""
     model, ckpt = model_from_checkpoint(toy_run[1] / "best.pt")
-    pre = Preprocess.from_dict(ckpt["preprocess"])
+    pre = ckpt.preprocess
     ids = [i for i in sorted(ClipCache(toy_cache).finished()) if not i.startswith("c2")]  # right and left only
     ds = _dataset(toy_cache, ids, pre)
-    ex = Explainer(model, ckpt["class_names"], mean=pre.mean, std=pre.std)
+    ex = Explainer(model, ckpt.class_names, mean=pre.mean, std=pre.std)
     imp = np.stack([ex.explain(ds[k][0].numpy(), int(ds[k][1])).importance for k in range(len(ds))])  # (N, T)
     mean = imp.mean(0)
     assert max(mean[0], mean[-1]) > 1.5 * mean[1:-1].mean()

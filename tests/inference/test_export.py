@@ -25,22 +25,22 @@ def onnx_fp32(ckpt, toy_cache, tmp_path_factory):
 
 def test_onnx_fp32_logits_are_within_1e_3_of_pytorch(onnx_fp32):
     meta = onnx_fp32[1]
-    assert meta["parity_vs_torch_fp32"]["max_abs_diff"] < 1e-3
-    assert meta["parity_vs_torch_fp32"]["top1_agreement"] == 1.0
+    assert meta.parity_vs_torch_fp32["max_abs_diff"] < 1e-3
+    assert meta.parity_vs_torch_fp32["top1_agreement"] == 1.0
 
 
 def test_the_onnx_file_carries_dfers_metadata(onnx_fp32):
     read = read_metadata(onnx_fp32[0])
-    assert read["class_names"] == ["right", "left", "still"] and read["preprocess"]["num_frames"] == 4
+    assert read.class_names == ["right", "left", "still"] and read.preprocess.num_frames == 4
 
 
 def test_onnx_int8_is_under_half_the_size_at_90_percent_agreement(ckpt, toy_cache, onnx_fp32, tmp_path):
     int8 = tmp_path / "m8.onnx"
     q = export_onnx(ckpt, int8, quantize="int8", calibration=toy_cache, calibration_clips=16, min_agreement=0.9,
                     accept="agreement")
-    assert q["quantization"] == "int8" and int8.stat().st_size < 0.5 * onnx_fp32[0].stat().st_size
+    assert q.quantization == "int8" and int8.stat().st_size < 0.5 * onnx_fp32[0].stat().st_size
     # stated and tested: int8 agrees with fp32 on the top-1 class of >= 90% of the toy clips not calibrated on
-    assert q["parity_vs_torch_fp32"]["top1_agreement"] >= 0.9 and q["parity_vs_torch_fp32"]["min_cosine"] > 0.95
+    assert q.parity_vs_torch_fp32["top1_agreement"] >= 0.9 and q.parity_vs_torch_fp32["min_cosine"] > 0.95
 
 
 def test_an_onnx_model_gives_pytorchs_windows_within_1e_4(ckpt, onnx_fp32, tmp_path):
@@ -81,7 +81,7 @@ def test_openvino_export_writes_an_ir_with_dfers_metadata(openvino_ir):
     assert "top-1 agreement 100.0%" in printed and xml.with_suffix(".bin").is_file()
     assert not [p for p in xml.parent.iterdir() if p.name.startswith(".")]  # no temporary leftovers
     meta = read_metadata(xml)
-    assert meta["format"] == "dfer-openvino" and meta["class_names"] == ["right", "left", "still"]
+    assert meta.format == "dfer-openvino" and meta.class_names == ["right", "left", "still"]
 
 
 @pytest.mark.slow
@@ -101,10 +101,10 @@ def test_openvino_int8_follows_the_fold_protocol(trained_ckpt, toy_cache, tmp_pa
     q = dfer.inference.export_model(trained_ckpt, tmp_path / "m8.xml", format="openvino", quantize="int8",
                                    calibration=toy_cache, calibration_split=trained_ckpt.parent / "split.json",
                                    calibration_clips=8, min_agreement=0.9, accept="agreement")
-    assert "NNCF" in q["quantization_method"] and q["parity_vs_torch_fp32"]["clips"] == len(split["val"])
-    assert q["acceptance"]["rule"] == "agreement" and q["test_report"]["clips"] == len(split["test"])
-    assert "split.json" in q["calibration"]
-    assert q["parity_vs_torch_fp32"]["top1_agreement"] >= 0.9 and q["parity_runtime"].startswith("openvino")
+    assert "NNCF" in q.quantization_method and q.parity_vs_torch_fp32["clips"] == len(split["val"])
+    assert q.acceptance["rule"] == "agreement" and q.test_report["clips"] == len(split["test"])
+    assert "split.json" in q.calibration
+    assert q.parity_vs_torch_fp32["top1_agreement"] >= 0.9 and q.parity_runtime.startswith("openvino")
 
 
 @pytest.mark.slow

@@ -29,6 +29,7 @@ import hostile
 from conftest import wait_healthy
 from dfer.cli import main
 from dfer.serve import ModelSpec, ServeConfig, create_app
+from dfer.serve.params import QueuedParams
 from dfer.serve.probe import Limits, ProbeError, probe_upload
 from dfer.serve.server import uvicorn_config
 from synthetic import write_face_video
@@ -39,12 +40,12 @@ JOB = "3f0c2a61-0000-4000-8000-000000000000"
 
 
 @contextlib.contextmanager
-def live(tmp_path: Path, **kw):
+def live(tmp_path: Path, log=lambda m: None, **kw):
     """A real HTTP server on loopback (uvicorn in a thread, the service's settings); jobs only queue."""
     import uvicorn
 
     config = ServeConfig(tmp_path / "srv", **kw)
-    app = create_app(ModelSpec(tmp_path / "model.pt"), config, start_workers=False, log=lambda m: None)
+    app = create_app(ModelSpec(tmp_path / "model.pt"), config, start_workers=False, log=log)
     port = free_port()
     server = uvicorn.Server(uvicorn_config(app, config, port))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -83,7 +84,8 @@ def served(ckpt, clip, tmp_path_factory):
     port = free_port()
     env = {**os.environ, "DFER_TOKEN": "from-the-environment"}  # --token-file wins; DFER_TOKEN must not leak
     proc = subprocess.Popen([sys.executable, "-m", "dfer.cli", "serve", "--checkpoint", str(ckpt), "--data-dir",
-                             str(root / "srv"), "--port", str(port), "--token-file", str(token_file)],
+                             str(root / "srv"), "--port", str(port), "--token-file", str(token_file),
+                             "--max-frame", "320x240"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     wait_healthy(base, proc)
@@ -353,7 +355,7 @@ def test_a_worker_checks_every_frame_of_an_upload_on_every_pass(tmp_path, ckpt):
     video = size_switch(tmp_path / "v.avi", [(5, 160, 120), (5, 640, 480)])
     setup = WorkerSetup(ModelSpec(ckpt, backend="torch"), tmp_path, max_frame=(320, 240))
     runner = JobRunner(setup.model.load(), setup, threading.Event())
-    job = Job("j1", "running", 0.0, None, {"num_frames": 10}, "clip.avi", 1, 0.0, 0.0)
+    job = Job("j1", "running", 0.0, None, QueuedParams(num_frames=10), "clip.avi", 1, 0.0, 0.0)
     status, error = runner.execute(job, video, tmp_path / "partial", tmp_path / "final", lambda value: True)
     assert status == "failed" and "clip.avi: frame 6 is 640x480, over the limit of 320x240 (--max-frame)" in error
     assert str(tmp_path) not in error
@@ -436,3 +438,85 @@ def test_a_token_file_that_cannot_be_read_is_one_line(ckpt, tmp_path, capsys):
     rc = main(["serve", "--checkpoint", str(ckpt), "--token-file", str(tmp_path / "absent")])
     err = capsys.readouterr().err
     assert rc == 2 and "--token-file" in err and "cannot read it" in err and "Traceback" not in err
+
+
+# -- 7. the second round: what a file holds, what a job holds, cancelling, the form ------------------
+def test_a_resolution_switch_past_the_limit_fails_naming_the_frame(served, tmp_path):
+    """Header and first frames 160x120 (the probe passes them under --max-frame 320x240); frames 640x480
+    after: the worker checks every decoded frame and the job fails in one sentence."""
+    base, _, data = served
+    video = hostile.size_switch(tmp_path / "switch.avi", [(8, 160, 120), (8, 640, 480)])
+    r = upload(base, video, AUTH)
+    assert r.status_code == 202, r.text
+    job = wait_done(lambda path: httpx.get(base + path, headers=AUTH, timeout=30), r.json()["id"])
+    assert job["status"] == "failed" and "switch.avi: frame 9 is 640x480, over the limit of 320x240" in job["error"]
+    assert str(data) not in job["error"]
+
+
+def test_head_on_an_artifact_answers_its_headers_without_a_body(served):
+    base, job, _ = served
+    signed = job["artifact_urls"]["summary.json"]
+    for headers, url in ((AUTH, f"/v1/jobs/{job['id']}/summary.json"), ({}, signed)):
+        r = httpx.head(base + url, headers=headers, timeout=10)
+        get = httpx.get(base + url, headers=headers, timeout=10)
+        assert r.status_code == 200 and r.content == b"" and r.headers["content-length"] == str(len(get.content))
+    assert httpx.head(base + f"/v1/jobs/{job['id']}/nope.csv", headers=AUTH, timeout=10).status_code == 404
+    assert httpx.head(base + f"/v1/jobs/{job['id']}/summary.json", timeout=10).status_code == 401  # same checks
+
+
+def test_two_deletes_of_a_running_explain_job_free_its_worker(served, tmp_path):
+    base, _, data = served
+    long = write_face_video(tmp_path / "long.mp4", n=400, size=(160, 120))
+    job_id = upload(base, long, AUTH, explain="true").json()["id"]
+    get = lambda: httpx.get(base + "/healthz", headers=AUTH, timeout=10).json()  # noqa: E731
+    wait_for(lambda: any(w["job"] == job_id for w in get()["workers"]), timeout=60, what="the job to start")
+    time.sleep(2.0)  # into the job
+    first = httpx.delete(base + f"/v1/jobs/{job_id}", headers=AUTH, timeout=10)
+    second = httpx.delete(base + f"/v1/jobs/{job_id}", headers=AUTH, timeout=10)
+    assert (first.status_code, second.status_code) == (202, 200)
+    t0 = time.monotonic()
+    wait_for(lambda: all(w["job"] != job_id for w in get()["workers"]), timeout=20, what="the worker to be freed")
+    assert time.monotonic() - t0 < 15
+    wait_for(lambda: not any(job_id in p.name for sub in ("jobs", "uploads", "incoming") if (data / sub).is_dir()
+                             for p in (data / sub).iterdir()), timeout=20, what="the job's files to go")
+
+
+def _form(parts: list[tuple[str, bytes]], boundary: str = "dferform") -> tuple[bytes, dict[str, str]]:
+    body = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"'.encode()
+                    + (b'; filename="v.mp4"\r\nContent-Type: video/mp4' if name == "video" else b"")
+                    + b"\r\n\r\n" + value + b"\r\n" for name, value in parts) + f"--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def test_a_form_of_one_field_repeated_is_refused_after_a_few_parts(tmp_path, clip):
+    logged = []
+    with live(tmp_path, log=logged.append) as (base, _):
+        body, headers = _form([("stride", b"5")] * 50_000 + [("video", clip.read_bytes())])
+        t0 = time.monotonic()
+        r = httpx.post(base + "/v1/jobs", content=body, headers=headers, timeout=60)
+        assert r.status_code == 400 and "more than 16 parts" in r.json()["error"]
+        assert time.monotonic() - t0 < 10 and leftovers(tmp_path / "srv") == []
+
+
+def test_a_boundary_over_70_characters_is_a_400(tmp_path, clip):
+    with live(tmp_path) as (base, _):
+        body, headers = _form([("video", clip.read_bytes())], boundary="b" * 300)
+        r = httpx.post(base + "/v1/jobs", content=body, headers=headers, timeout=30)
+        assert r.status_code == 400 and "boundary is 300 characters long" in r.json()["error"]
+
+
+def test_an_aborted_upload_is_one_log_line_and_leaves_nothing(tmp_path, clip):
+    logged = []
+    with live(tmp_path, log=logged.append) as (base, app):
+        port = int(base.rsplit(":", 1)[1])
+        body, headers = _form([("video", clip.read_bytes() * 20)])
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(f"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {headers['Content-Type']}\r\n"
+                  f"Content-Length: {len(body)}\r\n\r\n".encode() + body[: len(body) // 2])
+        wait_for(lambda: leftovers(tmp_path / "srv"), timeout=10, what="the upload to start")
+        s.close()  # mid-upload
+        wait_for(lambda: not leftovers(tmp_path / "srv"), timeout=10, what="the part file to go")
+        wait_for(lambda: any("upload aborted" in m for m in logged), timeout=10, what="the log line")
+        assert app.state.service.uploads.uploads == 0  # the reservation released
+    aborted = [m for m in logged if "aborted" in m or "Traceback" in m or "failed" in m]
+    assert len(aborted) == 1 and "\n" not in aborted[0] and "Traceback" not in aborted[0]

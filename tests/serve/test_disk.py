@@ -5,6 +5,7 @@ from fastapi.testclient import TestClient
 from serving import submit
 
 from dfer.serve import JobStore, ModelSpec, ServeConfig, create_app
+from dfer.serve.params import QueuedParams
 
 OLD, FRESH = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"
 
@@ -17,7 +18,7 @@ def swept(ckpt, tmp_path):
         (data / sub).mkdir(parents=True)
     store = JobStore(data / "jobs.sqlite")
     for job_id in (OLD, FRESH):
-        store.create(job_id, {}, "v.mp4")
+        store.create(job_id, QueuedParams(), "v.mp4")
         store.claim()
         store.finish(job_id)
         (data / "jobs" / job_id).mkdir()

@@ -3,13 +3,14 @@
 import pytest
 
 from dfer.serve import JobStore
+from dfer.serve.params import QueuedParams
 
 
 @pytest.fixture
 def store(tmp_path):
     store = JobStore(tmp_path / "jobs.sqlite")
-    store.create("a", {}, "a.mp4")
-    store.create("b", {}, "b.mp4")
+    store.create("a", QueuedParams(), "a.mp4")
+    store.create("b", QueuedParams(), "b.mp4")
     return store
 
 

@@ -11,6 +11,7 @@ import pytest
 from dfer.serve.jobs import JobStatus, JobStore
 from dfer.serve.messages import Finished, LoadFailed, Ready, WorkerMessage
 from dfer.serve.metrics import ServiceMetrics
+from dfer.serve.params import QueuedParams
 from dfer.serve.pool import PoolLimits, WorkerPool
 from dfer.serve.spec import ModelSpec, WorkerSetup
 
@@ -82,9 +83,9 @@ def step(p: WorkerPool) -> None:
 
 def test_a_ready_worker_gets_the_oldest_queued_job(pool):
     p, store, made, _ = pool
-    store.create("a", {}, "a.mp4")
+    store.create("a", QueuedParams(), "a.mp4")
     time.sleep(0.01)
-    store.create("b", {}, "b.mp4")
+    store.create("b", QueuedParams(), "b.mp4")
     step(p)
     assert [j.id for j in made[0].inbox] == ["a"] and store.status("a") is JobStatus.RUNNING
     assert p.description == {"model": "fake"} and p.slots[0].state == "busy"
@@ -93,7 +94,7 @@ def test_a_ready_worker_gets_the_oldest_queued_job(pool):
 def test_a_finished_job_frees_the_worker_for_the_next(pool):
     p, store, made, _ = pool
     for job_id in ("a", "b"):
-        store.create(job_id, {}, f"{job_id}.mp4")
+        store.create(job_id, QueuedParams(), f"{job_id}.mp4")
     step(p)
     store.finish("a")  # the worker records its outcome, then tells the supervisor
     made[0].outbox.append(Finished("a", JobStatus.DONE, 1.5, None))
@@ -103,9 +104,9 @@ def test_a_finished_job_frees_the_worker_for_the_next(pool):
 
 def test_a_job_whose_worker_died_goes_behind_jobs_that_never_failed(pool):
     p, store, made, lines = pool
-    store.create("a", {}, "a.mp4")
+    store.create("a", QueuedParams(), "a.mp4")
     step(p)  # a runs
-    store.create("b", {}, "b.mp4")
+    store.create("b", QueuedParams(), "b.mp4")
     made[0].die()
     step(p)  # the death is seen: a re-queued with one attempt, a new worker started
     step(p)  # the new worker is ready: it takes b first
@@ -116,7 +117,7 @@ def test_a_job_whose_worker_died_goes_behind_jobs_that_never_failed(pool):
 
 def test_a_job_fails_once_its_worker_has_died_max_attempts_times(pool):
     p, store, made, _ = pool
-    store.create("a", {}, "a.mp4")
+    store.create("a", QueuedParams(), "a.mp4")
     step(p)  # a runs on the first worker
     made[0].die()
     step(p)  # re-queued, a second worker started
@@ -131,7 +132,7 @@ def test_a_job_fails_once_its_worker_has_died_max_attempts_times(pool):
 
 def test_a_deadline_fails_the_job_by_replacing_its_worker(pool):
     p, store, made, _ = pool
-    store.create("a", {"duration_s": 1.0}, "a.mp4")
+    store.create("a", QueuedParams(duration_s=1.0), "a.mp4")
     step(p)
     p.slots[0].deadline = time.monotonic() - 1  # as if 140 s had gone by
     step(p)
@@ -141,7 +142,7 @@ def test_a_deadline_fails_the_job_by_replacing_its_worker(pool):
 
 def test_a_job_over_the_memory_limit_fails_with_the_figures(pool):
     p, store, made, _ = pool
-    store.create("a", {}, "a.mp4")
+    store.create("a", QueuedParams(), "a.mp4")
     step(p)
     made[0].memory = p.memory_limit + 1
     step(p)
@@ -160,7 +161,7 @@ def test_an_idle_worker_over_the_memory_limit_is_restarted_without_a_job_lost(po
 
 def test_a_cancelled_job_whose_worker_does_not_stop_is_killed_after_the_grace(pool):
     p, store, made, lines = pool
-    store.create("a", {}, "a.mp4")
+    store.create("a", QueuedParams(), "a.mp4")
     step(p)
     assert store.cancel("a") is JobStatus.RUNNING
     p.slots[0].cancel_checked = 0.0  # the next check asks the database
@@ -182,7 +183,7 @@ def test_a_worker_that_cannot_load_the_model_is_retried_later_with_the_reason(po
 
 def test_shutdown_puts_the_running_job_back_with_its_attempt_given_back(pool):
     p, store, made, _ = pool
-    store.create("a", {}, "a.mp4")
+    store.create("a", QueuedParams(), "a.mp4")
     step(p)
     p._shutdown(timeout=0.1)
     job = store.get("a")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from dfer.cli.args import NONNEG_INT, POSITIVE_INT, demo_clip, number, out_dir
-from dfer.demo import DemoSettings
-from dfer.options import MODEL_NAMES
+from dfer.demo_settings import DemoSettings
+from dfer.models.registry import MODEL_NAMES
 
 
 def add(sub) -> None:
@@ -31,7 +31,7 @@ def add(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dfer.demo import DemoSettings, run_demo
+    from dfer.demo import run_demo
 
     given = {k: getattr(args, k) for k in ("model", "clips_per_class", "frames", "folds", "epochs")
              if getattr(args, k) is not None}

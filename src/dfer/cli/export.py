@@ -22,16 +22,17 @@ def run(args: argparse.Namespace) -> int:
 
     settings = ExportSettings(**config_values(ExportSettings, args))
     meta = export_model(args.checkpoint, args.out, settings, progress=True)  # a bar on a terminal only
-    p = meta["parity_vs_torch_fp32"]
-    method = f" by {meta['quantization_method']}" if args.quantize else ""
-    print(f"wrote {args.out} ({args.format}, {meta['quantization']}{method}); parity vs PyTorch fp32 on {p['clips']} clips "
-          f"({meta['parity_runtime']}): top-1 agreement {100 * p['top1_agreement']:.1f}%, "
+    p = meta.parity_vs_torch_fp32
+    method = f" by {meta.quantization_method}" if args.quantize else ""
+    print(f"wrote {args.out} ({args.format}, {meta.quantization}{method}); parity vs PyTorch fp32 on {p['clips']} clips "
+          f"({meta.parity_runtime}): top-1 agreement {100 * p['top1_agreement']:.1f}%, "
           f"max |logit diff| {p['max_abs_diff']:.2e}, min cosine {p['min_cosine']:.5f}")
-    verdict = meta.get("acceptance")
+    verdict = meta.acceptance
     if verdict:
-        print(f"accepted by the {verdict['rule']} rule"
-              + (f": {describe(verdict)}" if verdict["rule"] == "accuracy" else "")
+        said = "accepted" if meta.accepted else "NOT verified (`--backend auto` keeps float; --precision int8 runs it)"
+        print(f"{said} by the {verdict['rule']} rule"
+              + (f": {describe(verdict)}; {verdict['reason']}" if verdict["rule"] == "accuracy" else "")
               + (f" ({verdict['note']})" if verdict.get("note") else ""))
-    if meta.get("test_report"):
-        print(f"on the fold's test part: {describe(meta['test_report'])}")
+    if meta.test_report:
+        print(f"on the fold's test part: {describe(meta.test_report)}")
     return 0

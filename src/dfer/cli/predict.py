@@ -24,6 +24,7 @@ from dfer.cli.args import (
 from dfer.errors import DferError
 from dfer.inference.episodes import EpisodeRule
 from dfer.options import BACKENDS, PRECISIONS
+from dfer.progress import stage
 from dfer.remote import resolve_checkpoint
 
 
@@ -52,7 +53,7 @@ def add(sub) -> None:
     p.add_argument("--no-video", action="store_true", help="skip annotated.mp4")
     p.add_argument("--overwrite", action="store_true", help="redo inputs that already have outputs")
     add_engine_args(p)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars; one line per input and the total")
     p.set_defaults(func=run)
 
 
@@ -95,7 +96,10 @@ def run(args: argparse.Namespace) -> int:
                    settings=settings, threads=args.threads, precision=args.precision, streams=streams)
     if ray is not None and any(is_webcam(i) or "://" in str(i) for i in inputs):
         raise DferError("the Ray engine takes files and folders; run webcams and streams with the local engine")
-    run = predict_inputs(make if ray else make(), inputs, args.out, annotate=not args.no_video,
+    if ray is None:
+        with stage("opening the model", enabled=not args.quiet):
+            recognizer = make()
+    run = predict_inputs(make if ray else recognizer, inputs, args.out, annotate=not args.no_video,
                          overwrite=args.overwrite, max_seconds=args.max_seconds, progress=not args.quiet, ray=ray)
     print(f"{len(run.done)} done, {len(run.skipped)} already done (skipped), {len(run.failed)} failed -> {args.out}")
     if run.failed:

@@ -6,7 +6,8 @@ import argparse
 import json
 
 from dfer.cli.args import clip_size, number
-from dfer.options import ATTENTION_STAGES, MODEL_NAMES
+from dfer.models.registry import MODEL_NAMES
+from dfer.options import ATTENTION_STAGES
 
 
 def add(sub) -> None:

@@ -23,7 +23,7 @@ def add(sub) -> None:
     p = sub.add_parser("serve", help="HTTP service and web page: upload videos, get annotated results")
     p.add_argument("--checkpoint", required=True, type=checkpoint_ref,
                    help="dfer checkpoint (.pt) or exported model; " + CHECKPOINT_HELP)
-    p.add_argument("--port", type=number(int, 1, 65535), default=8000)
+    p.add_argument("--port", type=number(int, 1, 65535), default=8000, help="TCP port to listen on (default 8000)")
     add_config_flags(p, ServeConfig)  # the service's limits: one flag per ServeConfig field made with `flag`
     p.add_argument("--insecure", action="store_true",
                    help="listen on a non-loopback address without a token, or use a Ray cluster without token "

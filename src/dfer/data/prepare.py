@@ -7,7 +7,6 @@ across machines that share the cache folder.
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import time
 from collections.abc import Callable
@@ -191,10 +190,3 @@ def prepare_dataset(
         note = str(exc)
     return PrepareSummary(len(records), len(todo), len(mine) - len(todo), ok, failed,
                           time.perf_counter() - start, decoded, str(cache.root), note)
-
-
-def load_splits(cache_root: str | Path) -> dict[str, Any]:
-    path = Path(cache_root) / "splits.json"
-    if not path.is_file():
-        raise DatasetError(f"{path}: no splits.json; run `dfer prepare` first")
-    return json.loads(path.read_text())

@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -123,18 +125,74 @@ def make_splits(
             "default": default, "protocols": protocols}
 
 
-def get_fold(splits: dict[str, Any], fold: int | str, protocol: str | None = None) -> dict[str, list[str]]:
-    protocol = protocol or splits["default"]
-    if protocol not in splits["protocols"]:
-        raise DatasetError(f"split protocol {protocol!r} not in splits.json (have {sorted(splits['protocols'])})")
-    folds = splits["protocols"][protocol]["folds"]
-    for f in folds:
-        if f["name"] == str(fold):
-            return f
-    raise DatasetError(f"fold {fold} not in protocol {protocol!r} (folds {[f['name'] for f in folds]})")
+@dataclass(frozen=True)
+class Fold:
+    """One fold of a protocol: the clip ids of its parts (validation carved from training; test never looked at)."""
+
+    name: str
+    train: list[str]
+    val: list[str]
+    test: list[str]
+
+    def part(self, name: str) -> list[str]:
+        """The ids of one part (train, val or test)."""
+        if name not in PARTS:
+            raise DatasetError(f"a fold's parts are {', '.join(PARTS)}, not {name!r}")
+        return getattr(self, name)
+
+    def ids(self) -> dict[str, list[str]]:
+        """{"train", "val", "test"}: as split.json and the checkpoints' split record keep them."""
+        return {k: self.part(k) for k in PARTS}
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the parts' ids: checkpoints carry it, so a split change is noticed."""
+        return text_digest(json.dumps(self.ids(), sort_keys=True))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Fold:
+        return cls(str(d["name"]), list(d.get("train", [])), list(d.get("val", [])), list(d.get("test", [])))
 
 
-def split_digest(fold: dict[str, list[str]]) -> str:
-    """sha256 of a fold's train/val/test ids: checkpoints carry it, so a split change is noticed."""
-    text = json.dumps({k: fold.get(k, []) for k in ("train", "val", "test")}, sort_keys=True)
-    return text_digest(text)
+PARTS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Splits:
+    """A cache's splits.json: its protocols, each a list of folds, and the default protocol. Read here alone
+    (`Splits.load`), without the cache builder that writes it (dfer.data.prepare)."""
+
+    dataset: str
+    default: str
+    protocols: dict[str, list[Fold]]
+    seed: int = 0
+    val_fraction: float = 0.0
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Splits:
+        return cls(str(d.get("dataset", "")), str(d["default"]),
+                   {name: [Fold.from_dict(f) for f in p["folds"]] for name, p in d["protocols"].items()},
+                   int(d.get("seed", 0)), float(d.get("val_fraction", 0.0)))
+
+    @classmethod
+    def load(cls, cache_root: str | Path) -> Splits:
+        path = Path(cache_root) / "splits.json"
+        if not path.is_file():
+            raise DatasetError(f"{path}: no splits.json; run `dfer prepare` first")
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DatasetError(f"{path}: not a splits.json dfer wrote ({exc.__class__.__name__}: {exc})") from None
+
+    def folds(self, protocol: str | None = None) -> list[Fold]:
+        protocol = protocol or self.default
+        if protocol not in self.protocols:
+            raise DatasetError(f"split protocol {protocol!r} not in splits.json (have {sorted(self.protocols)})")
+        return self.protocols[protocol]
+
+    def fold(self, name: int | str, protocol: str | None = None) -> Fold:
+        folds = self.folds(protocol)
+        for f in folds:
+            if f.name == str(name):
+                return f
+        raise DatasetError(f"fold {name} not in protocol {protocol or self.default!r} (folds {[f.name for f in folds]})")

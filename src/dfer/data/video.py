@@ -36,6 +36,7 @@ from dfer.files import default_file_mode
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 DEFAULT_FOLDER_FPS = 25.0  # frame folders carry no rate; DFEW's clips are 25 fps
+STILL_FPS = 1.0  # a still photo is one frame of one second
 CODEC_BY_EXT = {".mp4": "libx264", ".avi": "mpeg4", ".mov": "libx265", ".mkv": "ffv1"}
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _DIGITS = re.compile(r"(\d+)")
@@ -96,11 +97,18 @@ def _open_container(path: Path, stream_options: dict[str, str] | None = None):
     try:
         container = av.open(str(path), stream_options=[stream_options] if stream_options else None)
     except Exception as exc:  # PyAV raises several FFmpeg error types
-        raise VideoError(f"{path}: not a readable video ({exc.__class__.__name__}: {exc})") from None
+        raise VideoError(f"{path}: not a readable video ({_ffmpeg_reason(exc)})") from None
     if not container.streams.video:
         container.close()
         raise VideoError(f"{path}: contains no video stream")
     return container
+
+
+def _ffmpeg_reason(exc: Exception) -> str:
+    """FFmpeg's own words for an error ("Invalid data found when processing input"), without its errno and
+    the file name it repeats; the exception's class name when it has none."""
+    reason = getattr(exc, "strerror", None)
+    return str(reason) if reason else exc.__class__.__name__
 
 
 def probe(path: str | Path, folder_fps: float = DEFAULT_FOLDER_FPS) -> VideoInfo:
@@ -212,7 +220,7 @@ class FrameSource:
     """
 
     name: str  # what the user passed
-    kind: str  # file | folder | webcam | stream
+    kind: str  # file | folder | image (a still photo) | webcam | stream
     fps: float
     width: int
     height: int
@@ -223,6 +231,10 @@ class FrameSource:
     @property
     def live(self) -> bool:
         return self.kind in ("webcam", "stream")
+
+    @property
+    def still(self) -> bool:
+        return self.kind == "image"
 
     @property
     def stem(self) -> str:
@@ -309,6 +321,9 @@ def open_source(spec: str | int | Path, *, folder_fps: float = DEFAULT_FOLDER_FP
     if _URL.match(text) and not text.startswith("file://"):
         return _stream(text, guard)
     path = Path(text[7:] if text.startswith("file://") else text)
+    if path.suffix.lower() in IMAGE_EXTS and path.is_file():  # a still photo: one frame
+        first = _read_image(path)
+        return _open(str(path), "image", STILL_FPS, first.shape[1], first.shape[0], 1, guard)
     info = probe(path, folder_fps=folder_fps)  # raises VideoError for missing / empty / unreadable input
     if path.is_dir():
         return _open(str(path), "folder", info.fps, info.width, info.height, info.num_frames, guard)
@@ -321,6 +336,8 @@ def _open(name: str, kind: str, fps: float, width: int, height: int, num_frames:
     if kind == "folder":
         files = _folder_frames(Path(name))
         read = lambda: _guarded((Frame.from_rgb(_read_image(f)) for f in files), name, guard)
+    elif kind == "image":
+        read = lambda: _guarded(iter([Frame.from_rgb(_read_image(Path(name)))]), name, guard)
     elif kind == "file":
         options = {"max_pixels": str(guard.max_pixels)} if guard.max_pixels else {}
         read = lambda: _decode(_open_container(Path(name), options), name, live=False, guard=guard)
@@ -411,6 +428,10 @@ class VideoWriter:
             raise VideoError(f"{self.path}: cannot write video with codec {self.codec} ({exc})") from None
         self._stream.width, self._stream.height = self.width, self.height
         self._stream.pix_fmt = "gray" if gray else ("bgr0" if lossless else "yuv420p")
+        # Frame threads, two at most: x264 ultrafast at 640x360 encodes 0.74 ms a frame this way on a 2-core
+        # EPYC against 1.09 ms with its own default (slice or frame threads per core: more contention).
+        self._stream.thread_type = "FRAME"
+        self._stream.codec_context.thread_count = min(2, os.cpu_count() or 1)
         if self.codec in ("libx264", "libx265"):
             self._stream.options = {"crf": str(crf), "preset": preset}
             if self.codec == "libx265":

@@ -14,13 +14,13 @@ from typing import Any
 
 import yaml
 
-from dfer.checkpoint import load_checkpoint
+from dfer.acceptance import Int8Status
+from dfer.checkpoint import Checkpoint, load_checkpoint
 from dfer.engine.report import model_cost
 from dfer.engine.results import CVResult, FoldResult
 from dfer.files import atomic_write_text, file_digest
 from dfer.formatting import percent
-from dfer.models import ModelConfig
-from dfer.preprocess import SYNTHETIC_WARNING, Preprocess
+from dfer.preprocess import SYNTHETIC_WARNING
 from dfer.remote import is_remote, resolve_checkpoint
 
 CARD_NAME = "MODEL_CARD.md"
@@ -72,12 +72,12 @@ def _recall_table(test: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _model_section(ckpt: dict[str, Any], cost: dict[str, Any] | None, digest: str) -> list[str]:
-    cfg = ckpt["model"]["config"]
-    pre = Preprocess.from_dict(ckpt["preprocess"])
+def _model_section(ckpt: Checkpoint, cost: dict[str, Any] | None, digest: str) -> list[str]:
+    cfg = ckpt.model.config
+    pre = ckpt.preprocess
     lines = ["## Model and cost", "",
-             f"- architecture: `{ckpt['model']['name']}` (attention: {cfg.get('attention_stage', 'n/a')}), "
-             f"{len(ckpt['class_names'])} classes: {', '.join(ckpt['class_names'])}",
+             f"- architecture: `{ckpt.model.name}` (attention: {cfg.get('attention_stage', 'n/a')}), "
+             f"{len(ckpt.class_names)} classes: {', '.join(ckpt.class_names)}",
              f"- input: {pre.num_frames} face crops of {pre.size}x{pre.size}, normalised with mean {list(pre.mean)} "
              f"and std {list(pre.std)}; face pipeline: {pre.face.get('detector', 'dlib')} detector, "
              f"margin {pre.face.get('margin', 'n/a')}"]
@@ -88,7 +88,7 @@ def _model_section(ckpt: dict[str, Any], cost: dict[str, Any] | None, digest: st
                      f"{paper['gmacs']:.2f} GMACs at 16x112x112 (the paper reports {cost['paper_gmacs']}); "
                      f"counted by {cost['counter']}")
     lines += [f"- checkpoint SHA-256: `{digest}` (share it as `https://.../best.pt#sha256={digest}`)",
-              f"- made with: {', '.join(f'{k} {v}' for k, v in (ckpt.get('versions') or {}).items())}", ""]
+              f"- made with: {', '.join(f'{k} {v}' for k, v in ckpt.versions.items())}", ""]
     return lines
 
 
@@ -107,9 +107,9 @@ def _distill_section(metrics: FoldResult | None) -> list[str]:
             f"{d['temperature']:g}, plus the sparse center loss", ""]
 
 
-def _data_section(ckpt: dict[str, Any], metrics: FoldResult | None) -> list[str]:
-    split = ckpt.get("split") or {}
-    train = ckpt.get("train_config") or {}
+def _data_section(ckpt: Checkpoint, metrics: FoldResult | None) -> list[str]:
+    split = ckpt.split
+    train = ckpt.train_config
     optim, sizes = train.get("optim", {}), split.get("sizes", {})
     synthetic = bool(split.get("synthetic"))
     selection = f"{metrics.selected.selection} (epoch {metrics.selected.epoch})" if metrics else \
@@ -136,14 +136,15 @@ def _results_section(metrics: FoldResult | None) -> list[str]:
              f"On the fold's test part ({test['num_samples']} clips): **WAR {_pct(test['war'])}%**, "
              f"**UAR {_pct(test['uar'])}%**, macro-F1 {_pct(test['macro_f1'])}%.", ""]
     lines += _recall_table(test) + [""]
-    q = metrics.int8 or {}
-    if q.get("status") == "accepted" and q.get("test"):
-        t = q["test"]
-        lines += [f"- OpenVINO int8 model (`{q['model']}`): test WAR {_pct(t['war'])}% ({t['war_diff_points']:+.2f} points), "
-                  f"UAR {_pct(t['uar'])}% ({t['uar_diff_points']:+.2f}), top-1 agreement {_pct(t['top1_agreement'])}% "
-                  "with float32", ""]
-    elif q:
-        lines += [f"- int8 export {q.get('status')}: {q.get('reason', '')[:200]}", ""]
+    q = metrics.int8
+    if q is not None and q.written and q.test:
+        t = q.test
+        state = "" if q.status is Int8Status.ACCEPTED else " (written, not verified: too few validation clips)"
+        lines += [f"- OpenVINO int8 model (`{q.model}`){state}: test WAR {_pct(t['war'])}% ({t['war_diff_points']:+.2f} "
+                  f"points), UAR {_pct(t['uar'])}% ({t['uar_diff_points']:+.2f}), top-1 agreement "
+                  f"{_pct(t['top1_agreement'])}% with float32", ""]
+    elif q is not None:
+        lines += [f"- int8 export {q.status}: {(q.reason or '')[:200]}", ""]
     return lines
 
 
@@ -164,14 +165,13 @@ def model_card(checkpoint: str | Path, metrics: FoldResult | None = None) -> str
     """The card's Markdown text for a checkpoint (and its run's metrics.json, when given)."""
     path = resolve_checkpoint(checkpoint)
     ckpt = load_checkpoint(path)
-    split = ckpt.get("split") or {}
-    synthetic = bool(split.get("synthetic"))
+    split = ckpt.split
+    synthetic = ckpt.synthetic
     cost = metrics.cost if metrics else None
     if cost is None:
-        cost = model_cost(ModelConfig.from_dict({"name": ckpt["model"]["name"], **ckpt["model"]["config"]}),
-                          Preprocess.from_dict(ckpt["preprocess"]))
+        cost = model_cost(ckpt.model.model_config(), ckpt.preprocess)
     digest = file_digest(path)
-    name = f"{ckpt['model']['name']} {split.get('dataset', '')} fold {split.get('fold', '?')}".strip()
+    name = f"{ckpt.model.name} {split.get('dataset', '')} fold {split.get('fold', '?')}".strip()
     test = metrics.selected.test if metrics else None
     head = _front_matter(name, split.get("dataset", ""), synthetic, test, f"fold {split.get('fold', '?')} test")
     title = [f"# {name}", "", "A dfer model: dynamic facial expression recognition from face clips (R(2+1)D-18 "
@@ -203,9 +203,9 @@ def write_cv_card(out: str | Path, cv: CVResult, fold_dirs: list[Path]) -> Path:
     out = Path(out)
     sel = cv.selected
     dataset = cv.dataset
-    first = load_checkpoint(fold_dirs[0] / "best.pt") if (fold_dirs[0] / "best.pt").is_file() else {}
-    synthetic = bool((first.get("split") or {}).get("synthetic"))
-    name = f"{(first.get('model') or {}).get('name', 'dfer')} {dataset} {len(cv.folds)}-fold CV".strip()
+    first = load_checkpoint(fold_dirs[0] / "best.pt") if (fold_dirs[0] / "best.pt").is_file() else None
+    synthetic = first is not None and first.synthetic
+    name = f"{first.model.name if first else 'dfer'} {dataset} {len(cv.folds)}-fold CV".strip()
     test = {"war": sel["war"]["mean"], "uar": sel["uar"]["mean"]}
     head = _front_matter(name, dataset, synthetic, test, f"mean over {len(cv.folds)} folds' test parts")
     lines = [f"# {name}", "",

@@ -15,7 +15,8 @@ from typing import Any
 
 from dfer.errors import ConfigError
 from dfer.models import ModelConfig
-from dfer.options import CALIBRATION_CLIPS, MAX_DROP_POINTS, STUDENTS, flag
+from dfer.models.registry import STUDENTS
+from dfer.options import CALIBRATION_CLIPS, MAX_DROP_POINTS, flag
 from dfer.options import TRAIN_PRECISIONS as PRECISIONS
 
 SCHEDULES = ("cosine", "step", "constant")

@@ -13,18 +13,18 @@ from pathlib import Path
 import numpy as np
 
 from dfer.acceptance import pooled_check
-from dfer.data.prepare import load_splits
+from dfer.data.splits import Splits
 from dfer.engine.results import CVResult, FoldLine, FoldResult
 from dfer.errors import DatasetError
 from dfer.metrics import aggregate_folds
 
 
 def fold_names(data: str | Path, protocol: str | None = None) -> tuple[str, list[str]]:
-    splits = load_splits(data)
-    protocol = protocol or splits["default"]
-    if protocol not in splits["protocols"]:
-        raise DatasetError(f"{data}: split protocol {protocol!r} not in splits.json (have {sorted(splits['protocols'])})")
-    return protocol, [f["name"] for f in splits["protocols"][protocol]["folds"]]
+    splits = Splits.load(data)
+    protocol = protocol or splits.default
+    if protocol not in splits.protocols:
+        raise DatasetError(f"{data}: split protocol {protocol!r} not in splits.json (have {sorted(splits.protocols)})")
+    return protocol, [f.name for f in splits.folds(protocol)]
 
 
 def aggregate(folds: list[FoldResult]) -> CVResult:
@@ -44,7 +44,7 @@ def aggregate(folds: list[FoldResult]) -> CVResult:
             k: {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0} for k, v in vals.items()
         }
         peer_summary["note"] = peers[0]["note"]
-    tests = [(m.int8 or {}).get("test") for m in folds]
+    tests = [m.int8.test if m.int8 is not None else None for m in folds]
     int8_pooled = pooled_check(tests) if tests and all(t and "support" in t for t in tests) else None
     headline = ("war", "uar", "macro_f1")
     lines = [FoldLine(m.fold, m.selected.epoch, {k: m.selected.test[k] for k in headline},

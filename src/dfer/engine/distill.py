@@ -28,16 +28,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dfer.checkpoint import load_checkpoint, model_from_checkpoint
+from dfer.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint
+from dfer.data.cache import ClipCache
 from dfer.data.dataset import ClipDataset
-from dfer.data.prepare import load_splits
-from dfer.data.splits import get_fold, split_digest
+from dfer.data.splits import Splits
 from dfer.engine.config import TrainConfig
 from dfer.engine.trainer import FoldTrainer
 from dfer.errors import ConfigError, DatasetError
 from dfer.files import file_digest
+from dfer.models.registry import REGISTRY
 from dfer.models.students import student_clip
-from dfer.options import DFER_WIDTHS
 
 
 class DistillNet(nn.Module):
@@ -104,33 +104,29 @@ class DistillLoss(nn.Module):
 class Teacher:
     path: Path
     model: nn.Module
-    checkpoint: dict[str, Any]
+    checkpoint: Checkpoint
     sha256: str
 
     @property
     def clip(self) -> tuple[int, int]:
-        pre = self.checkpoint["preprocess"]
-        return int(pre["num_frames"]), int(pre["size"])
+        pre = self.checkpoint.preprocess
+        return int(pre.num_frames), int(pre.size)
 
     def summary(self) -> dict[str, Any]:
-        split = self.checkpoint.get("split") or {}
-        return {"teacher": self.path.name, "teacher_sha256": self.sha256, "teacher_model": self.checkpoint["model"]["name"],
-                "teacher_clip": list(self.clip), "teacher_split_sha256": split.get("sha256")}
+        return {"teacher": self.path.name, "teacher_sha256": self.sha256, "teacher_model": self.checkpoint.model.name,
+                "teacher_clip": list(self.clip), "teacher_split_sha256": self.checkpoint.split.get("sha256")}
 
 
 def load_teacher(path: str | Path, data: str | Path, fold: str, protocol: str | None) -> Teacher:
     """The teacher checkpoint, checked against the cache and the fold before any training starts."""
     path = Path(path)
     ckpt = load_checkpoint(path)  # CheckpointError for anything that is not a dfer checkpoint
-    from dfer.data.cache import ClipCache
-
     names = list(ClipCache(data).meta["class_names"])
-    if list(ckpt["class_names"]) != names:
-        raise ConfigError(f"{path}: the teacher's classes ({', '.join(ckpt['class_names'])}) are not the cache's "
+    if list(ckpt.class_names) != names:
+        raise ConfigError(f"{path}: the teacher's classes ({', '.join(ckpt.class_names)}) are not the cache's "
                           f"({', '.join(names)}); distil from a teacher trained on this cache")
-    splits = load_splits(data)
-    digest = split_digest(get_fold(splits, fold, protocol or splits["default"]))
-    if (ckpt.get("split") or {}).get("sha256") != digest:
+    digest = Splits.load(data).fold(fold, protocol).digest
+    if ckpt.split.get("sha256") != digest:
         raise ConfigError(f"{path}: the teacher was not trained on fold {fold} of {data} (its split differs): it may "
                           "have seen this fold's test clips. Use the teacher of the same fold (RUN/fold_<k>/best.pt)")
     model, _ = model_from_checkpoint(ckpt)
@@ -149,7 +145,7 @@ class DistillTrainer(FoldTrainer):
         frames, size = teacher.clip
         if (frames, size) != (self.cfg.data.num_frames, self.cfg.data.size):  # the teacher's clips for training
             d = self.fd.train
-            self.fd.train = ClipDataset(d.cache, list(self.fd.fold["train"]), train=self.cfg.data.augment,
+            self.fd.train = ClipDataset(d.cache, list(self.fd.fold.train), train=self.cfg.data.augment,
                                         num_frames=frames, transform_config=_with_size(d, size),
                                         seed=self.cfg.runtime.seed)
 
@@ -181,7 +177,7 @@ def distill_config(cfg: TrainConfig, teacher: Teacher) -> TrainConfig:
     cfg.model.name = clip.model
     cfg.data.num_frames, cfg.data.size = clip.num_frames, clip.size
     cfg.distill.teacher = str(teacher.path)
-    if cfg.weights and DFER_WIDTHS.get(clip.model, 1.0) != 1.0:
+    if cfg.weights and REGISTRY[clip.model].width != 1.0:
         raise ConfigError(f"student {cfg.distill.student!r} is a narrower network: no pretrained backbone weights fit "
                           f"it (drop --weights / weights={cfg.weights})")
     return cfg

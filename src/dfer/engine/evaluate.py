@@ -10,27 +10,25 @@ import torch
 from dfer.checkpoint import model_from_checkpoint
 from dfer.data.cache import ClipCache
 from dfer.data.dataset import FRAME_ORDERS, ClipDataset
-from dfer.data.prepare import load_splits
-from dfer.data.splits import get_fold, split_digest
+from dfer.data.splits import Fold, Splits
 from dfer.engine.loop import Predictions, predict_dataset
 from dfer.engine.report import plot_confusion, recall_table
 from dfer.errors import DatasetError
 from dfer.files import atomic_write_json, atomic_write_text
 from dfer.options import SPLITS
-from dfer.preprocess import Preprocess
 from dfer.remote import is_remote
 
 
 def _split_ids(data: str | Path, trained: dict[str, Any], split: str, fold: str | None,
-               protocol: str | None) -> tuple[str, str, dict[str, list[str]]]:
-    """(fold, protocol, fold dict): by default the ones the checkpoint was trained on."""
+               protocol: str | None) -> tuple[str, str, Fold]:
+    """(fold, protocol, Fold): by default the ones the checkpoint was trained on."""
     if split not in SPLITS:
         raise DatasetError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     fold = str(fold or trained.get("fold") or "1")
-    splits = load_splits(data)
-    protocol = protocol or trained.get("protocol") or splits["default"]
-    f = get_fold(splits, fold, protocol)
-    if not f.get(split):
+    splits = Splits.load(data)
+    protocol = protocol or trained.get("protocol") or splits.default
+    f = splits.fold(fold, protocol)
+    if not f.part(split):
         raise DatasetError(f"{data}: fold {fold} ({protocol}) has no {split} clips")
     return fold, protocol, f
 
@@ -71,21 +69,21 @@ def evaluate_checkpoint(
     if frame_order not in FRAME_ORDERS:
         raise DatasetError(f"frame order must be one of {', '.join(FRAME_ORDERS)}, got {frame_order!r}")
     model, ckpt = model_from_checkpoint(checkpoint)
-    trained = ckpt.get("split", {})
+    trained = ckpt.split
     fold, protocol, f = _split_ids(data, trained, split, fold, protocol)
     cache = ClipCache(data)
-    names = list(ckpt["class_names"])
+    names = list(ckpt.class_names)
     if list(cache.meta["class_names"]) != names:
         raise DatasetError(f"{data}: classes {cache.meta['class_names']} differ from the checkpoint's {names}")
-    pre = Preprocess.from_dict(ckpt["preprocess"])
-    ds = ClipDataset(cache, f[split], num_frames=pre.num_frames, transform_config=pre.transform_config(),
+    pre = ckpt.preprocess
+    ds = ClipDataset(cache, f.part(split), num_frames=pre.num_frames, transform_config=pre.transform_config(),
                      frame_order=frame_order)
     auto = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(auto if device == "auto" else device)
     preds = predict_dataset(model.to(dev), ds, batch_size=batch_size, workers=workers, device=dev)
     result = {"checkpoint": str(checkpoint), "cache": str(data), "protocol": protocol, "fold": fold, "split": split,
-              "frame_order": frame_order, "split_matches_training": trained.get("sha256") == split_digest(f),
-              "report": preds.report(names), "trained_metrics": ckpt.get("metrics", {})}
+              "frame_order": frame_order, "split_matches_training": trained.get("sha256") == f.digest,
+              "report": preds.report(names), "trained_metrics": ckpt.metrics}
     suffix = "" if frame_order == "natural" else f"_{frame_order}"
     # A downloaded checkpoint lives in dfer's cache: its report goes to the working folder instead.
     out = Path(out) if out else (Path(".") if is_remote(checkpoint) else Path(checkpoint).parent) / f"eval_{split}{suffix}"

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from dfer.acceptance import describe
+from dfer.acceptance import Int8Outcome, Int8Status, describe
 from dfer.compute_cost import COUNTER, PAPER_GMACS, profile_model
 from dfer.engine.results import CVResult, FoldResult
 from dfer.files import atomic_write_bytes, atomic_write_text
@@ -153,15 +153,21 @@ def _calibration_lines(cal: dict[str, Any] | None) -> list[str]:
     return lines + [""]
 
 
-def _int8_lines(q: dict[str, Any] | None) -> list[str]:
-    if not q:
+def _int8_lines(q: Int8Outcome | None) -> list[str]:
+    if q is None:
         return []
     lines = ["## Deployable int8 model", ""]
-    if q["status"] != "accepted":
-        return lines + [f"OpenVINO int8 export {q['status']}: {q['reason']}", ""]
-    lines.append(f"`{q['model']}` ({q['method']}), accepted on the validation part: {describe(q['val'])}.")
-    if q.get("test"):
-        lines.append(f"On the test part: {describe(q['test'])}.")
+    if not q.written:
+        return lines + [f"OpenVINO int8 export {q.status}: {q.reason}", ""]
+    if q.status is Int8Status.UNRESOLVED:
+        lines.append(f"`{q.model}` ({q.method}) is written but not verified: {q.reason}. On the validation part: "
+                     f"{describe(q.val)}.")
+    else:
+        lines.append(f"`{q.model}` ({q.method}), accepted on the validation part: {describe(q.val)}.")
+    if q.test:
+        lines.append(f"On the test part: {describe(q.test)}.")
+    if q.status is Int8Status.UNRESOLVED:
+        return lines + ["`dfer predict --checkpoint best.pt` keeps float; `--precision int8` runs it.", ""]
     return lines + ["`dfer predict --checkpoint best.pt` runs it by default (`--precision f32` keeps float).", ""]
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dfer.acceptance import Int8Outcome
+
 Report = dict[str, Any]  # dfer.metrics report of one part (test or validation)
 Summary = dict[str, Any]  # dfer.metrics.aggregate_folds: {"war": {"mean", "std", "per_fold"}, ..., "pooled": Report}
 
@@ -55,7 +57,7 @@ class FoldResult:
     world_size: int = 1
     history: list[dict[str, Any]] = field(default_factory=list)  # log.csv's rows
     calibration: dict[str, Any] | None = None  # dfer.calibration.calibration_summary of best.pt
-    int8: dict[str, Any] | None = None  # dfer.inference.export.export_fold_int8's answer; None: not asked
+    int8: Int8Outcome | None = None  # dfer.inference.export.export_fold_int8's answer; None: not asked
     distillation: dict[str, Any] | None = None  # `dfer distill` only: the teacher and the loss
     peer_best_on_test: dict[str, Any] | None = None  # --peer-best-on-test only
     cost: dict[str, Any] | None = None  # dfer.engine.report.model_cost
@@ -67,7 +69,7 @@ class FoldResult:
                          "test": self.selected.test},
             "last": {"epoch": self.last.epoch, "test": self.last.test},
             "stopped_early": self.stopped_early, "world_size": self.world_size, "history": self.history,
-            "calibration": self.calibration, "int8": self.int8,
+            "calibration": self.calibration, "int8": self.int8.to_dict() if self.int8 is not None else None,
         }
         for key in ("distillation", "peer_best_on_test", "cost"):
             if getattr(self, key) is not None:
@@ -84,7 +86,8 @@ class FoldResult:
                                         sel.get("test")),
             last=LastCheckpoint(int(last.get("epoch", 0)), last.get("test")),
             stopped_early=bool(d.get("stopped_early", False)), world_size=int(d.get("world_size", 1)),
-            history=list(d.get("history") or []), calibration=d.get("calibration"), int8=d.get("int8"),
+            history=list(d.get("history") or []), calibration=d.get("calibration"),
+            int8=Int8Outcome.from_dict(d["int8"]) if d.get("int8") else None,
             distillation=d.get("distillation"), peer_best_on_test=d.get("peer_best_on_test"), cost=d.get("cost"))
 
     @classmethod

@@ -31,11 +31,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from dfer.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+from dfer.checkpoint import Checkpoint, load_checkpoint, make_checkpoint, save_checkpoint
 from dfer.data.cache import ClipCache
 from dfer.data.dataset import ClipDataset, make_loader
-from dfer.data.prepare import load_splits
-from dfer.data.splits import get_fold, split_digest
+from dfer.data.splits import Fold, Splits
 from dfer.data.transforms import ClipTransformConfig
 from dfer.engine.config import TrainConfig, dump_yaml
 from dfer.engine.fabric import autocast_dtype, make_fabric, resolve_precision
@@ -71,7 +70,7 @@ def is_better(value: float, best: float | None, monitor: str) -> bool:
 class FoldData:
     cache: ClipCache
     class_names: list[str]
-    fold: dict[str, list[str]]
+    fold: Fold
     protocol: str
     train: ClipDataset
     val: ClipDataset | None
@@ -87,20 +86,20 @@ def transform_config(cfg: TrainConfig) -> ClipTransformConfig:
 def load_fold_data(cfg: TrainConfig, data: str | Path, fold: str | int) -> FoldData:
     cache = ClipCache(data)
     meta = cache.meta
-    splits = load_splits(data)
-    protocol = cfg.data.protocol or splits["default"]
-    f = get_fold(splits, fold, protocol)
-    if not f["train"]:
+    splits = Splits.load(data)
+    protocol = cfg.data.protocol or splits.default
+    f = splits.fold(fold, protocol)
+    if not f.train:
         raise DatasetError(f"{data}: fold {fold} of protocol {protocol!r} has no training clips")
     tcfg = transform_config(cfg)
     seed = cfg.runtime.seed
-    train = ClipDataset(cache, f["train"], train=cfg.data.augment, num_frames=cfg.data.num_frames,
+    train = ClipDataset(cache, f.train, train=cfg.data.augment, num_frames=cfg.data.num_frames,
                         transform_config=tcfg, seed=seed)
 
     def evalset(ids):
         return ClipDataset(cache, ids, num_frames=cfg.data.num_frames, transform_config=tcfg, seed=seed) if ids else None
 
-    return FoldData(cache, list(meta["class_names"]), f, protocol, train, evalset(f.get("val")), evalset(f.get("test")))
+    return FoldData(cache, list(meta["class_names"]), f, protocol, train, evalset(f.val), evalset(f.test))
 
 
 # -- the loop ------------------------------------------------------------------------------
@@ -156,13 +155,13 @@ class FoldTrainer:
         self.preprocess = Preprocess(num_frames=cfg.data.num_frames, size=cfg.data.size, face=dict(meta.get("face", {})),
                                      clip_seconds=round(float(np.median(durations)), 3) if durations else 0.0)
         self.split_info = {"cache": self.data_path, "dataset": meta.get("dataset", ""), "protocol": self.fd.protocol,
-                           "fold": self.fold_name, "sha256": split_digest(self.fd.fold),
+                           "fold": self.fold_name, "sha256": self.fd.fold.digest,
                            "synthetic": bool(meta.get("synthetic", False)),
-                           "sizes": {k: len(self.fd.fold.get(k, [])) for k in ("train", "val", "test")}}
+                           "sizes": {k: len(v) for k, v in self.fd.fold.ids().items()}}
         self.fabric = fabric
 
     # checkpoint helpers ------------------------------------------------------------------
-    def _ckpt(self, metrics: dict[str, Any], state: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _ckpt(self, metrics: dict[str, Any], state: dict[str, Any] | None = None) -> Checkpoint:
         return make_checkpoint(model=self.model, class_names=self.fd.class_names, preprocess=self.preprocess,
                                train_config=self.cfg.to_dict(), split=self.split_info, metrics=metrics, state=state)
 
@@ -190,25 +189,25 @@ class FoldTrainer:
         return {"epoch": len(history), **({"val": history[-1]} if history else {})}
 
     # setup ------------------------------------------------------------------------------
-    def _resume_checkpoint(self) -> dict[str, Any] | None:
+    def _resume_checkpoint(self) -> Checkpoint | None:
         last = self.out / "last.pt"
         if not last.exists():
             return None
         if not self.resume:
             raise CheckpointError(f"{self.out}: holds a run already (last.pt); resume it or choose another output folder")
         ckpt = load_checkpoint(last)
-        if ckpt.get("split", {}).get("sha256") != self.split_info["sha256"]:
+        if ckpt.split.get("sha256") != self.split_info["sha256"]:
             raise CheckpointError(f"{last}: was trained on a different split than fold {self.fold_name} of "
                                   f"{self.data_path}; refusing to resume")
         return ckpt
 
-    def _build(self, resume_ckpt: dict[str, Any] | None) -> None:
+    def _build(self, resume_ckpt: Checkpoint | None) -> None:
         """Model, optimizers, loss, loader and schedule, on the fabric's devices."""
         cfg, fabric = self.cfg, self.fabric
         fabric.seed_everything(cfg.runtime.seed, verbose=False)
         self.model = build_from_config(cfg.model, weights=None if resume_ckpt else cfg.weights)
         if resume_ckpt:
-            self.model.load_state_dict(resume_ckpt["model"]["state_dict"])
+            self.model.load_state_dict(resume_ckpt.model.state_dict)
         if cfg.runtime.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last_3d)
         net = torch.compile(self.model) if cfg.runtime.compile else self.model
@@ -260,13 +259,12 @@ class FoldTrainer:
         if self.fabric.is_global_zero:
             self.out.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.out / "config.yaml", dump_yaml(cfg))
-            ids = {k: self.fd.fold.get(k, []) for k in ("train", "val", "test")}
-            atomic_write_json(self.out / "split.json", {**self.split_info, **ids})
+            atomic_write_json(self.out / "split.json", {**self.split_info, **self.fd.fold.ids()})
         self.fabric.barrier()
         if resume_ckpt is None:
             return None
-        self._restore(resume_ckpt["state"])
-        return resume_ckpt["state"]
+        self._restore(resume_ckpt.state)
+        return resume_ckpt.state
 
     # main -------------------------------------------------------------------------------
     def run(self) -> TrainProgress:
@@ -388,11 +386,11 @@ def score_part(model: torch.nn.Module, ds: ClipDataset, cfg: TrainConfig, fabric
                            autocast_dtype=autocast_dtype(resolve_precision(cfg)))
 
 
-def checkpoint_model(ckpt: dict[str, Any], cfg: TrainConfig, fabric) -> torch.nn.Module:
+def checkpoint_model(ckpt: Checkpoint, cfg: TrainConfig, fabric) -> torch.nn.Module:
     """The network with a checkpoint's weights, placed as training places it (the fabric's device and
     precision, the run's memory format); scored with score_part."""
     model = build_from_config(cfg.model, weights=None)
-    model.load_state_dict(ckpt["model"]["state_dict"])
+    model.load_state_dict(ckpt.model.state_dict)
     if cfg.runtime.channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
     return fabric.setup_module(model).module

@@ -1,14 +1,14 @@
 """The ablation variants `dfer ablate` trains (light: the CLI lists them without importing the trainer)."""
 
-# name -> (what it is, config overrides on top of the base config)
+from dfer.models.registry import BASELINES, REGISTRY
+
+# name -> (what it is, config overrides on top of the base config); the baselines as the registry says them
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "full": ("the paper's network: attention + CE + lambda x sparse center loss", []),
     "no_attention": ("without the spatio-temporal attention block", ["model.attention_stage=none"]),
     "ce_only": ("cross-entropy only (lambda 0: no sparse center loss)", ["loss.lam=0"]),
     "lambda_1": ("lambda 1.0: the paper's eq. (6) literally", ["loss.lam=1.0"]),
-    "r3d_18": ("torchvision R3D-18 (3D convolutions), plain CE", ["model.name=r3d_18"]),
-    "mc3_18": ("torchvision MC3-18 (mixed 3D/2D convolutions), plain CE", ["model.name=mc3_18"]),
-    "r2plus1d_18": ("torchvision R(2+1)D-18, plain CE: no attention, no center-loss head", ["model.name=r2plus1d_18"]),
+    **{name: (REGISTRY[name].description, [f"model.name={name}"]) for name in BASELINES},
 }
 DEFAULT_VARIANTS = ("full", "no_attention", "ce_only", "lambda_1", "r3d_18", "mc3_18")
 # --quick: sized for the synthetic benchmark on a 2-core CPU (demo-size clips, a few epochs).

@@ -21,6 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from dfer.errors import CheckpointError
+from dfer.files import cache_root
 from dfer.options import BACKENDS, OPENVINO_PRECISIONS, PRECISIONS  # noqa: F401 - re-exported
 
 
@@ -58,7 +59,7 @@ class OnnxBackend:
     name = "onnx"
     concurrency = 1
 
-    def __init__(self, path: str | Path, threads: int = 0, device: str = "cpu") -> None:
+    def __init__(self, path: str | Path, threads: int = 0, device: str = "cpu", label: str = "") -> None:
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -82,6 +83,7 @@ class OnnxBackend:
         self.detail = f"onnxruntime {ort.__version__} {used}"
         meta = self.session.get_modelmeta().custom_metadata_map.get("dfer")
         self.precision = json.loads(meta).get("quantization", "fp32") if meta else "fp32"
+        self.detail += f" {self.precision} ({label or self.path.name})"  # what ran: runtime, precision, model file
 
     def __call__(self, clips: np.ndarray) -> np.ndarray:
         out = self.session.run(["logits"], {self.input: np.ascontiguousarray(clips, dtype=np.float32)})
@@ -91,8 +93,6 @@ class OnnxBackend:
 def _compiled_cache() -> Path | None:
     """OpenVINO's compiled-model cache, beside dfer's conversion cache (None when it cannot be made: the model
     is then compiled on every start, as before)."""
-    from dfer.files import cache_root
-
     folder = cache_root() / "openvino-compiled"
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -132,7 +132,7 @@ class OpenVinoBackend:
         return openvino
 
     def __init__(self, path: str | Path, threads: int = 0, device: str = "cpu", precision: str = "auto",
-                 streams: int = 0) -> None:
+                 streams: int = 0, label: str = "") -> None:
         ov = self.require()
         if streams < 0:
             raise CheckpointError(f"OpenVINO streams must be >= 0 (0: auto), got {streams}")
@@ -168,8 +168,8 @@ class OpenVinoBackend:
         float_precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # "bf16" | "f32"
         self.precision = "int8" if quantized else float_precision
         self.concurrency = max(1, int(self.compiled.get_property("NUM_STREAMS")))
-        self.detail = (f"openvino {ov.__version__.split('-')[0]} CPU {float_precision}"
-                       + (f" x{self.concurrency} streams" if self.concurrency > 1 else ""))
+        self.detail = (f"openvino {ov.__version__.split('-')[0]} CPU {self.precision}"  # int8 for an int8 model
+                       + (f" x{self.concurrency} streams" if self.concurrency > 1 else "") + f" ({label or self.path.name})")
 
     def __call__(self, clips: np.ndarray) -> np.ndarray:
         request = getattr(self._local, "request", None)

@@ -3,8 +3,8 @@
 A dfer checkpoint (.pt) is converted once per runtime (OpenVINO IR, ONNX) into a cache folder keyed
 by the checkpoint's SHA-256, so a renamed or copied checkpoint reuses it and a retrained one (new
 bytes) gets its own. The conversion is `dfer export`'s own code (dfer.inference.export), and it
-measures its agreement with PyTorch float32 on the check clips; `passes` says whether a converted
-model may be used where float32 is expected.
+measures its agreement with PyTorch float32 on the check clips; dfer.acceptance.conversion_passes says
+whether a converted model may be used where float32 is expected.
 
 The cache folder is `$DFER_CACHE_DIR` or `~/.cache/dfer`, under `converted/<digest[:16]>/`.
 """
@@ -15,15 +15,13 @@ import functools
 import os
 import threading
 from pathlib import Path
-from typing import Any
 
 from dfer.errors import CheckpointError, ConfigError
 from dfer.files import CACHE_ENV, cache_root, file_digest
 from dfer.inference.metadata import read_metadata
-from dfer.options import AGREEMENT_BAR  # top-1 agreement with PyTorch float32 a reduced-precision model must reach
+from dfer.options import INT8_SUFFIX
+from dfer.progress import stage
 
-COSINE_BAR = 0.99  # and the least logit cosine, on the conversion's check clips
-INT8_SUFFIX = "-int8.xml"  # best.pt -> best-int8.xml: the int8 model dfer train exports beside a checkpoint
 _LOCK = threading.Lock()  # one conversion at a time within a process
 
 
@@ -60,19 +58,16 @@ def ensure_converted(checkpoint: str | Path, fmt: str) -> Path:
                 raise CheckpointError(f"cannot create the model cache {path.parent} ({exc.strerror}); "
                                       f"set {CACHE_ENV} to a writable folder") from None
             from dfer.inference.export import export_model  # torch: only when a conversion is due (a cold cache)
-
-            export_model(checkpoint, path, format=fmt)
+            with stage(f"converting the model for {'OpenVINO' if fmt == 'openvino' else 'ONNX Runtime'} "
+                       "(the first run only; cached)"):
+                export_model(checkpoint, path, format=fmt)
     return path
 
 
-def passes(agreement: dict[str, Any]) -> bool:
-    """Whether a converted model's agreement with PyTorch float32 (measured at conversion) clears the bar."""
-    return (agreement.get("top1_agreement", 0.0) >= AGREEMENT_BAR and agreement.get("min_cosine", 0.0) >= COSINE_BAR)
-
-
-def verified_int8(checkpoint: Path) -> tuple[Path | None, str]:
+def verified_int8(checkpoint: Path, *, unresolved_ok: bool = False) -> tuple[Path | None, str]:
     """The int8 model of this checkpoint that passed its acceptance rule, beside it or in the conversion
-    cache, and why (or why not)."""
+    cache, and why (or why not). `unresolved_ok` (the user asked for int8 by name): also one whose
+    validation part was too small to judge it (dfer.acceptance: unresolved), said so."""
     digest = checkpoint_digest(checkpoint)
     for cand in (checkpoint.with_name(checkpoint.stem + INT8_SUFFIX), converted_dir(checkpoint) / "model-int8.xml"):
         if not cand.is_file():
@@ -81,7 +76,12 @@ def verified_int8(checkpoint: Path) -> tuple[Path | None, str]:
             meta = read_metadata(cand)
         except (CheckpointError, ImportError):
             continue
-        verdict = meta.get("acceptance") or {}
-        if meta.get("source_sha256") == digest and verdict.get("accepted"):
-            return cand, f"verified int8 model of this checkpoint ({cand.name}; accepted by the {verdict.get('rule')} rule)"
+        if meta.source_sha256 != digest:
+            continue
+        if meta.accepted:
+            return cand, (f"verified int8 model of this checkpoint ({cand.name}; accepted by the "
+                          f"{meta.acceptance.get('rule')} rule)")
+        if unresolved_ok and (meta.acceptance or {}).get("verdict") == "unresolved":
+            return cand, (f"int8 model of this checkpoint ({cand.name}), asked for by name: NOT verified "
+                          f"({meta.acceptance.get('reason', 'too few clips to judge it')})")
     return None, "no verified int8 model of this checkpoint (dfer train makes one; or dfer export --quantize int8)"

@@ -16,7 +16,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +24,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from dfer.acceptance import accuracy_check, describe
-from dfer.checkpoint import model_from_checkpoint, versions
+from dfer.acceptance import Int8Outcome, Int8Status, Verdict, accuracy_check, agreement_check, describe
+from dfer.checkpoint import Checkpoint, model_from_checkpoint, versions
 from dfer.data.dataset import ClipDataset
 from dfer.errors import CheckpointError, ConfigError, DferError, Int8Refused
 from dfer.files import atomic_write_bytes, default_file_mode, file_digest
 from dfer.inference.backends import OnnxBackend, OpenVinoBackend
-from dfer.inference.conversion import INT8_SUFFIX
 from dfer.inference.export_settings import ExportSettings
-from dfer.inference.metadata import METADATA_KEY, read_metadata  # noqa: F401 - re-exported
-from dfer.options import ACCEPT_RULES, CALIBRATION_CLIPS, EXPORT_FORMATS, MAX_DROP_POINTS
+from dfer.inference.metadata import METADATA_KEY, ExportMetadata, read_metadata  # noqa: F401 - re-exported
+from dfer.options import ACCEPT_RULES, CALIBRATION_CLIPS, EXPORT_FORMATS, INT8_SUFFIX, MAX_DROP_POINTS
 from dfer.preprocess import Preprocess, model_info
 from dfer.progress import progress_bar
 from dfer.remote import resolve_checkpoint
@@ -178,11 +177,11 @@ def _have_nncf() -> bool:
     return True
 
 
-def _quantize_openvino_int8(fp32: Path, calib: np.ndarray, val: np.ndarray, val_labels: np.ndarray, bar: float):
+def _quantize_openvino_int8(fp32: Path, calib: np.ndarray, val: np.ndarray, val_labels: np.ndarray, least: float):
     """OpenVINO int8 model by NNCF post-training quantisation with accuracy control: layers are
     quantised, then the ones that cost most top-1 accuracy on the validation clips (scored against
     `val_labels`: the true labels, or float32's own for the agreement rule) are put back in float
-    until it is >= `bar` (mixed precision). None without NNCF."""
+    until it is >= `least` (mixed precision). None without NNCF."""
     import logging
 
     # NNCF imports torch's C++ extension helper, which warns about a missing CUDA runtime on CPU machines.
@@ -208,104 +207,128 @@ def _quantize_openvino_int8(fp32: Path, calib: np.ndarray, val: np.ndarray, val_
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             return nncf.quantize_with_accuracy_control(
-                model, calibration, validation, validation_fn=agreement, max_drop=1.0 - bar,
+                model, calibration, validation, validation_fn=agreement, max_drop=1.0 - least,
                 drop_type=nncf.DropType.ABSOLUTE, subset_size=len(calib))
     finally:
         nncf_log.setLevel(level)
 
 
+@dataclass
+class _Reference:
+    """What every step of an export works from: the checkpoint, its network as PyTorch runs it, the fold's
+    parts (when a split is given), the clips the result is judged on and float32's logits on them."""
+
+    path: Path
+    ckpt: Checkpoint
+    head: nn.Module
+    torch_logits: Any  # (N, 3, T, S, S) -> (N, K)
+    train_ids: list[str] | None
+    judge_ids: list[str] | None
+    test_ids: list[str] | None
+    clips: np.ndarray  # (N, 3, T, S, S) check clips, never calibrated on
+    labels: np.ndarray | None  # their labels (None: synthetic faces)
+    ref: np.ndarray  # (N, K) float32 logits
+    rule: str  # the acceptance rule that applies (accuracy needs labels; else agreement)
+
+    @property
+    def preprocess(self) -> Preprocess:
+        return self.ckpt.preprocess
+
+
 def export_model(checkpoint: str | Path, out: str | Path, settings: ExportSettings | None = None, *,
-                 progress: bool = False, **fields: Any) -> dict[str, Any]:
+                 progress: bool = False, **fields: Any) -> ExportMetadata:
     """Write an ONNX model (.onnx) or OpenVINO IR (.xml + .bin) of a dfer checkpoint, fp32 or int8, as
     `settings` say (an ExportSettings; `fields` change some of them: `format="openvino", quantize="int8"`).
 
-    Returns the metadata stored inside, with the parity against PyTorch fp32 (`parity_vs_torch_fp32`)
+    Returns the metadata stored inside (an ExportMetadata), with the parity against PyTorch fp32
     measured by the runtime of the format (ONNX Runtime; OpenVINO at its default precision on this
     CPU, named in `parity_runtime`) on clips never used for calibration: 8 for a float model, which
     only checks that the graph is the model; 64 for int8 (fewer if the cache is small).
 
     int8: OpenVINO IR by NNCF with accuracy control (needs `nncf`; the layers that cost agreement on
     32 more held-out clips stay in float), or ONNX Runtime static QDQ (and OpenVINO from that graph
-    without NNCF). `accept` decides whether an int8 model is written (else a CheckpointError says the
-    figures and what to try): "accuracy" (default) when its WAR and UAR on held-out labelled clips are
-    each at most `max_drop` points below float32's (dfer.acceptance; without labelled clips,
-    i.e. synthetic calibration, the agreement rule applies and the metadata says so); "agreement" when
-    its top-1 agreement with float32 is >= `min_agreement` (0 writes it anyway).
+    without NNCF). `accept` decides whether an int8 model is written (dfer.acceptance: accepted and
+    unresolved are written, the latter not run by `--backend auto`; refused raises Int8Refused with the
+    figures): "accuracy" (default), a paired comparison of its WAR and UAR with float32's on held-out
+    labelled clips (without labelled clips, i.e. synthetic calibration, the agreement rule applies and the
+    metadata says so); "agreement" when its top-1 agreement with float32 is >= `min_agreement` (0 writes
+    it anyway).
 
     `calibration_split`: a fold's split.json (written by dfer train beside its checkpoints), with
     `calibration` its cache: int8 is calibrated (and NNCF validates) on the fold's training clips,
-    accepted on its validation clips (its test clips when it has none), and reported on every one of
+    judged on its validation clips (its test clips when it has none), and reported on every one of
     its test clips (`test_report`), the clips the fold's scores come from.
 
     `progress`: a bar over the steps on a terminal (int8 with accuracy control takes minutes).
     """
     s = replace(settings or ExportSettings(), **fields)
-    format, quantize, calibration, calibration_split = s.format, s.quantize, s.calibration, s.calibration_split
-    calibration_clips_count, accept, max_drop, min_agreement = s.calibration_clips, s.accept, s.max_drop, s.min_agreement
     out = Path(out)
-    _check_arguments(out, format, quantize, min_agreement, accept)
-    bar = progress_bar(5 if quantize else 3, f"export {out.name}", unit="step", enabled=progress, lines=False)
-    checkpoint = resolve_checkpoint(checkpoint)
-    model, ckpt = model_from_checkpoint(checkpoint)
-    pre = Preprocess.from_dict(ckpt["preprocess"])
-    head = InferenceHead(model).eval()
-    torch_logits = _logits_of(head)
-    train_ids, judge_ids, test_ids = _split_ids(calibration_split, calibration)
-    n_val = INT8_VALIDATION_CLIPS if quantize and format == "openvino" and _have_nncf() else 0
-    clips, labels = check_clips(pre, calibration=calibration, quantized=bool(quantize), ids=judge_ids,
-                                after=calibration_clips_count + n_val)
-    ref = torch_logits(clips)  # (N, K) fp32 torch logits
-    bar.update(1, step="float32 reference")
-    rule = accept if labels is not None else "agreement"
+    _check_arguments(out, s)
+    steps = progress_bar(5 if s.quantize else 3, f"export {out.name}", unit="step", enabled=progress, lines=False)
+    ref = _reference(resolve_checkpoint(checkpoint), s)
+    steps.update(1, step="float32 reference")
     with tempfile.TemporaryDirectory() as tmp:
         path, method = Path(tmp) / "fp32.onnx", "fp32"
-        export_float(head, torch.from_numpy(clips[:1]), path, s.opset)
-        bar.update(1, step="graph")
-        if quantize == "int8":
-            calib = calibration_clips(pre, data=calibration, count=calibration_clips_count, ids=train_ids)
-            path, method = quantize_int8(path, Path(tmp), pre, calib, calibration, train_ids, calibration_clips_count,
-                                         n_val, rule, torch_logits,
-                                         1.0 - max_drop / 100 if rule == "accuracy" else min_agreement)
-            bar.update(1, step="int8")
-        runtime = OnnxBackend(path) if format == "onnx" else OpenVinoBackend(path, streams=1)  # one caller
-        new = runtime(clips)
-        bar.update(1, step="parity")
-        meta = build_metadata(format, ckpt, pre, checkpoint, quantize, method, calibration, calibration_split,
-                              parity(ref, new), runtime.detail)
-        if quantize:
-            meta["acceptance"] = _judge(rule, accept, meta["parity_vs_torch_fp32"], labels, ref, new,
-                                        len(ckpt["class_names"]), max_drop, min_agreement)
-            if test_ids is not None and test_ids != judge_ids:
-                meta["test_report"] = _test_report(pre, calibration, test_ids, torch_logits, runtime,
-                                                   len(ckpt["class_names"]), max_drop)
-            bar.update(1, step="acceptance")
-            if not meta["acceptance"]["accepted"]:
-                bar.close()
-                raise Int8Refused(_refusal(out, meta["acceptance"], format))
-        write_model(path, meta, out, format)
-    bar.close()
+        export_float(ref.head, torch.from_numpy(ref.clips[:1]), path, s.opset)
+        steps.update(1, step="graph")
+        if s.quantize == "int8":
+            path, method = quantize_int8(path, Path(tmp), ref, s)
+            steps.update(1, step="int8")
+        runtime = OnnxBackend(path) if s.format == "onnx" else OpenVinoBackend(path, streams=1)  # one caller
+        new = runtime(ref.clips)
+        steps.update(1, step="parity")
+        meta = build_metadata(ref, s, method, parity(ref.ref, new), runtime.detail)
+        if s.quantize:
+            _accept(meta, ref, s, runtime, new)
+            steps.update(1, step="acceptance")
+            if meta.acceptance["verdict"] == Verdict.REFUSED.value:
+                steps.close()
+                raise Int8Refused(_refusal(out, meta.acceptance, s.format))
+        write_model(path, meta, out, s.format)
+    steps.close()
     return meta
 
 
-def _test_report(pre: Preprocess, calibration, test_ids: list[str], torch_logits, runtime, num_classes: int,
-                 max_drop: float) -> dict[str, Any]:
-    """How the reduced-precision model does on every test clip of the fold, beside float32."""
-    clips, labels = calibration_clips(pre, data=calibration, count=len(test_ids), ids=test_ids, with_labels=True)
-    return accuracy_check(labels, torch_logits(clips), runtime(clips), num_classes, max_drop)
+def _reference(checkpoint: Path, s: ExportSettings) -> _Reference:
+    model, ckpt = model_from_checkpoint(checkpoint)
+    head = InferenceHead(model).eval()
+    torch_logits = _logits_of(head)
+    train_ids, judge_ids, test_ids = _split_ids(s.calibration_split, s.calibration)
+    n_val = INT8_VALIDATION_CLIPS if s.quantize and s.format == "openvino" and _have_nncf() else 0
+    clips, labels = check_clips(ckpt.preprocess, calibration=s.calibration, quantized=bool(s.quantize), ids=judge_ids,
+                                after=s.calibration_clips + n_val)
+    rule = s.accept if labels is not None else "agreement"
+    return _Reference(checkpoint, ckpt, head, torch_logits, train_ids, judge_ids, test_ids, clips, labels,
+                      torch_logits(clips), rule)
 
 
-def _check_arguments(out: Path, format: str, quantize: str | None, min_agreement: float, accept: str) -> None:
-    if format not in FORMATS:
-        raise CheckpointError(f"export format must be one of {', '.join(FORMATS)}, got {format!r}")
-    if quantize not in QUANTIZE:
-        raise CheckpointError(f"quantization must be int8 or none, got {quantize!r}")
-    if not 0.0 <= min_agreement <= 1.0:
-        raise ConfigError(f"min_agreement must be in [0, 1], got {min_agreement}")
-    if accept not in ACCEPT_RULES:
-        raise ConfigError(f"accept must be one of {', '.join(ACCEPT_RULES)}, got {accept!r}")
-    if format == "openvino" and out.suffix.lower() != ".xml":
+def _accept(meta: ExportMetadata, ref: _Reference, s: ExportSettings, runtime, new: np.ndarray) -> None:
+    """The acceptance record of an int8 model (dfer.acceptance) and, for a fold, its test report."""
+    k = len(ref.ckpt.class_names)
+    if ref.rule == "accuracy":
+        meta.acceptance = accuracy_check(ref.labels, ref.ref, new, k, s.max_drop)
+    else:
+        note = ("no labelled clips (synthetic calibration faces): the agreement rule applies; give --calibration CACHE"
+                if s.accept == "accuracy" else "")
+        meta.acceptance = agreement_check(meta.parity_vs_torch_fp32, s.min_agreement, note)
+    if ref.test_ids is not None and ref.test_ids != ref.judge_ids:
+        clips, labels = calibration_clips(ref.preprocess, data=s.calibration, count=len(ref.test_ids), ids=ref.test_ids,
+                                          with_labels=True)
+        meta.test_report = accuracy_check(labels, ref.torch_logits(clips), runtime(clips), k, s.max_drop)
+
+
+def _check_arguments(out: Path, s: ExportSettings) -> None:
+    if s.format not in FORMATS:
+        raise CheckpointError(f"export format must be one of {', '.join(FORMATS)}, got {s.format!r}")
+    if s.quantize not in QUANTIZE:
+        raise CheckpointError(f"quantization must be int8 or none, got {s.quantize!r}")
+    if not 0.0 <= s.min_agreement <= 1.0:
+        raise ConfigError(f"min_agreement must be in [0, 1], got {s.min_agreement}")
+    if s.accept not in ACCEPT_RULES:
+        raise ConfigError(f"accept must be one of {', '.join(ACCEPT_RULES)}, got {s.accept!r}")
+    if s.format == "openvino" and out.suffix.lower() != ".xml":
         raise CheckpointError(f"{out}: OpenVINO IR is written as NAME.xml (+ NAME.bin); name the output NAME.xml")
-    if format == "openvino":
+    if s.format == "openvino":
         OpenVinoBackend.require()
 
 
@@ -331,16 +354,19 @@ def check_clips(pre: Preprocess, *, calibration: str | Path | None, quantized: b
     return calibration_clips(pre, data=calibration, count=8, seed=1), None
 
 
-def quantize_int8(fp32: Path, folder: Path, pre: Preprocess, calib: np.ndarray, calibration, train_ids, n_cal: int,
-                  n_val: int, rule: str, torch_logits, bar: float) -> tuple[Path, str]:
-    """The int8 model of `fp32` in `folder` and how it was made: NNCF with accuracy control (validated
-    on `n_val` clips after the calibration ones, against their labels for the accuracy rule, float32's
-    own top-1 for the agreement rule) when NNCF is installed, else ONNX Runtime static QDQ."""
-    if n_val:
-        val, val_labels = calibration_clips(pre, data=calibration, count=n_val, seed=2, offset=n_cal, ids=train_ids,
-                                            with_labels=True)
-        target = val_labels if rule == "accuracy" and val_labels is not None else torch_logits(val).argmax(1)
-        ov_model = _quantize_openvino_int8(fp32, calib, val, target, bar)
+def quantize_int8(fp32: Path, folder: Path, ref: _Reference, s: ExportSettings) -> tuple[Path, str]:
+    """The int8 model of `fp32` in `folder` and how it was made, calibrated on `s.calibration_clips` clips:
+    NNCF with accuracy control (validated on INT8_VALIDATION_CLIPS clips after the calibration ones, against
+    their labels for the accuracy rule, float32's own top-1 for the agreement rule) when NNCF is installed
+    and the format is OpenVINO, else ONNX Runtime static QDQ."""
+    pre = ref.preprocess
+    calib = calibration_clips(pre, data=s.calibration, count=s.calibration_clips, ids=ref.train_ids)
+    if s.format == "openvino" and _have_nncf():
+        val, val_labels = calibration_clips(pre, data=s.calibration, count=INT8_VALIDATION_CLIPS, seed=2,
+                                            offset=s.calibration_clips, ids=ref.train_ids, with_labels=True)
+        target = val_labels if ref.rule == "accuracy" and val_labels is not None else ref.torch_logits(val).argmax(1)
+        least = 1.0 - s.max_drop / 100 if ref.rule == "accuracy" else s.min_agreement  # NNCF's accuracy floor
+        ov_model = _quantize_openvino_int8(fp32, calib, val, target, least)
         if ov_model is not None:
             import openvino as ov
 
@@ -352,27 +378,24 @@ def quantize_int8(fp32: Path, folder: Path, pre: Preprocess, calib: np.ndarray, 
     return path, "ONNX Runtime static int8 (QDQ)"
 
 
-def build_metadata(format: str, ckpt: dict[str, Any], pre: Preprocess, checkpoint: Path, quantize: str | None,
-                   method: str, calibration, calibration_split, agreement: dict[str, Any], runtime: str) -> dict[str, Any]:
+def build_metadata(ref: _Reference, s: ExportSettings, method: str, agreement: dict[str, Any],
+                   runtime: str) -> ExportMetadata:
     """What an exported model carries: classes, preprocessing, model, how it was made, its parity."""
-    return {
-        "format": f"dfer-{format}", "class_names": ckpt["class_names"], "preprocess": pre.to_dict(),
-        "model": {"name": ckpt["model"]["name"], "config": ckpt["model"]["config"]},
-        "quantization": quantize or "fp32", "quantization_method": method,
-        "calibration": (f"{calibration} (train part of {Path(calibration_split).name})" if calibration_split else
-                        str(calibration) if calibration else "synthetic faces (dfer.synth)"),
-        "parity_vs_torch_fp32": agreement, "parity_runtime": runtime,
-        "source_checkpoint": Path(checkpoint).name, "source_sha256": file_digest(checkpoint),
-        "versions": versions(), "model_info": model_info(ckpt),
-    }
+    ckpt = ref.ckpt
+    calibration = (f"{s.calibration} (train part of {Path(s.calibration_split).name})" if s.calibration_split else
+                   str(s.calibration) if s.calibration else "synthetic faces (dfer.synth)")
+    return ExportMetadata(f"dfer-{s.format}", list(ckpt.class_names), ckpt.preprocess,
+                          {"name": ckpt.model.name, "config": ckpt.model.config}, s.quantize or "fp32", method,
+                          calibration, agreement, runtime, ref.path.name, file_digest(ref.path), versions(),
+                          model_info(ckpt))
 
 
-def write_model(path: Path, meta: dict[str, Any], out: Path, format: str) -> None:
+def write_model(path: Path, meta: ExportMetadata, out: Path, format: str) -> None:
     """The model at `path` (ONNX or IR) written to `out` in `format` with `meta` inside, atomically."""
     if format == "onnx":
-        atomic_write_bytes(out, _set_metadata(path, meta))
+        atomic_write_bytes(out, _set_metadata(path, meta.to_dict()))
     else:
-        _save_openvino(path, meta, out)
+        _save_openvino(path, meta.to_dict(), out)
 
 
 def _split_ids(calibration_split, calibration):
@@ -390,22 +413,9 @@ def _split_ids(calibration_split, calibration):
     return train, (val or test), test
 
 
-def _judge(rule: str, asked: str, agreement: dict[str, Any], labels, ref: np.ndarray, new: np.ndarray,
-           num_classes: int, max_drop: float, min_agreement: float) -> dict[str, Any]:
-    """The acceptance record stored in the model: the rule applied, its figures and the verdict."""
-    if rule == "accuracy":
-        return accuracy_check(labels, ref, new, num_classes, max_drop)
-    out = {"rule": "agreement", "clips": agreement["clips"], "top1_agreement": agreement["top1_agreement"],
-           "min_agreement": min_agreement, "accepted": agreement["top1_agreement"] >= min_agreement}
-    if asked == "accuracy":
-        out["note"] = "no labelled clips (synthetic calibration faces): the agreement rule applies; give --calibration CACHE"
-    return out
-
-
 def _refusal(out: Path, verdict: dict[str, Any], format: str) -> str:
     if verdict["rule"] == "accuracy":
-        figures = (f"its accuracy drops by more than {verdict['max_drop_points']:g} points on held-out labelled clips: "
-                   + describe(verdict))
+        figures = f"it is {verdict['reason']} on held-out labelled clips: " + describe(verdict)
     else:
         figures = (f"int8 agrees with float32 on the top-1 class of {100 * verdict['top1_agreement']:.1f}% of "
                    f"{verdict['clips']} held-out clips, under the {100 * verdict['min_agreement']:.0f}% bar")
@@ -416,11 +426,11 @@ def _refusal(out: Path, verdict: dict[str, Any], format: str) -> str:
 
 
 def export_fold_int8(best: Path, data: str | Path, *, calibration_clips_count: int = CALIBRATION_CLIPS,
-                     max_drop: float = MAX_DROP_POINTS) -> dict[str, Any]:
-    """A trained fold's best.pt as OpenVINO int8 beside it (best-int8.xml, which `--backend auto` picks):
-    calibrated on the fold's train part, accepted on its validation part by the accuracy rule, reported
-    on its test part (its split.json beside best.pt). Returns {"status": accepted | refused | failed, ...};
-    a refusal or a failure is reported, never raised (the trained model is kept either way)."""
+                     max_drop: float = MAX_DROP_POINTS) -> Int8Outcome:
+    """A trained fold's best.pt as OpenVINO int8 beside it (best-int8.xml, which `--backend auto` picks when
+    it is accepted): calibrated on the fold's train part, judged on its validation part by the accuracy rule,
+    reported on its test part (its split.json beside best.pt). A refusal or a failure is reported, never
+    raised (the trained model is kept either way)."""
     out = best.with_name(best.stem + INT8_SUFFIX)
     try:
         meta = export_model(best, out, ExportSettings(format="openvino", quantize="int8", calibration=data,
@@ -428,15 +438,16 @@ def export_fold_int8(best: Path, data: str | Path, *, calibration_clips_count: i
                                                       calibration_clips=calibration_clips_count, accept="accuracy",
                                                       max_drop=max_drop))
     except Int8Refused as exc:
-        return {"status": "refused", "reason": str(exc)}
+        return Int8Outcome(Int8Status.REFUSED, reason=str(exc))
     except DferError as exc:  # no NNCF, a runtime that cannot load int8 here
-        return {"status": "failed", "reason": str(exc)}
+        return Int8Outcome(Int8Status.FAILED, reason=str(exc))
     except Exception as exc:  # noqa: BLE001 - a quantiser's own error must not lose the trained model
-        return {"status": "failed", "reason": f"{exc.__class__.__name__}: {str(exc)[:300]}"}
-    return {"status": "accepted", "model": out.name, "method": meta["quantization_method"],
-            "val": meta["acceptance"], "test": meta.get("test_report")}
+        return Int8Outcome(Int8Status.FAILED, reason=f"{exc.__class__.__name__}: {str(exc)[:300]}")
+    status = Int8Status.ACCEPTED if meta.accepted else Int8Status.UNRESOLVED
+    return Int8Outcome(status, out.name, meta.quantization_method, meta.acceptance, meta.test_report,
+                       None if meta.accepted else meta.acceptance.get("reason"))
 
 
-def export_onnx(checkpoint: str | Path, out: str | Path, **kwargs: Any) -> dict[str, Any]:
+def export_onnx(checkpoint: str | Path, out: str | Path, **kwargs: Any) -> ExportMetadata:
     """`export_model(..., format="onnx")`."""
     return export_model(checkpoint, out, format="onnx", **kwargs)

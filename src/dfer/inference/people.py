@@ -34,6 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dfer.data.faces import DlibDetector
 from dfer.data.frame import as_frame
 from dfer.data.video import IMAGE_EXTS
 from dfer.errors import ConfigError
@@ -263,13 +264,23 @@ def thumbnails(candidates: Candidates, people: dict[int, str]) -> dict[str, np.n
     return {person: c.thumb for person, c in best.items()}
 
 
-def contact_sheet(order: list[str], faces: dict[str, np.ndarray], size: int = THUMBNAIL) -> np.ndarray:
-    """(size, size * len(order), 3) RGB: the people's faces side by side in `order` (grey where none)."""
-    sheet = np.full((size, size * max(1, len(order)), 3), 128, np.uint8)
+def contact_sheet(order: list[str], faces: dict[str, np.ndarray], size: int = THUMBNAIL, *,
+                  warning: str = "") -> np.ndarray:
+    """(size, size * len(order), 3) RGB: the people's faces side by side in `order` (grey where none);
+    with `warning`, a line of it on a dark band below the faces (the sheet at least 400 px wide for it)."""
+    width = size * max(1, len(order))
+    band = 22 if warning else 0
+    sheet = np.full((size + band, max(width, 400) if warning else width, 3), 128, np.uint8)
     for k, person in enumerate(order):
         if person in faces:
             face = faces[person]
-            sheet[:, k * size : (k + 1) * size] = face if face.shape[0] == size else cv2.resize(face, (size, size))
+            sheet[:size, k * size : (k + 1) * size] = face if face.shape[0] == size else cv2.resize(face, (size, size))
+    if warning:
+        sheet[size:] = 30
+        scale = 0.42
+        while scale > 0.2 and cv2.getTextSize(warning, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] > sheet.shape[1] - 8:
+            scale *= 0.9
+        cv2.putText(sheet, warning, (4, size + 15), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 220, 80), 1, cv2.LINE_AA)
     return sheet
 
 
@@ -457,8 +468,6 @@ class Gallery:
     def load(cls, folder: str | Path, describer: FaceDescriber, threshold: float = SAME_PERSON) -> Gallery:
         """Every photo read and described before any video is: a file that is not an image stops here
         (ConfigError naming it); a photo without a face is skipped with a warning naming it."""
-        from dfer.data.faces import DlibDetector
-
         folder = Path(folder)
         if not folder.is_dir():
             raise ConfigError(f"--gallery {folder}: not a folder (one sub-folder or image file per name)")

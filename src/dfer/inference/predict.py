@@ -34,8 +34,9 @@ from dfer.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from dfer.inference import people
 from dfer.inference.prediction import FrameEvent, VideoPrediction, WindowPrediction
 from dfer.inference.recognizer import InferenceSettings, Recognizer
-from dfer.inference.render import annotate_frame, plot_timeline, write_annotated
+from dfer.inference.render import annotate_frame, frame_faces, plot_timeline, write_annotated
 from dfer.inference.report import result_line
+from dfer.preprocess import SYNTHETIC_SHORT
 from dfer.progress import progress_bar, say
 from dfer.scale import RayOptions, ray_map
 
@@ -74,40 +75,58 @@ def _unique_dirs(inputs: list[str], out: Path) -> list[Path]:
     return dirs
 
 
-def write_outputs(result: VideoPrediction, folder: Path, *, video: FrameSource | None = None, warning: str = "",
-                  progress: bool = False) -> None:
+def write_outputs(result: VideoPrediction, folder: Path, *, video: FrameSource | None = None,
+                  photo: FrameSource | None = None, progress: bool = False) -> None:
     """Every file of a result into `folder`; with `video` (the source read again) also annotated.mp4,
     drawn on a thread while the tables and the timeline are written (its encoder and decoder run
-    outside the GIL). summary.json is written last: its presence marks the input done; a failure
-    leaves no partial video behind."""
+    outside the GIL); with `photo` (a still), annotated.jpg and no timeline. summary.json is written
+    last: its presence marks the input done; a failure leaves no partial video behind."""
     folder.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
+    band = SYNTHETIC_SHORT if model_warning(result) else ""
+    if photo is not None:
+        frame = next(iter(photo.decoded()))
+        annotate_frame(frame, frame_faces(result)(0), result.class_names, warning=band)
+        ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(frame.rgb(), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+        atomic_write_bytes(folder / "annotated.jpg", jpg.tobytes())
     with ThreadPoolExecutor(1, thread_name_prefix="dfer-annotate") as pool:
         drawing = None if video is None else pool.submit(write_annotated, result, video.decoded(),
-                                                         folder / "annotated.mp4", progress=progress, warning=warning)
+                                                         folder / "annotated.mp4", progress=progress, warning=band)
         try:
-            _write_files(result, folder)
+            _write_files(result, folder, timeline=not result.still)
         finally:
             if drawing is not None:
                 drawing.result()  # its error, if any, is raised here
-    if video is not None:
-        result.seconds += time.perf_counter() - t0
+    if result.started:  # every stage of this video so far: the figure its bars showed
+        result.seconds = time.perf_counter() - result.started
     atomic_write_json(folder / "summary.json", result.summary())  # last: its presence marks the input done
 
 
-def _write_files(result: VideoPrediction, folder: Path) -> None:
+def _write_files(result: VideoPrediction, folder: Path, *, timeline: bool = True) -> None:
+    """The tables, people.jpg, descriptors.npz (when asked) and timeline.png. A synthetic-only model's
+    warning goes into each: a last column `model_warning` in every CSV (every row: pandas and spreadsheets
+    read it as data, and a file forwarded alone still says it), a band under people.jpg and a line across
+    the top of timeline.png (and, in write_annotated, a band on every frame of annotated.mp4)."""
+    warning = model_warning(result)
     for name, df in (("predictions.csv", result.to_dataframe()), ("tracks.csv", result.tracks_dataframe()),
                      ("episodes.csv", result.episodes_dataframe()), ("people.csv", result.people_dataframe())):
+        if warning:
+            df["model_warning"] = warning
         buf = io.StringIO()
         df.to_csv(buf, index=False)
         atomic_write_text(folder / name, buf.getvalue())
     if result.faces:
         order = [p["person_id"] for p in result.people_summary()]
-        sheet = people.contact_sheet(order, result.faces)
+        sheet = people.contact_sheet(order, result.faces, warning=SYNTHETIC_SHORT if warning else "")
         atomic_write_bytes(folder / "people.jpg", cv2.imencode(".jpg", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))[1].tobytes())
     if result.descriptors:
         atomic_write_bytes(folder / "descriptors.npz", people.descriptors_npz(result.people, result.descriptors))
-    plot_timeline(result, folder / "timeline.png")
+    if timeline:
+        plot_timeline(result, folder / "timeline.png", warning=warning)
+
+
+def model_warning(result: VideoPrediction) -> str:
+    """The model's warning (a synthetic-only model's), or ""."""
+    return (result.settings.model.get("warning", "") if result.settings is not None else "") or ""
 
 
 def analyse(recognizer: Recognizer, src: FrameSource, folder: Path, *, settings: InferenceSettings | None = None,
@@ -120,8 +139,10 @@ def analyse(recognizer: Recognizer, src: FrameSource, folder: Path, *, settings:
                                       on_event=on_event)
     if name:
         result.source = name
-    write_outputs(result, folder, video=src if annotate else None, progress=progress,
-                  warning=recognizer.model_info.get("warning", ""))
+    if src.still:  # a photo: annotated.jpg, and no timeline of one instant
+        write_outputs(result, folder, photo=src if annotate else None)
+        return result
+    write_outputs(result, folder, video=src if annotate else None, progress=progress)
     return result
 
 
@@ -233,7 +254,8 @@ def predict_live(recognizer: Recognizer, src, folder: Path, *, max_seconds: floa
                 continue
             faces = [(tid, tb.box.as_array(), None if latest.get(tid) is None else latest[tid].probs, "", None)
                      for tid, tb in ev.boxes.items()]
-            annotate_frame(ev.frame, faces, recognizer.class_names, warning=recognizer.model_info.get("warning", ""))
+            annotate_frame(ev.frame, faces, recognizer.class_names,
+                           warning=SYNTHETIC_SHORT if recognizer.model_info.get("warning") else "")
             writer.write(ev.frame)
     except KeyboardInterrupt:
         log("stopped; writing what was seen")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -14,6 +15,7 @@ from dfer.data.frame import Frame
 from dfer.data.tracking import TrackedBox
 from dfer.inference import report
 from dfer.inference.episodes import Episode
+from dfer.progress import stage
 
 if TYPE_CHECKING:
     from dfer.inference.people import PeopleStage
@@ -62,7 +64,8 @@ class VideoPrediction:
     class_names: list[str]
     windows: list[WindowPrediction] = field(default_factory=list)
     boxes: dict[int, dict[int, TrackedBox]] = field(default_factory=dict)  # track id -> frame -> face box
-    seconds: float = 0.0  # processing wall time
+    seconds: float = 0.0  # processing wall time, every stage of this video (the outputs included)
+    started: float = 0.0  # time.perf_counter() when its processing began
     backend: str = ""
     settings: ResolvedSettings | None = None  # what the run used (summary.json's `settings`)
     cuts: list[int] = field(default_factory=list)  # frames that start a new shot (no track crosses one)
@@ -72,6 +75,7 @@ class VideoPrediction:
     people_note: str = ""  # why there are no people, when there are none
     describe_seconds: float = 0.0  # time spent on face descriptors
     notes: list[str] = field(default_factory=list)  # what a bound on the job's memory changed, said once each
+    still: bool = False  # a still photo: one frame, each face's window its crop repeated (no temporal information)
     faces: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # person -> (96, 96, 3) RGB thumbnail
     descriptors: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # track -> (n, 128); --save-descriptors
 
@@ -127,7 +131,7 @@ class ResultBuilder:
         self.result = result
         self.result.people_note = people_note
         self.people = people
-        self._t0 = time.perf_counter()
+        self.result.started = time.perf_counter()
 
     def add(self, ev: FrameEvent) -> None:
         if self.people is not None:
@@ -143,15 +147,16 @@ class ResultBuilder:
                     self.people.offer(tid, ev.index, ev.frame, tuple(float(v) for v in tb.box.as_array()))
         self.result.windows.extend(ev.new_windows)
 
-    def finish(self, notes: list[str] = ()) -> VideoPrediction:
+    def finish(self, notes: list[str] = (), *, progress: bool = False) -> VideoPrediction:
         r = self.result
         r.notes.extend(notes)
         if self.people is not None and r.boxes:
-            found = self.people.finish({t: (min(f), max(f)) for t, f in r.boxes.items()})
+            with stage(f"describing the people of {Path(r.source).name}", enabled=progress):
+                found = self.people.finish({t: (min(f), max(f)) for t, f in r.boxes.items()})
             r.people, r.faces, r.describe_seconds = found.people, found.faces, found.seconds
             r.descriptors = found.descriptors
             r.notes.extend(found.notes)
-        r.seconds = time.perf_counter() - self._t0
+        r.seconds = time.perf_counter() - r.started
         r.windows.sort(key=lambda w: (w.track_id, w.end_frame))
         return r
 

@@ -18,9 +18,8 @@ dfer.inference.people and the in-track identity check in dfer.inference.identity
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -36,13 +35,16 @@ from dfer.errors import ConfigError
 from dfer.inference import people
 from dfer.inference.backends import Backend, conform
 from dfer.inference.episodes import UNCERTAIN
+from dfer.inference.identity import DescriptorCheck
 from dfer.inference.prediction import FrameEvent, ResultBuilder, VideoPrediction, WindowPrediction
 from dfer.inference.runtime_choice import RuntimeRequest, open_backend
 from dfer.inference.scoring import ScoringQueue
 from dfer.inference.settings import InferenceSettings, ResolvedSettings
 from dfer.inference.windows import TrackBuffer, WindowScheduler, WindowTag
 from dfer.preprocess import Preprocess
-from dfer.progress import progress_bar
+from dfer.progress import progress_bar, realtime
+
+STILL_DETECT_MAX = 2000  # px: the longest side a still photo is searched at (dlib's HOG: faces of 80 px and up)
 
 
 @dataclass
@@ -138,12 +140,24 @@ class Recognizer:
         floor = self.settings.min_confidence if min_confidence is None else min_confidence
         return UNCERTAIN if probs.max() < floor else self.class_names[int(probs.argmax())]
 
+    def settings_for(self, src: FrameSource, settings: InferenceSettings | None = None) -> InferenceSettings:
+        """This call's settings (else the recogniser's own) as they apply to `src`. A still photo is one frame:
+        its faces are looked for at the photo's own size (between 640 and STILL_DETECT_MAX pixels on its
+        longest side: a group photo's faces are small at the 320 px a video frame is searched at), and each
+        face gets one window, its one crop repeated T times (no temporal information: the output says so)."""
+        s = settings or self.settings
+        if not src.still:
+            return s
+        size = s.face.get("detect_size") or min(max(src.width, src.height, 640), STILL_DETECT_MAX)
+        return replace(s, min_track_frames=1, stride=1, identity_check=False, face={**s.face, "detect_size": size})
+
     # one pass ----------------------------------------------------------------------------
     def result_builder(self, src: FrameSource, settings: InferenceSettings | None = None) -> ResultBuilder:
         """An empty VideoPrediction of `src` and what assembles it from this recogniser's events."""
-        s = settings or self.settings
+        s = self.settings_for(src, settings)
         result = VideoPrediction(src.name, src.fps, 0, src.width, src.height, self.class_names,
-                                 backend=self.backend.name, settings=self.resolved_settings(src.fps, s))
+                                 backend=self.backend.name, settings=self.resolved_settings(src.fps, s),
+                                 still=src.still)
         if not s.people:
             return ResultBuilder(result, None, "people not asked for (--no-people)")
         if not people.available():
@@ -187,14 +201,12 @@ class Recognizer:
         > 1), windows are scored while the next frames are read and arrive a few frames after the one
         that made them, in order; a track that ends has all its windows in the event where it is gone.
         """
-        s = settings or self.settings
+        s = self.settings_for(source, settings)
         stats = stats if stats is not None else PassStats()
         r = self.resolved_settings(source.fps, s)
         face, fps = r.face, source.fps
         identity = None
         if s.people and s.identity_check and people.available():
-            from dfer.inference.identity import DescriptorCheck
-
             identity = DescriptorCheck(fps, s.same_person)
         tracker = FaceTracker(make_detector(face), face, identity=identity)
         windows = WindowScheduler(r.window_frames, r.stride, s.min_track_frames, face.size, face.margin,
@@ -237,24 +249,25 @@ class Recognizer:
         src = source if isinstance(source, FrameSource) else open_source(source)
         builder = self.result_builder(src, settings)
         total = min(src.num_frames, max_frames) if src.num_frames and max_frames else src.num_frames
-        bar = progress_bar(total, f"predict {src.stem}", unit="frame", enabled=progress)
-        t0, fps = time.perf_counter(), src.fps or 25.0
+        bar = progress_bar(total, f"predict {src.stem}", unit="frame", enabled=progress and not src.still)
+        fps = src.fps or 25.0
         stats = PassStats()
         for ev in self.iter_source(src, max_frames=max_frames, settings=settings, stats=stats):
             builder.add(ev)
-            if ev.frame is not None and progress:  # the real-time factor: seconds of video per second of work
-                bar.update(1, speed=f"{(ev.index + 1) / fps / max(time.perf_counter() - t0, 1e-6):.2f}x real time")
+            if ev.frame is not None and progress:  # seconds of video per second of work on it (so far)
+                bar.update(1, speed=realtime((ev.index + 1) / fps, builder.result.started))
             if on_event is not None:
                 on_event(ev)
         bar.close()
-        result = builder.finish(stats.notes())
+        result = builder.finish(stats.notes(), progress=progress)
         result.identity_splits = list(stats.splits)
         if stats.identity_descriptors:
             result.identity_check = {"descriptors": stats.identity_descriptors, "seconds": round(stats.identity_seconds, 3)}
         return result
 
     def explain(self, source: str | Path | FrameSource, *, target: str | None = None, stage: str = "layer3",
-                every: int = 1, progress: bool = False, settings: InferenceSettings | None = None):
+                every: int = 1, progress: bool = False, settings: InferenceSettings | None = None,
+                on_event: Callable[[FrameEvent], None] | None = None):
         """Predictions of every face window plus, for every `every`-th window, Grad-CAM on `stage`, the
         attention block's maps and the temporal importance of the `target` class (default: the
         predicted one); see dfer.inference.explain. Needs the PyTorch runtime (gradients)."""
@@ -268,7 +281,7 @@ class Recognizer:
                               temperature=self.temperature, stage=stage)
         backend = ExplainingBackend(self.backend, explainer, explainer.target_index(target), every)
         explaining = Recognizer(backend, self.class_names, self.preprocess, self.settings, self.model_info)
-        result = explaining.predict_video(source, settings=settings, progress=progress)
+        result = explaining.predict_video(source, settings=settings, progress=progress, on_event=on_event)
         by_tag = {(w.track_id, w.start_frame, w.end_frame): w for w in result.windows}
         for item in backend.items:
             item.window = by_tag[(item.tag.track_id, item.tag.start_frame, item.tag.end_frame)]

@@ -15,19 +15,15 @@ import numpy as np
 from dfer.data.frame import Frame, as_frame
 from dfer.data.video import VideoWriter, read_ahead
 from dfer.files import atomic_write_bytes
-from dfer.progress import progress_bar
+from dfer.inference.colours import class_colour, person_colour
+from dfer.progress import progress_bar, realtime
 
 if TYPE_CHECKING:  # the recogniser imports this module: types only
     from dfer.data.tracking import TrackedBox
     from dfer.inference.prediction import VideoPrediction, WindowPrediction
 
-# Distinct, readable colours (RGB) for track ids.
-PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
-           (240, 50, 230), (210, 245, 60), (250, 190, 190), (0, 128, 128)]
-
-
 def track_colour(track_id: int) -> tuple[int, int, int]:
-    return PALETTE[track_id % len(PALETTE)]
+    return person_colour(track_id)
 
 
 @dataclass(frozen=True)
@@ -158,9 +154,10 @@ def _timeline_rows(result: VideoPrediction) -> list[tuple[str, list[int]]]:
              by_person[p]) for p in order]
 
 
-def plot_timeline(result: VideoPrediction, path: Path) -> None:
+def plot_timeline(result: VideoPrediction, path: Path, *, warning: str = "") -> None:
     """Class probabilities over time, one panel per person (or per face track when people were not
-    found), with the expression episodes as a labelled band at the bottom."""
+    found), with the expression episodes as a labelled band at the bottom, in the class colours of
+    dfer.inference.colours; `warning` (a synthetic-only model's) as a line across the top."""
     import io
 
     import matplotlib
@@ -170,7 +167,6 @@ def plot_timeline(result: VideoPrediction, path: Path) -> None:
 
     rows = _timeline_rows(result)
     names = result.class_names
-    cmap = plt.get_cmap("tab10")
     episodes: dict[int, list] = {}
     for e in result.episodes():
         episodes.setdefault(e.track_id, []).append(e)
@@ -190,9 +186,10 @@ def plot_timeline(result: VideoPrediction, path: Path) -> None:
             t = np.array([(w.start_time + w.end_time) / 2 for w in ws])
             p = np.stack([w.probs for w in ws])  # (W, K)
             for k, c in enumerate(names):
-                ax.plot(t, p[:, k], "o-" if len(ws) < 40 else "-", ms=3, color=cmap(k % 10), label=c if n == 0 else None)
+                ax.plot(t, p[:, k], "o-" if len(ws) < 40 else "-", ms=3, color=class_colour(names, c),
+                        label=c if n == 0 else None)
             for e in episodes.get(tid, []):  # expression episodes, as a band at the bottom
-                color = cmap(names.index(e.label) % 10) if e.label in names else "0.6"
+                color = class_colour(names, e.label)
                 ax.axvspan(e.start_s, e.end_s, ymin=0, ymax=0.06, color=color, alpha=0.6)
                 if e.end_s - e.start_s > 0.08 * max(result.duration, 1e-3):
                     ax.text((e.start_s + e.end_s) / 2, 0.085, e.label, ha="center", va="center", fontsize=7,
@@ -203,6 +200,10 @@ def plot_timeline(result: VideoPrediction, path: Path) -> None:
         ax.legend(fontsize=7, ncol=min(len(names), 7), loc="upper left")
     axes[-1, 0].set_xlabel("time (s)")
     fig.tight_layout()
+    if warning:  # a synthetic-only model says so on the image itself, which travels without summary.json
+        fig.subplots_adjust(top=1 - 0.45 / fig.get_figheight())
+        fig.text(0.5, 1 - 0.2 / fig.get_figheight(), warning, ha="center", va="center", fontsize=8, color="#b42318",
+                 weight="bold", wrap=True, parse_math=False)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
@@ -236,6 +237,25 @@ def person_colours(result: VideoPrediction) -> dict[int, int]:
     tracks = sorted(set(result.boxes) | set(result.track_ids))  # ids grow with first appearance
     order = {p: n for n, p in enumerate(dict.fromkeys(result.person(t) for t in tracks if result.person(t)))}
     return {t: order[result.person(t)] if result.person(t) else t for t in tracks}
+
+
+def frame_faces(result: VideoPrediction):
+    """A function of a frame index: what `annotate_frame` draws on that frame, (track id, box, the window
+    nearest the frame's probabilities or None, person, colour) per face, in track order."""
+    lookup, colours = window_lookup(result), person_colours(result)
+    per_frame: dict[int, list[tuple[int, TrackedBox]]] = {}
+    for tid, boxes in result.boxes.items():
+        for i, tb in boxes.items():
+            per_frame.setdefault(i, []).append((tid, tb))
+
+    def faces_on(i: int) -> list:
+        out = []
+        for tid, tb in sorted(per_frame.get(i, []), key=lambda f: f[0]):
+            win = nearest_window(lookup, tid, i)
+            out.append((tid, tb.box.as_array(), None if win is None else win.probs, result.person(tid), colours.get(tid)))
+        return out
+
+    return faces_on
 
 
 def annotate_frame(frame: Frame, faces: list[tuple[int, Sequence[float], np.ndarray | None, str, int | None]],
@@ -279,24 +299,15 @@ def write_annotated(result: VideoPrediction, frames: Iterable, path: Path, *, pr
     1.7x faster than `veryfast` at crf 20 (244 vs 142 frames/s) for a file 2.4x larger; pass
     `preset` and `crf` for smaller files.
     """
-    lookup = window_lookup(result)
-    colours = person_colours(result)
-    per_frame: dict[int, list[tuple[int, TrackedBox]]] = {}
-    for tid, boxes in result.boxes.items():
-        for i, tb in boxes.items():
-            per_frame.setdefault(i, []).append((tid, tb))
+    faces_on = frame_faces(result)
     writer = VideoWriter(path, result.fps, result.width, result.height, preset=preset, crf=crf)
-    bar = progress_bar(result.num_frames, f"annotate {Path(result.source).stem}", unit="frame", enabled=progress)
+    bar = progress_bar(result.num_frames, f"annotated video of {Path(result.source).stem}", unit="frame",
+                       enabled=progress)
     try:
         for i, frame in enumerate(islice(read_ahead(frames), result.num_frames)):
-            bar.update(1)
-            faces = []
-            for tid, tb in sorted(per_frame.get(i, []), key=lambda f: f[0]):
-                win = nearest_window(lookup, tid, i)
-                faces.append((tid, tb.box.as_array(), None if win is None else win.probs, result.person(tid),
-                              colours.get(tid)))
+            bar.update(1, speed=realtime(result.duration, result.started) if result.started else "")
             frame = as_frame(frame)
-            annotate_frame(frame, faces, result.class_names, warning=warning)
+            annotate_frame(frame, faces_on(i), result.class_names, warning=warning)
             writer.write(frame)
     except BaseException:
         writer.abort()

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from dfer.inference.prediction import VideoPrediction
 
 MIXED = 0.05  # classes within this of the top one share the label
+STILL_NOTE = ("a still photo: each face's expression comes from its one frame repeated, without the temporal "
+              "information the model was built for")
 
 
 def label_of_shares(shares: dict[str, float]) -> str | None:
@@ -142,7 +144,8 @@ def summary(r: VideoPrediction) -> dict[str, Any]:
     out = {
         "source": r.source, "fps": r.fps, "frames": r.num_frames, "duration_s": round(r.duration, 3),
         "width": r.width, "height": r.height, "class_names": r.class_names, "backend": r.backend,
-        "processing_s": round(r.seconds, 3), "realtime_factor": round(r.realtime_factor, 3),
+        "processing_s": round(r.seconds, 3),
+        **({"still_image": True} if r.still else {"realtime_factor": round(r.realtime_factor, 3)}),
         "settings": settings,
         "shot_cuts": [{"frame": f, "time_s": round(f / r.fps, 3) if r.fps else 0.0} for f in r.cuts],
         "cut_rule": cut_rule(r),
@@ -165,6 +168,8 @@ def summary(r: VideoPrediction) -> dict[str, Any]:
         out["describe_s"] = round(r.describe_seconds, 3)
     if r.identity_check:
         out["identity_check"] = r.identity_check
+    if r.still:
+        out["still_note"] = STILL_NOTE
     if r.notes:
         out["notes"] = list(r.notes)
     if not r.windows:
@@ -183,6 +188,9 @@ def result_line(r: VideoPrediction, item: str, folder) -> str:
     shots = [f"{len(r.cuts)} shot cut{'' if len(r.cuts) == 1 else 's'}"] if r.cuts else []
     shots += [f"{len(r.identity_splits)} identity split{'' if len(r.identity_splits) == 1 else 's'}"] \
         if r.identity_splits else []
+    if r.still:
+        return (f"{item}: {people}{len(s['tracks'])} face(s) [{faces}] in a still photo (no temporal information) "
+                f"-> {folder}" + (f" [{s['warning']}]" if "warning" in s else ""))
     return (f"{item}: {people}{len(s['tracks'])} face track(s) [{faces}], {len(r.windows)} windows, "
             + "".join(f"{x}, " for x in shots) + f"{s['realtime_factor']:.2f}x real time -> {folder}"
             + (f" [{s['warning']}]" if "warning" in s else ""))

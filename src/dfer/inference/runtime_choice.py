@@ -23,11 +23,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from dfer.acceptance import conversion_passes
 from dfer.errors import CheckpointError, ConfigError
+from dfer.files import cache_root
 from dfer.inference.backends import BACKENDS, Backend, OnnxBackend, OpenVinoBackend, cuda_wanted
-from dfer.inference.conversion import AGREEMENT_BAR, ensure_converted, passes, verified_int8
+from dfer.inference.conversion import ensure_converted, verified_int8
 from dfer.inference.metadata import read_metadata
-from dfer.preprocess import Preprocess
+from dfer.options import AGREEMENT_BAR
+from dfer.preprocess import Preprocess, model_info
 from dfer.remote import resolve_checkpoint
 
 
@@ -80,7 +83,7 @@ def _exported_as_given(path: Path, req: RuntimeRequest, choice: BackendChoice) -
 
 
 def _int8_model(path: Path, choice: BackendChoice, *, required: bool) -> bool:
-    int8, why = verified_int8(path)
+    int8, why = verified_int8(path, unresolved_ok=required)
     if int8 is None:
         if required:
             raise ConfigError(f"{path}: --precision int8 asked for, but {why}")
@@ -94,17 +97,17 @@ def _converted_float(path: Path, name: str, req: RuntimeRequest, choice: Backend
     """Rule 3 / 4: the checkpoint converted to `name`, if its agreement allows."""
     try:
         model_path = ensure_converted(path, name)
-        agreement = read_metadata(model_path).get("parity_vs_torch_fp32", {})
+        agreement = read_metadata(model_path).parity_vs_torch_fp32
     except (CheckpointError, ConfigError, ImportError, RuntimeError, OSError) as exc:
         choice.skipped.append(f"{name}: {exc}")
         return False
     precision = req.precision
-    if name == "openvino" and req.precision == "auto" and not passes(agreement):
+    if name == "openvino" and req.precision == "auto" and not conversion_passes(agreement):
         # The native precision (bf16) missed the bar on the check clips: float32 is exact.
         choice.skipped.append(f"openvino native precision: agreement {agreement.get('top1_agreement')} "
                               f"/ cosine {agreement.get('min_cosine')} under the bar")
         precision, agreement = "f32", {**agreement, "note": "measured at the native precision; f32 runs float32"}
-    elif name == "onnx" and not passes(agreement):
+    elif name == "onnx" and not conversion_passes(agreement):
         choice.skipped.append(f"onnx: agreement {agreement} under the bar")
         return False
     choice.used, choice.model, choice.precision, choice.agreement = name, str(model_path), precision, agreement
@@ -138,7 +141,7 @@ def select_backend(checkpoint: str | Path, request: RuntimeRequest | None = None
     if req.backend in ("onnx", "openvino"):
         choice.used, choice.model, choice.precision = req.backend, str(ensure_converted(path, req.backend)), req.precision
         choice.why = "asked for; converted once, cached by the checkpoint's digest"
-        choice.agreement = read_metadata(choice.model).get("parity_vs_torch_fp32", {})
+        choice.agreement = read_metadata(choice.model).parity_vs_torch_fp32
         return choice
     return _auto(path, req, choice)
 
@@ -157,32 +160,31 @@ def _auto(path: Path, req: RuntimeRequest, choice: BackendChoice) -> BackendChoi
     return _torch(path, "cpu", "no converted runtime available; PyTorch on the CPU", choice)
 
 
-def open_runtime(choice: BackendChoice, request: RuntimeRequest | None = None) -> tuple[Backend, list[str], Preprocess,
-                                                                                            dict[str, Any]]:
-    """(runtime, class names, Preprocess, model info) of a choice; `choice.precision` becomes the runtime's."""
+def open_runtime(choice: BackendChoice, request: RuntimeRequest | None = None, *,
+                 label: str = "") -> tuple[Backend, list[str], Preprocess, dict[str, Any]]:
+    """(runtime, class names, Preprocess, model info) of a choice; `choice.precision` becomes the runtime's.
+    `label`: how the runtime's detail names the model file (default: its file name)."""
     req = request or RuntimeRequest()
     if choice.used == "torch":
         # torch on purpose here only: a run on an exported or converted model never imports it (~1 s)
         from dfer.checkpoint import model_from_checkpoint
         from dfer.inference.torch_backend import TorchBackend
-        from dfer.preprocess import model_info
-
         model, ckpt = model_from_checkpoint(choice.model)
         runtime: Backend = TorchBackend(model, choice.device)
         choice.precision = runtime.precision
-        return runtime, ckpt["class_names"], Preprocess.from_dict(ckpt["preprocess"]), model_info(ckpt)
+        return runtime, ckpt.class_names, ckpt.preprocess, model_info(ckpt)
     meta = read_metadata(choice.model)
     if choice.used == "openvino":
         float_precision = "auto" if choice.precision in ("int8", "", "auto") else choice.precision
         runtime = OpenVinoBackend(choice.model, threads=req.threads, device=req.device, precision=float_precision,
-                                  streams=req.streams)
+                                  streams=req.streams, label=label)
         choice.precision = "int8" if choice.precision == "int8" else runtime.precision
     else:
-        runtime = OnnxBackend(choice.model, threads=req.threads, device=req.device)
+        runtime = OnnxBackend(choice.model, threads=req.threads, device=req.device, label=label)
         choice.precision = runtime.precision
     if not choice.agreement:
-        choice.agreement = meta.get("parity_vs_torch_fp32", {})
-    return runtime, meta["class_names"], Preprocess.from_dict(meta["preprocess"]), meta.get("model_info", {})
+        choice.agreement = meta.parity_vs_torch_fp32
+    return runtime, meta.class_names, meta.preprocess, meta.model_info
 
 
 class OpenedBackend(NamedTuple):
@@ -198,7 +200,10 @@ class OpenedBackend(NamedTuple):
 def open_backend(checkpoint: str | Path, request: RuntimeRequest | None = None) -> OpenedBackend:
     """`select_backend`, then `open_runtime` on its choice."""
     choice = select_backend(checkpoint, request)
-    return OpenedBackend(*open_runtime(choice, request), choice)
+    model = Path(choice.model)
+    converted = choice.used != "torch" and model.parent.parent == cache_root() / "converted"
+    label = f"{resolve_checkpoint(checkpoint).name} converted" if converted else model.name  # as the user knows it
+    return OpenedBackend(*open_runtime(choice, request, label=label), choice)
 
 
 __all__ = ["BackendChoice", "OpenedBackend", "RuntimeRequest", "open_backend", "open_runtime", "openvino_installed",

@@ -14,7 +14,8 @@ _WHERE = {
                                             "load_backbone_weights")},
     "CenterLossHead": "dfer.models.heads", "ClassifierHead": "dfer.models.heads",
     "ModelConfig": "dfer.models.config",
-    "ATTENTION_STAGES": "dfer.options", "BASELINES": "dfer.options", "MODEL_NAMES": "dfer.options",
+    "ATTENTION_STAGES": "dfer.options",
+    **{n: "dfer.models.registry" for n in ("BASELINES", "MODEL_NAMES", "REGISTRY", "STUDENTS", "ModelEntry")},
     **{n: "dfer.models.net" for n in ("MODELS", "DferNet", "DferOutput", "VideoResNetClassifier", "build_from_config",
                                        "build_model")},
 }

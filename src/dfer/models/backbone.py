@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from dfer.errors import WeightsError
+from dfer.models import registry
 
 if TYPE_CHECKING:
     from torchvision.models.video import MC3_18_Weights, R2Plus1D_18_Weights, R3D_18_Weights
@@ -22,9 +23,9 @@ if TYPE_CHECKING:
 else:
     WeightsSpec = Any
 
-# torchvision's video ResNet-18 family. torchvision is imported when a network is built, not when
-# dfer is imported: it pulls in torch._dynamo (about 2 s), which every CLI start would pay.
-ARCHS = ("r2plus1d_18", "r3d_18", "mc3_18")
+# torchvision's video ResNet-18 family (the registry's backbones). torchvision is imported when a network
+# is built, not when dfer is imported: it pulls in torch._dynamo (about 2 s), which every CLI start would pay.
+ARCHS = registry.ARCHS
 
 
 def torchvision_arch(arch: str):

@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from dfer.errors import ConfigError
-from dfer.options import ATTENTION_STAGES, BASELINES, MODEL_NAMES, flag
+from dfer.models.registry import BASELINES, MODEL_NAMES
+from dfer.options import ATTENTION_STAGES, flag
 
 
 @dataclass

@@ -11,7 +11,8 @@ from dfer.models.attention import SpatioTemporalAttention
 from dfer.models.backbone import VideoBackbone, WeightsSpec, load_backbone_weights, stage_channels
 from dfer.models.config import ModelConfig
 from dfer.models.heads import CenterLossHead, ClassifierHead
-from dfer.options import ATTENTION_STAGES, BASELINES, DFER_WIDTHS, MODEL_NAMES  # noqa: F401 - re-exported
+from dfer.models.registry import BASELINES, MODEL_NAMES, REGISTRY  # noqa: F401 - re-exported
+from dfer.options import ATTENTION_STAGES  # noqa: F401 - re-exported
 
 # Model registry: name -> constructor from a ModelConfig. Names are stable: checkpoints store them.
 MODELS: dict[str, Any] = {}
@@ -27,8 +28,8 @@ class DferNet(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        width = DFER_WIDTHS[config.name]
-        self.backbone = VideoBackbone("r2plus1d_18", width=width)
+        width = REGISTRY[config.name].width
+        self.backbone = VideoBackbone(REGISTRY[config.name].arch, width=width)
         stage = config.attention_stage
         self.attention = (
             SpatioTemporalAttention(stage_channels(stage, width), config.attention_reduction) if stage != "none" else None
@@ -81,10 +82,8 @@ class VideoResNetClassifier(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-for _name in DFER_WIDTHS:
-    MODELS[_name] = DferNet
-for _name in BASELINES:
-    MODELS[_name] = VideoResNetClassifier
+for _name, _entry in REGISTRY.items():  # each registry name bound to the class of its family
+    MODELS[_name] = DferNet if _entry.family == "dfer" else VideoResNetClassifier
 
 
 def build_model(*, weights: WeightsSpec = None, **config: Any) -> nn.Module:

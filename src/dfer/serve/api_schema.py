@@ -1,4 +1,6 @@
-"""What the service's API promises, for its OpenAPI document: artifacts, bodies and every error's shape."""
+"""What the service's API promises: the artifacts, the upload's fields (from dfer.serve.params), each answer
+as a pydantic model (the routes return them, and FastAPI writes the OpenAPI document from them), and every
+error's shape."""
 
 from __future__ import annotations
 
@@ -6,8 +8,10 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel, ConfigDict
 
-from dfer.serve.jobs import JobStatus
+from dfer.serve.jobs import Job, JobStatus
+from dfer.serve.params import JobParams, QueuedParams
 
 ARTIFACTS = {
     "predictions.csv": "text/csv",
@@ -35,23 +39,87 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"description": _ERROR_TEXT[c], "content": {"application/json": {"schema": ERROR_SCHEMA}}} for c in codes}
 
 
-UPLOAD_SCHEMA = {
-    "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": ["video"], "additionalProperties": False,
-        "properties": {
-            "video": {"type": "string", "format": "binary", "description": "the video file (decoded to check it)"},
-            "stride": {"type": "integer", "minimum": 1, "maximum": 100_000, "description": "frames between windows"},
-            "window": {"type": "number", "minimum": 0.1, "maximum": 10.0, "description": "window span, seconds"},
-            "detect_every": {"type": "integer", "minimum": 1, "maximum": 30},
-            "min_confidence": {"type": "number", "minimum": 0.0, "maximum": 1.0},
-            "explain": {"type": "string", "enum": ["true", "false"], "description": "also make explain.mp4"},
-        }}}}},
-}
-JOB_SCHEMA = {"type": "object", "properties": {
-    "id": {"type": "string"}, "status": {"type": "string", "enum": [s.value for s in JobStatus]},
-    "progress": {"type": "number"}, "filename": {"type": "string"}, "error": {"type": "string"},
-    "summary": {"type": "object"}, "artifacts": {"type": "array", "items": {"type": "string"}},
-    "artifact_urls": {"type": "object", "additionalProperties": {"type": "string"}}}}
+def _upload_schema() -> dict[str, Any]:
+    """The multipart form of POST /v1/jobs: the video, and JobParams' fields with their bounds (the form
+    carries text, so `explain` is the string true or false)."""
+    props: dict[str, Any] = {"video": {"type": "string", "format": "binary",
+                                       "description": "the video file (decoded to check it)"}}
+    for name, field in JobParams.model_json_schema()["properties"].items():
+        if name == "explain":
+            props[name] = {"type": "string", "enum": ["true", "false"], "description": field.get("description", "")}
+            continue
+        kind = next((a for a in field.get("anyOf", [field]) if a.get("type") != "null"), {})
+        props[name] = {k: v for k, v in kind.items() if k in ("type", "minimum", "maximum")}
+        if field.get("description"):
+            props[name]["description"] = field["description"]
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["video"], "additionalProperties": False, "properties": props}}}}}
+
+
+UPLOAD_SCHEMA = _upload_schema()
+
+
+class JobView(BaseModel):
+    """A job as the API shows it: with its summary, artifacts and signed links once it is done."""
+
+    id: str
+    status: JobStatus
+    progress: float
+    filename: str
+    created: float
+    updated: float
+    params: QueuedParams
+    error: str | None = None
+    summary: dict[str, Any] | None = None
+    artifacts: list[str] | None = None
+    artifact_urls: dict[str, str] | None = None
+
+    @classmethod
+    def of(cls, job: Job, **done: Any) -> JobView:
+        d = job.to_dict()
+        return cls(**{**d, "params": job.params}, **done)
+
+
+class JobList(BaseModel):
+    jobs: list[JobView]
+
+
+class Queued(BaseModel):
+    """POST /v1/jobs: the new job's id."""
+
+    id: str
+    status: JobStatus
+
+
+class Deleted(BaseModel):
+    id: str
+    deleted: bool
+
+
+class ModelView(BaseModel):
+    """GET /v1/model: the model as a worker loaded it (no server paths)."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    class_names: list[str]
+    clip: dict[str, int]
+    class_colours: dict[str, str]
+    person_colours: list[str]
+    backend: str
+    backend_detail: str
+    precision: str
+    backend_choice: dict[str, Any]
+    face: dict[str, Any]
+    model_info: dict[str, Any]
+
+
+class Health(BaseModel):
+    """GET /healthz: the status alone without the token; with it, each worker and the queue."""
+
+    status: str
+    workers: list[dict[str, Any]] | None = None
+    queued: int | None = None
+    running: int | None = None
 
 
 def openapi_document(app: FastAPI, *, token: bool):

@@ -35,7 +35,7 @@ from dfer.serve.routes import api, router
 from dfer.serve.security import install
 from dfer.serve.service import Service
 from dfer.serve.spec import ModelSpec
-from dfer.serve.upload import ApiError
+from dfer.serve.upload import ApiError, UploadAborted
 
 
 def create_app(model: ModelSpec, config: ServeConfig, *, start_workers: bool = True, log=print) -> FastAPI:
@@ -57,18 +57,24 @@ def create_app(model: ModelSpec, config: ServeConfig, *, start_workers: bool = T
     app.openapi = openapi_document(app, token=bool(config.token))
     app.state.service = svc
     app.state.store, app.state.pool, app.state.config, app.state.startup = svc.store, svc.pool, config, svc.startup
-    _error_handlers(app)
+    _error_handlers(app, log)
     app.include_router(router)
     app.include_router(api)
     return app
 
 
-def _error_handlers(app: FastAPI) -> None:
-    """Every error as JSON {"error": ...}; 405 keeps its Allow header; validation errors are 400s."""
+def _error_handlers(app: FastAPI, log) -> None:
+    """Every error as JSON {"error": ...}; 405 keeps its Allow header; validation errors are 400s; an upload
+    the client abandoned is one line in the log (a stranger must not be able to flood it with tracebacks)."""
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
         return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(UploadAborted)
+    async def _aborted(request: Request, exc: UploadAborted):
+        log(f"upload aborted: {exc}; nothing kept")
+        return JSONResponse({"error": str(exc)}, status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):  # 404, 405 (with its Allow header)...

@@ -54,4 +54,6 @@ class ServeConfig:
     shared_dir: Path | None = flag(None, kind="dir", help="--engine ray: a folder every node sees at the same path, "
                                                          "for uploads and results (default: they travel through "
                                                          "Ray's object store)")
+    access_log: bool = flag(False, kind="switch", help="one JSON line per request on stderr (off: only job events "
+                                                       "and problems are logged)")
     allowed_hosts: tuple[str, ...] = ()  # further Host names to accept (a reverse proxy's public name)

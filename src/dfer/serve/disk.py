@@ -164,3 +164,10 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except FileNotFoundError:
         return time.time()
+
+
+def publish(partial: Path, final: Path) -> None:
+    """A job's finished outputs moved into place: `partial` renamed to `final` (a rerun after a crash
+    replaces what the first run left), so a job never shows half its files."""
+    shutil.rmtree(final, ignore_errors=True)
+    partial.rename(final)

@@ -21,6 +21,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from dfer.serve.params import QueuedParams
+
 
 class JobStatus(str, Enum):
     """A job's state: queued -> running -> done | failed, or cancelled from queued or running; a
@@ -74,7 +76,7 @@ class Job:
     status: JobStatus
     progress: float
     error: str | None
-    params: dict[str, Any]
+    params: QueuedParams
     filename: str  # what the client called the upload (shown only; never used as a path)
     attempts: int
     created: float
@@ -83,7 +85,7 @@ class Job:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "status": self.status, "progress": round(self.progress, 4),
                                "filename": self.filename, "created": self.created, "updated": self.updated,
-                               "params": self.params}
+                               "params": self.params.to_dict()}
         if self.status in (JobStatus.FAILED, JobStatus.CANCELLED) and self.error:
             out["error"] = self.error
         return out
@@ -129,18 +131,18 @@ class JobStore:
         if row is None:
             return None
         d = dict(row)
-        d["params"] = json.loads(d["params"])
+        d["params"] = QueuedParams.model_validate(json.loads(d["params"]))
         d["status"] = JobStatus(d["status"])
         return Job(**d)
 
-    def create(self, job_id: str, params: dict[str, Any], filename: str) -> Job:
+    def create(self, job_id: str, params: QueuedParams, filename: str) -> Job:
         now = time.time()
         self._conn().execute(
             f"INSERT INTO jobs (id, status, params, filename, created, updated) VALUES (?, {_Q}, ?, ?, ?, ?)",
-            (job_id, json.dumps(params), filename, now, now))
+            (job_id, json.dumps(params.to_dict()), filename, now, now))
         return self.get(job_id)
 
-    def create_if_room(self, job_id: str, params: dict[str, Any], filename: str, max_queued: int) -> Job | None:
+    def create_if_room(self, job_id: str, params: QueuedParams, filename: str, max_queued: int) -> Job | None:
         """Like `create`, but only while fewer than `max_queued` jobs are queued, checked and written in one
         IMMEDIATE transaction (concurrent uploads cannot all slip under the limit). None: the queue is full."""
         c, now = self._conn(), time.time()
@@ -149,7 +151,7 @@ class JobStore:
             queued = c.execute(f"SELECT COUNT(*) FROM jobs WHERE status = {_Q}").fetchone()[0]
             if queued < max_queued:
                 c.execute("INSERT INTO jobs (id, status, params, filename, created, updated) "
-                          f"VALUES (?, {_Q}, ?, ?, ?, ?)", (job_id, json.dumps(params), filename, now, now))
+                          f"VALUES (?, {_Q}, ?, ?, ?, ?)", (job_id, json.dumps(params.to_dict()), filename, now, now))
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")

@@ -4,10 +4,11 @@ any worker. Messages are small frozen dataclasses (they cross a pipe pickled).""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from dfer.serve.jobs import Job, JobStatus
+from dfer.serve.disk import DataDir
+from dfer.serve.jobs import Job, JobStatus, JobStore
 
 
 @dataclass(frozen=True)
@@ -25,13 +26,41 @@ class LoadFailed:
 
 
 @dataclass(frozen=True)
+class JobOutcome:
+    """How a job ended: what a worker process sends through its pipe (in Finished), what a Ray actor returns
+    (with the result files when there is no shared folder), and what the supervisor records when it ends a
+    job itself (deadline, memory, a worker that died too often): one record, one recording (record_outcome)."""
+
+    status: JobStatus
+    seconds: float = 0.0
+    error: str | None = None
+    files: dict[str, bytes] | None = None  # a Ray actor's result files, when they travel by the object store
+
+
+@dataclass(frozen=True)
 class Finished:
     """A job ended, already recorded in the job database and on disk by the worker."""
 
     job_id: str
-    status: JobStatus
-    seconds: float
-    error: str | None
+    outcome: JobOutcome
+
+
+def record_outcome(store: JobStore, disk: DataDir, job_id: str, outcome: JobOutcome, keep_uploads: bool) -> JobOutcome:
+    """A job's end in the database and on disk (by its worker, or by the supervisor that ended it); returns
+    the outcome as recorded: a job cancelled (or deleted) after its worker's last progress write ends
+    cancelled, whatever the worker made of it."""
+    status = outcome.status
+    if status is JobStatus.QUEUED:  # the server is stopping: run it again on the next start, attempt given back
+        store.requeue(job_id, count_attempt=False)
+        return outcome
+    if status is JobStatus.CANCELLED or not store.finish(job_id, error=outcome.error if status is JobStatus.FAILED else None):
+        disk.remove_all(job_id)
+        return replace(outcome, status=JobStatus.CANCELLED, error=None, files=None)
+    if status is JobStatus.FAILED:
+        disk.remove_outputs(job_id)
+    if not keep_uploads:
+        disk.upload(job_id).unlink(missing_ok=True)
+    return replace(outcome, error=outcome.error if status is JobStatus.FAILED else None, files=None)
 
 
 WorkerMessage = Ready | LoadFailed | Finished

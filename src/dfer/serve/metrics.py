@@ -3,7 +3,8 @@
 - `/metrics` (Prometheus text format through prometheus-client, behind the token like the API):
   jobs by status and the queue depth (read from the job database at each scrape), job seconds
   (histogram), worker restarts, bytes uploaded, request latency by route (histogram);
-- one JSON log line per request (`event: request`: method, route, status, milliseconds, request id)
+- with --access-log, one JSON log line per request (`event: request`: method, route, status, milliseconds,
+  request id); off by default, so the page's polling does not fill the log
   and per job state change (`event: job`: id, status, seconds, error).
 """
 
@@ -25,7 +26,9 @@ METHODS = frozenset({"GET", "HEAD", "POST", "DELETE", "OPTIONS"})
 
 
 class ServiceMetrics:
-    def __init__(self, count_jobs: Callable[[JobStatus], int], log: Callable[[str], None]) -> None:
+    def __init__(self, count_jobs: Callable[[JobStatus], int], log: Callable[[str], None], *,
+                 access_log: bool = False) -> None:
+        self.access_log = access_log
         self.registry = CollectorRegistry()  # one per app: tests and embedders may run several
         self.log = log
         self.job_seconds = Histogram("dfer_job_seconds", "Wall time of finished jobs", ["status"],
@@ -45,8 +48,9 @@ class ServiceMetrics:
         method = method if method in METHODS else "OTHER"
         status = status if 100 <= status <= 599 else 0
         self.request_seconds.labels(method, route, str(status)).observe(seconds)
-        self.log(json.dumps({"event": "request", "method": method, "route": route, "status": status,
-                             "ms": round(1000 * seconds, 1), "request_id": rid}))
+        if self.access_log:
+            self.log(json.dumps({"event": "request", "method": method, "route": route, "status": status,
+                                 "ms": round(1000 * seconds, 1), "request_id": rid}))
 
     def job(self, job_id: str, status: JobStatus, seconds: float | None = None, error: str | None = None) -> None:
         status = JobStatus(status)

@@ -10,8 +10,10 @@
   explain=true) and each worker a memory limit (`worker_memory`, default 80% of RAM shared by the
   workers), checked by the supervisor with psutil several times a second: either ends the job
   `failed` with its reason, and the worker is killed and replaced.
-- A job cancelled by a DELETE stops at the worker's next progress write (within a second); a
-  worker that does not stop within `cancel_grace` seconds (stuck in native code) is killed.
+- A job cancelled by a DELETE stops at the worker's next progress write (within a second; every pass
+  over the video writes progress, explanations too); a worker that does not stop within
+  `cancel_grace` seconds (stuck in native code) is killed. A job whose row a second DELETE removed
+  counts as cancelled, whatever the sequence of DELETEs.
 - Every process the pool starts is started by the supervisor thread and dies with it (Linux
   PR_SET_PDEATHSIG), so a killed server leaves no worker running a job that the next start reruns.
 """
@@ -24,7 +26,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Any
 
@@ -34,7 +36,8 @@ from dfer.errors import ConfigError
 from dfer.formatting import human_bytes
 from dfer.serve.disk import DataDir
 from dfer.serve.jobs import Job, JobStatus, JobStore
-from dfer.serve.messages import Finished, LoadFailed, Ready, Worker, WorkerMessage
+from dfer.serve.messages import Finished, JobOutcome, LoadFailed, Ready, Worker, WorkerMessage, record_outcome
+from dfer.serve.params import QueuedParams
 from dfer.serve.spec import WorkerSetup
 
 
@@ -61,16 +64,21 @@ class PoolLimits:
     worker_memory: int = 0  # bytes of RSS per worker; 0: 80% of RAM / workers
     cancel_grace: float = 5.0  # seconds a cancelled job's worker has to stop before it is killed
 
+    @classmethod
+    def from_config(cls, config) -> PoolLimits:
+        """The pool's limits from a ServeConfig, field by field name (a field only the pool has keeps its default)."""
+        return cls(**{f.name: getattr(config, f.name) for f in fields(cls) if hasattr(config, f.name)})
+
     def memory_limit(self) -> int:
         return self.worker_memory or int(psutil.virtual_memory().total * 0.8 / max(1, self.workers))
 
 
-def job_deadline(params: dict[str, Any], job_timeout: float) -> float:
+def job_deadline(params: QueuedParams, job_timeout: float) -> float:
     """Seconds a job may run: `job_timeout`, or 120 s + 20 s per second of video (x3 with explain)."""
     if job_timeout > 0:
         return job_timeout
-    seconds = TIMEOUT_BASE + TIMEOUT_PER_VIDEO_SECOND * float(params.get("duration_s") or 0.0)
-    return seconds * (EXPLAIN_FACTOR if params.get("explain") else 1.0)
+    seconds = TIMEOUT_BASE + TIMEOUT_PER_VIDEO_SECOND * float(params.duration_s or 0.0)
+    return seconds * (EXPLAIN_FACTOR if params.explain else 1.0)
 
 
 def exit_reason(code: int | None) -> str:
@@ -242,8 +250,8 @@ class WorkerPool:
                 case LoadFailed(reason):
                     s.state, self.load_error = WorkerState.FAILED, reason
                     self.log(f"{s.name} could not load the model: {reason}")
-                case Finished(job_id, status, seconds, error):
-                    self.metrics.job(job_id, status, seconds, error)
+                case Finished(job_id, outcome):
+                    self.metrics.job(job_id, outcome.status, outcome.seconds, outcome.error)
                     s.job, s.state = None, WorkerState.IDLE
 
     def _check(self, s: _Slot) -> None:
@@ -270,7 +278,7 @@ class WorkerPool:
                              f"{human_bytes(self.memory_limit)} (--worker-memory)")
         elif s.cancelled_at is None and now - s.cancel_checked >= 1.0:
             s.cancel_checked = now
-            if self.store.status(s.job.id) is JobStatus.CANCELLED:
+            if self.store.status(s.job.id) in (JobStatus.CANCELLED, None):  # None: a second DELETE removed the row
                 s.cancelled_at = now
         elif s.cancelled_at is not None and now - s.cancelled_at > self.limits.cancel_grace:
             self.log(f"{s.name} did not stop its cancelled job {s.job.id} within {self.limits.cancel_grace:g} s; killed")
@@ -300,13 +308,12 @@ class WorkerPool:
         s.handle = None
 
     def _fail(self, job: Job, reason: str, seconds: float | None = None) -> None:
-        if self.store.finish(job.id, error=reason):
-            self.disk.remove_outputs(job.id)
-            if not self.setup.keep_uploads:
-                self.disk.upload(job.id).unlink(missing_ok=True)
+        """The supervisor ends a job itself (deadline, memory, a worker that died too often): recorded as a
+        worker records its own outcome (a job cancelled meanwhile ends cancelled, its files gone)."""
+        outcome = record_outcome(self.store, self.disk, job.id, JobOutcome(JobStatus.FAILED, seconds or 0.0, reason),
+                                 self.setup.keep_uploads)
+        if outcome.status is JobStatus.FAILED:
             self.metrics.job(job.id, JobStatus.FAILED, seconds, reason)
-        elif self.store.status(job.id) is JobStatus.CANCELLED:
-            self.disk.remove_all(job.id)
 
     def _end_job(self, s: _Slot, reason: str) -> None:
         """Deadline or memory: the job fails with `reason`; the worker is killed and replaced."""

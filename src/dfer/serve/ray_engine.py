@@ -24,17 +24,18 @@ import shutil
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 from dfer.scale import RayOptions, ensure_ray
-from dfer.serve.disk import DataDir
+from dfer.serve.disk import DataDir, publish
 from dfer.serve.jobs import Job, JobStatus, JobStore
-from dfer.serve.messages import Finished, LoadFailed, Ready, WorkerMessage
+from dfer.serve.messages import Finished, JobOutcome, LoadFailed, Ready, WorkerMessage, record_outcome
 from dfer.serve.spec import WorkerSetup
-from dfer.serve.worker import JobRunner, describe, record_outcome
+from dfer.serve.worker import JobRunner, describe
 
 PROGRESS_EVERY = 0.5  # seconds between progress questions to a busy actor
 
@@ -43,8 +44,6 @@ class ServeActor:
     """Runs on a Ray worker (as a threaded actor: `progress` and `cancel` answer while `run` works)."""
 
     def __init__(self, setup: WorkerSetup, shared: bool, model_bytes: bytes | None) -> None:
-        from dataclasses import replace
-
         os.umask(0o077)  # what this actor writes (results in a shared folder) is the service user's only
         self._tmp = Path(tempfile.mkdtemp(prefix="dfer-actor-"))
         if model_bytes is not None and not Path(setup.model.checkpoint).exists():  # this node cannot see it
@@ -70,10 +69,8 @@ class ServeActor:
     def stop(self) -> None:
         self._stop.set()
 
-    def run(self, job: Job, video: bytes | None) -> tuple[str, float, str | None, dict[str, bytes] | None]:
-        """(status, seconds, error, artifacts): artifacts are the result files when they did not go to the
-        shared folder."""
-        t0 = time.perf_counter()
+    def run(self, job: Job, video: bytes | None) -> JobOutcome:
+        """The job's outcome, with the result files when they did not go to the shared folder."""
         self.value = 0.0
 
         def progress(value: float) -> bool:
@@ -82,18 +79,15 @@ class ServeActor:
 
         if self.shared:
             disk = DataDir(self.setup.data_dir, self.setup.database)
-            status, error = self.runner.execute(job, disk.upload(job.id), disk.partial(job.id), disk.result(job.id),
-                                                progress)
-            return status, time.perf_counter() - t0, error, None
+            return self.runner.execute(job, disk.upload(job.id), disk.partial(job.id), disk.result(job.id), progress)
         folder = Path(tempfile.mkdtemp(prefix=f"job-{job.id}-", dir=self._tmp))
         try:
             upload = folder / "upload.video"
             upload.write_bytes(video or b"")
-            status, error = self.runner.execute(job, upload, folder / "partial", folder / "result", progress)
-            files = None
-            if status is JobStatus.DONE:
-                files = {p.name: p.read_bytes() for p in (folder / "result").iterdir() if p.is_file()}
-            return status, time.perf_counter() - t0, error, files
+            outcome = self.runner.execute(job, upload, folder / "partial", folder / "result", progress)
+            if outcome.status is JobStatus.DONE:
+                return replace(outcome, files={p.name: p.read_bytes() for p in (folder / "result").iterdir() if p.is_file()})
+            return outcome
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -159,25 +153,23 @@ class RayWorker:
             ref, self._run = self._run, None
             got = self._get(ref)
             if got is not None:
-                out.append(Finished(self.job.id, *self._record(*got)))
+                out.append(Finished(self.job.id, self._record(got)))
                 self.job = None
         elif self._run is not None and self._progress is None and time.monotonic() - self._asked >= PROGRESS_EVERY:
             self._asked = time.monotonic()
             self._progress = self.actor.progress.remote()
         return out
 
-    def _record(self, status: JobStatus, seconds: float, error: str | None, files: dict[str, bytes] | None):
+    def _record(self, outcome: JobOutcome) -> JobOutcome:
         job = self.job
-        if files is not None:  # the artifacts came back through the object store: written as a local job's are
-            partial, final = self.disk.partial(job.id), self.disk.result(job.id)
+        if outcome.files is not None:  # the artifacts came back through the object store: written as a local job's are
+            partial = self.disk.partial(job.id)
             shutil.rmtree(partial, ignore_errors=True)
             partial.mkdir(parents=True)
-            for name, data in files.items():
+            for name, data in outcome.files.items():
                 (partial / Path(name).name).write_bytes(data)
-            shutil.rmtree(final, ignore_errors=True)
-            partial.rename(final)
-        status = record_outcome(self.store, self.disk, job.id, status, error, self.setup.keep_uploads)
-        return status, seconds, error if status is JobStatus.FAILED else None
+            publish(partial, self.disk.result(job.id))
+        return record_outcome(self.store, self.disk, job.id, outcome, self.setup.keep_uploads)
 
     def send(self, job: Job | None) -> None:
         if job is None:  # the server is stopping: a running job is re-queued by the actor's runner

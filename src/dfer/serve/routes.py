@@ -13,9 +13,10 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTex
 from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from dfer.serve.api_schema import ARTIFACTS, JOB_SCHEMA, UPLOAD_SCHEMA, errors
+from dfer.serve.api_schema import ARTIFACTS, UPLOAD_SCHEMA, Deleted, Health, JobList, JobView, ModelView, Queued, errors
 from dfer.serve.disk import ArtifactMissing
 from dfer.serve.jobs import Job, JobStatus
+from dfer.serve.params import QueuedParams
 from dfer.serve.probe import Limits, OverLimit, ProbeError, probe_upload
 from dfer.serve.service import Service, service
 from dfer.serve.upload import ApiError, expected_size, receive
@@ -38,7 +39,7 @@ def job_or_404(job_id: str, svc: Annotated[Service, Depends(service)]) -> Job:
     return job
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=Health, responses={503: {"model": Health, "description": "no worker alive"}})
 def healthz(request: Request, svc: Svc) -> JSONResponse:
     """200 while a worker process is alive, 503 when none is. Without the token only that status (no job
     ids, pids or memory: a probe or load balancer needs nothing more); with it, each worker's state."""
@@ -59,18 +60,17 @@ def prometheus(svc: Svc) -> Response:
     return Response(svc.metrics.text(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-@api.get("/v1/model", responses=errors(400, 401, 503))
-def model_info(svc: Svc) -> dict[str, Any]:
-    """The model as a worker loaded it: class names, clip, runtime and precision (no server paths)."""
+@api.get("/v1/model", response_model=ModelView, responses=errors(400, 401, 503))
+def model_info(svc: Svc) -> ModelView:
+    """The model as a worker loaded it: class names, clip, colours, runtime and precision (no server paths)."""
     if svc.pool.description is None:
         raise ApiError(503, "the model is still loading in the workers", headers={"Retry-After": "5"})
-    return svc.pool.description
+    return ModelView(**svc.pool.description)
 
 
-@api.post("/v1/jobs", status_code=202, openapi_extra=UPLOAD_SCHEMA, responses={
-    202: {"description": "queued", "content": {"application/json": {"schema": JOB_SCHEMA}}},
-    **errors(400, 401, 403, 408, 413, 415, 503, 507)})
-async def submit(request: Request, svc: Svc) -> dict[str, Any]:
+@api.post("/v1/jobs", status_code=202, openapi_extra=UPLOAD_SCHEMA, response_model=Queued, responses={
+    202: {"description": "queued"}, **errors(400, 401, 403, 408, 413, 415, 503, 507)})
+async def submit(request: Request, svc: Svc) -> Queued:
     """Stream the upload into incoming/ once (disk space reserved first), probe it in a bounded process,
     move it under uploads/ and write its row only while the queue has room (one transaction). Whatever
     fails on the way, nothing is left behind (`finally`)."""
@@ -82,12 +82,13 @@ async def submit(request: Request, svc: Svc) -> dict[str, Any]:
     job_id = str(uuid.uuid4())
     part, upload, created = svc.disk.incoming(job_id), svc.disk.upload(job_id), False
     try:
-        filename, params = await receive(request, part, max_bytes, config.body_timeout, ticket)
-        if params.get("explain") and config.explain_checkpoint is None:
+        filename, asked = await receive(request, part, max_bytes, config.body_timeout, ticket)
+        if asked.explain and config.explain_checkpoint is None:
             raise ApiError(400, "explain=true needs the server to run a dfer checkpoint (.pt), not an exported model")
         info = await _probe(part, filename, svc)
-        params["num_frames"] = int(info["frames"])
-        params["duration_s"] = round(int(info["frames"]) / float(info["fps"]), 3) if info.get("fps") else 0.0
+        frames = int(info["frames"])
+        params = QueuedParams(**asked.model_dump(exclude_unset=True), num_frames=frames,
+                              duration_s=round(frames / float(info["fps"]), 3) if info.get("fps") else 0.0)
         size = ticket.written
         await run_in_threadpool(part.replace, upload)  # a server-made name; the sweep spares young uploads
         created = await run_in_threadpool(svc.store.create_if_room, job_id, params, filename, config.max_queue) is not None
@@ -99,7 +100,7 @@ async def submit(request: Request, svc: Svc) -> dict[str, Any]:
             await run_in_threadpool(_remove, part, upload)
     svc.metrics.bytes_uploaded.inc(size)
     svc.metrics.job(job_id, JobStatus.QUEUED)
-    return {"id": job_id, "status": JobStatus.QUEUED}
+    return Queued(id=job_id, status=JobStatus.QUEUED)
 
 
 async def _probe(part: Path, filename: str, svc: Service) -> dict[str, Any]:
@@ -111,8 +112,8 @@ async def _probe(part: Path, filename: str, svc: Service) -> dict[str, Any]:
                                   memory=config.probe_memory, slots=svc.probe_slots)
     except OverLimit as exc:
         raise ApiError(413, f"{filename}: {exc}") from None
-    except ProbeError as exc:
-        raise ApiError(415, f"{filename}: not a readable video ({exc})") from None
+    except ProbeError as exc:  # the probe's reason is a whole sentence ("not a readable video (...)", ...)
+        raise ApiError(415, f"{filename}: {exc}") from None
 
 
 def _queue_full(max_queue: int) -> ApiError:
@@ -124,27 +125,27 @@ def _remove(*paths: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-@api.get("/v1/jobs", responses=errors(400, 401))
-def list_jobs(svc: Svc, limit: int = 100) -> dict[str, Any]:
-    return {"jobs": [j.to_dict() for j in svc.store.list(max(1, min(limit, 1000)))]}
+@api.get("/v1/jobs", response_model=JobList, response_model_exclude_none=True, responses=errors(400, 401))
+def list_jobs(svc: Svc, limit: int = 100) -> JobList:
+    return JobList(jobs=[JobView.of(j) for j in svc.store.list(max(1, min(limit, 1000)))])
 
 
-@api.get("/v1/jobs/{job_id}", responses={
-    200: {"description": "the job", "content": {"application/json": {"schema": JOB_SCHEMA}}}, **errors(400, 401, 404)})
-def get_job(job: Annotated[Job, Depends(job_or_404)], svc: Svc) -> dict[str, Any]:
-    out = job.to_dict()
-    if job.status is JobStatus.DONE:
-        try:
-            out["summary"] = json.loads(svc.disk.read_artifact(job.id, "summary.json"))
-        except ArtifactMissing:
-            raise ApiError(404, f"job {job.id} is done but its summary.json is missing") from None
-        out["artifacts"] = [n for n in ARTIFACTS if svc.disk.has_artifact(job.id, n)]
-        out["artifact_urls"] = {n: svc.policy.signed_url(job.id, n) for n in out["artifacts"]}
-    return out
+@api.get("/v1/jobs/{job_id}", response_model=JobView, response_model_exclude_none=True,
+         responses={200: {"description": "the job"}, **errors(400, 401, 404)})
+def get_job(job: Annotated[Job, Depends(job_or_404)], svc: Svc) -> JobView:
+    if job.status is not JobStatus.DONE:
+        return JobView.of(job)
+    try:
+        summary = json.loads(svc.disk.read_artifact(job.id, "summary.json"))
+    except ArtifactMissing:
+        raise ApiError(404, f"job {job.id} is done but its summary.json is missing") from None
+    artifacts = [n for n in ARTIFACTS if svc.disk.has_artifact(job.id, n)]
+    return JobView.of(job, summary=summary, artifacts=artifacts,
+                      artifact_urls={n: svc.policy.signed_url(job.id, n) for n in artifacts})
 
 
-@api.get("/v1/jobs/{job_id}/{name}", response_class=FileResponse, responses={
-    200: {"description": "the artifact (HTTP range requests work)",
+@api.api_route("/v1/jobs/{job_id}/{name}", methods=["GET", "HEAD"], response_class=FileResponse, responses={
+    200: {"description": "the artifact (HTTP range requests work; HEAD answers the same headers, no body)",
           "content": {t: {} for t in sorted(set(ARTIFACTS.values()))}}, **errors(400, 401, 403, 404)})
 def artifact(svc: Svc, job_id: str, name: str, expires: str = "", sig: str = ""):
     # `expires` and `sig` (a signed link from artifact_urls) are verified by the security middleware,
@@ -178,8 +179,8 @@ class DescriptorResponse(FileResponse):
 
 
 @api.delete("/v1/jobs/{job_id}", responses={
-    200: {"description": "deleted with its files: GET /v1/jobs/{id} answers 404 from now on"},
-    202: {"description": "the job was running: it is now `cancelled` (Accepted: the deletion is not complete). "
+    200: {"model": Deleted, "description": "deleted with its files: GET /v1/jobs/{id} answers 404 from now on"},
+    202: {"model": Queued, "description": "the job was running: it is now `cancelled` (Accepted: the deletion is not complete). "
                          "Its worker stops and removes its outputs; the job's row stays, and GET /v1/jobs/{id} "
                          "answers it with status `cancelled`, until --retention removes it or a second DELETE "
                          "does (200)"},

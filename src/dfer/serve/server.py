@@ -66,6 +66,7 @@ def serve(checkpoint: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
                           "cluster could run code on it and hand this server results. Start every node with "
                           "RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN or `ray get-auth-token`), set "
                           "the same here, or pass --insecure to do it anyway")
+    check_port(host, port)  # before anything is loaded: a port in use is one line, not a traceback minutes later
     os.umask(0o077)  # uploads and results hold people's faces: this user's only (the workers inherit it)
     local = resolve_checkpoint(checkpoint)  # a URL is downloaded and verified once
     if not local.exists():
@@ -88,6 +89,23 @@ def serve(checkpoint: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
     log(f"data in {Path(data_dir).resolve()}")
     log(f"serving on http://{shown}:{port}/  (API schema: http://{shown}:{port}/openapi.json; Ctrl-C stops)")
     server.run()  # uvicorn handles SIGINT/SIGTERM: the app's shutdown stops the workers
+
+
+def check_port(host: str, port: int) -> None:
+    """ConfigError when `port` on `host` cannot be listened on (in use, or not ours to take)."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a closed server's port is free
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(f"port {port} on {host} is in use (another dfer serve?); stop it or choose "
+                                  "another with --port") from None
+            raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror})") from None
 
 
 def uvicorn_config(app, config: ServeConfig, port: int):

@@ -48,11 +48,11 @@ class Service:
             root = instance_root(Path(config.shared_dir).resolve(), root)
         disk = DataDir(root, database)
         store = JobStore(disk.database)
-        metrics = ServiceMetrics(store.count, log)
+        metrics = ServiceMetrics(store.count, log, access_log=config.access_log)
         setup = WorkerSetup(model, disk.root, keep_uploads=config.keep_uploads, parent_pid=os.getpid(),
                             explain_checkpoint=config.explain_checkpoint, database=database,
                             max_frame=tuple(config.max_frame))
-        limits = PoolLimits(config.workers, config.max_attempts, config.job_timeout, config.worker_memory)
+        limits = PoolLimits.from_config(config)
         pool = WorkerPool(store, setup, limits, metrics=metrics, log=log, tick_every=config.sweep_every,
                           on_tick=lambda: housekeeping(store, disk, config, log, at_start=False),
                           make_worker=_ray_factory(setup, store, disk, config) if config.engine == "ray" else None)

@@ -20,9 +20,15 @@ from typing import Any
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from dfer.formatting import human_bytes
 from dfer.serve.disk import DataDir
+from dfer.serve.params import JobParams
+
+
+class UploadAborted(Exception):
+    """The client closed its connection mid-upload: one line in the log, the part file and reservation freed."""
 
 
 class ApiError(Exception):
@@ -35,15 +41,13 @@ class ApiError(Exception):
         self.message = message
 
 
-# Bounds that keep a worker's memory flat for every accepted combination: a face's crop buffer holds
-# one window (<= 10 s x fps crops of 128x128x3: 118 MB per face at 240 fps), the tracker at most
-# (max_missed + 1) x detect_every frames (<= 90), the annotator at most 512 MB of frames; the stride
-# changes how often windows are scored, not what is held.
-PARAMS = {"stride": (int, 1, 100_000), "window": (float, 0.1, 10.0), "detect_every": (int, 1, 30),
-          "min_confidence": (float, 0.0, 1.0)}
+PARAMS = JobParams.bounds()  # the numeric fields' bounds: written once, in dfer.serve.params
 FLAGS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 MAX_FIELD_BYTES = 64  # a form field other than the video: a number or a flag
 MAX_FIELDS = 10
+MAX_PARTS = 16  # parts of the form, whatever their names (one name repeated 469,511 times was 6.5 s of parsing)
+MAX_BOUNDARY = 70  # RFC 2046: a multipart boundary is 1 to 70 characters
+MAX_HEADER_BYTES = 1024  # a part's header name or value
 MIN_RATE = 10 * 1024  # bytes/s an upload must average once --body-timeout has passed (a trickle is dropped)
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and headers around the file
 
@@ -127,6 +131,7 @@ class _Form:
         self._name: str | None = None
         self._is_file = False
         self._buf = bytearray()
+        self.parts = 0
 
     def callbacks(self) -> dict[str, Any]:
         return {"on_part_begin": self._begin, "on_header_field": self._hfield, "on_header_value": self._hvalue,
@@ -139,12 +144,21 @@ class _Form:
 
     def _begin(self) -> None:
         self._headers, self._field, self._value, self._buf = {}, b"", b"", bytearray()
+        self.parts += 1
+        if self.parts > MAX_PARTS:
+            self._refuse(f"more than {MAX_PARTS} parts in the form")
 
     def _hfield(self, data: bytes, start: int, end: int) -> None:
-        self._field += data[start:end]
+        if self.error is None:
+            self._field += data[start:end]
+            if len(self._field) > MAX_HEADER_BYTES:
+                self._refuse(f"a part header longer than {MAX_HEADER_BYTES} bytes")
 
     def _hvalue(self, data: bytes, start: int, end: int) -> None:
-        self._value += data[start:end]
+        if self.error is None:
+            self._value += data[start:end]
+            if len(self._value) > MAX_HEADER_BYTES:
+                self._refuse(f"a part header longer than {MAX_HEADER_BYTES} bytes")
 
     def _hend(self) -> None:
         self._headers[self._field.decode("latin-1").lower()] = self._value.decode("latin-1")
@@ -195,12 +209,15 @@ async def _next_chunk(stream, deadline: float, started: float, received: int) ->
 
 
 async def receive(request: Request, part: Path, max_bytes: int, body_timeout: float,
-                  ticket: Reservation) -> tuple[str, dict[str, Any]]:
+                  ticket: Reservation) -> tuple[str, JobParams]:
     """Stream the multipart form: the video into `part` (created 0600), the fields checked. Returns
     (client file name, params). Leaves `part` behind on error: the caller removes it (in `finally`)."""
     ctype, options = parse_options_header(request.headers.get("content-type", ""))
     if ctype != b"multipart/form-data" or not options.get(b"boundary"):
         raise ApiError(400, "send the video as multipart/form-data with a file field named 'video'")
+    if len(options[b"boundary"]) > MAX_BOUNDARY:
+        raise ApiError(400, f"the multipart boundary is {len(options[b'boundary'])} characters long; at most "
+                            f"{MAX_BOUNDARY} (RFC 2046)")
     form = _Form()
     parser = MultipartParser(options[b"boundary"], form.callbacks())
     fd = await run_in_threadpool(os.open, part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
@@ -230,6 +247,8 @@ async def receive(request: Request, part: Path, max_bytes: int, body_timeout: fl
         raise
     except ValueError as exc:  # python-multipart: a malformed form
         raise ApiError(400, f"malformed multipart form: {exc}") from None
+    except ClientDisconnect:  # the client went away mid-upload: nothing to answer, nothing to keep
+        raise UploadAborted(f"the client closed the connection after {received} bytes of the upload") from None
     finally:
         os.close(fd)
     if form.filename is None:
@@ -246,7 +265,7 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def parse_params(fields: dict[str, str]) -> dict[str, Any]:
+def parse_params(fields: dict[str, str]) -> JobParams:
     """The form's fields checked against their bounds (400 naming the field otherwise)."""
     unknown = sorted(set(fields) - {"explain", *PARAMS})
     if unknown:
@@ -268,7 +287,7 @@ def parse_params(fields: dict[str, str]) -> dict[str, Any]:
         if raw.strip().lower() not in FLAGS:
             raise ApiError(400, f"explain must be true or false, got {raw!r}")
         params["explain"] = FLAGS[raw.strip().lower()]
-    return params
+    return JobParams(**params)
 
 
 def display_name(name: str | None) -> str:

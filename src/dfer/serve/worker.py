@@ -24,31 +24,15 @@ from typing import Any
 
 from dfer.data.video import FrameGuard, FrameSource, open_source
 from dfer.errors import DferError
+from dfer.inference.colours import PERSON_COLOURS, class_colours, hex_of
 from dfer.inference.explain_render import write_explanation
 from dfer.inference.predict import analyse
 from dfer.inference.recognizer import InferenceSettings, Recognizer
-from dfer.serve.disk import DataDir
+from dfer.serve.disk import DataDir, publish
 from dfer.serve.jobs import Job, JobStatus, JobStore
-from dfer.serve.messages import Finished, LoadFailed, Ready
+from dfer.serve.messages import Finished, JobOutcome, LoadFailed, Ready, record_outcome
 from dfer.serve.probe import SECRET_ENV
 from dfer.serve.spec import WorkerSetup
-
-
-def record_outcome(store: JobStore, disk: DataDir, job_id: str, status: JobStatus, error: str | None,
-                   keep_uploads: bool) -> JobStatus:
-    """A job's end in the database and on disk; returns the status it ended with (a job cancelled after
-    its worker's last progress write ends cancelled, whatever the worker made of it)."""
-    if status is JobStatus.QUEUED:  # the server is stopping: run it again on the next start, attempt given back
-        store.requeue(job_id, count_attempt=False)
-        return status
-    if status is JobStatus.CANCELLED or not store.finish(job_id, error=error if status is JobStatus.FAILED else None):
-        disk.remove_all(job_id)
-        return JobStatus.CANCELLED
-    if status is JobStatus.FAILED:
-        disk.remove_outputs(job_id)
-    if not keep_uploads:
-        disk.upload(job_id).unlink(missing_ok=True)
-    return status
 
 
 class Stopped(Exception):
@@ -64,16 +48,10 @@ def describe(rec: Recognizer) -> dict[str, Any]:
     backend = rec.backend
     choice = {**rec.backend_choice, "model": Path(rec.backend_choice.get("model") or "").name}
     return {"class_names": rec.class_names, "clip": {"frames": rec.preprocess.num_frames, "size": rec.preprocess.size},
+            "class_colours": class_colours(rec.class_names), "person_colours": [hex_of(c) for c in PERSON_COLOURS],
             "backend": backend.name, "backend_detail": backend.detail,
             "precision": backend.precision, "backend_choice": choice,
             "face": rec.face_settings()[0].to_dict(), "model_info": rec.model_info}
-
-
-def job_settings(params: dict[str, Any]) -> InferenceSettings:
-    """A job's request parameters as this call's inference settings."""
-    face = {"detect_every": int(params["detect_every"])} if params.get("detect_every") else {}
-    return InferenceSettings(window_seconds=float(params.get("window") or 0.0), stride=int(params.get("stride") or 0),
-                             min_confidence=float(params.get("min_confidence") or 0.0), face=face)
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -109,7 +87,7 @@ def worker_main(setup: WorkerSetup, conn, stop) -> None:
             return
         if job is None:
             return
-        conn.send(Finished(job.id, *runner.run(job)))
+        conn.send(Finished(job.id, runner.run(job)))
 
 
 class JobRunner:
@@ -123,37 +101,37 @@ class JobRunner:
         self._explainer: Recognizer | None = None  # PyTorch copy of the model, loaded on the first explain job
         self._files: tuple[DataDir, JobStore] | None = None  # opened by the first `run` (a Ray actor never does)
 
-    def run(self, job: Job) -> tuple[JobStatus, float, str | None]:
-        """(status, seconds, error) of one job, recorded in the database; never raises."""
+    def run(self, job: Job) -> JobOutcome:
+        """One job, recorded in the database; never raises."""
         if self._files is None:
             disk = DataDir(self.setup.data_dir, self.setup.database)
             self._files = disk, JobStore(disk.database)
         disk, store = self._files
-        t0 = time.perf_counter()
-        status, error = self.execute(job, disk.upload(job.id), disk.partial(job.id), disk.result(job.id),
-                                     lambda value: store.progress(job.id, value))
-        status = record_outcome(store, disk, job.id, status, error, self.setup.keep_uploads)
-        return status, time.perf_counter() - t0, error
+        outcome = self.execute(job, disk.upload(job.id), disk.partial(job.id), disk.result(job.id),
+                               lambda value: store.progress(job.id, value))
+        return record_outcome(store, disk, job.id, outcome, self.setup.keep_uploads)
 
     def execute(self, job: Job, video: Path, partial: Path, final: Path,
-                progress: Callable[[float], bool]) -> tuple[JobStatus, str | None]:
+                progress: Callable[[float], bool]) -> JobOutcome:
         """Analyse `video` into `partial`, renamed to `final` when complete. `progress(value)` is called a
-        few times a second and returns False once the job is cancelled. Returns (status, error): done,
-        failed (with the reason, naming the user's file), cancelled or queued (the server is stopping)."""
+        few times a second and returns False once the job is cancelled. The outcome: done, failed (with the
+        reason, naming the user's file), cancelled or queued (the server is stopping)."""
+        t0 = time.perf_counter()
+        took = lambda: time.perf_counter() - t0  # noqa: E731
         try:
             self._process(job, video, partial, final, progress)
         except Stopped:
             shutil.rmtree(partial, ignore_errors=True)
-            return JobStatus.QUEUED, "interrupted by shutdown"
+            return JobOutcome(JobStatus.QUEUED, took(), "interrupted by shutdown")
         except Cancelled:
             shutil.rmtree(partial, ignore_errors=True)
-            return JobStatus.CANCELLED, None
+            return JobOutcome(JobStatus.CANCELLED, took())
         except DferError as exc:
-            return JobStatus.FAILED, str(exc).replace(str(video), job.filename)
+            return JobOutcome(JobStatus.FAILED, took(), str(exc).replace(str(video), job.filename))
         except Exception as exc:  # noqa: BLE001 - recorded, never fatal to the worker
             print(f"job {job.id}: failed unexpectedly\n{traceback.format_exc()}", flush=True)
-            return JobStatus.FAILED, f"unexpected {exc.__class__.__name__}: {exc}"
-        return JobStatus.DONE, None
+            return JobOutcome(JobStatus.FAILED, took(), f"unexpected {exc.__class__.__name__}: {exc}")
+        return JobOutcome(JobStatus.DONE, took())
 
     def _process(self, job: Job, video: Path, partial: Path, final: Path, progress: Callable[[float], bool]) -> None:
         shutil.rmtree(partial, ignore_errors=True)
@@ -168,25 +146,27 @@ class JobRunner:
                 if not progress(value):
                     raise Cancelled()
 
-        frames = max(1, int(job.params.get("num_frames") or 1))
-        settings = job_settings(job.params)
+        frames = max(1, job.params.num_frames)
+        settings = job.params.settings()
         partial.mkdir(parents=True, exist_ok=True)
         # One guarded source for every pass over the upload (analysis, annotated video, explanations): each
         # decoded frame is checked against --max-frame and the frame count the probe made before it is used.
         source = open_source(video, guard=FrameGuard(max_frame=self.setup.max_frame, max_frames=frames))
+        share = 0.5 if job.params.explain else 0.98  # of the progress bar, for the analysis pass
         analyse(self.rec, source, partial, settings=settings, name=job.filename,  # never a server path
-                on_event=lambda ev: report(0.98 * min(1.0, (ev.index + 1) / frames)))
-        if job.params.get("explain"):
-            self._explain(settings, source, partial)
+                on_event=lambda ev: report(share * min(1.0, (ev.index + 1) / frames)))
+        if job.params.explain:
+            self._explain(settings, source, partial,
+                          lambda ev: report(share + (0.98 - share) * min(1.0, (ev.index + 1) / frames)))
         report(0.99, force=True)
-        shutil.rmtree(final, ignore_errors=True)  # a rerun after a crash replaces what the first run left
-        partial.rename(final)
+        publish(partial, final)
 
-    def _explain(self, settings: InferenceSettings, source: FrameSource, folder: Path) -> None:
-        """explain.mp4 (and the raw maps under explain/) by the PyTorch model."""
+    def _explain(self, settings: InferenceSettings, source: FrameSource, folder: Path, on_event) -> None:
+        """explain.mp4 (and the raw maps under explain/) by the PyTorch model; progress (and so a
+        cancellation) at every frame, as in the analysis."""
         if self._explainer is None:
             self._explainer = Recognizer.from_checkpoint(self.setup.explain_checkpoint, backend="torch", device="cpu")
-        ex = self._explainer.explain(source, settings=settings)
+        ex = self._explainer.explain(source, settings=settings, on_event=on_event)
         write_explanation(ex, source, folder / "explain")
         if (folder / "explain" / "explain.mp4").is_file():
             (folder / "explain" / "explain.mp4").rename(folder / "explain.mp4")
