@@ -35,7 +35,7 @@ def test_a_finished_fold_is_read_back_not_scored(toy_run, tmp_path, monkeypatch)
 def test_training_alone_writes_no_test_scores(toy_cache, tmp_path):
     run = tmp_path / "run"
     progress = FoldTrainer(load_config(overrides=TINY + ["optim.epochs=1"]), toy_cache, 1, run).run()
-    assert (run / "best.pt").is_file() and load_checkpoint(run / "last.pt")["state"]["done"]
+    assert (run / "best.pt").is_file() and load_checkpoint(run / "last.pt").state["done"]
     assert not (run / "metrics.json").exists() and not (run / "report.md").exists()
     assert progress.best_epoch == 1 and len(progress.history) == 1
 

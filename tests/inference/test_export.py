@@ -89,7 +89,7 @@ def test_openvino_f32_gives_pytorchs_windows_within_1e_4(openvino_ir, trained_ck
     video = write_face_video(tmp_path / "v.mp4", n=30, size=(160, 120))
     a = Recognizer.from_checkpoint(trained_ckpt, backend="torch", settings=FAST).predict_video(video)
     b = Recognizer.from_checkpoint(openvino_ir[0], settings=FAST, precision="f32").predict_video(video)
-    assert b.backend == "openvino" and "f32" in b.settings["backend"]
+    assert b.backend == "openvino" and "f32" in b.settings.backend
     assert [w.end_frame for w in a.windows] == [w.end_frame for w in b.windows]
     assert np.allclose(np.stack([w.probs for w in a.windows]), np.stack([w.probs for w in b.windows]), atol=1e-4)
 

@@ -71,6 +71,24 @@ def test_the_recognisers_clip_is_the_evaluation_transforms_output_bit_for_bit(on
     assert clip.shape == (3, 4, 32, 32) and np.array_equal(clip, expected)
 
 
+def test_a_window_shorter_than_the_minimum_track_still_comes_once_the_track_lasts():
+    """At a low frame rate a window can span fewer frames than min_track_frames: the track's length (frames
+    seen) decides, not the crops a window holds, or no window would ever come."""
+    from dfer.data.faces import Box
+    from dfer.data.tracking import TrackedBox
+    from dfer.inference.windows import WindowScheduler
+
+    sched = WindowScheduler(span=5, stride=3, min_frames=8, crop_size=16, margin=0.2, num_frames=4)
+    frame = np.zeros((48, 48, 3), np.uint8)
+    face = {0: TrackedBox(Box(10, 10, 30, 30), True)}
+    due_at = []
+    for i in range(12):
+        for b in sched.add(i, frame, face)[0]:
+            due_at.append(i)
+            b.last_emit = i  # as making its clip does
+    assert due_at == [7, 10]  # first once the track has 8 frames, then every 3
+
+
 def test_two_faces_get_stable_separate_tracks(ckpt, tmp_path):
     video = write_face_video(tmp_path / "two.mp4", n=30, size=(224, 112), faces=2)
     face = {"detect_every": 2, "detect_size": 480}

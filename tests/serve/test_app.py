@@ -284,7 +284,7 @@ def test_web_page_in_a_real_browser(ckpt, video, tmp_path):
             box = page.locator("#timeline").bounding_box()
             page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + 40)  # hover shows the values
             tip = page.inner_text("#tip")
-            assert "face #0" in tip and "right" in tip and "%" in tip
+            assert "(#0)" in tip and "right" in tip and "%" in tip
             assert not [m for m in console if "Content Security Policy" in m], console
             browser.close()
     finally:

@@ -356,9 +356,10 @@ def test_a_worker_checks_every_frame_of_an_upload_on_every_pass(tmp_path, ckpt):
     setup = WorkerSetup(ModelSpec(ckpt, backend="torch"), tmp_path, max_frame=(320, 240))
     runner = JobRunner(setup.model.load(), setup, threading.Event())
     job = Job("j1", "running", 0.0, None, QueuedParams(num_frames=10), "clip.avi", 1, 0.0, 0.0)
-    status, error = runner.execute(job, video, tmp_path / "partial", tmp_path / "final", lambda value: True)
-    assert status == "failed" and "clip.avi: frame 6 is 640x480, over the limit of 320x240 (--max-frame)" in error
-    assert str(tmp_path) not in error
+    outcome = runner.execute(job, video, tmp_path / "partial", tmp_path / "final", lambda value: True)
+    assert outcome.status == "failed"
+    assert "clip.avi: frame 6 is 640x480, over the limit of 320x240 (--max-frame)" in outcome.error
+    assert str(tmp_path) not in outcome.error
 
 
 # -- 6. files --------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ def test_an_upload_that_hangs_the_probe_fails_while_the_api_answers(ckpt, video,
 def served(ckpt, video, tmp_path_factory):
     """A service with two real workers that has run one job."""
     logs = []
-    app = _app(ckpt, tmp_path_factory.mktemp("ops") / "srv", logs=logs, workers=2)
+    app = _app(ckpt, tmp_path_factory.mktemp("ops") / "srv", logs=logs, workers=2, access_log=True)
     with TestClient(app, base_url="http://127.0.0.1") as c:
         job = wait_done(c.get, submit(c, video).json()["id"])
         yield c, app, logs, job

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dfer.serve.jobs import JobStatus, JobStore
-from dfer.serve.messages import Finished, LoadFailed, Ready, WorkerMessage
+from dfer.serve.messages import Finished, JobOutcome, LoadFailed, Ready, WorkerMessage
 from dfer.serve.metrics import ServiceMetrics
 from dfer.serve.params import QueuedParams
 from dfer.serve.pool import PoolLimits, WorkerPool
@@ -97,7 +97,7 @@ def test_a_finished_job_frees_the_worker_for_the_next(pool):
         store.create(job_id, QueuedParams(), f"{job_id}.mp4")
     step(p)
     store.finish("a")  # the worker records its outcome, then tells the supervisor
-    made[0].outbox.append(Finished("a", JobStatus.DONE, 1.5, None))
+    made[0].outbox.append(Finished("a", JobOutcome(JobStatus.DONE, 1.5)))
     step(p)
     assert [j.id for j in made[0].inbox] == ["a", "b"]
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dfer.cli import card, demo, doctor, evaluate, explain, export, predict, prepare, profile, serve, synth, train
+from dfer.cli import card, demo, doctor, evaluate, explain, export, live, predict, prepare, profile, serve, synth, train
 from dfer.errors import DferError
 from dfer.progress import close_all
 
-COMMANDS = (profile, prepare, train, evaluate, predict, explain, export, card, synth, demo, serve, doctor)
+COMMANDS = (profile, prepare, train, evaluate, predict, explain, export, card, synth, demo, serve, live, doctor)
 
 # What each command keeps when it is interrupted, and how to go on (every write is atomic).
 _TRAINING = "last.pt is kept (written at every epoch end); add --resume to the same command to go on from it"

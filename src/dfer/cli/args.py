@@ -301,8 +301,10 @@ def add_config_flags(p: argparse.ArgumentParser, cls, *, overrides: bool = False
 
 
 def config_values(cls, args: argparse.Namespace) -> dict[str, Any]:
-    """The parsed flags of `cls`'s top-level `flag` fields, in the field's unit: {field name: value}."""
-    return {path: _scaled(getattr(args, _dest(path, meta)), meta) for path, f, meta in flag_fields(cls) if "." not in path}
+    """The parsed flags of `cls`'s top-level `flag` fields, in the field's unit: {field name: value} (those
+    the command offers)."""
+    return {path: _scaled(getattr(args, _dest(path, meta)), meta) for path, f, meta in flag_fields(cls)
+            if "." not in path and hasattr(args, _dest(path, meta))}  # a command may offer only some
 
 
 def config_overrides(cls, args: argparse.Namespace) -> list[str]:

@@ -37,17 +37,31 @@ def subcommands(parser: argparse.ArgumentParser) -> list[tuple[str, str, argpars
     return []
 
 
-def command_markdown(name: str, summary: str, parser: argparse.ArgumentParser) -> str:
-    """One command: what it does, its usage line and a table of its arguments."""
-    usage = parser.format_usage().removeprefix("usage: ").strip()
-    formatter = parser._get_formatter()
-    out = [f"## {name}", "", _cell(parser.description or summary), "", "```text", usage, "```", "",
-           "| argument | default | what it does |", "|---|---|---|"]
+def synopsis(name: str, parser: argparse.ArgumentParser) -> str:
+    """`dfer predict INPUTS --checkpoint CHECKPOINT [options]`: what must be given, on one short line."""
+    words = [name]
     for action in parser._actions:
         if isinstance(action, argparse._HelpAction):
             continue
-        help_text = formatter._expand_help(action) if action.help else ""
-        out.append(f"| {_cell(_flags(action))} | {_cell(_default(action))} | {_cell(help_text)} |")
+        if not action.option_strings:
+            words.append(action.metavar or action.dest.upper())
+        elif action.required:
+            words.append(_flags(action).replace("`", ""))
+    return " ".join(words) + " [options]"
+
+
+def command_markdown(name: str, summary: str, parser: argparse.ArgumentParser) -> str:
+    """One command: what it does, what must be given, then each argument as a list item (a line for its
+    name and default, its help under it: readable at any width, unlike a table of three columns)."""
+    formatter = parser._get_formatter()
+    out = [f"## {name}", "", _cell(parser.description or summary), "", f"`{synopsis(name, parser)}`", ""]
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        help_text = _cell(formatter._expand_help(action)) if action.help else ""
+        default = _default(action)
+        head = f"**{_flags(action)}**" + (f" (default {default})" if default and "default" not in help_text else "")
+        out.append(f"- {head}" + (f"<br>{help_text}" if help_text else ""))
     return "\n".join(out) + "\n"
 
 

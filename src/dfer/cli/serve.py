@@ -21,10 +21,21 @@ from dfer.serve.config import ServeConfig
 
 def add(sub) -> None:
     p = sub.add_parser("serve", help="HTTP service and web page: upload videos, get annotated results")
+    add_service_args(p)
+    p.set_defaults(func=run)
+
+
+# dfer live's service: no uploads, no jobs; these ServeConfig flags are all that apply to it
+LIVE_FLAGS = ("data_dir", "host", "max_connections", "header_timeout", "max_frame", "access_log")
+
+
+def add_service_args(p: argparse.ArgumentParser, *, live: bool = False) -> None:
+    """The flags of a running service: the model, the port, the limits, the token (`live`: dfer live's)."""
     p.add_argument("--checkpoint", required=True, type=checkpoint_ref,
                    help="dfer checkpoint (.pt) or exported model; " + CHECKPOINT_HELP)
     p.add_argument("--port", type=number(int, 1, 65535), default=8000, help="TCP port to listen on (default 8000)")
-    add_config_flags(p, ServeConfig)  # the service's limits: one flag per ServeConfig field made with `flag`
+    # the service's limits: one flag per ServeConfig field made with `flag`
+    add_config_flags(p, ServeConfig, skip=(lambda path: path not in LIVE_FLAGS) if live else (lambda path: False))
     p.add_argument("--insecure", action="store_true",
                    help="listen on a non-loopback address without a token, or use a Ray cluster without token "
                         "authentication")
@@ -40,15 +51,18 @@ def add(sub) -> None:
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="as for dfer predict")
     p.add_argument("--streams", type=NONNEG_INT, default=0, help=STREAMS_HELP)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    if live:  # one process reads the source: no engine to choose
+        p.set_defaults(engine="local", ray_workers=0)
+        return
     add_engine_args(p)  # --engine ray: jobs on Ray actors, one per --workers
-    p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, **extra) -> int:
+    """Start the service from the parsed flags; `extra`: further ServeConfig fields (dfer live's source)."""
     from dfer.serve import serve
     from dfer.serve.server import resolve_token
 
-    limits = config_values(ServeConfig, args)
+    limits = config_values(ServeConfig, args) | extra
     if args.engine == "ray" and args.ray_workers:
         limits["workers"] = args.ray_workers
     serve(args.checkpoint, port=args.port, token=resolve_token(args.token, args.token_file), backend=args.backend,

@@ -181,13 +181,17 @@ def run_live(rec: Recognizer, mailbox: Mailbox, fps: float, emit: Callable[[Live
     latest: dict[int, WindowPrediction] = {}
     order: list[str] = []
     processed = 0
-    for ev in rec.iter_source(source, settings=live_settings(settings or rec.settings)):
+    # live: a frame that would wait behind the model waits in the mailbox, where a newer one replaces it
+    gone: set[int] = set()
+    for ev in rec.iter_source(source, settings=live_settings(settings or rec.settings), live=True):
         if on_event is not None:
             on_event(ev)
-        for w in ev.new_windows:
-            latest[w.track_id] = w
+        gone.update(ev.ended)
         for t in ev.ended:
             latest.pop(t, None)
+        for w in ev.new_windows:
+            if w.track_id not in gone:  # a window of a track already gone arrives late: shown nowhere
+                latest[w.track_id] = w
         if ev.frame is None:
             continue
         stamp = stamps.popleft()
@@ -195,7 +199,10 @@ def run_live(rec: Recognizer, mailbox: Mailbox, fps: float, emit: Callable[[Live
         faces = []
         for tid, tb in sorted(ev.boxes.items()):
             who = live_people.person(tid, ev.frame, tb.box, tb.detected)
-            if who not in order:
+            if f"#{tid}" in order and who != f"#{tid}":  # the track got its person: in its place
+                order[order.index(f"#{tid}")] = who
+                order[:] = list(dict.fromkeys(order))
+            elif who not in order:
                 order.append(who)
             w = latest.get(tid)
             probs = None if w is None else {c: round(float(p), 4) for c, p in zip(rec.class_names, w.probs)}

@@ -191,10 +191,16 @@ class Recognizer:
         return ScoringQueue(self.backend, self.backend.concurrency)
 
     def iter_source(self, source: FrameSource, max_frames: int | None = None,
-                    settings: InferenceSettings | None = None, stats: PassStats | None = None) -> Iterator[FrameEvent]:
+                    settings: InferenceSettings | None = None, stats: PassStats | None = None,
+                    live: bool = False) -> Iterator[FrameEvent]:
         """Frame by frame: boxes of the visible faces and the windows scored since the last event
         (`settings`: this call's, else the recogniser's own; `stats`: filled with the pass's identity
         splits and bounds as it goes).
+
+        `live`: frames as they come from a camera. Each stage runs at most one frame ahead of the next
+        (instead of 16 decoded and 8 tracked: a frame then waits in no queue while the model is busy),
+        and an ended track's windows come when they are scored, not in the event where it is gone (that
+        would wait for the model).
 
         Decoding, detection and the rest run side by side (each stage on a thread, a few frames of
         queue between them). With a runtime that serves several calls at once (`backend.concurrency`
@@ -212,7 +218,8 @@ class Recognizer:
         windows = WindowScheduler(r.window_frames, r.stride, s.min_track_frames, face.size, face.margin,
                                   num_frames=self.preprocess.num_frames)
         frames = source.decoded() if max_frames is None else islice(source.decoded(), max_frames)
-        tracked = read_ahead(tracker.run(read_ahead(frames)), depth=8)  # decode | detect and track | the rest
+        # decode | detect and track | the rest
+        tracked = read_ahead(tracker.run(read_ahead(frames, depth=1 if live else 16)), depth=1 if live else 8)
         scoring = self._scoring_queue()
         i = -1
         try:
@@ -222,7 +229,7 @@ class Recognizer:
                 if due:
                     self._submit(scoring, due, s.batch_size)
                 # An ended track's windows all come with this event (its last ones may still be running).
-                scored = scoring.drain() if ended else scoring.ready()
+                scored = scoring.drain() if ended and not live else scoring.ready()
                 yield FrameEvent(i, i / fps, tf.frame, tf.faces, self._windows(scored, fps, s.min_confidence),
                                  cut=tf.cut, ended=tuple(ended))
             # End of the video: every face still buffered gets its last (or only) window.

@@ -57,7 +57,7 @@ class WindowScheduler:
 
     def __init__(self, span: int, stride: int, min_frames: int, crop_size: int, margin: float,
                  max_buffer: int = 0, num_frames: int = 16) -> None:
-        self.span, self.stride, self.min_frames = span, stride, max(2, min_frames)
+        self.span, self.stride, self.min_frames = span, stride, max(1, min_frames)
         self.crop_size, self.margin = crop_size, margin
         self.max_buffer = max_buffer or max(64, 4 * num_frames)
         self.keep_every = max(1, math.ceil(span / self.max_buffer))  # > 1: buffers keep every k-th crop
@@ -77,7 +77,9 @@ class WindowScheduler:
             # First window once the buffer is full; then every `stride` frames.
             first = b.last_emit < 0 and b.full and b.crops[-1][0] == index
             later = b.last_emit >= 0 and index - b.last_emit >= self.stride
-            if (first or later) and len(b.crops) >= self.min_frames:
+            # A track earns windows once it has lasted min_frames frames (frames seen, not crops held: a
+            # window shorter than min_frames, at a low frame rate, would otherwise never be full enough).
+            if (first or later) and b.seen >= self.min_frames:
                 due.append(b)
         ended = [t for t in self.buffers if t not in faces]
         for tid in ended:  # a track that ended: what it has not scored
@@ -94,7 +96,7 @@ class WindowScheduler:
 
     def owes(self, b: TrackBuffer) -> bool:
         """A track that stops: are the frames since its last window worth one more?"""
-        return bool(b.crops) and b.crops[-1][0] - b.last_emit >= max(1, self.stride // 2) and len(b.crops) >= self.min_frames
+        return bool(b.crops) and b.crops[-1][0] - b.last_emit >= max(1, self.stride // 2) and b.seen >= self.min_frames
 
     @staticmethod
     def clip(b: TrackBuffer, preprocess: Preprocess) -> tuple[np.ndarray, WindowTag]:

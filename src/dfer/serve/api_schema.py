@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from dfer.serve.jobs import Job, JobStatus
 from dfer.serve.params import JobParams, QueuedParams
@@ -30,8 +30,9 @@ ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}}, "
 _ERROR_TEXT = {
     400: "bad parameters, Host or token in a URL", 401: "missing or wrong token, or a bad signed link",
     403: "cross-site request, or a bad signed link on a server without a token", 408: "the upload stalled or trickled",
-    404: "unknown job or artifact", 413: "upload over a limit (bytes, duration, frame, fps)",
-    415: "not a readable video", 503: "queue full or the model still loading (see Retry-After)",
+    404: "unknown job or artifact", 409: "not offered in this server's mode (live off; uploads in camera mode)",
+    413: "upload over a limit (bytes, duration, frame, fps)", 415: "not a readable video",
+    503: "queue full, live sessions at their limit, or the model still loading (see Retry-After)",
     507: "too little free disk space on the server (--min-free)"}
 
 
@@ -111,6 +112,27 @@ class ModelView(BaseModel):
     backend_choice: dict[str, Any]
     face: dict[str, Any]
     model_info: dict[str, Any]
+
+
+class LiveInfo(BaseModel):
+    """GET /v1/live: the live mode, the sessions open and the limits a client must keep."""
+
+    mode: str = Field(description="off | browser (the page's camera) | camera (a source the server reads)")
+    sessions: int
+    max_sessions: int
+    viewers: int = Field(description="camera mode: pages watching")
+    max_frame: list[int] = Field(description="largest frame WxH, either orientation")
+    max_frame_bytes: int = Field(description="largest JPEG a frame may be")
+    fps: list[int] = Field(description="lowest and highest frame rate a client may send at")
+    idle_s: float = Field(description="a session without a frame for this long ends")
+    ticket_s: float
+
+
+class LiveTicket(LiveInfo):
+    """POST /v1/live: a ticket for one WebSocket at /v1/live/ws (its first message), single-use."""
+
+    ticket: str
+    expires_in: float
 
 
 class Health(BaseModel):

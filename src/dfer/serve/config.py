@@ -57,3 +57,9 @@ class ServeConfig:
     access_log: bool = flag(False, kind="switch", help="one JSON line per request on stderr (off: only job events "
                                                        "and problems are logged)")
     allowed_hosts: tuple[str, ...] = ()  # further Host names to accept (a reverse proxy's public name)
+    live_sessions: int = flag(1, kind="nonneg_int", help="live camera sessions from browsers at once, each a process "
+                                                        "with its own copy of the model (0: no live view)")
+    live_max_frame: tuple[int, int] = flag((1280, 720), kind="frame", help="largest frame a browser may send live, "
+                                                                          "WxH, either orientation")
+    live_source: str = ""  # dfer live: the camera index or stream URL the server reads for every viewer
+    live_save: Path | None = None  # dfer live --save: the folder of saved segments

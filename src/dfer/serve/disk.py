@@ -2,6 +2,7 @@
 
     DATA/jobs.sqlite              the job database
     DATA/incoming/<id>.part       an upload while it streams in and is probed
+    DATA/incoming/<id>.live.mp4   a live session's saved frames (written by its worker; a job when it ends)
     DATA/uploads/<id>.video       an accepted upload, until its job ends (deleted then unless --keep-uploads)
     DATA/jobs/.<id>.partial/      a running job's outputs (renamed when complete)
     DATA/jobs/<id>/               a finished job's artifacts, until --retention expires them
@@ -123,13 +124,14 @@ class DataDir:
         return shutil.disk_usage(self.root).free
 
     def sweep(self, jobs: dict[str, str], *, keep_uploads: bool, at_start: bool) -> list[str]:
-        """Remove what no job owns: incoming parts (all at start-up, else those older than an hour),
+        """Remove what no job owns: incoming files (uploads under way, live sessions' videos: all at
+        start-up, else those unchanged for an hour),
         partial folders of jobs that are not running, result folders and uploads of unknown jobs,
         and uploads of finished jobs unless `keep_uploads`. `jobs` maps id -> status. Returns what went."""
         gone: list[str] = []
         now = time.time()
-        for part in (self.root / "incoming").glob("*.part"):
-            if at_start or now - _mtime(part) > PART_MAX_AGE:
+        for part in (self.root / "incoming").iterdir():
+            if part.is_file() and (at_start or now - _mtime(part) > PART_MAX_AGE):
                 part.unlink(missing_ok=True)
                 gone.append(f"incoming/{part.name}")
         for entry in (self.root / "jobs").iterdir():

@@ -49,38 +49,37 @@ class LiveSetup:
 
 def live_main(setup: LiveSetup, conn) -> None:
     """Entry point of a live worker process (spawned)."""
-    from dfer.serve.worker import _die_with_parent, describe
     from dfer.serve.probe import SECRET_ENV
+    from dfer.serve.worker import _die_with_parent, describe
 
     _die_with_parent(setup.parent_pid)
     os.umask(0o077)
     for name in SECRET_ENV:
         os.environ.pop(name, None)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    lock = threading.Lock()
     try:
         rec = setup.model.load()
     except Exception as exc:  # noqa: BLE001 - told to the API process, which tells the page
-        conn.send({"type": "error", "message": f"the model could not be loaded: {exc}"})
+        _send(conn, lock, {"type": "error", "message": f"the model could not be loaded: {exc}"})
         return
-    conn.send({"type": "ready", "model": describe(rec)})
+    _send(conn, lock, {"type": "ready", "model": describe(rec)})
     try:
         if setup.source:
-            _camera(rec, setup, conn)
+            _camera(rec, setup, conn, lock)
         else:
-            _browser(rec, setup, conn)
+            _browser(rec, setup, conn, lock)
     except (BrokenPipeError, EOFError, OSError):
         return  # the API process went away
 
 
-def _send(conn, lock: threading.Lock, msg: dict[str, Any], payload: bytes | None = None) -> None:
+def _send(conn, lock: threading.Lock, msg: dict[str, Any], payload: bytes = b"") -> None:
+    """One message to the API process: 4-byte length, JSON, then the frame's JPEG (camera mode) if any."""
     import json
 
+    head = json.dumps(msg).encode()
     with lock:
-        if payload is None:
-            conn.send_bytes(json.dumps(msg).encode())
-        else:
-            head = json.dumps(msg).encode()
-            conn.send_bytes(struct.pack("<I", len(head)) + head + payload)
+        conn.send_bytes(struct.pack("<I", len(head)) + head + payload)
 
 
 def decode_frame(data: bytes, setup: LiveSetup):
@@ -110,14 +109,21 @@ def decode_frame(data: bytes, setup: LiveSetup):
     return seq, t, Frame.from_rgb(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
 
 
-def _browser(rec, setup: LiveSetup, conn) -> None:
+def _browser(rec, setup: LiveSetup, conn, lock: threading.Lock) -> None:
     """Frames from the pipe into the mailbox (a reader thread: it always drains the pipe, so the API
-    process never blocks on it), the recogniser on the mailbox, results back."""
+    process never blocks on it), the recogniser on the mailbox, results back. With `save`, every frame
+    received is written (by the reader: the video has the client's frame rate, whatever the model skips)."""
     from dfer.data.video import VideoWriter
     from dfer.inference.live import Mailbox, Stamped, run_live
 
-    mailbox, lock = Mailbox(), threading.Lock()
+    mailbox = Mailbox()
     failure: list[str] = []
+    writer: list = []
+
+    def save(frame) -> None:
+        if not writer:  # a later frame of another size is scaled to the first's
+            writer.append(VideoWriter(setup.save, setup.fps, frame.width, frame.height))
+        writer[0].write(frame)
 
     def read() -> None:
         try:
@@ -127,6 +133,8 @@ def _browser(rec, setup: LiveSetup, conn) -> None:
                     break
                 try:
                     seq, t, frame = decode_frame(data, setup)
+                    if setup.save:
+                        save(frame)
                 except ValueError as exc:
                     failure.append(str(exc))
                     break
@@ -136,34 +144,28 @@ def _browser(rec, setup: LiveSetup, conn) -> None:
         finally:
             mailbox.close()
 
-    threading.Thread(target=read, name="dfer-live-read", daemon=True).start()
-    writer: list = []
-
-    def save(frame) -> None:
-        if not setup.save:
-            return
-        if not writer:
-            writer.append(VideoWriter(setup.save, setup.fps, frame.width, frame.height))
-        writer[0].write(frame)
-
+    reader = threading.Thread(target=read, name="dfer-live-read", daemon=True)
+    reader.start()
     try:
-        run_live(rec, mailbox, setup.fps, lambda lf, frame: _send(conn, lock, lf.to_dict()), on_frame=save,
-                 idle=setup.idle)
+        run_live(rec, mailbox, setup.fps, lambda lf, frame: _send(conn, lock, lf.to_dict()), idle=setup.idle)
     finally:
-        saved = writer[0].close() if writer else None
+        mailbox.close()
+        reader.join(5)  # the reader may be writing the last frame
+        if writer:
+            writer[0].close()
         end = {"type": "end", "received": mailbox.received, "dropped": mailbox.dropped,
-               "saved_frames": writer[0].frames if writer else 0, "saved": str(saved) if saved else ""}
+               "saved_frames": writer[0].frames if writer else 0}  # no path: the API process knows it
         if failure:
             _send(conn, lock, {"type": "error", "message": failure[0]})
         _send(conn, lock, end)
 
 
-def _camera(rec, setup: LiveSetup, conn) -> None:
+def _camera(rec, setup: LiveSetup, conn, lock: threading.Lock) -> None:
     """A camera or stream read here, segment after segment: a drop ends the segment (its outputs written)
     and the stream is opened again after a back-off."""
     from dfer.errors import VideoError
 
-    lock, wait, segment = threading.Lock(), 1.0, _next_segment(setup.save)
+    wait, segment = 1.0, _next_segment(setup.save)
     while True:
         try:
             _camera_segment(rec, setup, conn, lock, segment)
@@ -196,9 +198,14 @@ def _camera_segment(rec, setup: LiveSetup, conn, lock: threading.Lock, segment: 
     mailbox = Mailbox()
     errors: list[BaseException] = []
 
+    paced = src.kind in ("file", "folder")  # a file plays at its frame rate, as a camera would deliver it
+    t0 = time.monotonic()
+
     def read() -> None:
         try:
             for seq, frame in enumerate(src.decoded()):
+                if paced:
+                    time.sleep(max(0.0, t0 + seq / src.fps - time.monotonic()))
                 mailbox.put(Stamped(seq, time.time() * 1000, frame))
         except BaseException as exc:  # noqa: BLE001 - raised again in the segment's thread below
             errors.append(exc)

@@ -203,6 +203,10 @@ class WorkerPool:
         self._stop_event.set()
         if self._thread is not None:
             self._thread.join(timeout + 10)
+        if self._thread is None or not self._thread.is_alive():
+            # Its last reference dropped, the event's semaphores are released now: uvicorn ends the process
+            # by its signal, after which the resource tracker would report them leaked on the user's terminal.
+            self._stop_event = None
 
     def states(self) -> list[dict[str, Any]]:
         """Each worker: name, pid, alive, state, the job it runs, its memory."""

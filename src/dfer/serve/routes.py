@@ -8,14 +8,27 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, WebSocket
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from dfer.serve.api_schema import ARTIFACTS, UPLOAD_SCHEMA, Deleted, Health, JobList, JobView, ModelView, Queued, errors
+from dfer.serve.api_schema import (
+    ARTIFACTS,
+    UPLOAD_SCHEMA,
+    Deleted,
+    Health,
+    JobList,
+    JobView,
+    LiveInfo,
+    LiveTicket,
+    ModelView,
+    Queued,
+    errors,
+)
 from dfer.serve.disk import ArtifactMissing
 from dfer.serve.jobs import Job, JobStatus
+from dfer.serve.live_session import TICKET_TTL_S
 from dfer.serve.params import QueuedParams
 from dfer.serve.probe import Limits, OverLimit, ProbeError, probe_upload
 from dfer.serve.service import Service, service
@@ -63,18 +76,21 @@ def prometheus(svc: Svc) -> Response:
 @api.get("/v1/model", response_model=ModelView, responses=errors(400, 401, 503))
 def model_info(svc: Svc) -> ModelView:
     """The model as a worker loaded it: class names, clip, colours, runtime and precision (no server paths)."""
-    if svc.pool.description is None:
+    description = svc.pool.description or svc.live.model_description()
+    if description is None:
         raise ApiError(503, "the model is still loading in the workers", headers={"Retry-After": "5"})
-    return ModelView(**svc.pool.description)
+    return ModelView(**description)
 
 
 @api.post("/v1/jobs", status_code=202, openapi_extra=UPLOAD_SCHEMA, response_model=Queued, responses={
-    202: {"description": "queued"}, **errors(400, 401, 403, 408, 413, 415, 503, 507)})
+    202: {"description": "queued"}, **errors(400, 401, 403, 408, 409, 413, 415, 503, 507)})
 async def submit(request: Request, svc: Svc) -> Queued:
     """Stream the upload into incoming/ once (disk space reserved first), probe it in a bounded process,
     move it under uploads/ and write its row only while the queue has room (one transaction). Whatever
     fails on the way, nothing is left behind (`finally`)."""
     config = svc.config
+    if svc.live.mode == "camera":
+        raise ApiError(409, "this server shows a camera (dfer live) and takes no uploads; run dfer serve for that")
     if svc.store.count(JobStatus.QUEUED) >= config.max_queue:  # cheap early answer; the row's insert decides
         raise _queue_full(config.max_queue)
     max_bytes = int(config.max_upload_mb * 2**20)
@@ -192,6 +208,30 @@ def delete_job(job: Annotated[Job, Depends(job_or_404)], svc: Svc) -> JSONRespon
     svc.store.delete(job.id)
     svc.disk.remove_all(job.id)
     return JSONResponse({"id": job.id, "deleted": True})
+
+
+@api.post("/v1/live", response_model=LiveTicket, responses=errors(400, 401, 403, 409, 503))
+def live_ticket(svc: Svc) -> LiveTicket:
+    """A ticket for one live WebSocket (/v1/live/ws), good for 30 s: a browser cannot send the token on a
+    WebSocket, so the token (and the same-origin rule for POSTs) is checked here instead."""
+    if svc.live.mode == "off":
+        raise ApiError(409, "live sessions are off on this server (--live-sessions 0)")
+    if svc.live.mode == "browser" and svc.live.sessions >= svc.live.max_sessions:
+        raise ApiError(503, f"the server has {svc.live.max_sessions} live session(s) open, its limit (--live-sessions); "
+                            "try again when one ends", headers={"Retry-After": "10"})
+    return LiveTicket(ticket=svc.live.tickets.issue(), expires_in=TICKET_TTL_S, **svc.live.info())
+
+
+@api.get("/v1/live", response_model=LiveInfo, responses=errors(400, 401))
+def live_info(svc: Svc) -> LiveInfo:
+    """The live mode (off, browser: the page's camera, camera: a source the server reads), sessions and limits."""
+    return LiveInfo(**svc.live.info())
+
+
+@router.websocket("/v1/live/ws")
+async def live_socket(ws: WebSocket) -> None:
+    # The HTTP middleware does not see WebSockets: LiveHub.serve checks Host and Origin, then the ticket.
+    await ws.app.state.service.live.serve(ws)
 
 
 @router.get("/favicon.ico", include_in_schema=False)

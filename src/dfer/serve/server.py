@@ -112,7 +112,14 @@ def uvicorn_config(app, config: ServeConfig, port: int):
     """uvicorn's settings for the service: h11 with the connection limits of dfer.serve.connections."""
     import uvicorn
 
+    from dfer.serve.live_session import MAX_FRAME_BYTES
+
     limit = config.max_connections or default_max_connections()
     return uvicorn.Config(app, host=config.host, port=port, log_level="warning", access_log=False,
                           http=guarded_protocol(limit, config.header_timeout), timeout_keep_alive=5,
-                          h11_max_incomplete_event_size=16 * 1024)  # request line + headers: 16 KB at most
+                          h11_max_incomplete_event_size=16 * 1024,  # request line + headers: 16 KB at most
+                          # live WebSockets: a frame's message at most (bigger: closed with 1009 before it is
+                          # read whole), few messages queued, no compression (JPEG gains nothing; a deflate
+                          # bomb would cost memory)
+                          ws="websockets-sansio", ws_max_size=MAX_FRAME_BYTES + 64, ws_max_queue=4,
+                          ws_per_message_deflate=False)

@@ -17,6 +17,7 @@ from dfer.scale import RayOptions
 from dfer.serve.config import ServeConfig
 from dfer.serve.disk import DataDir, instance_root, private_dir
 from dfer.serve.jobs import JobStore
+from dfer.serve.live_session import LiveHub
 from dfer.serve.metrics import ServiceMetrics
 from dfer.serve.pool import PoolLimits, WorkerPool
 from dfer.serve.security import Policy, own_host_names, page_csp
@@ -36,6 +37,7 @@ class Service:
     start_workers: bool
     uploads: UploadSpace  # disk space promised to uploads under way
     probe_slots: asyncio.Semaphore  # probes running at once
+    live: LiveHub
     log: Callable[[str], None]
     _started: list[bool] = field(default_factory=list)
 
@@ -59,8 +61,13 @@ class Service:
         page_html = resources.files("dfer.serve").joinpath("static/index.html").read_text("utf-8")
         policy = Policy(config.token, own_host_names(config.host, config.allowed_hosts), csp=page_csp(page_html))
         slots = asyncio.Semaphore(config.max_probes or os.cpu_count() or 1)
-        return cls(config, disk, store, metrics, pool, policy, page_html, start_workers,
-                   UploadSpace(disk, config.min_free), slots, log)
+        camera = bool(config.live_source)
+        live = LiveHub(model, disk, store, policy, config.live_sessions, tuple(config.max_frame if camera else
+                                                                              config.live_max_frame),
+                       config.max_queue, log, source=config.live_source,
+                       save=str(Path(config.live_save).resolve()) if config.live_save else "")
+        return cls(config, disk, store, metrics, pool, policy, page_html, start_workers and not camera,
+                   UploadSpace(disk, config.min_free), slots, live, log)
 
     def startup(self) -> None:
         """Recover interrupted jobs, sweep, start the workers and wait for the model (once; ConfigError
@@ -79,9 +86,11 @@ class Service:
             d = self.pool.description
             self.log(f"{len(self.pool.slots)} worker process(es) ready: {d['backend_detail']} "
                      f"({d['backend_choice'].get('why')})")
+        self.live.start()  # camera mode: the worker that reads the source
         self._started.append(True)
 
     def shutdown(self) -> None:
+        self.live.stop()
         if self.start_workers:
             self.pool.stop()
         self.log("shutting down: workers stopped, unfinished jobs stay queued")
