@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from serving import ARTIFACTS, free_port, submit, wait_done
 
 from conftest import wait_healthy
+from dfer.inference.colours import class_colours
 from dfer.inference.people import available as people_available
 from dfer.serve import ModelSpec, ServeConfig, create_app
 from synthetic import write_face_video
@@ -273,6 +274,12 @@ def test_web_page_in_a_real_browser(ckpt, video, tmp_path):
             src = page.evaluate("document.getElementById('video').src")
             assert "sig=" in src and "token" not in src  # played through a signed link
             assert page.evaluate("current.classes") == ["right", "left", "still"]
+            # one timeline row per person, as timeline.png draws it, in the colours of its table
+            summary = httpx.get(base + "/v1/jobs").json()["jobs"][0]
+            people = httpx.get(f"{base}/v1/jobs/{summary['id']}").json()["summary"]["people"]
+            rows = page.evaluate("current.order")
+            assert rows == ([p["person_id"] for p in people] or rows) and len(rows) == max(1, len(people))
+            assert page.evaluate("CLASS_COLOURS") == class_colours(["right", "left", "still"])
             assert "#0" in page.inner_text("#faces")
             assert page.locator("#episodes tbody tr").count() >= 1  # the expression episodes are listed
             links = page.eval_on_selector_all("#downloads a", "as => as.map(a => a.textContent)")

@@ -5,6 +5,7 @@ import asyncio
 import json
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from serving import free_port, wait_done, wait_for
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from conftest import wait_healthy
+from conftest import MEDIA, wait_healthy
 from dfer.serve.live_session import KEEP_RESULTS, Outbox, Tickets
 from synthetic import face_frames
 
@@ -192,6 +193,38 @@ def test_sockets_without_a_valid_ticket_or_from_another_site_are_refused(server)
     assert r.status_code == 403  # tickets come only to this server's own page
 
 
+def test_a_client_that_stops_reading_does_not_stall_its_session(server):
+    """A client with a tiny receive buffer sends 10 s of frames and reads nothing until it stops: the
+    worker goes on with every frame it gets, and every result is either delivered, in order, or counted
+    as dropped from the session's bounded queue (see the Outbox test below for the bound itself; beyond
+    it only the socket's own buffers hold results)."""
+    base, _ = server
+    port = int(base.rsplit(":", 1)[1])
+    ticket = httpx.post(base + "/v1/live").json()["ticket"]
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)  # the server's sends block almost at once
+    sock.connect(("127.0.0.1", port))
+    frames = face_frames(30, (160, 120)) * 10  # 10 s at 30 fps: more results than the sockets' buffers hold
+    with connect(base.replace("http", "ws") + "/v1/live/ws", sock=sock, max_size=None, open_timeout=10) as ws:
+        ws.send(json.dumps({"ticket": ticket, "fps": 30}))
+        _until(ws, "ready")
+        for i, rgb in enumerate(frames):
+            ws.send(_frame(i, rgb))
+            time.sleep(1 / 30)
+        ws.send(json.dumps({"type": "stop"}))
+        got = []
+        while True:
+            msg = json.loads(ws.recv(timeout=60))
+            got.append(msg)
+            if msg["type"] == "end":
+                break
+    end, results = got[-1], [m for m in got if m["type"] == "frame"]
+    processed = end["received"] - end["dropped"]
+    assert processed >= 0.8 * len(frames) and len(results) + end["result_dropped"] == processed
+    assert all(a["seq"] < b["seq"] for a, b in zip(results, results[1:]))
+    wait_for(lambda: _sessions(base) == 0, 10, "the session to be released")
+
+
 def test_results_for_a_client_that_does_not_read_are_bounded():
     async def run():
         box = Outbox()
@@ -224,6 +257,18 @@ def _y4m(path, frames, fps=15):
     return path
 
 
+def _camera_frames() -> list[np.ndarray]:
+    """What the fake camera shows: a real face (../shared/media, under the server's 320x240 limit) when the
+    media are there, else synthetic faces."""
+    media = MEDIA / "single_face.mp4"
+    if media.is_file():
+        from dfer.data.video import open_source
+
+        frames = [cv2.resize(f.rgb(), (320, 180), interpolation=cv2.INTER_AREA) for f in open_source(media).decoded()]
+        return frames + frames[-2:0:-1]  # forward and back: no cut where the camera's file loops
+    return face_frames(30, (160, 120))
+
+
 def _poll(page, expression: str, timeout: float = 60.0):
     t0 = time.time()
     while not page.evaluate(expression):
@@ -236,7 +281,7 @@ def _poll(page, expression: str, timeout: float = 60.0):
 def test_the_page_shows_a_fake_camera_live(server, tmp_path):
     playwright = pytest.importorskip("playwright.sync_api")
     base, _ = server
-    clip = _y4m(tmp_path / "clip.y4m", face_frames(30, (160, 120)))  # the size the WebSocket test finds faces at
+    clip = _y4m(tmp_path / "clip.y4m", _camera_frames())
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
