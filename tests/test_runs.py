@@ -67,11 +67,17 @@ def test_fold_result_reads_a_file_without_optional_entries():
 
 
 def test_cv_result_round_trips():
+    def summary(war):
+        ms = {"mean": war, "std": 0.1, "folds": [war - 0.1, war + 0.1]}
+        return {"num_folds": 2, "war": ms, "uar": ms, "macro_f1": ms,
+                "per_class_recall": {"mean": [war, war], "std": [0.0, 0.0]}, "pooled": {"war": war, "support": [3, 3]}}
+
     d = {"class_names": ["a", "b"], "protocol": "p", "dataset": "toy", "folds": ["1", "2"],
-         "selected": {"war": {"mean": 0.5}}, "last": {"war": {"mean": 0.4}},
+         "selected": summary(0.5), "last": summary(0.4),
          "per_fold": [{"fold": "1", "selected_epoch": 2, "selected": {"war": 0.5}, "last": {"war": 0.4}}]}
     r = CVResult.from_dict(d)
     assert r.to_dict() == d and r.per_fold[0].selected_epoch == 2
+    assert r.selected.war.mean == 0.5 and r.last.pooled["support"] == [3, 3]  # typed, the file's order kept
 
 
 def test_checkpoint_model_keeps_the_checkpoint_weights(toy_run):

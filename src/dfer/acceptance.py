@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from dfer.formatting import percent, percent1
 from dfer.options import AGREEMENT_BAR, MAX_DROP_POINTS
 
 CV_MAX_DROP_POINTS = 0.5
@@ -210,8 +211,9 @@ def pooled_check(checks: list[dict[str, Any]], max_drop: float = CV_MAX_DROP_POI
 def describe(check: dict[str, Any]) -> str:
     """One line: the figures and the verdict."""
     wci, uci = check["war_diff_ci95"], check["uar_diff_ci95"]
-    return (f"WAR {100 * check['war']:.2f}% vs {100 * check['war_fp32']:.2f}% in float32 "
+    return (f"WAR {percent(check['war'], suffix='%')} vs {percent(check['war_fp32'], suffix='%')} in float32 "
             f"({check['war_diff_points']:+.2f} points, 95% CI {wci[0]:+.2f}..{wci[1]:+.2f}), "
-            f"UAR {100 * check['uar']:.2f}% vs {100 * check['uar_fp32']:.2f}% ({check['uar_diff_points']:+.2f}, "
+            f"UAR {percent(check['uar'], suffix='%')} vs {percent(check['uar_fp32'], suffix='%')} "
+            f"({check['uar_diff_points']:+.2f}, "
             f"CI {uci[0]:+.2f}..{uci[1]:+.2f}), top-1 agreement "
-            f"{100 * check['top1_agreement']:.1f}% on {check['clips']} labelled clips")
+            f"{percent1(check['top1_agreement'])} on {check['clips']} labelled clips")

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from dfer.formatting import percent1
+
 ECE_BINS = 15
 T_RANGE = (0.05, 20.0)  # a temperature outside this is a sign of a broken fit, clipped
 
@@ -64,7 +66,7 @@ def choose_temperature(logits: np.ndarray, labels: np.ndarray) -> tuple[float, s
     after = expected_calibration_error(softmax(logits, t), np.asarray(labels))
     if after > before:
         return 1.0, (f"the fitted temperature {t:.2f} would raise the validation calibration error from "
-                     f"{100 * before:.1f}% to {100 * after:.1f}%: 1.0 kept")
+                     f"{percent1(before)} to {percent1(after)}: 1.0 kept")
     return t, ""
 
 
@@ -131,7 +133,7 @@ def plot_reliability(summary: dict[str, Any], path: str | Path) -> None:
         acc = np.nan_to_num(np.array(r["accuracy"], dtype=float))
         ax.bar(centres, acc, width=width * 0.9, color="#2563eb", alpha=0.8, label="accuracy")
         ax.plot([0, 1], [0, 1], "--", color="#667085", lw=1, label="perfect calibration")
-        ax.set_title(f"{title}: ECE {100 * test[f'ece_{key}']:.1f}%")
+        ax.set_title(f"{title}: ECE {percent1(test[f'ece_{key}'])}")
         ax.set_xlabel("confidence")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)

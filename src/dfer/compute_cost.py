@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from dfer.models import build_model
 from dfer.models.registry import STUDENTS
 from dfer.models.students import student_clip
 
@@ -126,7 +127,6 @@ def format_table(main: CostProfile, refs: list[CostProfile]) -> str:
 def student_costs(clip: tuple[int, int, int] = (16, 112, 112), num_classes: int = 7) -> list[dict[str, Any]]:
     """The teacher (the paper's network at `clip`) and every distillation student: network, clip, GMACs,
     parameters and how many times fewer MACs than the teacher."""
-    from dfer.models import build_model
     t, h, _ = clip
     teacher = profile_model(build_model(name="dfer_r2plus1d_18", num_classes=num_classes), clip, name="teacher")
     rows = [{"student": "(teacher)", "model": "dfer_r2plus1d_18", "clip": list(clip), "gmacs": teacher.gmacs,

@@ -29,7 +29,7 @@ from dfer.engine.config import load_config
 from dfer.engine.evaluate import evaluate_checkpoint
 from dfer.engine.results import CVResult, FoldResult
 from dfer.files import atomic_write_json, atomic_write_text
-from dfer.formatting import percent
+from dfer.formatting import percent, percent1
 from dfer.inference import InferenceSettings, Recognizer, predict_inputs
 from dfer.inference.export import export_fold_int8
 from dfer.metrics import report_from_confusion
@@ -88,9 +88,9 @@ def run_demo(out: str | Path = "dfer-demo", settings: DemoSettings | None = None
         cv = run_cv(cfg, out / "cache", out / "cv", resume=True)
     with _stage(log, timings, "temporal ablation (frames shuffled in time)"):
         ablation = _ablation(out, cv, evaluate_checkpoint)
-        log(f"   test WAR {_pct(ablation['natural']['war'])} in order vs {_pct(ablation['shuffled']['war'])} shuffled")
+        log(f"   test WAR {percent1(ablation['natural']['war'])} in order vs {percent1(ablation['shuffled']['war'])} shuffled")
     fold, fold_val = _best_fold(out, cv)
-    log(f"   the model to use: fold {fold}'s (the best validation WAR, {_pct(fold_val)}; never its test score), "
+    log(f"   the model to use: fold {fold}'s (the best validation WAR, {percent1(fold_val)}; never its test score), "
         f"as {out / 'best.pt'}")
     with _stage(log, timings, f"int8 export of fold {fold}"):
         int8 = _int8_fold(out, fold)
@@ -112,18 +112,14 @@ def run_demo(out: str | Path = "dfer-demo", settings: DemoSettings | None = None
     atomic_write_json(out / "demo.json", _clean(result))
     atomic_write_text(out / "demo_report.md", _report(result, out))
     log(f"== done in {total / 60:.1f} min ==")
-    log(f"cross-validated test WAR {_pct(cv.selected['war']['mean'])} ± {_pct(cv.selected['war']['std'])} "
-        f"(UAR {_pct(cv.selected['uar']['mean'])}); frames shuffled: WAR {_pct(ablation['shuffled']['war'])}")
+    log(f"cross-validated test WAR {percent1(cv.selected.war.mean)} ± {percent1(cv.selected.war.std)} "
+        f"(UAR {percent1(cv.selected.uar.mean)}); frames shuffled: WAR {percent1(ablation['shuffled']['war'])}")
     log(f"report:       {out / 'demo_report.md'}")
     log(f"CV report:    {out / 'cv' / 'report.md'}")
     log(f"checkpoints:  {out / 'cv'}/fold_*/best.pt; the one to use: {ckpt} (fold {fold})")
     log(f"predictions:  {out / 'predict'}/")
     log(f"serve it:     dfer serve --checkpoint {ckpt}   (then open http://127.0.0.1:8000/)")
     return result
-
-
-def _pct(v: float | None) -> str:
-    return percent(v, 1, suffix="%")
 
 
 def _clean(x):
@@ -137,7 +133,7 @@ def _clean(x):
 def _ablation(out: Path, cv: CVResult, evaluate) -> dict[str, Any]:
     """Each fold's selected model on its own test part, frames in order and shuffled; pooled over folds."""
     # In order, the selected models' test scores are the cross-validation's own (pooled confusion).
-    pooled: dict[str, np.ndarray] = {"natural": np.asarray(cv.selected["pooled"]["confusion"])}
+    pooled: dict[str, np.ndarray] = {"natural": np.asarray(cv.selected.pooled["confusion"])}
     for order in ("shuffled",):
         cms = []
         for fold in cv.folds:
@@ -218,10 +214,10 @@ def _report(r: dict[str, Any], out: Path) -> str:
         f"(the paper: 16x112x112), {s['epochs']} epochs, Adam lr {s['lr']}, batch {s['batch_size']}.", "",
         f"## {len(cv['folds'])}-fold cross-validation (subject-grouped; selection on validation only)", "",
         "| | WAR | UAR |", "|---|---|---|",
-        f"| selected on validation | {_pct(sel['war']['mean'])} ± {_pct(sel['war']['std'])} | "
-        f"{_pct(sel['uar']['mean'])} ± {_pct(sel['uar']['std'])} |",
-        f"| last epoch | {_pct(cv['last']['war']['mean'])} ± {_pct(cv['last']['war']['std'])} | "
-        f"{_pct(cv['last']['uar']['mean'])} ± {_pct(cv['last']['uar']['std'])} |", "",
+        f"| selected on validation | {percent1(sel['war']['mean'])} ± {percent1(sel['war']['std'])} | "
+        f"{percent1(sel['uar']['mean'])} ± {percent1(sel['uar']['std'])} |",
+        f"| last epoch | {percent1(cv['last']['war']['mean'])} ± {percent1(cv['last']['war']['std'])} | "
+        f"{percent1(cv['last']['uar']['mean'])} ± {percent1(cv['last']['uar']['std'])} |", "",
         "Per-class recall, confusion matrices and curves: `cv/report.md`, `cv/confusion*.png`, `cv/fold_*/`.", "",
         "## Temporal ablation", "",
         "The same selected models, on the same test clips, with each clip's frames shuffled in time. Surprise and "
@@ -230,12 +226,12 @@ def _report(r: dict[str, Any], out: Path) -> str:
     ]
     for order in ("natural", "shuffled"):
         a = ab[order]
-        lines.append(f"| {'in order' if order == 'natural' else 'shuffled'} | {_pct(a['war'])} | {_pct(a['uar'])} | "
-                     + " | ".join(_pct(a["per_class_recall"][n]) for n in names) + " |")
-    lines += ["", f"WAR drop when time is destroyed: {100 * ab['war_drop']:.1f} points.", "",
+        lines.append(f"| {'in order' if order == 'natural' else 'shuffled'} | {percent1(a['war'])} | {percent1(a['uar'])} | "
+                     + " | ".join(percent1(a["per_class_recall"][n]) for n in names) + " |")
+    lines += ["", f"WAR drop when time is destroyed: {percent(ab['war_drop'], 1)} points.", "",
               f"## The model to use: fold {r['model']['fold']}", "",
               f"`best.pt` is fold {r['model']['fold']}'s selected checkpoint: the best validation WAR of the folds "
-              f"({_pct(r['model']['val_war'])}); the test parts never choose it.", "",
+              f"({percent1(r['model']['val_war'])}); the test parts never choose it.", "",
               "## int8", "", r["int8"]["line"], "", "## Predictions on video", ""]
     for d in r["predict"]["outputs"]:
         lines.append(f"- `{Path(d).relative_to(out) if Path(d).is_relative_to(out) else d}/`: annotated.mp4, "

@@ -15,6 +15,12 @@ def percent(v: Any, digits: int = 2, *, suffix: str = "", signed: bool = False) 
     return f"{100 * float(v):{'+' if signed else ''}.{digits}f}{suffix}"
 
 
+def percent1(v: Any) -> str:
+    """A fraction as a percentage with one decimal and its sign: percent1(0.8274) -> "82.7%" (prose and
+    terminal lines; tables use `percent`)."""
+    return percent(v, 1, suffix="%")
+
+
 def parse_bytes(text: str | int | float) -> int:
     """'4G', '512M', '1.5GB', '800000' -> bytes (powers of 1024)."""
     s = str(text).strip().upper().removesuffix("B").removesuffix("I")

@@ -19,15 +19,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from dfer.errors import ConfigError
-from dfer.options import ENGINES  # noqa: F401 - re-exported
+from dfer.options import ENGINES, flag  # noqa: F401 - ENGINES re-exported
 
 
 @dataclass(frozen=True)
 class RayOptions:
-    address: str | None = None  # None: a local instance; "auto": the running cluster; "ray://...": Ray Client
-    cpus_per_worker: float = 1.0
-    gpus_per_worker: float = 0.0
-    workers: int = 0  # actors; 0: as many as the cluster's resources allow
+    # Each field made with `flag` is also the --ray-* flag of every command that takes --engine.
+    address: str | None = flag(None, name="ray_address", help="default: start a local Ray sized to this machine; "
+                                                               "auto: join the running cluster; ray://HOST:10001: Ray Client")
+    cpus_per_worker: float = flag(1.0, name="ray_cpus_per_worker", kind="positive_float",
+                                  help="CPUs each Ray worker asks for")
+    gpus_per_worker: float = flag(0.0, name="ray_gpus_per_worker", kind="nonneg_float", help="GPUs each Ray worker asks for")
+    workers: int = flag(0, name="ray_workers", kind="nonneg_int", help="Ray workers (0: as the cluster's resources allow)")
     max_retries: int = 2  # re-runs of an item whose worker process died
 
     def __post_init__(self) -> None:

@@ -187,8 +187,8 @@ def test_cv_end_to_end_with_cli(toy, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "3-fold CV" in printed and "report:" in printed
     cv = CVResult.load(out)
-    assert cv.folds == ["1", "2", "3"] and len(cv.selected["war"]["folds"]) == 3
-    assert sum(cv.selected["pooled"]["support"]) == 48  # every clip tested exactly once
+    assert cv.folds == ["1", "2", "3"] and len(cv.selected.war.folds) == 3
+    assert sum(cv.selected.pooled["support"]) == 48  # every clip tested exactly once
     assert (out / "confusion.png").is_file() and "mean over folds" in (out / "report.md").read_text()
     assert all((out / f"fold_{k}" / "report.md").is_file() for k in "123")
     # a rerun with --resume finds every fold finished and only re-aggregates

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dfer import __version__
 from dfer.cli import card, demo, doctor, evaluate, explain, export, live, predict, prepare, profile, serve, synth, train
 from dfer.errors import DferError
 from dfer.progress import close_all
@@ -47,8 +48,6 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dfer import __version__
-
     p = Parser(prog="dfer", description="Dynamic facial expression recognition.")
     p.add_argument("--version", action="version", version=f"dfer {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)

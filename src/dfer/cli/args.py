@@ -86,12 +86,14 @@ frame_size = sizes("frame size", "4096x2160", (16, 16), "both sides >= 16")
 
 
 def shard(text: str) -> tuple[int, int]:
-    from dfer.data.prepare import parse_shard
-
+    """--shard I/N: this process's part of a dataset, I of N (0 <= I < N)."""
     try:
-        return parse_shard(text)
-    except DferError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"shard must look like I/N (e.g. 0/4), got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise argparse.ArgumentTypeError(f"shard I/N needs 0 <= I < N, got {text!r}")
+    return i, n
 
 
 def _writable(path: Path) -> Path:
@@ -220,11 +222,7 @@ def add_people_args(p: argparse.ArgumentParser) -> None:
 def add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", default="local", choices=ENGINES,
                    help='local: this machine; ray: a Ray cluster (pip install "dfer[ray]")')
-    p.add_argument("--ray-address", help="default: start a local Ray sized to this machine; auto: join the running "
-                                         "cluster; ray://HOST:10001: Ray Client")
-    p.add_argument("--ray-cpus-per-worker", type=POSITIVE_FLOAT, default=1.0, help="CPUs each Ray worker asks for")
-    p.add_argument("--ray-gpus-per-worker", type=NONNEG_FLOAT, default=0.0, help="GPUs each Ray worker asks for")
-    p.add_argument("--ray-workers", type=NONNEG_INT, default=0, help="Ray workers (0: as the cluster's resources allow)")
+    add_config_flags(p, RayOptions)  # --ray-address, --ray-cpus-per-worker ...: RayOptions' fields
 
 
 def face_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -238,8 +236,7 @@ def ray_options(args: argparse.Namespace):
         return None
 
     import_ray()  # a clear error naming the extra when Ray is not installed
-    return RayOptions(address=args.ray_address, cpus_per_worker=args.ray_cpus_per_worker,
-                      gpus_per_worker=args.ray_gpus_per_worker, workers=args.ray_workers)
+    return RayOptions(**config_values(RayOptions, args))
 
 
 def defaults_of(cls) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from dfer.cli.args import CHECKPOINT_HELP, NONNEG_INT, POSITIVE_INT, checkpoint_ref, existing_dir, out_dir
+from dfer.formatting import percent
 from dfer.options import FRAME_ORDERS, SPLITS
 
 
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
                             batch_size=args.batch_size, workers=args.workers)
     rep = r["report"]
     print(f"{args.split} of fold {r['fold']} ({r['protocol']}), frames {args.frame_order}: "
-          f"WAR {100 * rep['war']:.2f} UAR {100 * rep['uar']:.2f} macro-F1 {100 * rep['macro_f1']:.2f} "
+          f"WAR {percent(rep['war'])} UAR {percent(rep['uar'])} macro-F1 {percent(rep['macro_f1'])} "
           f"on {rep['num_samples']} clips")
     if not r["split_matches_training"]:
         print("note: this split differs from the one the checkpoint was trained on")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from dfer.cli.args import CHECKPOINT_HELP, add_config_flags, checkpoint_ref, config_values, out_file
+from dfer.formatting import percent1
 from dfer.inference.export_settings import ExportSettings
 
 
@@ -25,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     p = meta.parity_vs_torch_fp32
     method = f" by {meta.quantization_method}" if args.quantize else ""
     print(f"wrote {args.out} ({args.format}, {meta.quantization}{method}); parity vs PyTorch fp32 on {p['clips']} clips "
-          f"({meta.parity_runtime}): top-1 agreement {100 * p['top1_agreement']:.1f}%, "
+          f"({meta.parity_runtime}): top-1 agreement {percent1(p['top1_agreement'])}, "
           f"max |logit diff| {p['max_abs_diff']:.2e}, min cosine {p['min_cosine']:.5f}")
     verdict = meta.acceptance
     if verdict:

@@ -68,10 +68,6 @@ def _default_out(data: Path, suffix: str) -> Path:
     return Path("runs") / f"{data.resolve().name}-{suffix}"
 
 
-def _pct(r: dict | None, k: str) -> str:
-    return percent(r.get(k) if r else None)
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from dfer.runs import train_fold
 
@@ -79,9 +75,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = args.out or _default_out(args.data, f"fold{args.fold}")
     m = train_fold(cfg, args.data, args.fold, out, resume=args.resume)
     sel, last = m.selected, m.last
-    print(f"fold {m.fold}: test WAR {_pct(sel.test, 'war')} UAR {_pct(sel.test, 'uar')} "
-          f"(selected on validation, epoch {sel.epoch}); last epoch WAR {_pct(last.test, 'war')} "
-          f"UAR {_pct(last.test, 'uar')}")
+    sel_test, last_test = sel.test or {}, last.test or {}
+    print(f"fold {m.fold}: test WAR {percent(sel_test.get('war'))} UAR {percent(sel_test.get('uar'))} "
+          f"(selected on validation, epoch {sel.epoch}); last epoch WAR {percent(last_test.get('war'))} "
+          f"UAR {percent(last_test.get('uar'))}")
     print(f"report: {out}/report.md")
     return 0
 
@@ -94,9 +91,9 @@ def cmd_cv(args: argparse.Namespace) -> int:
     folds = [f.strip() for f in args.folds.split(",") if f.strip()] if args.folds else None
     cv = run_cv(cfg, args.data, out, folds=folds, resume=args.resume)
     sel, last = cv.selected, cv.last
-    print(f"{len(cv.folds)}-fold CV, selected on validation: WAR {percent(sel['war']['mean'])} ± "
-          f"{percent(sel['war']['std'])}, UAR {percent(sel['uar']['mean'])} ± {percent(sel['uar']['std'])}; "
-          f"last epoch: WAR {percent(last['war']['mean'])}, UAR {percent(last['uar']['mean'])}")
+    print(f"{len(cv.folds)}-fold CV, selected on validation: WAR {percent(sel.war.mean)} ± "
+          f"{percent(sel.war.std)}, UAR {percent(sel.uar.mean)} ± {percent(sel.uar.std)}; "
+          f"last epoch: WAR {percent(last.war.mean)}, UAR {percent(last.uar.mean)}")
     print(f"report: {out}/report.md")
     return 0
 
@@ -110,7 +107,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     cv = run_distill(cfg, args.data, args.teacher, out, folds=folds, resume=args.resume)
     sel = cv.selected
     print(f"student {cfg.distill.student}, {len(cv.folds)} fold(s), selected on validation: test WAR "
-          f"{percent(sel['war']['mean'])}, UAR {percent(sel['uar']['mean'])}")
+          f"{percent(sel.war.mean)}, UAR {percent(sel.uar.mean)}")
     print(f"report: {out}/report.md")
     return 0
 

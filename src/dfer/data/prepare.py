@@ -21,7 +21,7 @@ from dfer.data.extract import extract_face_clip
 from dfer.data.face_settings import FaceSettings
 from dfer.data.faces import make_detector
 from dfer.data.splits import make_splits
-from dfer.errors import ConfigError, DatasetError, DferError
+from dfer.errors import DatasetError, DferError
 from dfer.files import atomic_write_json
 from dfer.progress import ignore_interrupt, progress_bar
 from dfer.scale import RayOptions, ray_map
@@ -74,18 +74,6 @@ def _process(args: tuple[ClipRecord, str]) -> tuple[ClipRow, int]:
         row.status, row.reason = "failed", f"{rec.source}: unexpected {exc.__class__.__name__}: {exc}"
     cache.write_clip(row, frames, trace)
     return row, decoded
-
-
-def parse_shard(text: str | None) -> tuple[int, int]:
-    if not text:
-        return 0, 1
-    try:
-        i, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise ConfigError(f"shard must look like I/N (e.g. 0/4), got {text!r}") from None
-    if not (n >= 1 and 0 <= i < n):
-        raise ConfigError(f"shard I/N needs 0 <= I < N, got {text!r}")
-    return i, n
 
 
 def _dedupe(records: list[ClipRecord]) -> tuple[list[ClipRecord], list[ClipRow]]:

@@ -15,10 +15,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from dfer.engine.report import pct, recall_table
+from dfer.engine.report import recall_table
 from dfer.engine.results import CVResult, FoldResult
 from dfer.engine.variants import DEFAULT_VARIANTS, VARIANTS
 from dfer.errors import ConfigError
+from dfer.formatting import percent
 
 
 def parse_variants(text: str | None) -> list[str]:
@@ -47,8 +48,8 @@ def variant_result(name: str, cv: CVResult, first: FoldResult) -> dict[str, Any]
     sel = cv.selected
     return {
         "description": VARIANTS[name][0], "overrides": VARIANTS[name][1],
-        "war": sel["war"], "uar": sel["uar"], "macro_f1": sel["macro_f1"],
-        "per_class_recall_mean": sel["per_class_recall"]["mean"], "pooled": sel["pooled"],
+        "war": sel.war.to_dict(), "uar": sel.uar.to_dict(), "macro_f1": sel.macro_f1.to_dict(),
+        "per_class_recall_mean": sel.per_class_recall["mean"], "pooled": sel.pooled,
         "per_fold": {f.fold: f.selected for f in cv.per_fold},
         "gmacs_run_clip": cost.get("run", {}).get("gmacs"), "gmacs_16x112x112": cost.get("paper_clip", {}).get("gmacs"),
         "params": cost.get("run", {}).get("params"), "class_names": cv.class_names,
@@ -90,8 +91,8 @@ def ablation_report(s: dict[str, Any]) -> str:
         return "n/a" if v is None else f"{v / scale:.2f}"
 
     for name, r in res.items():
-        lines.append(f"| {name} | {pct(r['war']['mean'])} ± {pct(r['war']['std'])} | {pct(r['uar']['mean'])} ± "
-                     f"{pct(r['uar']['std'])} | {pct(r['macro_f1']['mean'])} | {num(r['gmacs_run_clip'])} | "
+        lines.append(f"| {name} | {percent(r['war']['mean'])} ± {percent(r['war']['std'])} | {percent(r['uar']['mean'])} ± "
+                     f"{percent(r['uar']['std'])} | {percent(r['macro_f1']['mean'])} | {num(r['gmacs_run_clip'])} | "
                      f"{num(r['gmacs_16x112x112'])} | {num(r['params'], 1e6)} |")
     lines += ["", "## Per-class test recall (%, mean over folds)", "",
               recall_table([(n, {"per_class_recall": r["per_class_recall_mean"], "uar": r["uar"]["mean"],
@@ -102,8 +103,9 @@ def ablation_report(s: dict[str, Any]) -> str:
               "|---|---|---|---|---|---|"]
     for name, p in pair.items():
         w, u = p["war"], p["uar"]
-        per = ", ".join(f"{100 * v:+.1f}" for v in w["per_fold"].values())
-        lines.append(f"| {name} | {100 * w['mean']:+.2f} | {per} | {w['sign_test_p']:.3f} | {100 * u['mean']:+.2f} | "
+        per = ", ".join(percent(v, 1, signed=True) for v in w["per_fold"].values())
+        lines.append(f"| {name} | {percent(w['mean'], signed=True)} | {per} | {w['sign_test_p']:.3f} | "
+                     f"{percent(u['mean'], signed=True)} | "
                      f"{u['sign_test_p']:.3f} |")
     lines += ["", "What each variant is:", ""]
     lines += [f"- `{n}`: {r['description']}" + (f" (`{' '.join(r['overrides'])}`)" if r["overrides"] else "")

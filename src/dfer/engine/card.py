@@ -33,10 +33,6 @@ _NOT_FOR = [
 ]
 
 
-def _pct(v: float | None) -> str:
-    return percent(v)
-
-
 def _dataset_label(name: str, synthetic: bool) -> str:
     if synthetic:
         return "dfer synth (synthetic cartoon faces)"
@@ -68,7 +64,7 @@ def _recall_table(test: dict[str, Any]) -> list[str]:
     names = test["class_names"]
     lines = ["| class | test clips | recall (%) |", "|---|---|---|"]
     for k, name in enumerate(names):
-        lines.append(f"| {name} | {test['support'][k]} | {_pct(test['per_class_recall'][k])} |")
+        lines.append(f"| {name} | {test['support'][k]} | {percent(test['per_class_recall'][k])} |")
     return lines
 
 
@@ -133,16 +129,16 @@ def _results_section(metrics: FoldResult | None) -> list[str]:
                 "run `dfer evaluate` on its test part.", ""]
     test = metrics.selected.test
     lines = ["## Results", "",
-             f"On the fold's test part ({test['num_samples']} clips): **WAR {_pct(test['war'])}%**, "
-             f"**UAR {_pct(test['uar'])}%**, macro-F1 {_pct(test['macro_f1'])}%.", ""]
+             f"On the fold's test part ({test['num_samples']} clips): **WAR {percent(test['war'])}%**, "
+             f"**UAR {percent(test['uar'])}%**, macro-F1 {percent(test['macro_f1'])}%.", ""]
     lines += _recall_table(test) + [""]
     q = metrics.int8
     if q is not None and q.written and q.test:
         t = q.test
         state = "" if q.status is Int8Status.ACCEPTED else " (written, not verified: too few validation clips)"
-        lines += [f"- OpenVINO int8 model (`{q.model}`){state}: test WAR {_pct(t['war'])}% ({t['war_diff_points']:+.2f} "
-                  f"points), UAR {_pct(t['uar'])}% ({t['uar_diff_points']:+.2f}), top-1 agreement "
-                  f"{_pct(t['top1_agreement'])}% with float32", ""]
+        lines += [f"- OpenVINO int8 model (`{q.model}`){state}: test WAR {percent(t['war'])}% ({t['war_diff_points']:+.2f} "
+                  f"points), UAR {percent(t['uar'])}% ({t['uar_diff_points']:+.2f}), top-1 agreement "
+                  f"{percent(t['top1_agreement'])}% with float32", ""]
     elif q is not None:
         lines += [f"- int8 export {q.status}: {(q.reason or '')[:200]}", ""]
     return lines
@@ -206,17 +202,17 @@ def write_cv_card(out: str | Path, cv: CVResult, fold_dirs: list[Path]) -> Path:
     first = load_checkpoint(fold_dirs[0] / "best.pt") if (fold_dirs[0] / "best.pt").is_file() else None
     synthetic = first is not None and first.synthetic
     name = f"{first.model.name if first else 'dfer'} {dataset} {len(cv.folds)}-fold CV".strip()
-    test = {"war": sel["war"]["mean"], "uar": sel["uar"]["mean"]}
+    test = {"war": sel.war.mean, "uar": sel.uar.mean}
     head = _front_matter(name, dataset, synthetic, test, f"mean over {len(cv.folds)} folds' test parts")
     lines = [f"# {name}", "",
              f"{len(cv.folds)} models, one per fold of protocol `{cv.protocol}`, each selected on its own "
              "validation part and tested once on its test part.", "",
              "## Results", "",
-             f"WAR {_pct(sel['war']['mean'])} ± {_pct(sel['war']['std'])}%, UAR {_pct(sel['uar']['mean'])} ± "
-             f"{_pct(sel['uar']['std'])}% (mean ± sample std over folds).", "",
+             f"WAR {percent(sel.war.mean)} ± {percent(sel.war.std)}%, UAR {percent(sel.uar.mean)} ± "
+             f"{percent(sel.uar.std)}% (mean ± sample std over folds).", "",
              "| fold | test WAR (%) | test UAR (%) | model card |", "|---|---|---|---|"]
     for row, d in zip(cv.per_fold, fold_dirs):
-        lines.append(f"| {row.fold} | {_pct(row.selected['war'])} | {_pct(row.selected['uar'])} | "
+        lines.append(f"| {row.fold} | {percent(row.selected['war'])} | {percent(row.selected['uar'])} | "
                      f"[{d.name}/{CARD_NAME}]({d.name}/{CARD_NAME}) |")
     lines.append("")
     atomic_write_text(out / CARD_NAME, head + "\n" + "\n".join(lines + _use_section(synthetic)))

@@ -14,7 +14,7 @@ import numpy as np
 
 from dfer.acceptance import pooled_check
 from dfer.data.splits import Splits
-from dfer.engine.results import CVResult, FoldLine, FoldResult
+from dfer.engine.results import CVResult, FoldLine, FoldResult, FoldsSummary
 from dfer.errors import DatasetError
 from dfer.metrics import aggregate_folds
 
@@ -35,7 +35,7 @@ def aggregate(folds: list[FoldResult]) -> CVResult:
         reports = [getattr(m, key).test for m in folds if getattr(m, key).test]
         if not reports:
             raise DatasetError("no fold has a test part; nothing to aggregate")
-        summaries[key] = aggregate_folds(reports)
+        summaries[key] = FoldsSummary.from_dict(aggregate_folds(reports))
     peers = [m.peer_best_on_test for m in folds if m.peer_best_on_test is not None]
     peer_summary = None
     if peers:

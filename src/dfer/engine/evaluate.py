@@ -15,6 +15,7 @@ from dfer.engine.loop import Predictions, predict_dataset
 from dfer.engine.report import plot_confusion, recall_table
 from dfer.errors import DatasetError
 from dfer.files import atomic_write_json, atomic_write_text
+from dfer.formatting import percent
 from dfer.options import SPLITS
 from dfer.remote import is_remote
 
@@ -45,7 +46,7 @@ def _write_outputs(out: Path, result: dict[str, Any], preds: Predictions, names:
         "\n**Note:** this split differs from the one the checkpoint was trained on (another cache or re-made splits).\n")
     table = recall_table([(Path(result["checkpoint"]).name, rep)], names)
     atomic_write_text(out / "report.md", f"# dfer evaluate: {title}\n{note}\n{table}\n\nMacro-F1 "
-                      f"{100 * rep['macro_f1']:.2f}; {rep['num_samples']} clips; frames {result['frame_order']}.\n")
+                      f"{percent(rep['macro_f1'])}; {rep['num_samples']} clips; frames {result['frame_order']}.\n")
 
 
 def evaluate_checkpoint(

@@ -106,10 +106,6 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str) -> None:
 
 
 # -- markdown ------------------------------------------------------------------------------
-def pct(v: Any) -> str:
-    return percent(v)
-
-
 def recall_table(rows: list[tuple[str, dict[str, Any] | None]], names: Sequence[str],
                  support: Sequence[int] | None = None) -> str:
     """Per-class recall, UAR and WAR (%), the paper's Table 1 layout; clip counts in the header
@@ -122,7 +118,8 @@ def recall_table(rows: list[tuple[str, dict[str, Any] | None]], names: Sequence[
         if r is None:
             continue
         rec = r.get("per_class_recall") or [None] * len(names)
-        lines.append("| " + " | ".join([label] + [pct(v) for v in rec] + [pct(r.get("uar")), pct(r.get("war"))]) + " |")
+        cells = [label] + [percent(v) for v in rec] + [percent(r.get("uar")), percent(r.get("war"))]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -149,7 +146,7 @@ def _calibration_lines(cal: dict[str, Any] | None) -> list[str]:
     if "test" in cal:
         t = cal["test"]
         lines.append(f"Expected calibration error on the test part ({t['clips']} clips, {cal['ece_bins']} bins): "
-                     f"{pct(t['ece_before'])}% before, {pct(t['ece_after'])}% after (`reliability.png`).")
+                     f"{percent(t['ece_before'])}% before, {percent(t['ece_after'])}% after (`reliability.png`).")
     return lines + [""]
 
 
@@ -192,11 +189,11 @@ def write_fold_report(out: Path, m: FoldResult) -> None:
         "",
     ]
     if sel.test:
-        lines += [f"Macro-F1 (selected): {pct(sel.test['macro_f1'])}.", ""]
+        lines += [f"Macro-F1 (selected): {percent(sel.test['macro_f1'])}.", ""]
     if m.peer_best_on_test is not None:
         p = m.peer_best_on_test
-        lines += [f"Best epoch chosen on the test part ({p['note']}): epoch {p['epoch']}, WAR {pct(p['war'])}, "
-                  f"UAR {pct(p['uar'])}.", ""]
+        lines += [f"Best epoch chosen on the test part ({p['note']}): epoch {p['epoch']}, WAR {percent(p['war'])}, "
+                  f"UAR {percent(p['uar'])}.", ""]
     lines += _calibration_lines(m.calibration)
     lines += _int8_lines(m.int8)
     lines += _cost_lines(m.cost)
@@ -210,7 +207,7 @@ def write_fold_report(out: Path, m: FoldResult) -> None:
 
 def write_cv_report(out: Path, cv: CVResult, folds: list[FoldResult]) -> None:
     names = cv.class_names
-    pooled = cv.selected["pooled"]
+    pooled = cv.selected.pooled
     plot_confusion(pooled["confusion"], names, out / "confusion.png", normalized=False,
                    title=f"{len(folds)}-fold cross-validation, selected models, pooled test counts")
     plot_confusion(pooled["confusion"], names, out / "confusion_normalized.png", normalized=True,
@@ -218,10 +215,12 @@ def write_cv_report(out: Path, cv: CVResult, folds: list[FoldResult]) -> None:
     rows = [(f"fold {f.fold} (epoch {f.selected.epoch})", f.selected.test) for f in folds]
     sel, last = cv.selected, cv.last
 
-    def ms(d, key):
-        return f"{pct(d[key]['mean'])} ± {pct(d[key]['std'])}"
+    def ms(summary, key):  # a FoldsSummary's metric, or the peers' {"war": {"mean", "std"}} dict
+        m = summary[key] if isinstance(summary, dict) else getattr(summary, key)
+        mean, std = (m["mean"], m["std"]) if isinstance(m, dict) else (m.mean, m.std)
+        return f"{percent(mean)} ± {percent(std)}"
 
-    mean_row = {"per_class_recall": sel["per_class_recall"]["mean"], "uar": sel["uar"]["mean"], "war": sel["war"]["mean"],
+    mean_row = {"per_class_recall": sel.per_class_recall["mean"], "uar": sel.uar.mean, "war": sel.war.mean,
                 "support": pooled["support"]}
     lines = [
         f"# dfer: {len(folds)}-fold cross-validation ({cv.dataset}, protocol {cv.protocol})", "",
@@ -243,15 +242,16 @@ def write_cv_report(out: Path, cv: CVResult, folds: list[FoldResult]) -> None:
     if cals:
         lines += ["## Calibrated confidence", "",
                   f"Expected calibration error on the test parts (15 bins), mean over {len(cals)} folds: "
-                  f"{pct(float(np.mean([c['ece_before'] for c in cals])))}% before temperature scaling, "
-                  f"{pct(float(np.mean([c['ece_after'] for c in cals])))}% after (each fold's T fitted on its "
+                  f"{percent(float(np.mean([c['ece_before'] for c in cals])))}% before temperature scaling, "
+                  f"{percent(float(np.mean([c['ece_after'] for c in cals])))}% after (each fold's T fitted on its "
                   "validation part; per fold in `fold_*/report.md`).", ""]
     pooled = cv.int8_pooled
     if pooled:
         lines += ["## Deployable int8 models", "",
-                  f"Over the {pooled['folds']} folds' test clips ({pooled['clips']}), pooled: WAR {pct(pooled['war'])} vs "
-                  f"{pct(pooled['war_fp32'])} in float32 ({pooled['war_diff_points']:+.2f} points), UAR {pct(pooled['uar'])} vs "
-                  f"{pct(pooled['uar_fp32'])} ({pooled['uar_diff_points']:+.2f}): "
+                  f"Over the {pooled['folds']} folds' test clips ({pooled['clips']}), pooled: "
+                  f"WAR {percent(pooled['war'])} vs {percent(pooled['war_fp32'])} in float32 "
+                  f"({pooled['war_diff_points']:+.2f} points), UAR {percent(pooled['uar'])} vs "
+                  f"{percent(pooled['uar_fp32'])} ({pooled['uar_diff_points']:+.2f}): "
                   f"{'within' if pooled['accepted'] else 'NOT within'} the {pooled['max_drop_points']:g}-point bar for "
                   "cross-validation.", ""]
     lines += _cost_lines(folds[0].cost if folds else None)

@@ -6,7 +6,7 @@ in nested dicts. `to_dict()` writes the same keys in the same order as every ear
 `from_dict()` reads files of earlier versions (a missing optional entry is None).
 
 The scores inside stay dicts: a `Report` is dfer.metrics' per-part report (war, uar, macro_f1,
-per_class_recall, confusion, support, num_samples, loss), a `Summary` its mean/std over folds
+per_class_recall, confusion, support, num_samples, loss), a `FoldsSummary` its mean/std over folds
 (dfer.metrics.aggregate_folds): their keys are the metric names a reader asks for.
 """
 
@@ -20,7 +20,6 @@ from typing import Any
 from dfer.acceptance import Int8Outcome
 
 Report = dict[str, Any]  # dfer.metrics report of one part (test or validation)
-Summary = dict[str, Any]  # dfer.metrics.aggregate_folds: {"war": {"mean", "std", "per_fold"}, ..., "pooled": Report}
 
 NO_VALIDATION = "last epoch (no validation part)"
 
@@ -98,6 +97,44 @@ class FoldResult:
 
 
 @dataclass
+class MeanStd:
+    """A metric over folds: mean, sample std (ddof 1; 0 for one fold) and each fold's value."""
+
+    mean: float
+    std: float
+    folds: list[float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean, "std": self.std, "folds": self.folds}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MeanStd:
+        return cls(float(d["mean"]), float(d["std"]), [float(v) for v in d.get("folds", [])])
+
+
+@dataclass
+class FoldsSummary:
+    """The folds' test reports of one checkpoint kind (selected or last), summarised: mean ± std of WAR, UAR
+    and macro-F1, per-class recall, and the report of the pooled confusion (dfer.metrics.aggregate_folds)."""
+
+    num_folds: int
+    war: MeanStd
+    uar: MeanStd
+    macro_f1: MeanStd
+    per_class_recall: dict[str, list[float]]  # {"mean": [...], "std": [...]} per class
+    pooled: Report  # the report of the summed confusion matrices
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"num_folds": self.num_folds, "war": self.war.to_dict(), "uar": self.uar.to_dict(),
+                "macro_f1": self.macro_f1.to_dict(), "per_class_recall": self.per_class_recall, "pooled": self.pooled}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FoldsSummary:
+        return cls(int(d.get("num_folds", len(d["war"].get("folds", [])))), MeanStd.from_dict(d["war"]),
+                   MeanStd.from_dict(d["uar"]), MeanStd.from_dict(d["macro_f1"]), d["per_class_recall"], d["pooled"])
+
+
+@dataclass
 class FoldLine:
     """One fold's line in a cross-validation: the selected and the last checkpoint's headline test scores."""
 
@@ -118,15 +155,15 @@ class CVResult:
     protocol: str
     dataset: str
     folds: list[str]
-    selected: Summary  # the folds' selected checkpoints
-    last: Summary  # the folds' last checkpoints
+    selected: FoldsSummary  # the folds' selected checkpoints
+    last: FoldsSummary  # the folds' last checkpoints
     per_fold: list[FoldLine]
     peer_best_on_test: dict[str, Any] | None = None  # --peer-best-on-test only: {"war": {mean, std}, "uar", "note"}
     int8_pooled: dict[str, Any] | None = None  # dfer.acceptance.pooled_check over the folds' int8 models
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"class_names": self.class_names, "protocol": self.protocol, "dataset": self.dataset,
-                             "folds": self.folds, "selected": self.selected, "last": self.last}
+                             "folds": self.folds, "selected": self.selected.to_dict(), "last": self.last.to_dict()}
         if self.peer_best_on_test is not None:
             d["peer_best_on_test"] = self.peer_best_on_test
         if self.int8_pooled is not None:
@@ -137,7 +174,8 @@ class CVResult:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CVResult:
         return cls(class_names=list(d["class_names"]), protocol=d["protocol"], dataset=d.get("dataset", ""),
-                   folds=[str(f) for f in d["folds"]], selected=d["selected"], last=d["last"],
+                   folds=[str(f) for f in d["folds"]], selected=FoldsSummary.from_dict(d["selected"]),
+                   last=FoldsSummary.from_dict(d["last"]),
                    per_fold=[FoldLine(str(f["fold"]), int(f["selected_epoch"]), f["selected"], f["last"])
                              for f in d.get("per_fold", [])],
                    peer_best_on_test=d.get("peer_best_on_test"), int8_pooled=d.get("int8_pooled"))

@@ -20,6 +20,7 @@ import numpy as np
 
 from dfer.data.video import FrameSource, VideoWriter, open_source
 from dfer.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from dfer.formatting import percent
 from dfer.inference.explain import STAGE_RESOLUTION, Explanation, WindowExplanation
 from dfer.inference.render import draw_track
 
@@ -37,7 +38,7 @@ def _title(item: WindowExplanation, class_names: list[str]) -> str:
     w = item.window
     p = float(w.probs[item.target])
     return (f"face #{w.track_id}  {w.start_time:.2f}-{w.end_time:.2f} s  predicted {w.label} "
-            f"{100 * w.confidence:.0f}%  explained: {class_names[item.target]} {100 * p:.0f}%")
+            f"{percent(w.confidence, 0, suffix='%')}  explained: {class_names[item.target]} {percent(p, 0, suffix='%')}")
 
 
 def strip_image(item: WindowExplanation, class_names: list[str], tile: int = STRIP_TILE) -> np.ndarray:

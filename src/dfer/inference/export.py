@@ -29,6 +29,7 @@ from dfer.checkpoint import Checkpoint, model_from_checkpoint, versions
 from dfer.data.dataset import ClipDataset
 from dfer.errors import CheckpointError, ConfigError, DferError, Int8Refused
 from dfer.files import atomic_write_bytes, default_file_mode, file_digest
+from dfer.formatting import percent, percent1
 from dfer.inference.backends import OnnxBackend, OpenVinoBackend
 from dfer.inference.export_settings import ExportSettings
 from dfer.inference.metadata import METADATA_KEY, ExportMetadata, read_metadata  # noqa: F401 - re-exported
@@ -417,8 +418,8 @@ def _refusal(out: Path, verdict: dict[str, Any], format: str) -> str:
     if verdict["rule"] == "accuracy":
         figures = f"it is {verdict['reason']} on held-out labelled clips: " + describe(verdict)
     else:
-        figures = (f"int8 agrees with float32 on the top-1 class of {100 * verdict['top1_agreement']:.1f}% of "
-                   f"{verdict['clips']} held-out clips, under the {100 * verdict['min_agreement']:.0f}% bar")
+        figures = (f"int8 agrees with float32 on the top-1 class of {percent1(verdict['top1_agreement'])} of "
+                   f"{verdict['clips']} held-out clips, under the {percent(verdict['min_agreement'], 0, suffix='%')} bar")
     return (f"{out}: not written: {figures}. Calibrate on your own data (--calibration CACHE) or with more clips "
             "(--calibration-clips)" + ("" if format == "openvino" and _have_nncf() else
                                        ", use the OpenVINO format with NNCF (pip install \"dfer[int8]\")")

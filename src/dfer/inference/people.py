@@ -384,21 +384,24 @@ def join_tracks(descriptors: dict[int, np.ndarray], spans: dict[int, tuple[int, 
         if len(chain) > 1 and d[chain[-2]] <= d[j]:
             j = chain[-2]  # reciprocal nearest neighbours (ties keep the chain's order): merge
         if len(chain) > 1 and j == chain[-2]:
-            chain.pop()
-            chain.pop()
-            a, b = min(i, j), max(i, j)
-            avg[a] = avg[:, a] = (size[a] * avg[a] + size[b] * avg[b]) / (size[a] + size[b])
-            far[a] = far[:, a] = np.maximum(far[a], far[b])
-            clash[a] = clash[:, a] = clash[a] | clash[b]
-            clash[a, a] = False
-            avg[a, a] = far[a, a] = np.inf
-            size[a] += size[b]
-            members[a] += members[b]
-            active[b] = False
-            members[b] = []
+            del chain[-2:]
+            _merge(min(i, j), max(i, j), avg, far, clash, size, members, active)
         else:
             chain.append(j)
     return [sorted(m) for m in members if m]
+
+
+def _merge(a: int, b: int, avg, far, clash, size, members: list[list[int]], active) -> None:
+    """Group b joins group a: the Lance-Williams update of the average and farthest distances (n x n)."""
+    avg[a] = avg[:, a] = (size[a] * avg[a] + size[b] * avg[b]) / (size[a] + size[b])
+    far[a] = far[:, a] = np.maximum(far[a], far[b])
+    clash[a] = clash[:, a] = clash[a] | clash[b]
+    clash[a, a] = False
+    avg[a, a] = far[a, a] = np.inf
+    size[a] += size[b]
+    members[a] += members[b]
+    active[b] = False
+    members[b] = []
 
 
 @dataclass

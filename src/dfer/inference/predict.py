@@ -31,6 +31,7 @@ import cv2
 from dfer.data.video import IMAGE_EXTS, VIDEO_EXTS, FrameSource, VideoWriter, is_webcam, open_source
 from dfer.errors import DferError
 from dfer.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from dfer.formatting import percent
 from dfer.inference import people
 from dfer.inference.prediction import FrameEvent, VideoPrediction, WindowPrediction
 from dfer.inference.recognizer import InferenceSettings, Recognizer
@@ -249,7 +250,7 @@ def predict_live(recognizer: Recognizer, src, folder: Path, *, max_seconds: floa
             builder.add(ev)
             for w in ev.new_windows:
                 latest[w.track_id] = w
-                log(f"{w.end_time:8.2f}s  face #{w.track_id}: {w.label} ({100 * w.confidence:.0f}%)")
+                log(f"{w.end_time:8.2f}s  face #{w.track_id}: {w.label} ({percent(w.confidence, 0, suffix='%')})")
             if ev.frame is None:
                 continue
             faces = [(tid, tb.box.as_array(), None if latest.get(tid) is None else latest[tid].probs, "", None)

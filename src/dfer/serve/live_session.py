@@ -45,10 +45,9 @@ from starlette.concurrency import run_in_threadpool
 
 from dfer.serve.disk import DataDir
 from dfer.serve.jobs import JobStore
-from dfer.serve.live_worker import HEADER, LiveSetup
 from dfer.serve.params import QueuedParams
 from dfer.serve.security import Policy, host_of
-from dfer.serve.spec import ModelSpec
+from dfer.serve.spec import FRAME_HEADER, LiveSetup, ModelSpec
 
 TICKET_TTL_S = 30.0
 MAX_TICKETS = 64  # unused tickets held at once (each a few bytes; the oldest go first)
@@ -144,13 +143,11 @@ class WorkerLink:
     a thread, so the loop never blocks on the pipe), frames go out one at a time."""
 
     def __init__(self, setup: LiveSetup, loop: asyncio.AbstractEventLoop, deliver) -> None:
-        from dfer.serve.live_worker import live_main
-
         ctx = mp.get_context("spawn")  # nothing inherited from the API process
         self.conn, child = ctx.Pipe()
         # Started from the event loop's thread, which lives as long as the server: the worker's
         # PR_SET_PDEATHSIG is tied to the thread that started it.
-        self.proc = ctx.Process(target=live_main, args=(setup, child), name="dfer-live", daemon=True)
+        self.proc = ctx.Process(target=_live_entry, args=(setup, child), name="dfer-live", daemon=True)
         self.proc.start()
         child.close()
         self._loop, self._deliver = loop, deliver
@@ -356,7 +353,7 @@ class BrowserSession:
 
     async def _inbound(self, link: WorkerLink) -> str:
         """Client -> worker: frames (size checked), or a stop. Returns why it ended."""
-        limit = MAX_FRAME_BYTES + HEADER.size
+        limit = MAX_FRAME_BYTES + FRAME_HEADER.size
         while True:
             msg = await self.ws.receive()
             if msg["type"] == "websocket.disconnect":
@@ -437,15 +434,13 @@ class CameraFeed:
 
     def _supervise(self) -> None:
         """Start the worker (from this thread, which lives as long as the service), read it, start it again."""
-        from dfer.serve.live_worker import live_main
-
         ctx, wait = mp.get_context("spawn"), 1.0
         hub = self.hub
         setup = LiveSetup(hub.model, 0.0, hub.max_frame, MAX_FRAME_BYTES, source=hub.source, save=hub.save,
                           parent_pid=os.getpid())
         while not self._stop.is_set():
             conn, child = ctx.Pipe()
-            self._proc = ctx.Process(target=live_main, args=(setup, child), name="dfer-live-camera", daemon=True)
+            self._proc = ctx.Process(target=_live_entry, args=(setup, child), name="dfer-live-camera", daemon=True)
             self._proc.start()
             child.close()
             while True:
@@ -502,6 +497,14 @@ class CameraFeed:
             self._viewers.discard(box)
             for t in tasks:
                 t.cancel()
+
+
+def _live_entry(setup: LiveSetup, conn) -> None:
+    """A spawned live worker's first call: its imports (the recogniser, torch, the runtimes) happen there,
+    never in the API process."""
+    from dfer.serve.live_worker import live_main
+
+    live_main(setup, conn)
 
 
 __all__ = ["LiveHub", "LiveStart", "MAX_FRAME_BYTES", "Outbox", "Tickets", "parse_message"]

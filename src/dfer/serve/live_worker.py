@@ -17,41 +17,36 @@ Messages to the API process are dicts: {"type": "ready" | "frame" | "status" | "
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import struct
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-HEADER = struct.Struct("<Id")  # sequence number, capture time (ms, the client's clock)
+from dfer.data.frame import Frame
+from dfer.data.video import FrameGuard, VideoWriter, open_source
+from dfer.errors import VideoError
+from dfer.inference.live import Mailbox, Stamped, run_live
+from dfer.inference.predict import write_outputs
+from dfer.inference.render import annotate_frame
+from dfer.preprocess import SYNTHETIC_SHORT
+from dfer.serve.disk import publish
+from dfer.serve.probe import SECRET_ENV
+from dfer.serve.spec import FRAME_HEADER, LiveSetup
+from dfer.serve.worker import _die_with_parent, describe
+
 DISPLAY_WIDTH = 640  # camera mode: frames go to the page at most this wide
-
-
-@dataclass(frozen=True)
-class LiveSetup:
-    """What a live worker needs: the model, the frame rate the client sends at, the bounds, where to save."""
-
-    model: Any  # dfer.serve.spec.ModelSpec
-    fps: float
-    max_frame: tuple[int, int]
-    max_bytes: int  # largest JPEG a client may send
-    source: str = ""  # a camera index or stream URL the worker reads itself ("" : frames come through the pipe)
-    save: str = ""  # browser mode: the video file to write; camera mode: the folder of segments
-    idle: float = 10.0  # seconds without a frame before the session ends
-    parent_pid: int = 0
 
 
 def live_main(setup: LiveSetup, conn) -> None:
     """Entry point of a live worker process (spawned)."""
-    from dfer.serve.probe import SECRET_ENV
-    from dfer.serve.worker import _die_with_parent, describe
-
     _die_with_parent(setup.parent_pid)
     os.umask(0o077)
     for name in SECRET_ENV:
@@ -75,8 +70,6 @@ def live_main(setup: LiveSetup, conn) -> None:
 
 def _send(conn, lock: threading.Lock, msg: dict[str, Any], payload: bytes = b"") -> None:
     """One message to the API process: 4-byte length, JSON, then the frame's JPEG (camera mode) if any."""
-    import json
-
     head = json.dumps(msg).encode()
     with lock:
         conn.send_bytes(struct.pack("<I", len(head)) + head + payload)
@@ -84,14 +77,12 @@ def _send(conn, lock: threading.Lock, msg: dict[str, Any], payload: bytes = b"")
 
 def decode_frame(data: bytes, setup: LiveSetup):
     """(seq, capture time, Frame) of a message from the browser; ValueError naming what is wrong."""
-    from dfer.data.frame import Frame
-
-    if len(data) <= HEADER.size:
+    if len(data) <= FRAME_HEADER.size:
         raise ValueError("a frame message too short to hold a frame")
-    if len(data) - HEADER.size > setup.max_bytes:
-        raise ValueError(f"a frame of {len(data) - HEADER.size} bytes, over the limit of {setup.max_bytes} bytes")
-    seq, t = HEADER.unpack_from(data)
-    jpeg = np.frombuffer(data, np.uint8, offset=HEADER.size)
+    if len(data) - FRAME_HEADER.size > setup.max_bytes:
+        raise ValueError(f"a frame of {len(data) - FRAME_HEADER.size} bytes, over the limit of {setup.max_bytes} bytes")
+    seq, t = FRAME_HEADER.unpack_from(data)
+    jpeg = np.frombuffer(data, np.uint8, offset=FRAME_HEADER.size)
     # the size from the JPEG header first: an oversized frame is refused before it is decoded
     head = cv2.imdecode(jpeg, cv2.IMREAD_REDUCED_GRAYSCALE_8)
     if head is None:
@@ -113,9 +104,6 @@ def _browser(rec, setup: LiveSetup, conn, lock: threading.Lock) -> None:
     """Frames from the pipe into the mailbox (a reader thread: it always drains the pipe, so the API
     process never blocks on it), the recogniser on the mailbox, results back. With `save`, every frame
     received is written (by the reader: the video has the client's frame rate, whatever the model skips)."""
-    from dfer.data.video import VideoWriter
-    from dfer.inference.live import Mailbox, Stamped, run_live
-
     mailbox = Mailbox()
     failure: list[str] = []
     writer: list = []
@@ -163,12 +151,13 @@ def _browser(rec, setup: LiveSetup, conn, lock: threading.Lock) -> None:
 def _camera(rec, setup: LiveSetup, conn, lock: threading.Lock) -> None:
     """A camera or stream read here, segment after segment: a drop ends the segment (its outputs written)
     and the stream is opened again after a back-off."""
-    from dfer.errors import VideoError
-
     wait, segment = 1.0, _next_segment(setup.save)
+    if setup.save:  # what a crash left half-written is not a segment
+        for partial in Path(setup.save).glob(".segment-*.partial"):
+            shutil.rmtree(partial, ignore_errors=True)
     while True:
         try:
-            _camera_segment(rec, setup, conn, lock, segment)
+            _Segment(rec, setup, conn, lock, segment).run()
             message = "the stream ended"
         except VideoError as exc:
             message = str(exc)
@@ -186,68 +175,69 @@ def _next_segment(folder: str) -> int:
     return max(done, default=0) + 1
 
 
-def _camera_segment(rec, setup: LiveSetup, conn, lock: threading.Lock, segment: int) -> None:
-    """One connection to the source: frames into the mailbox, results (with the frame as a JPEG) to the
-    viewers, and with a save folder the usual outputs of the segment written when it ends."""
-    from dfer.data.video import FrameGuard, VideoWriter, open_source
-    from dfer.inference.live import Mailbox, Stamped, run_live
-    from dfer.inference.predict import write_outputs
-    from dfer.inference.render import annotate_frame
+class _Segment:
+    """One connection to the source: frames into the mailbox (a reader thread), each result with its frame
+    as a JPEG to the viewers, and with a save folder the usual outputs written into
+    `.segment-NNNN.partial/`, renamed to `segment-NNNN/` once complete (a crash leaves no half segment)."""
 
-    src = open_source(setup.source, guard=FrameGuard(max_frame=setup.max_frame))
-    mailbox = Mailbox()
-    errors: list[BaseException] = []
+    def __init__(self, rec, setup: LiveSetup, conn, lock: threading.Lock, number: int) -> None:
+        self.rec, self.conn, self.lock = rec, conn, lock
+        self.src = open_source(setup.source, guard=FrameGuard(max_frame=setup.max_frame))
+        self.mailbox, self.errors = Mailbox(), []
+        save = Path(setup.save) if setup.save else None
+        self.partial = save / f".segment-{number:04d}.partial" if save else None
+        self.final = save / f"segment-{number:04d}" if save else None
+        self.builder = rec.result_builder(self.src) if save else None
+        self.writer: VideoWriter | None = None
+        self.latest: dict[int, Any] = {}  # each track's latest window
+        self.band = SYNTHETIC_SHORT if rec.model_info.get("warning") else ""
 
-    paced = src.kind in ("file", "folder")  # a file plays at its frame rate, as a camera would deliver it
-    t0 = time.monotonic()
-
-    def read() -> None:
+    def read(self) -> None:
+        paced = self.src.kind in ("file", "folder")  # a file plays at its frame rate, as a camera delivers
+        t0 = time.monotonic()
         try:
-            for seq, frame in enumerate(src.decoded()):
+            for seq, frame in enumerate(self.src.decoded()):
                 if paced:
-                    time.sleep(max(0.0, t0 + seq / src.fps - time.monotonic()))
-                mailbox.put(Stamped(seq, time.time() * 1000, frame))
-        except BaseException as exc:  # noqa: BLE001 - raised again in the segment's thread below
-            errors.append(exc)
+                    time.sleep(max(0.0, t0 + seq / self.src.fps - time.monotonic()))
+                self.mailbox.put(Stamped(seq, time.time() * 1000, frame))
+        except BaseException as exc:  # noqa: BLE001 - raised again in the segment's thread (run)
+            self.errors.append(exc)
         finally:
-            mailbox.close()
+            self.mailbox.close()
 
-    threading.Thread(target=read, name="dfer-live-camera", daemon=True).start()
-    folder = Path(setup.save) / f"segment-{segment:04d}" if setup.save else None
-    builder = rec.result_builder(src) if folder else None
-    writer: list = []
-    latest: dict[int, Any] = {}
-
-    def emit(lf, frame) -> None:
+    def emit(self, lf, frame: Frame) -> None:
         scale = min(1.0, DISPLAY_WIDTH / frame.width)
         rgb = frame.rgb()
-        small = rgb if scale == 1.0 else cv2.resize(rgb, (round(frame.width * scale), round(frame.height * scale)),
-                                                   interpolation=cv2.INTER_AREA)
-        jpeg = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 75])[1].tobytes()
-        _send(conn, lock, lf.to_dict(), jpeg)
-        if folder is not None:
-            if not writer:
-                writer.append(VideoWriter(folder / "annotated.mp4", src.fps, frame.width, frame.height))
-            faces = [(f.track, f.box, None if latest.get(f.track) is None else latest[f.track].probs, f.person, None)
+        if scale < 1.0:
+            rgb = cv2.resize(rgb, (round(frame.width * scale), round(frame.height * scale)), interpolation=cv2.INTER_AREA)
+        jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 75])[1]
+        _send(self.conn, self.lock, lf.to_dict(), jpeg.tobytes())
+        if self.partial is not None:  # the annotated video as it goes (the frame is not used after this)
+            if self.writer is None:
+                self.writer = VideoWriter(self.partial / "annotated.mp4", self.src.fps, frame.width, frame.height)
+            faces = [(f.track, f.box, self.latest[f.track].probs if f.track in self.latest else None, f.person, None)
                      for f in lf.faces]
-            annotate_frame(frame, faces, rec.class_names)
-            writer[0].write(frame)
+            annotate_frame(frame, faces, self.rec.class_names, warning=self.band)
+            self.writer.write(frame)
 
-    def on_event(ev) -> None:
-        if builder is not None:
-            builder.add(ev)
+    def on_event(self, ev) -> None:
+        if self.builder is not None:
+            self.builder.add(ev)
         for w in ev.new_windows:
-            latest[w.track_id] = w
+            self.latest[w.track_id] = w
 
-    try:
-        run_live(rec, mailbox, src.fps, emit, idle=30.0, on_event=on_event)
-    finally:
-        if writer:
-            writer[0].close()
-        if builder is not None and builder.result.num_frames:
-            write_outputs(builder.finish(), folder)
-    if errors:
-        raise errors[0]
+    def run(self) -> None:
+        threading.Thread(target=self.read, name="dfer-live-camera", daemon=True).start()
+        try:
+            run_live(self.rec, self.mailbox, self.src.fps, self.emit, idle=30.0, on_event=self.on_event)
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+            if self.builder is not None and self.builder.result.num_frames:
+                write_outputs(self.builder.finish(), self.partial)
+                publish(self.partial, self.final)
+        if self.errors:
+            raise self.errors[0]
 
 
-__all__ = ["HEADER", "LiveSetup", "decode_frame", "live_main"]
+__all__ = ["decode_frame", "live_main"]

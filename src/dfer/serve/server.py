@@ -12,6 +12,7 @@ from dfer.scale import RayOptions
 from dfer.serve.app import create_app
 from dfer.serve.config import ServeConfig
 from dfer.serve.connections import default_max_connections, guarded_protocol
+from dfer.serve.live_session import MAX_FRAME_BYTES
 from dfer.serve.security import is_loopback
 from dfer.serve.spec import ModelSpec
 
@@ -111,8 +112,6 @@ def check_port(host: str, port: int) -> None:
 def uvicorn_config(app, config: ServeConfig, port: int):
     """uvicorn's settings for the service: h11 with the connection limits of dfer.serve.connections."""
     import uvicorn
-
-    from dfer.serve.live_session import MAX_FRAME_BYTES
 
     limit = config.max_connections or default_max_connections()
     return uvicorn.Config(app, host=config.host, port=port, log_level="warning", access_log=False,

@@ -5,6 +5,7 @@ Light on purpose (no torch, no runtimes): the API process builds these and never
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,3 +41,20 @@ class WorkerSetup:
     parent_pid: int = 0  # the server: the worker ends when it does
     database: Path | None = None  # the job database when it is not DATA/jobs.sqlite (a --shared-dir service)
     max_frame: tuple[int, int] | None = None  # every decoded frame of an upload is checked against it (--max-frame)
+
+
+FRAME_HEADER = struct.Struct("<Id")  # a live frame's sequence number and capture time (ms, the client's clock)
+
+
+@dataclass(frozen=True)
+class LiveSetup:
+    """What a live worker needs: the model, the frame rate the client sends at, the bounds, where to save."""
+
+    model: ModelSpec
+    fps: float
+    max_frame: tuple[int, int]
+    max_bytes: int  # largest JPEG a client may send
+    source: str = ""  # a camera index or stream URL the worker reads itself ("": frames come through the pipe)
+    save: str = ""  # browser mode: the video file to write; camera mode: the folder of segments
+    idle: float = 10.0  # seconds without a frame before the session ends
+    parent_pid: int = 0
