@@ -97,6 +97,14 @@ def test_tiny_demo_end_to_end(tmp_path):
     assert (pred / "annotated.mp4").is_file() and (pred / "timeline.png").is_file()
     assert any(line.startswith("report:") for line in lines)
     assert lines[-1].startswith("serve it:     dfer serve --checkpoint ") and "best.pt" in lines[-1]
+    # the model to use is the fold with the best validation WAR, linked as OUT/best.pt; the test never decides
+    vals = {}
+    for k in ("1", "2"):
+        val = json.loads((out / "cv" / f"fold_{k}" / "metrics.json").read_text())["selected"]["val"] or {}
+        vals[k] = val.get("val_war", val.get("war"))
+    best = max(vals, key=lambda k: (vals[k], -int(k)))
+    assert (out / "best.pt").resolve() == (out / "cv" / f"fold_{best}" / "best.pt").resolve()
+    assert saved["model"]["fold"] == best
     # a rerun resumes every stage instead of starting over: nothing made before is made again
     made = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.suffix in (".mp4", ".npy", ".pt")}
     again = run_demo(tmp_path / "demo", s, progress=False, log=lambda _: None)
