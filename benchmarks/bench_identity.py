@@ -8,8 +8,9 @@ Videos built here, each with its truth (where the cuts are, who is in each shot)
 - archive (with --faces DIR: one sub-folder of photos per person): real faces of up to 10 people, each
   shot one photo with the face moved to the same place at the same size (same framing), a slow zoom
   and sensor noise, 40 shots of 2.5 s, grey, and the same darkened: the footage of a lab archive;
-- swap: two people of the archive (or the two media faces) in the same framing joined by a dissolve of
-  half a second, no hard cut: the case the in-track identity check is for.
+- swap: two people of the archive (or the two media faces) in the same framing, 12 s each (longer than the
+  check's period), joined by a dissolve of half a second, no hard cut: the case the in-track identity
+  check is for.
 For each: cuts found / true (within a frame), tracks crossing a true cut, ids per person (how many P
 numbers one true person got), impure ids (a P number over two people), identity splits; the check's
 descriptors and seconds per track; and on the 60 s colour video the whole analysis with the identity
@@ -37,6 +38,7 @@ from dfer.data.video import IMAGE_EXTS  # noqa: E402
 from dfer.doctor import cpu  # noqa: E402
 from dfer.files import atomic_write_json  # noqa: E402
 from dfer.inference import InferenceSettings, Recognizer  # noqa: E402
+from dfer.inference.identity import PERIOD  # noqa: E402
 
 FPS = 25
 
@@ -54,10 +56,17 @@ def media_shots(media: Path, seconds: float = 60.0, shot: float = 3.0) -> tuple[
         start = (17 * k) % len(src)
         if frames:
             cuts.append(len(frames))
-        frames += [src[(start + i) % len(src)] for i in range(per)]
+        frames += [src[_bounce(start + i, len(src))] for i in range(per)]
         who.append(name)
         k += 1
     return frames, cuts, who
+
+
+def _bounce(i: int, n: int) -> int:
+    """Frame i of a clip of n frames played forward and back: a shot longer than its clip has no jump in it
+    (a loop's jump back to the first frame would be a real cut the truth does not list)."""
+    i %= max(1, 2 * n - 2)
+    return i if i < n else 2 * n - 2 - i
 
 
 def _framed(photo: np.ndarray, detector: DlibDetector, size: tuple[int, int]) -> np.ndarray | None:
@@ -88,7 +97,7 @@ def _shot(still: np.ndarray, n: int, rng: np.random.Generator) -> list[np.ndarra
 
 
 def archive(faces: Path, people: int = 10, shots: int = 40, shot: float = 2.5,
-            size: tuple[int, int] = (320, 240)) -> tuple[list, list[int], list[str]]:
+            size: tuple[int, int] = (320, 240)) -> tuple[list, list[int], list[str], dict[str, list[np.ndarray]]]:
     """Same-framing shots of real faces, one photo each, consecutive shots never the same person."""
     detector = DlibDetector(detect_size=800, upsample=1)
     stills: dict[str, list[np.ndarray]] = {}
@@ -110,7 +119,7 @@ def archive(faces: Path, people: int = 10, shots: int = 40, shot: float = 2.5,
             cuts.append(len(frames))
         frames += _shot(stills[name][k % len(stills[name])], int(shot * FPS), rng)
         who.append(name)
-    return frames, cuts, who
+    return frames, cuts, who, stills
 
 
 def grey(frames):
@@ -123,8 +132,7 @@ def dark(frames, k: float = 0.25):
 
 def swap(first: list, second: list, blend: int = 12) -> tuple[list, list[int], list[str]]:
     """Two shots joined by a dissolve of `blend` frames: no hard cut, the person changes."""
-    n = min(len(first), len(second), 75)
-    a, b = first[:n], second[:n]
+    a, b = first, second
     mix = [cv2.addWeighted(a[-1], 1 - (i + 1) / (blend + 1), b[0], (i + 1) / (blend + 1), 0) for i in range(blend)]
     return a + mix + b, [], ["first", "second"]
 
@@ -169,7 +177,7 @@ def main() -> None:
     variants = {"media_colour": frames, "media_grey": grey(frames), "media_dark": dark(frames),
                 "media_grey_dark": dark(grey(frames))}
     if args.faces:
-        a_frames, a_cuts, a_who = archive(Path(args.faces))
+        a_frames, a_cuts, a_who, stills = archive(Path(args.faces))
         variants["archive_grey"] = grey(a_frames)
         variants["archive_grey_dark"] = dark(grey(a_frames), 0.35)
     for name, fr in variants.items():
@@ -177,10 +185,14 @@ def main() -> None:
         truth = (a_cuts, a_who) if name.startswith("archive") else (cuts, who)
         res[name] = evaluate(rec, video, *truth)
     # the identity check: a swap with no cut, and what the check costs
+    # Each side of the swap lasts longer than the check's period (PERIOD, 10 s): the face is checked after it.
+    n = int((PERIOD + 2) * FPS)
     if args.faces:
-        first, second = a_frames[: int(2.5 * FPS)], a_frames[int(2.5 * FPS) : int(5 * FPS)]
+        rng = np.random.default_rng(1)
+        a, b = sorted(stills)[:2]
+        first, second = _shot(stills[a][0], n, rng), _shot(stills[b][0], n, rng)
     else:
-        first, second = frames[: 3 * FPS], frames[3 * FPS : 6 * FPS]
+        first, second = [frames[_bounce(i, 3 * FPS)] for i in range(n)], [frames[3 * FPS + _bounce(i, 3 * FPS)] for i in range(n)]
     joined, _, _ = swap(grey(first), grey(second))
     video = write_video(tmp / "swap.mp4", joined, fps=FPS)
     with_check = rec.predict_video(video)
