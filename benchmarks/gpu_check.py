@@ -81,7 +81,9 @@ def predict(tmp: Path, cuda: bool, seconds: int) -> dict:
     if not ckpt.is_file():
         ckpt = tmp / "cv" / "fold_1" / "last.pt"
     wall = run([sys.executable, "-m", "dfer.cli", "predict", str(video), "--checkpoint", str(ckpt), "--out",
-                str(tmp / "pred"), "--quiet", "--detector", "dlib", "--device", "cuda" if cuda else "cpu"])
+                str(tmp / "pred"), "--quiet", "--detector", "dlib", "--device", "cuda" if cuda else "cpu",
+                # on a GPU `auto` is PyTorch on CUDA; the CPU smoke run skips auto's conversion to OpenVINO
+                *([] if cuda else ["--backend", "torch"])])
     summary = json.loads((tmp / "pred" / "talk" / "summary.json").read_text())
     return {"video_s": seconds, "wall_s": round(wall, 1), "realtime_factor_whole_command": round(seconds / wall, 2),
             "realtime_factor_analysis": summary["realtime_factor"], "backend": summary["settings"]["backend"]}
