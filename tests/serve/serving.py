@@ -1,5 +1,7 @@
-"""What the service's tests share: the artifacts a job writes, a free port, submitting and waiting for a job."""
+"""What the service's tests share: the artifacts a job writes, a free port, submitting and waiting for a job,
+Debian's chromium and waiting on a page."""
 
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -8,6 +10,19 @@ from dfer.inference.people import available as people_available
 
 ARTIFACTS = ["predictions.csv", "tracks.csv", "summary.json", "timeline.png", "annotated.mp4", "episodes.csv",
              "people.csv"] + (["people.jpg"] if people_available() else [])  # one face per person
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")  # driven by Playwright (its own download is blocked)
+
+
+def poll_page(page, expression: str, timeout: float = 30.0, show: str = "") -> None:
+    """Wait until `expression` is true in the page; on a timeout, say what the element `show` (a CSS
+    selector) reads."""
+    t0 = time.time()
+    while not page.evaluate(expression):
+        if time.time() - t0 > timeout:
+            raise AssertionError(f"timed out waiting for {expression}" + (f": {page.inner_text(show)}" if show else ""))
+        time.sleep(0.1)
 
 
 def free_port() -> int:

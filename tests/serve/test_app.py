@@ -13,7 +13,7 @@ import httpx
 import psutil
 import pytest
 from fastapi.testclient import TestClient
-from serving import ARTIFACTS, free_port, submit, wait_done
+from serving import ARTIFACTS, CHROMIUM, free_port, poll_page, submit, wait_done
 
 from conftest import wait_healthy
 from dfer.inference.colours import class_colours
@@ -240,17 +240,6 @@ def test_every_job_survives_a_server_killed_mid_job(ckpt, tmp_path):
     assert "workers stopped" in out and "Traceback" not in out
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def _poll(page, expression: str, timeout: float = 30.0) -> None:
-    t0 = time.time()
-    while not page.evaluate(expression):
-        if time.time() - t0 > timeout:
-            raise AssertionError(f"timed out waiting for {expression}")
-        time.sleep(0.1)
-
-
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 def test_web_page_in_a_real_browser(ckpt, video, tmp_path):
     playwright = pytest.importorskip("playwright.sync_api")
@@ -268,9 +257,9 @@ def test_web_page_in_a_real_browser(ckpt, video, tmp_path):
             page.set_input_files("#file", str(video))
             page.wait_for_selector("#result", state="visible", timeout=90_000)
             # polled from here: wait_for_function evaluates strings in the page, which the CSP forbids (no eval)
-            _poll(page, "document.getElementById('video').readyState >= 2")
+            poll_page(page, "document.getElementById('video').readyState >= 2")
             page.evaluate("document.getElementById('video').play()")
-            _poll(page, "document.getElementById('video').currentTime > 0.3")
+            poll_page(page, "document.getElementById('video').currentTime > 0.3")
             src = page.evaluate("document.getElementById('video').src")
             assert "sig=" in src and "token" not in src  # played through a signed link
             assert page.evaluate("current.classes") == ["right", "left", "still"]

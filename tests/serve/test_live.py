@@ -3,7 +3,6 @@ a fake camera, and `dfer live` reading a video file as its camera."""
 
 import asyncio
 import json
-import shutil
 import signal
 import socket
 import struct
@@ -17,15 +16,13 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from serving import free_port, wait_done, wait_for
+from serving import CHROMIUM, free_port, poll_page, wait_done, wait_for
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from conftest import MEDIA, wait_healthy
 from dfer.serve.live_session import KEEP_RESULTS, Outbox, Tickets
 from synthetic import face_frames
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def _jpeg(rgb: np.ndarray) -> bytes:
@@ -278,12 +275,8 @@ def _camera_frames() -> list[np.ndarray]:
     return face_frames(30, (160, 120))
 
 
-def _poll(page, expression: str, timeout: float = 60.0):
-    t0 = time.time()
-    while not page.evaluate(expression):
-        if time.time() - t0 > timeout:
-            raise AssertionError(f"timed out waiting for {expression}: {page.inner_text('#live')}")
-        time.sleep(0.1)
+def _poll(page, expression: str) -> None:
+    poll_page(page, expression, timeout=60.0, show="#live")
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
